@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {Governed} from "./governance/Governed.sol";
+import {IEpochSchedule} from "./interfaces/IEpochSchedule.sol";
+import {IRewardPool} from "./interfaces/IRewardPool.sol";
+
+/// @title RewardPool
+/// @notice Holds epoch pools and pays servers by pull. See IRewardPool.
+/// @dev Invariant: balance == sum over epochs of (funded + slashed + rolledIn - claimed - rolled out).
+contract RewardPool is IRewardPool, Governed, ReentrancyGuard {
+    /// @notice May deposit slashed stake: the server registry.
+    bytes32 public constant DEPOSITOR_ROLE = keccak256("DEPOSITOR_ROLE");
+    /// @notice May record reward weights: the trust-scoring contract.
+    bytes32 public constant SCORER_ROLE = keccak256("SCORER_ROLE");
+
+    uint256 public totalFunded;
+    uint256 public totalSlashed;
+    uint256 public totalPaid;
+
+    mapping(uint256 => EpochPool) private _pools;
+    mapping(uint256 => mapping(address => uint256)) private _weights;
+    mapping(uint256 => mapping(address => bool)) private _claimed;
+
+    constructor(address governor, IEpochSchedule schedule_) Governed(governor, schedule_) {}
+
+    /// @inheritdoc IRewardPool
+    function fundEpoch(uint256 epoch) external payable whenNotPaused {
+        if (msg.value == 0) revert ZeroAmount();
+        uint256 current = _currentEpoch();
+        if (epoch < current) revert EpochClosed(epoch, current);
+        _pools[epoch].funded += msg.value;
+        totalFunded += msg.value;
+        emit EpochFunded(epoch, msg.sender, msg.value);
+    }
+
+    /// @inheritdoc IRewardPool
+    function depositSlashed(uint256 epoch, address server) external payable onlyRole(DEPOSITOR_ROLE) {
+        _pools[epoch].slashed += msg.value;
+        totalSlashed += msg.value;
+        emit SlashDeposited(epoch, server, msg.value);
+    }
+
+    /// @inheritdoc IRewardPool
+    function recordWeight(uint256 epoch, address server, uint256 weight) external onlyRole(SCORER_ROLE) {
+        _requirePhase(epoch, IEpochSchedule.Phase.Finalize);
+        if (_weights[epoch][server] != 0) revert WeightAlreadyRecorded(epoch, server);
+        _weights[epoch][server] = weight;
+        _pools[epoch].totalWeight += weight;
+        emit RewardWeightRecorded(epoch, server, weight);
+    }
+
+    /// @inheritdoc IRewardPool
+    function claimRewards(uint256[] calldata epochs) external nonReentrant whenNotPaused returns (uint256 amount) {
+        for (uint256 i = 0; i < epochs.length; ++i) {
+            uint256 epoch = epochs[i];
+            _requirePhase(epoch, IEpochSchedule.Phase.Settled);
+            if (_claimed[epoch][msg.sender]) revert AlreadyClaimed(epoch, msg.sender);
+            uint256 share = shareOf(epoch, msg.sender);
+            if (share == 0) continue;
+            _claimed[epoch][msg.sender] = true;
+            _pools[epoch].claimed += share;
+            amount += share;
+            emit RewardsClaimed(msg.sender, epoch, share);
+        }
+        if (amount == 0) revert NothingToClaim();
+        totalPaid += amount;
+        (bool ok,) = msg.sender.call{value: amount}("");
+        if (!ok) revert TransferFailed();
+    }
+
+    /// @inheritdoc IRewardPool
+    function rollOver(uint256 epoch) external whenNotPaused {
+        _requirePhase(epoch, IEpochSchedule.Phase.Settled);
+        EpochPool storage p = _pools[epoch];
+        uint256 amount = p.funded + p.slashed + p.rolledIn;
+        if (p.totalWeight != 0 || p.rolledOut || amount == 0) revert NotRollable(epoch);
+        uint256 target = _currentEpoch();
+        p.rolledOut = true;
+        _pools[target].rolledIn += amount;
+        emit PoolRolledOver(epoch, target, amount);
+    }
+
+    // ---------------------------------------------------------------- views
+
+    function epochPool(uint256 epoch) external view returns (EpochPool memory) {
+        return _pools[epoch];
+    }
+
+    function poolSize(uint256 epoch) public view returns (uint256) {
+        EpochPool storage p = _pools[epoch];
+        return p.funded + p.slashed + p.rolledIn;
+    }
+
+    function rewardWeight(uint256 epoch, address server) external view returns (uint256) {
+        return _weights[epoch][server];
+    }
+
+    function hasClaimed(uint256 epoch, address server) external view returns (bool) {
+        return _claimed[epoch][server];
+    }
+
+    function shareOf(uint256 epoch, address server) public view returns (uint256) {
+        uint256 total = _pools[epoch].totalWeight;
+        if (total == 0) return 0;
+        return poolSize(epoch) * _weights[epoch][server] / total;
+    }
+
+    function pendingRewards(address server, uint256[] calldata epochs) external view returns (uint256 amount) {
+        for (uint256 i = 0; i < epochs.length; ++i) {
+            uint256 epoch = epochs[i];
+            if (_claimed[epoch][server] || schedule.phase(epoch) != IEpochSchedule.Phase.Settled) continue;
+            amount += shareOf(epoch, server);
+        }
+    }
+}

@@ -1,0 +1,310 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {Governed} from "./governance/Governed.sol";
+import {IEpochSchedule} from "./interfaces/IEpochSchedule.sol";
+import {IServerRegistry} from "./interfaces/IServerRegistry.sol";
+import {IRewardPool} from "./interfaces/IRewardPool.sol";
+import {LayerCounts} from "./libraries/LayerCounts.sol";
+
+/// @title ServerRegistry
+/// @notice Stake, layer spans and status of every server. See IServerRegistry.
+/// @dev Per-layer coverage and max(l) are kept incrementally, so no state-changing call loops over servers;
+/// the loops that remain are bounded by the model's layer count.
+contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
+    using LayerCounts for LayerCounts.Counts;
+
+    /// @notice May slash and deactivate: the trust-scoring contract.
+    bytes32 public constant SLASHER_ROLE = keccak256("SLASHER_ROLE");
+    uint256 public constant MAX_MODEL_LAYERS = 1024;
+    uint256 public constant MAX_ENDPOINT_LENGTH = 256;
+    uint256 public constant MAX_WEIGHT = 100e18;
+    uint256 public constant MAX_UNBONDING_PERIOD = 365 days;
+    uint256 private constant ONE = 1e18;
+
+    uint256 public immutable NUM_LAYERS;
+    IRewardPool public immutable rewardPool;
+
+    uint256 public minStake;
+    uint256 public unbondingPeriod;
+    uint256 public slashFraction;
+    uint256 public totalBonded;
+    uint256 public totalUnbonding;
+    uint256 public maxActiveSpan;
+
+    mapping(address => Server) private _servers;
+    address[] private _serverList;
+    LayerCounts.Counts private _coverage;
+    LayerCounts.Counts private _spanCounts;
+
+    constructor(
+        address governor,
+        IEpochSchedule schedule_,
+        IRewardPool rewardPool_,
+        uint256 numLayers,
+        uint256 minStake_,
+        uint256 unbondingPeriod_,
+        uint256 slashFraction_
+    ) Governed(governor, schedule_) {
+        if (numLayers == 0 || numLayers > MAX_MODEL_LAYERS) revert InvalidSpan(0, 0, numLayers);
+        NUM_LAYERS = numLayers;
+        rewardPool = rewardPool_;
+        _setMinStake(minStake_);
+        _setUnbondingPeriod(unbondingPeriod_);
+        _setSlashFraction(slashFraction_);
+    }
+
+    // ---------------------------------------------------------------- servers
+
+    /// @inheritdoc IServerRegistry
+    function register(string calldata endpoint, uint256 firstLayer, uint256 numLayers)
+        external
+        payable
+        whenNotPaused
+    {
+        Server storage s = _servers[msg.sender];
+        if (s.status != Status.None) revert AlreadyRegistered(msg.sender);
+        if (msg.value < minStake) revert InsufficientStake(msg.value, minStake);
+        _checkSpan(endpoint, firstLayer, numLayers);
+
+        uint256 epoch = _currentEpoch();
+        s.endpoint = endpoint;
+        s.firstLayer = uint16(firstLayer);
+        s.numLayers = uint16(numLayers);
+        s.registeredEpoch = uint32(epoch);
+        s.stake = uint128(msg.value);
+        s.weight = ONE;
+        totalBonded += msg.value;
+        _serverList.push(msg.sender);
+
+        emit ServerRegistered(msg.sender, endpoint, firstLayer, numLayers, msg.value);
+        _setStatus(msg.sender, s, Status.Active, epoch);
+    }
+
+    /// @inheritdoc IServerRegistry
+    function addStake() external payable whenNotPaused {
+        if (msg.value == 0) revert ZeroAmount();
+        Server storage s = _registered(msg.sender);
+        if (s.status == Status.Deactivated) revert ServerIsDeactivated(msg.sender);
+        s.stake += uint128(msg.value);
+        totalBonded += msg.value;
+        emit StakeAdded(msg.sender, msg.value, s.stake);
+        if (s.status == Status.Inactive && s.stake >= minStake) {
+            // Paid again only from the next full epoch: it was inactive during part of this one.
+            _setStatus(msg.sender, s, Status.Active, _currentEpoch() + 1);
+        }
+    }
+
+    /// @inheritdoc IServerRegistry
+    function updateServer(string calldata endpoint, uint256 firstLayer, uint256 numLayers) external whenNotPaused {
+        Server storage s = _registered(msg.sender);
+        if (s.status == Status.Deactivated) revert ServerIsDeactivated(msg.sender);
+        _checkSpan(endpoint, firstLayer, numLayers);
+        bool active = s.status == Status.Active;
+        if (active) _count(s, false);
+        s.endpoint = endpoint;
+        s.firstLayer = uint16(firstLayer);
+        s.numLayers = uint16(numLayers);
+        if (active) _count(s, true);
+        emit ServerUpdated(msg.sender, endpoint, firstLayer, numLayers);
+    }
+
+    /// @inheritdoc IServerRegistry
+    function requestUnstake(uint256 amount) external whenNotPaused {
+        Server storage s = _registered(msg.sender);
+        if (amount == 0) revert ZeroAmount();
+        if (amount > s.stake) revert AmountExceedsStake(amount, s.stake);
+        s.stake -= uint128(amount);
+        s.unbonding += uint128(amount);
+        s.unlockTime = uint64(block.timestamp + unbondingPeriod);
+        totalBonded -= amount;
+        totalUnbonding += amount;
+        emit UnstakeRequested(msg.sender, amount, s.unbonding, s.unlockTime);
+        if (s.status == Status.Active && s.stake < minStake) {
+            _setStatus(msg.sender, s, Status.Inactive, _currentEpoch());
+        }
+    }
+
+    /// @inheritdoc IServerRegistry
+    function withdraw() external nonReentrant whenNotPaused {
+        Server storage s = _registered(msg.sender);
+        uint256 amount = s.unbonding;
+        if (amount == 0) revert NothingToWithdraw();
+        if (block.timestamp < s.unlockTime) revert StillUnbonding(s.unlockTime);
+        s.unbonding = 0;
+        totalUnbonding -= amount;
+        emit Withdrawn(msg.sender, amount);
+        (bool ok,) = msg.sender.call{value: amount}("");
+        if (!ok) revert TransferFailed();
+    }
+
+    /// @inheritdoc IServerRegistry
+    function slash(address server, uint256 epoch)
+        external
+        onlyRole(SLASHER_ROLE)
+        nonReentrant
+        returns (uint256 amount)
+    {
+        Server storage s = _registered(server);
+        if (s.status == Status.Deactivated) revert ServerIsDeactivated(server);
+        uint256 stake = s.stake;
+        uint256 unbonding = s.unbonding;
+        amount = (stake + unbonding) * slashFraction / ONE;
+        uint256 fromStake = amount < stake ? amount : stake;
+        uint256 fromUnbonding = amount - fromStake;
+
+        s.stake = uint128(stake - fromStake);
+        s.unbonding = uint128(unbonding - fromUnbonding);
+        s.timesSlashed += 1;
+        s.totalSlashed += uint128(amount);
+        totalBonded -= fromStake;
+        totalUnbonding -= fromUnbonding;
+        _setStatus(server, s, Status.Deactivated, epoch);
+        emit Slashed(server, epoch, amount, s.stake, s.unbonding);
+
+        if (amount > 0) rewardPool.depositSlashed{value: amount}(epoch, server);
+    }
+
+    // ---------------------------------------------------------------- governance
+
+    /// @inheritdoc IServerRegistry
+    function setWeight(address server, uint256 weight) external onlyRole(GOVERNOR_ROLE) {
+        Server storage s = _registered(server);
+        if (weight == 0 || weight > MAX_WEIGHT) revert ParameterOutOfBounds("weight", weight, 1, MAX_WEIGHT);
+        s.weight = weight;
+        emit WeightSet(server, weight);
+    }
+
+    /// @inheritdoc IServerRegistry
+    function setMinStake(uint256 value) external onlyRole(GOVERNOR_ROLE) {
+        _setMinStake(value);
+    }
+
+    /// @inheritdoc IServerRegistry
+    function setUnbondingPeriod(uint256 value) external onlyRole(GOVERNOR_ROLE) {
+        _setUnbondingPeriod(value);
+    }
+
+    /// @inheritdoc IServerRegistry
+    function setSlashFraction(uint256 value) external onlyRole(GOVERNOR_ROLE) {
+        _setSlashFraction(value);
+    }
+
+    function _setMinStake(uint256 value) private {
+        _checkBounds("minStake", value, 1, type(uint128).max);
+        minStake = value;
+    }
+
+    /// @dev Unbonding must outlast an epoch and all of its windows, so stake stays slashable for misbehaviour
+    /// in the epoch during which its unbonding was requested.
+    function _setUnbondingPeriod(uint256 value) private {
+        uint256 floor = schedule.EPOCH_LENGTH() + schedule.settlementDelay() + 1;
+        _checkBounds("unbondingPeriod", value, floor, MAX_UNBONDING_PERIOD);
+        unbondingPeriod = value;
+    }
+
+    function _setSlashFraction(uint256 value) private {
+        _checkBounds("slashFraction", value, 0, ONE);
+        slashFraction = value;
+    }
+
+    // ---------------------------------------------------------------- views
+
+    function getServer(address server) external view returns (Server memory) {
+        return _servers[server];
+    }
+
+    function scoringInfo(address server)
+        external
+        view
+        returns (
+            Status status,
+            uint256 registeredEpoch,
+            uint256 activeSince,
+            uint256 firstLayer,
+            uint256 numLayers,
+            uint256 weight
+        )
+    {
+        Server storage s = _servers[server];
+        return (s.status, s.registeredEpoch, s.activeSince, s.firstLayer, s.numLayers, s.weight);
+    }
+
+    function isActive(address server) external view returns (bool) {
+        return _servers[server].status == Status.Active;
+    }
+
+    function serverCount() external view returns (uint256) {
+        return _serverList.length;
+    }
+
+    function serverList() external view returns (address[] memory) {
+        return _serverList;
+    }
+
+    function getServers(uint256 offset, uint256 limit)
+        external
+        view
+        returns (address[] memory addrs, Server[] memory records)
+    {
+        uint256 total = _serverList.length;
+        uint256 end = offset + limit > total ? total : offset + limit;
+        uint256 n = end > offset ? end - offset : 0;
+        addrs = new address[](n);
+        records = new Server[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            addrs[i] = _serverList[offset + i];
+            records[i] = _servers[addrs[i]];
+        }
+    }
+
+    function coverage() external view returns (uint256[] memory counts) {
+        counts = new uint256[](NUM_LAYERS);
+        for (uint256 i = 0; i < NUM_LAYERS; ++i) {
+            counts[i] = _coverage.get(i);
+        }
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    function _registered(address server) private view returns (Server storage s) {
+        s = _servers[server];
+        if (s.status == Status.None) revert NotRegistered(server);
+    }
+
+    function _checkSpan(string calldata endpoint, uint256 firstLayer, uint256 numLayers) private view {
+        if (bytes(endpoint).length == 0 || bytes(endpoint).length > MAX_ENDPOINT_LENGTH) revert InvalidEndpoint();
+        if (numLayers == 0 || firstLayer + numLayers > NUM_LAYERS) {
+            revert InvalidSpan(firstLayer, numLayers, NUM_LAYERS);
+        }
+    }
+
+    /// @dev The one place where status changes: it keeps coverage and max(l) in step with the Active set.
+    /// `epoch` is the epoch reported in the event; on activation it is also the first epoch paid.
+    function _setStatus(address server, Server storage s, Status to, uint256 epoch) private {
+        Status from = s.status;
+        if (from == Status.Active) _count(s, false);
+        if (to == Status.Active) {
+            _count(s, true);
+            s.activeSince = uint32(epoch);
+        }
+        s.status = to;
+        emit StatusChanged(server, from, to, epoch);
+    }
+
+    /// @dev Adds the server's span to (or removes it from) the per-layer coverage and the span-length counts,
+    /// then restores max(l). The scan down from the old maximum is bounded by the model's layer count.
+    function _count(Server storage s, bool add) private {
+        uint256 span = s.numLayers;
+        _coverage.step(s.firstLayer, span, add);
+        _spanCounts.step(span, 1, add);
+        if (add) {
+            if (span > maxActiveSpan) maxActiveSpan = span;
+        } else if (span == maxActiveSpan) {
+            uint256 m = span;
+            while (m > 0 && _spanCounts.get(m) == 0) --m;
+            maxActiveSpan = m;
+        }
+    }
+}

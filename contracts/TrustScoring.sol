@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {Governed} from "./governance/Governed.sol";
+import {IEpochSchedule} from "./interfaces/IEpochSchedule.sol";
+import {IServerRegistry} from "./interfaces/IServerRegistry.sol";
+import {IWorkLedger} from "./interfaces/IWorkLedger.sol";
+import {IRewardPool} from "./interfaces/IRewardPool.sol";
+import {ITrustScoring} from "./interfaces/ITrustScoring.sol";
+import {Median} from "./libraries/Median.sol";
+
+/// @title TrustScoring
+/// @notice Verifier commit and reveal, then eq. 3 and eq. 4 per server. See ITrustScoring.
+contract TrustScoring is ITrustScoring, Governed {
+    /// @notice Verifiers; servers answer openings only to holders of this role.
+    bytes32 public constant VERIFIER_ROLE = keccak256("VERIFIER_ROLE");
+    /// @notice At most this many verifiers commit per epoch, which bounds the median's cost per server.
+    uint256 public constant MAX_VERIFIERS = 32;
+    uint256 public constant MAX_IMMUNITY_EPOCHS = 1000;
+    uint256 private constant ONE = 1e18;
+
+    IServerRegistry public immutable registry;
+    IWorkLedger public immutable ledger;
+    IRewardPool public immutable rewardPool;
+
+    uint256 public theta;
+    uint256 public minVerifiers;
+    uint256 public immunityEpochs;
+
+    struct VerifierCommit {
+        bytes32 commitment;
+        bool revealed;
+    }
+
+    mapping(uint256 => mapping(address => VerifierCommit)) private _commits;
+    mapping(uint256 => uint256) private _committers;
+    mapping(uint256 => mapping(address => uint64[])) private _reveals;
+    mapping(uint256 => mapping(address => Score)) private _scores;
+    mapping(address => uint256) private _lastScored;
+
+    constructor(
+        address governor,
+        IEpochSchedule schedule_,
+        IServerRegistry registry_,
+        IWorkLedger ledger_,
+        IRewardPool rewardPool_,
+        uint256 theta_,
+        uint256 minVerifiers_,
+        uint256 immunityEpochs_
+    ) Governed(governor, schedule_) {
+        registry = registry_;
+        ledger = ledger_;
+        rewardPool = rewardPool_;
+        _setTheta(theta_);
+        _setMinVerifiers(minVerifiers_);
+        _setImmunityEpochs(immunityEpochs_);
+    }
+
+    // ---------------------------------------------------------------- verifiers
+
+    /// @inheritdoc ITrustScoring
+    function commitScores(uint256 epoch, bytes32 commitment) external onlyRole(VERIFIER_ROLE) whenNotPaused {
+        _requirePhase(epoch, IEpochSchedule.Phase.CommitScores);
+        VerifierCommit storage c = _commits[epoch][msg.sender];
+        if (c.commitment != bytes32(0)) revert ScoresAlreadyCommitted(epoch, msg.sender);
+        if (_committers[epoch] == MAX_VERIFIERS) revert TooManyVerifiers(epoch);
+        _committers[epoch] += 1;
+        c.commitment = commitment;
+        emit ScoresCommitted(epoch, msg.sender, commitment);
+    }
+
+    /// @inheritdoc ITrustScoring
+    function revealScores(uint256 epoch, address[] calldata servers, uint256[] calldata accuracies, bytes32 salt)
+        external
+        onlyRole(VERIFIER_ROLE)
+        whenNotPaused
+    {
+        _requirePhase(epoch, IEpochSchedule.Phase.RevealScores);
+        VerifierCommit storage c = _commits[epoch][msg.sender];
+        if (c.commitment == bytes32(0)) revert NoCommitment(epoch, msg.sender);
+        if (c.revealed) revert ScoresAlreadyRevealed(epoch, msg.sender);
+        if (servers.length != accuracies.length) revert LengthMismatch(servers.length, accuracies.length);
+        if (servers.length == 0) revert EmptyReveal();
+        if (scoresHash(msg.sender, epoch, servers, accuracies, salt) != c.commitment) {
+            revert CommitmentMismatch(epoch, msg.sender);
+        }
+        c.revealed = true;
+        for (uint256 i = 0; i < servers.length; ++i) {
+            if (i > 0 && servers[i] <= servers[i - 1]) revert ServersNotSorted(i);
+            if (accuracies[i] > ONE) revert AccuracyOutOfRange(servers[i], accuracies[i]);
+            _reveals[epoch][servers[i]].push(uint64(accuracies[i]));
+        }
+        emit ScoresRevealed(epoch, msg.sender, servers, accuracies);
+    }
+
+    // ---------------------------------------------------------------- finalize
+
+    /// @inheritdoc ITrustScoring
+    function finalize(uint256 epoch, address[] calldata servers) external whenNotPaused {
+        _requirePhase(epoch, IEpochSchedule.Phase.Finalize);
+        for (uint256 i = 0; i < servers.length; ++i) {
+            if (_scores[epoch][servers[i]].outcome == Outcome.None) _finalizeOne(epoch, servers[i]);
+        }
+    }
+
+    function _finalizeOne(uint256 epoch, address server) private {
+        (IServerRegistry.Status status, uint256 registeredEpoch, uint256 activeSince,, uint256 span, uint256 w) =
+            registry.scoringInfo(server);
+        if (status == IServerRegistry.Status.None) revert UnknownServer(server);
+        IWorkLedger.Commitment memory work = ledger.commitmentOf(epoch, server);
+        // l_i is what the contract recorded: the span snapshotted at commitWork, else the current span.
+        Score memory s = _score(epoch, server, work.numLayers != 0 ? work.numLayers : span, w);
+
+        uint256 weight;
+        if (s.outcome == Outcome.Passed) {
+            // eq. 4, activate. Paid only if active for all of the epoch and it committed work.
+            if (status == IServerRegistry.Status.Active && activeSince <= epoch && work.workUnits > 0) {
+                weight = uint256(s.score) * work.workUnits;
+            }
+        } else if (s.outcome == Outcome.Slashed) {
+            // eq. 4, deactivate, unless already deactivated or still immune
+            if (status == IServerRegistry.Status.Deactivated) s.outcome = Outcome.Failed;
+            else if (epoch < registeredEpoch + immunityEpochs) s.outcome = Outcome.Immune;
+        }
+        if (s.outcome != Outcome.NoQuorum) _lastScored[server] = epoch + 1;
+
+        _scores[epoch][server] = s;
+        emit ServerScored(epoch, server, s.acc, s.score, s.numLayers, s.maxLayers, s.outcome, weight);
+        if (weight > 0) rewardPool.recordWeight(epoch, server, weight);
+        if (s.outcome == Outcome.Slashed) registry.slash(server, epoch);
+    }
+
+    /// @dev eq. 3 on the median of the revealed accuracies, with outcome Passed (S >= θ), Slashed (S < θ) or
+    /// NoQuorum. The caller turns Slashed into Immune or Failed where those apply.
+    function _score(uint256 epoch, address server, uint256 l, uint256 w) private view returns (Score memory s) {
+        uint64[] memory accs = _reveals[epoch][server];
+        s.verifiers = uint8(accs.length);
+        if (accs.length == 0 || accs.length < minVerifiers) {
+            s.outcome = Outcome.NoQuorum;
+            return s;
+        }
+        uint256 maxL = registry.maxActiveSpan();
+        if (maxL < l) maxL = l;
+        uint256 acc = Median.compute(accs);
+        uint256 score = acc * l / maxL * w / ONE;
+        if (score > ONE) score = ONE;
+        (s.acc, s.score, s.numLayers, s.maxLayers) = (uint64(acc), uint64(score), uint16(l), uint16(maxL));
+        s.outcome = score >= theta ? Outcome.Passed : Outcome.Slashed;
+    }
+
+    // ---------------------------------------------------------------- governance
+
+    function setTheta(uint256 value) external onlyRole(GOVERNOR_ROLE) {
+        _setTheta(value);
+    }
+
+    function setMinVerifiers(uint256 value) external onlyRole(GOVERNOR_ROLE) {
+        _setMinVerifiers(value);
+    }
+
+    function setImmunityEpochs(uint256 value) external onlyRole(GOVERNOR_ROLE) {
+        _setImmunityEpochs(value);
+    }
+
+    function _setTheta(uint256 value) private {
+        _checkBounds("theta", value, 0, ONE);
+        theta = value;
+    }
+
+    function _setMinVerifiers(uint256 value) private {
+        _checkBounds("minVerifiers", value, 1, MAX_VERIFIERS);
+        minVerifiers = value;
+    }
+
+    function _setImmunityEpochs(uint256 value) private {
+        _checkBounds("immunityEpochs", value, 0, MAX_IMMUNITY_EPOCHS);
+        immunityEpochs = value;
+    }
+
+    // ---------------------------------------------------------------- views
+
+    function scoresHash(
+        address verifier,
+        uint256 epoch,
+        address[] calldata servers,
+        uint256[] calldata accuracies,
+        bytes32 salt
+    ) public pure returns (bytes32) {
+        return keccak256(abi.encode(verifier, epoch, servers, accuracies, salt));
+    }
+
+    function scoreOf(uint256 epoch, address server) external view returns (Score memory) {
+        return _scores[epoch][server];
+    }
+
+    function lastScore(address server) external view returns (uint256 epoch, Score memory score) {
+        uint256 stored = _lastScored[server];
+        if (stored == 0) return (0, score);
+        epoch = stored - 1;
+        score = _scores[epoch][server];
+    }
+
+    function revealedAccuracies(uint256 epoch, address server) external view returns (uint64[] memory) {
+        return _reveals[epoch][server];
+    }
+
+    function commitmentOf(uint256 epoch, address verifier) external view returns (bytes32 commitment, bool revealed) {
+        VerifierCommit storage c = _commits[epoch][verifier];
+        return (c.commitment, c.revealed);
+    }
+}

@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {Governed} from "./governance/Governed.sol";
+import {IEpochSchedule} from "./interfaces/IEpochSchedule.sol";
+import {IServerRegistry} from "./interfaces/IServerRegistry.sol";
+import {IWorkLedger} from "./interfaces/IWorkLedger.sol";
+
+/// @title WorkLedger
+/// @notice Work commitments and sampling seeds. See IWorkLedger.
+contract WorkLedger is IWorkLedger, Governed {
+    /// @notice Upper bound on one commitment's leaf count, so a reward weight can never overflow.
+    uint256 public constant MAX_WORK_UNITS = 1 << 40;
+
+    IServerRegistry public immutable registry;
+
+    mapping(uint256 => mapping(address => Commitment)) private _commitments;
+    mapping(uint256 => uint256) private _committedServers;
+    mapping(uint256 => bytes32) private _seeds;
+
+    constructor(address governor, IEpochSchedule schedule_, IServerRegistry registry_) Governed(governor, schedule_) {
+        registry = registry_;
+    }
+
+    /// @inheritdoc IWorkLedger
+    /// @dev Active and Inactive servers may commit (an Inactive one served while it was active); a deactivated
+    /// or unknown one may not.
+    function commitWork(uint256 epoch, bytes32 root, uint256 workUnits) external whenNotPaused {
+        _requirePhase(epoch, IEpochSchedule.Phase.CommitWork);
+        if (root == bytes32(0) || workUnits == 0) revert EmptyCommitment();
+        if (workUnits > MAX_WORK_UNITS) revert TooManyWorkUnits(workUnits, MAX_WORK_UNITS);
+        Commitment storage c = _commitments[epoch][msg.sender];
+        if (c.root != bytes32(0)) revert WorkAlreadyCommitted(epoch, msg.sender);
+        (IServerRegistry.Status status,,, uint256 firstLayer, uint256 numLayers,) = registry.scoringInfo(msg.sender);
+        if (status != IServerRegistry.Status.Active && status != IServerRegistry.Status.Inactive) {
+            revert ServerNotEligible(msg.sender);
+        }
+
+        c.root = root;
+        c.workUnits = uint64(workUnits);
+        c.firstLayer = uint16(firstLayer);
+        c.numLayers = uint16(numLayers);
+        c.committedAt = uint64(block.timestamp);
+        _committedServers[epoch] += 1;
+        emit WorkCommitted(epoch, msg.sender, root, workUnits, firstLayer, numLayers);
+    }
+
+    /// @inheritdoc IWorkLedger
+    function drawSeed(uint256 epoch) external whenNotPaused returns (bytes32 seed) {
+        _requirePhase(epoch, IEpochSchedule.Phase.CommitScores);
+        if (_seeds[epoch] != bytes32(0)) revert SeedAlreadyDrawn(epoch);
+        seed = keccak256(abi.encode(blockhash(block.number - 1), block.prevrandao, epoch, address(this)));
+        _seeds[epoch] = seed;
+        emit SeedDrawn(epoch, seed, msg.sender);
+    }
+
+    function commitmentOf(uint256 epoch, address server) external view returns (Commitment memory) {
+        return _commitments[epoch][server];
+    }
+
+    function sampleSeed(uint256 epoch) external view returns (bytes32) {
+        return _seeds[epoch];
+    }
+
+    function committedServers(uint256 epoch) external view returns (uint256) {
+        return _committedServers[epoch];
+    }
+}

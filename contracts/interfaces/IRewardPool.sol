@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+/// @title IRewardPool
+/// @notice Per-epoch reward pools. Clients fund epochs (`fundEpoch`); stake slashed while finalizing epoch e
+/// is added to e's pool. When an epoch is finalized, the scorer records each paid server's reward weight
+/// S_i * workUnits_i. Once the epoch is settled, each server pulls pool * weight_i / totalWeight. Rounding dust
+/// stays in the pool; a pool that nobody earned can be rolled over into the current epoch.
+interface IRewardPool {
+    /// @notice Totals of one epoch, in wei except `totalWeight` (sum of S_i * workUnits_i, 18 decimals).
+    struct EpochPool {
+        uint256 funded;
+        uint256 slashed;
+        uint256 rolledIn;
+        uint256 claimed;
+        uint256 totalWeight;
+        bool rolledOut;
+    }
+
+    event EpochFunded(uint256 indexed epoch, address indexed funder, uint256 amount);
+    event SlashDeposited(uint256 indexed epoch, address indexed server, uint256 amount);
+    event RewardWeightRecorded(uint256 indexed epoch, address indexed server, uint256 weight);
+    event RewardsClaimed(address indexed server, uint256 indexed epoch, uint256 amount);
+    event PoolRolledOver(uint256 indexed fromEpoch, uint256 indexed toEpoch, uint256 amount);
+
+    error ZeroAmount();
+    error EpochClosed(uint256 epoch, uint256 currentEpoch);
+    error AlreadyClaimed(uint256 epoch, address server);
+    error NothingToClaim();
+    error NotRollable(uint256 epoch);
+    error WeightAlreadyRecorded(uint256 epoch, address server);
+    error TransferFailed();
+
+    /// @notice Add msg.value to the pool of `epoch` (the current epoch or a later one).
+    function fundEpoch(uint256 epoch) external payable;
+
+    /// @notice Add slashed stake of `server` to the pool of `epoch`. Only DEPOSITOR_ROLE (the registry).
+    function depositSlashed(uint256 epoch, address server) external payable;
+
+    /// @notice Record `weight` = S_i * workUnits_i for a server that stayed active in `epoch`.
+    /// Only SCORER_ROLE (the trust-scoring contract), during the epoch's finalize window.
+    function recordWeight(uint256 epoch, address server, uint256 weight) external;
+
+    /// @notice Pay msg.sender its share of each settled epoch in `epochs`. Reverts if any was claimed already
+    /// or if the total is zero.
+    function claimRewards(uint256[] calldata epochs) external returns (uint256 amount);
+
+    /// @notice Move the pool of a settled epoch in which no server earned a weight into the current epoch.
+    function rollOver(uint256 epoch) external;
+
+    function epochPool(uint256 epoch) external view returns (EpochPool memory);
+    /// @notice Total wei of the epoch's pool (funded + slashed + rolled in), whether or not claimed.
+    function poolSize(uint256 epoch) external view returns (uint256);
+    function rewardWeight(uint256 epoch, address server) external view returns (uint256);
+    function hasClaimed(uint256 epoch, address server) external view returns (bool);
+    /// @notice What `server` could claim now for `epochs` (unsettled or claimed epochs count 0).
+    function pendingRewards(address server, uint256[] calldata epochs) external view returns (uint256);
+    /// @notice Share of `server` in `epoch`, whether or not settled or claimed.
+    function shareOf(uint256 epoch, address server) external view returns (uint256);
+    function totalFunded() external view returns (uint256);
+    function totalSlashed() external view returns (uint256);
+    function totalPaid() external view returns (uint256);
+}

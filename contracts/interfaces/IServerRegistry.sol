@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+/// @title IServerRegistry
+/// @notice Servers (GPU providers) stake, register a contiguous span of model layers and an HTTP endpoint,
+/// move to other layers, unbond and withdraw. Unbonding stake stays slashable. The trust-scoring contract
+/// (SLASHER_ROLE) slashes and deactivates servers whose trust score fell below θ; slashed stake goes to the
+/// reward pool of the epoch being finalized. A server is identified by the address that registered it.
+interface IServerRegistry {
+    /// @notice Active: bonded stake >= minStake and not deactivated; routed to and paid.
+    /// Inactive: bonded stake fell below minStake; not routed to or paid until topped up.
+    /// Deactivated: slashed for a trust score below θ; can only unbond and withdraw what is left.
+    enum Status {
+        None,
+        Active,
+        Inactive,
+        Deactivated
+    }
+
+    /// @notice A server's record.
+    /// @param activeSince First epoch from which the server has been continuously active (paid epochs start here).
+    /// @param weight The per-server weight w_i of eq. 3, 18 decimals (1e18 = 1.0).
+    struct Server {
+        string endpoint;
+        uint16 firstLayer;
+        uint16 numLayers;
+        Status status;
+        uint32 registeredEpoch;
+        uint32 activeSince;
+        uint32 timesSlashed;
+        uint64 unlockTime;
+        uint128 stake;
+        uint128 unbonding;
+        uint128 totalSlashed;
+        uint256 weight;
+    }
+
+    event ServerRegistered(address indexed server, string endpoint, uint256 firstLayer, uint256 numLayers, uint256 stake);
+    event ServerUpdated(address indexed server, string endpoint, uint256 firstLayer, uint256 numLayers);
+    event StakeAdded(address indexed server, uint256 amount, uint256 stake);
+    event UnstakeRequested(address indexed server, uint256 amount, uint256 unbonding, uint256 unlockTime);
+    event Withdrawn(address indexed server, uint256 amount);
+    event StatusChanged(address indexed server, Status from, Status to, uint256 epoch);
+    event Slashed(address indexed server, uint256 indexed epoch, uint256 amount, uint256 stakeLeft, uint256 unbondingLeft);
+    event WeightSet(address indexed server, uint256 weight);
+
+    error AlreadyRegistered(address server);
+    error NotRegistered(address server);
+    error ServerIsDeactivated(address server);
+    error InsufficientStake(uint256 stake, uint256 minStake);
+    error InvalidSpan(uint256 firstLayer, uint256 numLayers, uint256 modelLayers);
+    error InvalidEndpoint();
+    error ZeroAmount();
+    error AmountExceedsStake(uint256 amount, uint256 stake);
+    error NothingToWithdraw();
+    error StillUnbonding(uint256 unlockTime);
+    error TransferFailed();
+
+    /// @notice Register msg.sender as a server for layers [firstLayer, firstLayer + numLayers) at `endpoint`,
+    /// staking msg.value (at least minStake).
+    function register(string calldata endpoint, uint256 firstLayer, uint256 numLayers) external payable;
+
+    /// @notice Add msg.value to the caller's bonded stake; reactivates an Inactive server once at minStake.
+    function addStake() external payable;
+
+    /// @notice Move the caller to another endpoint or span (e.g. to cover layers freed by a deactivation).
+    function updateServer(string calldata endpoint, uint256 firstLayer, uint256 numLayers) external;
+
+    /// @notice Move `amount` of bonded stake to unbonding; withdrawable after unbondingPeriod, slashable until then.
+    /// Requesting again restarts the unbonding clock for the whole unbonding amount.
+    function requestUnstake(uint256 amount) external;
+
+    /// @notice Pay the caller's unbonded stake once its unlock time has passed.
+    function withdraw() external;
+
+    /// @notice Slash `slashFraction` of the server's bonded plus unbonding stake and deactivate it. The slashed
+    /// amount funds the reward pool of `epoch`. Only SLASHER_ROLE (the trust-scoring contract).
+    /// @return amount The wei slashed.
+    function slash(address server, uint256 epoch) external returns (uint256 amount);
+
+    /// @notice Set the per-server weight w_i of eq. 3 (governor), in (0, MAX_WEIGHT].
+    function setWeight(address server, uint256 weight) external;
+    function setMinStake(uint256 value) external;
+    function setUnbondingPeriod(uint256 value) external;
+    function setSlashFraction(uint256 value) external;
+
+    /// @notice Number of transformer layers of the model this deployment serves.
+    function NUM_LAYERS() external view returns (uint256);
+    function minStake() external view returns (uint256);
+    function unbondingPeriod() external view returns (uint256);
+    /// @notice Share of stake slashed on deactivation, 18 decimals.
+    function slashFraction() external view returns (uint256);
+    function totalBonded() external view returns (uint256);
+    function totalUnbonding() external view returns (uint256);
+
+    function getServer(address server) external view returns (Server memory);
+    /// @notice Fields the scorer needs, without copying the endpoint string.
+    function scoringInfo(address server)
+        external
+        view
+        returns (
+            Status status,
+            uint256 registeredEpoch,
+            uint256 activeSince,
+            uint256 firstLayer,
+            uint256 numLayers,
+            uint256 weight
+        );
+    function isActive(address server) external view returns (bool);
+    function serverCount() external view returns (uint256);
+    /// @notice Every registered server's address, in registration order.
+    function serverList() external view returns (address[] memory);
+    /// @notice A page of servers with their records, for dashboards.
+    function getServers(uint256 offset, uint256 limit)
+        external
+        view
+        returns (address[] memory addrs, Server[] memory records);
+    /// @notice Number of active servers covering each layer, index = layer.
+    function coverage() external view returns (uint256[] memory);
+    /// @notice max(l): the longest span among active servers (0 when none is active).
+    function maxActiveSpan() external view returns (uint256);
+}

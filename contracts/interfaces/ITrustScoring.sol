@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+/// @title ITrustScoring
+/// @notice Verifiers' accuracies in, trust scores and consequences out (paper eq. 3 and 4).
+/// Each verifier commits `keccak256(abi.encode(verifier, epoch, servers, accuracies, salt))` and later reveals;
+/// unrevealed commits count for nothing. `finalize` takes, per server, the median of the revealed accuracies
+/// (when at least `minVerifiers` revealed one), computes S_i = acc_i * l_i / max(l) * w_i, keeps and pays servers
+/// with S_i >= θ, and slashes and deactivates the others unless they registered less than `immunityEpochs` ago.
+/// @dev All fractions are 18-decimal fixed point (1e18 = 1.0). S_i is capped at 1.0 (the paper's bound).
+/// The paper's formula lowers the score of an honest server with a short span (l_i < max(l)): with θ = 0.5
+/// and w_i = 1, a server with fewer than half the layers of the longest span fails even at acc = 1.
+/// Governance accounts for that by a lower θ or by w_i = max(l) / l_i for such servers.
+interface ITrustScoring {
+    enum Outcome {
+        None, // not finalized
+        Passed, // S >= θ: stays active; paid if it was active all epoch and committed work
+        Slashed, // S < θ: slashed and deactivated
+        Immune, // S < θ during the immunity period: neither slashed nor paid
+        Failed, // S < θ for a server already deactivated: nothing more happens
+        NoQuorum // fewer than minVerifiers revealed: not scored, not slashed, not paid
+    }
+
+    /// @notice The result of finalizing one server for one epoch.
+    struct Score {
+        uint64 acc; // median accuracy
+        uint64 score; // S_i
+        uint16 numLayers; // l_i used
+        uint16 maxLayers; // max(l) used
+        uint8 verifiers; // number of revealed accuracies
+        Outcome outcome;
+    }
+
+    event ScoresCommitted(uint256 indexed epoch, address indexed verifier, bytes32 commitment);
+    event ScoresRevealed(uint256 indexed epoch, address indexed verifier, address[] servers, uint256[] accuracies);
+    event ServerScored(
+        uint256 indexed epoch,
+        address indexed server,
+        uint256 acc,
+        uint256 score,
+        uint256 numLayers,
+        uint256 maxLayers,
+        Outcome outcome,
+        uint256 rewardWeight
+    );
+
+    error ScoresAlreadyCommitted(uint256 epoch, address verifier);
+    error TooManyVerifiers(uint256 epoch);
+    error NoCommitment(uint256 epoch, address verifier);
+    error ScoresAlreadyRevealed(uint256 epoch, address verifier);
+    error CommitmentMismatch(uint256 epoch, address verifier);
+    error LengthMismatch(uint256 servers, uint256 accuracies);
+    error EmptyReveal();
+    error AccuracyOutOfRange(address server, uint256 accuracy);
+    error ServersNotSorted(uint256 index);
+    error UnknownServer(address server);
+
+    /// @notice Commit the hash of a verifier's accuracies for `epoch` (VERIFIER_ROLE, CommitScores window).
+    function commitScores(uint256 epoch, bytes32 commitment) external;
+
+    /// @notice Reveal accuracies (each in [0, 1e18]) for servers listed in strictly ascending address order,
+    /// with the salt of the commitment (RevealScores window).
+    function revealScores(uint256 epoch, address[] calldata servers, uint256[] calldata accuracies, bytes32 salt)
+        external;
+
+    /// @notice Apply eq. 3 and 4 to `servers` for `epoch` (Finalize window, anyone). A server finalized
+    /// already is skipped, so overlapping batches cannot block each other.
+    function finalize(uint256 epoch, address[] calldata servers) external;
+
+    function setTheta(uint256 value) external;
+    function setMinVerifiers(uint256 value) external;
+    function setImmunityEpochs(uint256 value) external;
+
+    /// @notice The commitment a verifier must post; verifiers compute it with this view or off chain.
+    function scoresHash(
+        address verifier,
+        uint256 epoch,
+        address[] calldata servers,
+        uint256[] calldata accuracies,
+        bytes32 salt
+    ) external pure returns (bytes32);
+
+    function theta() external view returns (uint256);
+    function minVerifiers() external view returns (uint256);
+    function immunityEpochs() external view returns (uint256);
+    function scoreOf(uint256 epoch, address server) external view returns (Score memory);
+    /// @notice The last epoch in which `server` was finalized with a score, and that score.
+    function lastScore(address server) external view returns (uint256 epoch, Score memory);
+    function revealedAccuracies(uint256 epoch, address server) external view returns (uint64[] memory);
+    function commitmentOf(uint256 epoch, address verifier) external view returns (bytes32 commitment, bool revealed);
+}

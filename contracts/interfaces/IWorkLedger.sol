@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+/// @title IWorkLedger
+/// @notice Servers commit, once per epoch, to the Merkle root over the task records (leaves) they served and
+/// to how many there are. Rewards are paid in proportion to these work units, and verifiers sample the leaves
+/// with a seed drawn only after every commitment window has closed, so a server could not know which of its
+/// tasks would be checked when it committed.
+interface IWorkLedger {
+    /// @notice A server's commitment for one epoch. The span is snapshotted from the registry at commit time:
+    /// it is the l_i of eq. 3 for that epoch.
+    struct Commitment {
+        bytes32 root;
+        uint64 workUnits;
+        uint16 firstLayer;
+        uint16 numLayers;
+        uint64 committedAt;
+    }
+
+    event WorkCommitted(
+        uint256 indexed epoch, address indexed server, bytes32 root, uint256 workUnits, uint256 firstLayer, uint256 numLayers
+    );
+    event SeedDrawn(uint256 indexed epoch, bytes32 seed, address drawer);
+
+    error ServerNotEligible(address server);
+    error WorkAlreadyCommitted(uint256 epoch, address server);
+    error EmptyCommitment();
+    error TooManyWorkUnits(uint256 workUnits, uint256 max);
+    error SeedAlreadyDrawn(uint256 epoch);
+
+    /// @notice Commit msg.sender's work of `epoch` during its CommitWork window.
+    function commitWork(uint256 epoch, bytes32 root, uint256 workUnits) external;
+
+    /// @notice Draw the sampling seed of `epoch` from the current block's randomness, once, during its
+    /// CommitScores window (after every commitment is final). Anyone may call; verifiers do.
+    function drawSeed(uint256 epoch) external returns (bytes32 seed);
+
+    function commitmentOf(uint256 epoch, address server) external view returns (Commitment memory);
+    /// @notice The seed of `epoch`, or zero before it is drawn.
+    function sampleSeed(uint256 epoch) external view returns (bytes32);
+    /// @notice Number of servers that committed work for `epoch`.
+    function committedServers(uint256 epoch) external view returns (uint256);
+    function MAX_WORK_UNITS() external view returns (uint256);
+}

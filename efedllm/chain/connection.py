@@ -1,0 +1,83 @@
+"""Connecting to an EVM JSON-RPC endpoint and loading the key that signs for this process.
+
+Keys never come from a command-line argument (it would land in shell history): they come from the
+environment ($EFEDLLM_PRIVATE_KEY), from an encrypted keystore file (password from
+$EFEDLLM_KEYSTORE_PASSWORD or a prompt), or, on a local development node, from one of the node's own
+unlocked accounts.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.exceptions import Web3Exception
+
+from efedllm.errors import EfedError
+
+KEY_ENV = "EFEDLLM_PRIVATE_KEY"
+KEYSTORE_PASSWORD_ENV = "EFEDLLM_KEYSTORE_PASSWORD"
+DEFAULT_RPC_URL = "http://127.0.0.1:8545"
+
+
+def connect(rpc_url: str, *, timeout: float = 10.0) -> Web3:
+    """A Web3 connected to ``rpc_url``; raises EfedError when nothing answers there."""
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+    try:
+        w3.eth.chain_id
+    except (OSError, Web3Exception, ValueError) as exc:
+        raise EfedError(f"no chain reachable at {rpc_url} ({type(exc).__name__}); start one with `efedllm chain up`") from None
+    return w3
+
+
+@dataclass(frozen=True)
+class Signer:
+    """Who sends transactions. ``account`` is None when the node signs for ``address`` (an unlocked dev account)."""
+
+    address: str
+    account: LocalAccount | None = None
+
+
+def load_signer(
+    w3: Web3, *, keystore: Path | None = None, node_account: int | None = None, key_env: str = KEY_ENV
+) -> Signer:
+    """The signer chosen by the caller's options, in order: keystore, $EFEDLLM_PRIVATE_KEY, a node account."""
+    if keystore is not None:
+        return Signer(*_from_keystore(Path(keystore)))
+    key = os.environ.get(key_env)
+    if key:
+        try:
+            account = Account.from_key(key.strip())
+        except (ValueError, TypeError) as exc:
+            raise EfedError(f"${key_env} is not a valid private key ({exc.__class__.__name__})") from None
+        return Signer(account.address, account)
+    accounts = w3.eth.accounts
+    index = 0 if node_account is None else node_account
+    if not accounts:
+        raise EfedError(f"no key: set ${key_env} or pass --keystore FILE (the node has no unlocked accounts)")
+    if index >= len(accounts):
+        raise EfedError(f"the node has {len(accounts)} unlocked accounts; --node-account {index} is out of range")
+    return Signer(Web3.to_checksum_address(accounts[index]))
+
+
+def _from_keystore(path: Path) -> tuple[str, LocalAccount]:
+    try:
+        encrypted = json.loads(path.read_text())
+    except OSError as exc:
+        raise EfedError(f"cannot read keystore {path}: {exc.strerror}") from None
+    except json.JSONDecodeError:
+        raise EfedError(f"keystore {path} is not JSON") from None
+    password = os.environ.get(KEYSTORE_PASSWORD_ENV)
+    if password is None:
+        password = getpass.getpass(f"Password for {path}: ")
+    try:
+        account = Account.from_key(Account.decrypt(encrypted, password))
+    except (ValueError, TypeError, KeyError):
+        raise EfedError(f"cannot decrypt keystore {path}: wrong password or not a keystore") from None
+    return account.address, account

@@ -1,0 +1,64 @@
+"""How the contracts are deployed and wired: the order, each constructor's arguments, and the role grants.
+
+Both deployers run this plan: ``efedllm deploy`` through web3.py (``deploy.py``) and ``brownie run
+scripts/deploy.py`` (and the brownie test fixtures), so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from efedllm.chain.params import ProtocolParams
+
+Addresses = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Step:
+    """Deploy ``contract`` with the arguments ``args`` computes from the addresses deployed so far."""
+
+    contract: str
+    args: Callable[[Addresses], list]
+
+
+@dataclass(frozen=True)
+class Grant:
+    """On ``contract``, grant ``role`` to the deployed contract ``grantee``."""
+
+    contract: str
+    role: str
+    grantee: str
+
+
+CONTRACTS = ("EpochSchedule", "RewardPool", "ServerRegistry", "WorkLedger", "TrustScoring")
+
+GRANTS = (
+    Grant("RewardPool", "DEPOSITOR_ROLE", "ServerRegistry"),
+    Grant("RewardPool", "SCORER_ROLE", "TrustScoring"),
+    Grant("ServerRegistry", "SLASHER_ROLE", "TrustScoring"),
+)
+
+VERIFIER_ROLE_HOLDER = "TrustScoring"
+"""The contract on which verifiers hold VERIFIER_ROLE (servers check openings against it)."""
+
+
+def steps(params: ProtocolParams, governor: str) -> list[Step]:
+    """The deployment steps, in order, for ``params`` with ``governor`` as admin of every contract."""
+    p = params
+    return [
+        Step("EpochSchedule", lambda a: [
+            p.genesis, p.epoch_length, p.commit_work_window, p.commit_scores_window, p.reveal_window,
+            p.finalize_window,
+        ]),
+        Step("RewardPool", lambda a: [governor, a["EpochSchedule"]]),
+        Step("ServerRegistry", lambda a: [
+            governor, a["EpochSchedule"], a["RewardPool"], p.num_layers, p.min_stake, p.unbonding_period,
+            p.slash_fraction,
+        ]),
+        Step("WorkLedger", lambda a: [governor, a["EpochSchedule"], a["ServerRegistry"]]),
+        Step("TrustScoring", lambda a: [
+            governor, a["EpochSchedule"], a["ServerRegistry"], a["WorkLedger"], a["RewardPool"], p.theta,
+            p.min_verifiers, p.immunity_epochs,
+        ]),
+    ]

@@ -1,0 +1,121 @@
+"""Sending transactions and turning reverts into readable errors.
+
+Every revert of our contracts is a custom error; this module maps its 4-byte selector back to the error's
+name and arguments using the ABIs in hand (the deployment file's, or the compiler's), so a user sees
+``ServerRegistry.register reverted: InsufficientStake(stake=1, minStake=1000000000000000000)``
+rather than a hex blob.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_utils import function_signature_to_4byte_selector
+from web3 import Web3
+from web3.exceptions import ContractLogicError, TimeExhausted
+
+from efedllm.chain.connection import Signer
+from efedllm.errors import EfedError
+
+
+class ErrorDecoder:
+    """Selector -> (name, argument names, argument types) for every custom error in the given ABIs."""
+
+    def __init__(self, abis: Iterable[list]):
+        self._errors: dict[bytes, tuple[str, list[str], list[str]]] = {}
+        for abi in abis:
+            for item in abi:
+                if item.get("type") != "error":
+                    continue
+                types = [_abi_type(arg) for arg in item["inputs"]]
+                selector = function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})")
+                self._errors[selector] = (item["name"], [arg["name"] for arg in item["inputs"]], types)
+
+    def decode(self, data: Any) -> str | None:
+        """``Name(arg=value, ...)`` for revert ``data``, or None when it is not a known custom error."""
+        raw = _to_bytes(data)
+        if raw is None or len(raw) < 4 or raw[:4] not in self._errors:
+            return None
+        name, names, types = self._errors[raw[:4]]
+        try:
+            values = abi_decode(types, raw[4:])
+        except Exception:  # noqa: BLE001 - undecodable arguments still leave the name
+            return name
+        args = ", ".join(f"{n}={_show(v)}" for n, v in zip(names, values))
+        return f"{name}({args})"
+
+    def name(self, data: Any) -> str | None:
+        decoded = self.decode(data)
+        return decoded.split("(", 1)[0] if decoded else None
+
+
+class RevertError(EfedError):
+    """A transaction or call reverted; ``error`` is the custom error's name (None when unknown)."""
+
+    def __init__(self, message: str, error: str | None):
+        super().__init__(message)
+        self.error = error
+
+
+class Transactor:
+    """Sends transactions for one signer, waiting for each receipt, and raises RevertError on a revert."""
+
+    def __init__(self, w3: Web3, signer: Signer, decoder: ErrorDecoder, *, timeout: float = 60.0):
+        self.w3, self.signer, self.decoder, self.timeout = w3, signer, decoder, timeout
+
+    def send(self, call, *, value: int = 0, label: str | None = None, gas: int | None = None):
+        """Simulate ``call`` (a bound contract function or constructor) to surface a revert with its name,
+        then send it and return the receipt."""
+        label = label or getattr(call, "fn_name", None) or "constructor"
+        params: dict[str, Any] = {"from": self.signer.address, "value": value}
+        try:
+            params["gas"] = gas or int(call.estimate_gas(params) * 1.2) + 21_000
+        except ContractLogicError as exc:
+            raise self._revert(label, exc) from None
+        if self.signer.account is None:
+            tx_hash = call.transact(params)
+        else:
+            params["nonce"] = self.w3.eth.get_transaction_count(self.signer.address, "pending")
+            params["chainId"] = self.w3.eth.chain_id
+            tx = call.build_transaction(params)
+            signed = self.signer.account.sign_transaction(tx)
+            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        try:
+            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.timeout)
+        except TimeExhausted:
+            raise EfedError(f"{label}: transaction {tx_hash.hex()} not mined within {self.timeout:.0f}s") from None
+        if receipt["status"] != 1:
+            raise RevertError(f"{label} reverted in block {receipt['blockNumber']}", None)
+        return receipt
+
+    def _revert(self, label: str, exc: ContractLogicError) -> RevertError:
+        decoded = self.decoder.decode(exc.data)
+        if decoded:
+            return RevertError(f"{label} reverted: {decoded}", decoded.split("(", 1)[0])
+        return RevertError(f"{label} reverted: {exc.message or exc}", None)
+
+
+def _abi_type(arg: dict) -> str:
+    if arg["type"].startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in arg["components"])
+        return f"({inner}){arg['type'][5:]}"
+    return arg["type"]
+
+
+def _to_bytes(data: Any) -> bytes | None:
+    if isinstance(data, bytes | bytearray):
+        return bytes(data)
+    if isinstance(data, str) and data.startswith("0x"):
+        try:
+            return bytes.fromhex(data[2:])
+        except ValueError:
+            return None
+    return None
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return str(value)

@@ -1,0 +1,1 @@
+"""The ``efedllm`` command line: one subcommand per role (chain, deploy, status, demo, ...)."""

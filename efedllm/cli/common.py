@@ -1,0 +1,62 @@
+"""Options and helpers shared by subcommands: where the chain is, which deployment, who signs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from efedllm.chain.connection import DEFAULT_RPC_URL, connect, load_signer
+from efedllm.chain.deployment import Deployment
+from efedllm.chain.params import ONE
+from efedllm.chain.protocol import Protocol
+
+
+def add_chain_options(parser: argparse.ArgumentParser, *, signs: bool, reads_deployment: bool = True) -> None:
+    parser.add_argument(
+        "--rpc-url", default=os.environ.get("EFEDLLM_RPC_URL", DEFAULT_RPC_URL),
+        help="EVM JSON-RPC endpoint (default: $EFEDLLM_RPC_URL or %(default)s)",
+    )
+    if reads_deployment:
+        parser.add_argument(
+            "--deployment", type=Path, default=None,
+            help="deployment file (default: <dir>/<chain id>.json, dir from $EFEDLLM_DEPLOYMENTS or ./deployments)",
+        )
+    if signs:
+        add_signer_options(parser)
+
+
+def add_signer_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("signing (the key never goes on the command line)")
+    group.add_argument(
+        "--keystore", type=Path, default=None,
+        help="encrypted JSON keystore; password from $EFEDLLM_KEYSTORE_PASSWORD or a prompt "
+             "(default: the key in $EFEDLLM_PRIVATE_KEY, else the node's first unlocked account)",
+    )
+    group.add_argument(
+        "--node-account", type=int, default=None, metavar="INDEX",
+        help="sign with the node's unlocked account INDEX (local dev chains such as Anvil; default: 0)",
+    )
+
+
+def open_protocol(args: argparse.Namespace, *, signs: bool) -> Protocol:
+    w3 = connect(args.rpc_url)
+    deployment = Deployment.load(args.deployment) if args.deployment else Deployment.for_chain(w3.eth.chain_id)
+    signer = load_signer(w3, keystore=args.keystore, node_account=args.node_account) if signs else None
+    return Protocol(w3, deployment, signer)
+
+
+def fixed(value: int, digits: int = 4) -> str:
+    """An 18-decimal fixed-point value as a decimal string."""
+    return f"{value / ONE:.{digits}f}"
+
+
+def ether(wei: int) -> str:
+    return f"{wei / 10**18:,.6f} ETH"
+
+
+def table(headers: list[str], rows: list[list[object]]) -> str:
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    line = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])

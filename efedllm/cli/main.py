@@ -1,0 +1,44 @@
+"""Entry point of the ``efedllm`` console script."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from efedllm import __version__
+from efedllm.cli import chain_cmd, demo_cmd, deploy_cmd, status_cmd
+from efedllm.errors import EfedError
+
+SUBCOMMANDS = (chain_cmd, deploy_cmd, status_cmd, demo_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="efedllm",
+        description="eFedLLM: LLM inference served by staked GPU providers, kept honest by verifiers on chain.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"efedllm {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in SUBCOMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except EfedError as exc:
+        if args.debug:
+            raise
+        print(f"efedllm: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("efedllm: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
