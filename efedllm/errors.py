@@ -7,3 +7,7 @@ traceback under ``--debug``.
 
 class EfedError(Exception):
     """A failure with a message that tells the user what went wrong and, where possible, what to do."""
+
+
+class InvalidParameter(EfedError, ValueError):
+    """A configuration value out of range, caught before anything is sent."""

@@ -106,3 +106,11 @@ class Anvil:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def warp_to(w3, timestamp: int) -> None:
+    """Mine a block at ``timestamp`` or later on a dev node (Anvil's evm_* RPC), for tests and benchmarks."""
+    now = w3.eth.get_block("latest")["timestamp"]
+    if timestamp > now:
+        w3.provider.make_request("evm_increaseTime", [int(timestamp - now)])
+    w3.provider.make_request("evm_mine", [])

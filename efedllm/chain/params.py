@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from efedllm.errors import InvalidParameter
+
 ONE = 10**18
 ETHER = 10**18
 
@@ -41,11 +43,11 @@ class ProtocolParams:
         for f in fields(self):
             value = getattr(self, f.name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"parameter {f.name} must be a non-negative integer, got {value!r}")
+                raise InvalidParameter(f"parameter {f.name} must be a non-negative integer, got {value!r}")
         settlement = self.epoch_length + self.commit_work_window + self.commit_scores_window
         settlement += self.reveal_window + self.finalize_window
         if self.unbonding_period <= settlement:
-            raise ValueError(
+            raise InvalidParameter(
                 f"unbonding_period ({self.unbonding_period}s) must exceed an epoch plus its windows ({settlement}s)"
             )
 

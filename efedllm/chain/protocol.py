@@ -142,3 +142,10 @@ class Protocol:
             "finalizeWindow": c.FINALIZE_WINDOW().call(),
             "genesis": c.GENESIS().call(),
         }
+
+    def window_start(self, epoch: int, phase: Phase) -> int:
+        """Timestamp at which ``epoch`` enters ``phase`` (Work .. Settled)."""
+        w = self.schedule.functions.windows(epoch).call()
+        starts = {Phase.WORK: w[0], Phase.COMMIT_WORK: w[1], Phase.COMMIT_SCORES: w[2], Phase.REVEAL_SCORES: w[3],
+                  Phase.FINALIZE: w[4], Phase.SETTLED: w[5]}
+        return starts[phase]
