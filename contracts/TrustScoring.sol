@@ -122,7 +122,8 @@ contract TrustScoring is ITrustScoring, Governed {
             if (status == IServerRegistry.Status.Deactivated) s.outcome = Outcome.Failed;
             else if (epoch < registeredEpoch + immunityEpochs) s.outcome = Outcome.Immune;
         }
-        if (s.outcome != Outcome.NoQuorum) _lastScored[server] = epoch + 1;
+        // Finalize windows of consecutive epochs may overlap: keep the latest epoch, whatever the call order.
+        if (s.outcome != Outcome.NoQuorum && epoch + 1 > _lastScored[server]) _lastScored[server] = epoch + 1;
 
         _scores[epoch][server] = s;
         emit ServerScored(epoch, server, s.acc, s.score, s.numLayers, s.maxLayers, s.outcome, weight);
