@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from efedllm import __version__
-from efedllm.cli import chain_cmd, demo_cmd, deploy_cmd, status_cmd
+from efedllm.cli import chain_cmd, demo_cmd, deploy_cmd, generate_cmd, server_cmd, status_cmd
 from efedllm.errors import EfedError
 
-SUBCOMMANDS = (chain_cmd, deploy_cmd, status_cmd, demo_cmd)
+SUBCOMMANDS = (chain_cmd, deploy_cmd, server_cmd, generate_cmd, status_cmd, demo_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

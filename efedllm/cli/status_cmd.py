@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from efedllm.chain.protocol import Protocol
+from efedllm.layers import compact_layers
 from efedllm.cli.common import add_chain_options, ether, fixed, open_protocol, table
 
 FRACTIONS = {"slashFraction", "theta"}
@@ -53,16 +54,4 @@ def print_servers(protocol: Protocol) -> None:
     missing = protocol.missing_layers()
     total = len(protocol.coverage())
     print(f"coverage: {total - len(missing)}/{total} layers served"
-          + (f"; uncovered: {compact(missing)}" if missing else ""))
-
-
-def compact(layers: list[int]) -> str:
-    """[0, 1, 2, 5] -> '0-2, 5'."""
-    parts, start = [], None
-    for i, layer in enumerate(layers):
-        if start is None:
-            start = layer
-        if i + 1 == len(layers) or layers[i + 1] != layer + 1:
-            parts.append(str(start) if start == layer else f"{start}-{layer}")
-            start = None
-    return ", ".join(parts)
+          + (f"; uncovered: {compact_layers(missing)}" if missing else ""))

@@ -63,17 +63,27 @@ class LayerSpan(torch.nn.Module):
         return DynamicCache()
 
     @torch.inference_mode()
-    def forward(self, hidden: torch.Tensor, cache: DynamicCache) -> torch.Tensor:
-        """Run ``hidden`` ([batch, new tokens, hidden size]) through the span after what ``cache`` holds."""
-        past = cache.get_seq_length()
+    def forward(self, hidden: torch.Tensor, cache: DynamicCache, *, past: int, start: int | None = None,
+                end: int | None = None) -> torch.Tensor:
+        """Run ``hidden`` ([batch, new tokens, hidden size]) through layers ``[start, end)`` (absolute indices,
+        default: the whole span) after the ``past`` tokens that ``cache`` already holds for those layers."""
+        start = self.first if start is None else start
+        end = self.first + self.count if end is None else end
         new = hidden.shape[1]
         positions = torch.arange(past, past + new, device=self.device).unsqueeze(0)
         embeddings = self.rotary(hidden, positions)
         mask = causal_mask(past, new, device=self.device) if new > 1 else None
-        for layer in self.layers:
+        for layer in self.layers[start - self.first:end - self.first]:
             hidden = layer(hidden, attention_mask=mask, position_ids=positions, past_key_values=cache,
                            use_cache=True, position_embeddings=embeddings)
         return hidden
+
+    def kv_bytes_per_token(self) -> int:
+        """Cache bytes one token costs in this span: keys and values of every layer."""
+        c = self.config
+        head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+        element = torch.finfo(self.dtype).bits // 8
+        return 2 * self.count * c.num_key_value_heads * head_dim * element
 
 
 def causal_mask(past: int, new: int, *, device) -> torch.Tensor:

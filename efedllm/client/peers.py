@@ -1,0 +1,65 @@
+"""Where the client finds servers: the chain's list of active servers, or explicit URLs (development)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from efedllm.chain.params import ONE
+from efedllm.chain.protocol import Protocol, Status
+from efedllm.client.routing import Peer
+
+INFO_TIMEOUT_S = 3.0
+
+
+def probe(endpoint: str, http: requests.Session | None = None) -> dict | None:
+    """A server's /info, or None when it does not answer in time."""
+    try:
+        response = (http or requests).get(f"{endpoint.rstrip('/')}/info", timeout=INFO_TIMEOUT_S)
+        return response.json() if response.ok else None
+    except (requests.RequestException, ValueError):
+        return None
+
+
+class StaticPeers:
+    """Servers given by URL; their spans come from /info."""
+
+    def __init__(self, endpoints: list[str]):
+        self.endpoints = endpoints
+
+    def peers(self) -> list[Peer]:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            infos = list(pool.map(probe, self.endpoints))
+        return [
+            Peer(endpoint=url, first=i["first_layer"], end=i["first_layer"] + i["num_layers"],
+                 decode_tokens_per_s=i.get("throughput", {}).get("decode_tokens_per_s", 1.0), address=i.get("address"))
+            for url, i in zip(self.endpoints, infos) if i
+        ]
+
+
+class ChainPeers:
+    """Active servers on chain with the spans the contract has on record, probed for speed and liveness.
+
+    A server that is deactivated, inactive or unreachable is left out; so is one whose /info disagrees with its
+    on-chain span (it would compute other layers than it is paid for).
+    """
+
+    def __init__(self, protocol: Protocol):
+        self.protocol = protocol
+
+    def peers(self) -> list[Peer]:
+        records = [s for s in self.protocol.servers() if s.status == Status.ACTIVE]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            infos = list(pool.map(lambda s: probe(s.endpoint), records))
+        scoring = self.protocol.scoring.functions
+        peers = []
+        for record, info in zip(records, infos):
+            if not info or (info.get("first_layer"), info.get("num_layers")) != (record.first_layer, record.num_layers):
+                continue
+            _, score = scoring.lastScore(record.address).call()
+            trust = score[1] / ONE if score[5] else 1.0  # outcome None: never scored yet
+            peers.append(Peer(endpoint=record.endpoint, first=record.first_layer, end=record.first_layer + record.num_layers,
+                              decode_tokens_per_s=info.get("throughput", {}).get("decode_tokens_per_s", 1.0),
+                              trust=trust, address=record.address))
+        return peers

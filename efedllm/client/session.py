@@ -1,0 +1,148 @@
+"""An inference session across a route of servers, with failover.
+
+Each hop keeps the hidden states it was sent. When a server fails (unreachable, timed out, overloaded, or its
+session expired), the client marks it bad, plans a new route for that hop's layers from the remaining peers,
+opens sessions there, replays the hop's whole input history to rebuild their KV caches, and carries on: the
+output is the same, only later. Bad requests (4xx other than those) are the client's own bug and are raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import requests
+import torch
+
+from efedllm import wire
+from efedllm.client.routing import Hop, Peer, plan_route
+from efedllm.errors import EfedError
+
+log = logging.getLogger("efedllm.client")
+RETRYABLE_STATUS = {404, 429, 500, 502, 503, 504, 507}
+
+
+class ServerFailure(Exception):
+    """The server of a hop could not serve it; another server may."""
+
+    def __init__(self, endpoint: str, message: str):
+        super().__init__(message)
+        self.endpoint = endpoint
+
+
+@dataclass
+class RemoteHop:
+    hop: Hop
+    session_id: str
+    history: list[torch.Tensor] = field(default_factory=list)
+
+
+class InferenceSession:
+    def __init__(self, peers: list[Peer], num_layers: int, *, http: requests.Session | None = None,
+                 timeout: float = 60.0, max_failovers: int = 8):
+        self.peers = list(peers)
+        self.num_layers = num_layers
+        self.http = http or requests.Session()
+        self.timeout = timeout
+        self.failed: set[str] = set()
+        self.failovers = 0
+        self.max_failovers = max_failovers
+        self.hops: list[RemoteHop] = [RemoteHop(Hop(Peer("(unopened)", 0, num_layers), 0, num_layers), "")]
+        self._fail_over(0, None)  # plans the first route the same way a failover does
+
+    @property
+    def route(self) -> list[Hop]:
+        return [h.hop for h in self.hops]
+
+    def step(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Run new hidden states through every layer, failing over as needed."""
+        i = 0
+        while i < len(self.hops):
+            remote = self.hops[i]
+            try:
+                output = self._forward(remote, hidden)
+            except ServerFailure as exc:
+                self._fail_over(i, exc)
+                continue  # retry position i with the replacement hops
+            remote.history.append(hidden)
+            hidden = output
+            i += 1
+        return hidden
+
+    def close(self) -> None:
+        for remote in self.hops:
+            try:
+                self.http.delete(self._url(remote.hop.peer, f"/sessions/{remote.session_id}"), timeout=2)
+            except requests.RequestException:
+                pass
+
+    # ------------------------------------------------------------------ internals
+
+    def _fail_over(self, index: int, exc: ServerFailure | None) -> None:
+        """Replace hop ``index`` by a new route over its layers, rebuilt from its input history."""
+        remote = self.hops[index]
+        if exc is not None:
+            log.warning("server %s failed (%s); re-routing layers %d:%d", exc.endpoint, exc, remote.hop.start, remote.hop.end)
+            self.failed.add(exc.endpoint)
+            self.failovers += 1
+        while True:
+            if self.failovers > self.max_failovers:
+                raise EfedError(f"gave up after {self.max_failovers} failovers; last failure: {exc}")
+            alive = [p for p in self.peers if p.endpoint not in self.failed]
+            route = plan_route(alive, remote.hop.start, remote.hop.end)  # NoRouteError names missing layers
+            try:
+                self.hops[index:index + 1] = self._rebuild(route, remote.history)
+                return
+            except ServerFailure as again:
+                log.warning("server %s failed too (%s)", again.endpoint, again)
+                self.failed.add(again.endpoint)
+                self.failovers += 1
+                exc = again
+
+    def _rebuild(self, route: list[Hop], history: list[torch.Tensor]) -> list[RemoteHop]:
+        """Open sessions along ``route`` and replay ``history`` through them, hop after hop."""
+        replay = torch.cat(history, dim=1) if history else None
+        rebuilt = []
+        for hop in route:
+            remote = self._open(hop)
+            if replay is not None:
+                output = self._forward(remote, replay)
+                remote.history.append(replay)
+                replay = output
+            rebuilt.append(remote)
+        return rebuilt
+
+    def _open(self, hop: Hop) -> RemoteHop:
+        try:
+            response = self.http.post(self._url(hop.peer, "/sessions"), json={"start": hop.start, "end": hop.end},
+                                      timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise ServerFailure(hop.peer.endpoint, f"cannot open a session: {exc.__class__.__name__}") from None
+        self._check(hop.peer, response)
+        return RemoteHop(hop, response.json()["session"])
+
+    def _forward(self, remote: RemoteHop, hidden: torch.Tensor) -> torch.Tensor:
+        url = self._url(remote.hop.peer, f"/sessions/{remote.session_id}/forward")
+        try:
+            response = self.http.post(url, data=wire.encode(hidden), headers={"Content-Type": wire.CONTENT_TYPE},
+                                      timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise ServerFailure(remote.hop.peer.endpoint, exc.__class__.__name__) from None
+        self._check(remote.hop.peer, response)
+        return wire.decode(response.content, hidden_size=hidden.shape[-1], dtype=hidden.dtype, max_tokens=1 << 30)
+
+    @staticmethod
+    def _check(peer: Peer, response: requests.Response) -> None:
+        if response.ok:
+            return
+        try:
+            message = response.json().get("error", response.text)
+        except ValueError:
+            message = response.text[:200]
+        if response.status_code in RETRYABLE_STATUS:
+            raise ServerFailure(peer.endpoint, f"HTTP {response.status_code}: {message}")
+        raise EfedError(f"server refused the request (HTTP {response.status_code}): {message}")
+
+    @staticmethod
+    def _url(peer: Peer, path: str) -> str:
+        return peer.endpoint.rstrip("/") + path
