@@ -38,6 +38,8 @@ class DistributedModel:
         self.num_layers = ends.config.num_hidden_layers
         self.last_route: list[Hop] = []
         self.last_failovers = 0
+        self.current_session: InferenceSession | None = None
+        """The session of the generation under way (for progress displays and tests)."""
 
     @classmethod
     def from_pretrained(cls, model: str = DEFAULT_MODEL, *, protocol=None, servers: list[str] | None = None,
@@ -96,7 +98,7 @@ class DistributedModel:
         eos = self._eos(eos_token_id)
         warpers = self._warpers(do_sample, temperature, top_k, top_p)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        session = InferenceSession(self.peer_source.peers(), self.num_layers)
+        session = self.current_session = InferenceSession(self.peer_source.peers(), self.num_layers)
         new_tokens, all_logits = [], []
         try:
             step_input = input_ids
@@ -115,6 +117,7 @@ class DistributedModel:
                 step_input = torch.tensor([[token]])
         finally:
             self.last_route, self.last_failovers = session.route, session.failovers
+            self.current_session = None
             session.close()
         ids = torch.tensor([new_tokens], dtype=torch.long)
         return (ids, all_logits) if output_logits else ids

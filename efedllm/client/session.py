@@ -54,6 +54,11 @@ class InferenceSession:
     def route(self) -> list[Hop]:
         return [h.hop for h in self.hops]
 
+    @property
+    def history_tokens(self) -> list[int]:
+        """Token count of each step sent so far (the first hop's inputs)."""
+        return [t.shape[1] for t in self.hops[0].history] if self.hops else []
+
     def step(self, hidden: torch.Tensor) -> torch.Tensor:
         """Run new hidden states through every layer, failing over as needed."""
         i = 0
