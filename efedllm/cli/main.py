@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+# Pipeline stages that share CPU cores (a client and servers on one machine, or several servers) must not spin
+# while they wait: OpenMP's default busy-wait burns the cores the active stage needs. Set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from efedllm import __version__
 from efedllm.cli import chain_cmd, demo_cmd, deploy_cmd, generate_cmd, server_cmd, status_cmd

@@ -18,14 +18,15 @@ class ModelEnds(torch.nn.Module):
         self.embed = model.model.embed_tokens
         self.norm = model.model.norm
         self.lm_head = model.lm_head
-        for module in (self.embed, self.norm, self.lm_head):
-            module.to_empty(device=device)
         tied = getattr(config, "tie_word_embeddings", False) or not has_tensor(folder, "lm_head.weight")
         names = ["model.embed_tokens.weight", "model.norm.weight"] + ([] if tied else ["lm_head.weight"])
         t = read_tensors(folder, names, device=device, dtype=dtype)
-        self.embed.weight.data.copy_(t["model.embed_tokens.weight"])
-        self.norm.weight.data.copy_(t["model.norm.weight"])
-        self.lm_head.weight = self.embed.weight if tied else torch.nn.Parameter(t["lm_head.weight"])
+        self.embed.load_state_dict({"weight": t["model.embed_tokens.weight"]}, assign=True)
+        self.norm.load_state_dict({"weight": t["model.norm.weight"]}, assign=True)
+        if tied:
+            self.lm_head.weight = self.embed.weight
+        else:
+            self.lm_head.load_state_dict({"weight": t["lm_head.weight"]}, assign=True)
         self.device, self.dtype = device, dtype
         self.eval()
 

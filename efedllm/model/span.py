@@ -47,12 +47,12 @@ class LayerSpan(torch.nn.Module):
         self.config, self.first, self.count, self.device, self.dtype = config, first, count, device, dtype
         model = skeleton(config)
         self.layers = torch.nn.ModuleList(model.model.layers[first:first + count])
-        self.layers.to_empty(device=device)
         prefix = "model.layers."
-        names = {f"{prefix}{first + i}.{k}": (i, k) for i in range(count) for k in self.layers[i].state_dict()}
-        tensors = read_tensors(folder, names, device=device, dtype=dtype)
         for i, layer in enumerate(self.layers):
-            layer.load_state_dict({k: tensors[f"{prefix}{first + i}.{k}"] for k in layer.state_dict()}, strict=True)
+            # The tensors read from disk become the parameters (assign=True): no second copy at any moment.
+            names = {f"{prefix}{first + i}.{k}": k for k in layer.state_dict()}
+            tensors = read_tensors(folder, names, device=device, dtype=dtype)
+            layer.load_state_dict({k: tensors[n] for n, k in names.items()}, strict=True, assign=True)
             layer.self_attn.layer_idx = i  # the session cache holds this span's layers only
         with torch.device(device):
             self.rotary = type(model.model.rotary_emb)(config=config)

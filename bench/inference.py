@@ -1,0 +1,135 @@
+"""Distributed inference vs single-process generation, side by side in one run.
+
+    python bench/inference.py [--rounds 5] [--tokens 64]
+
+Three `efedllm server` processes on loopback hold layers 0:10, 10:20 and 20:30 of the default model
+(SmolLM2-135M-Instruct, float32); the client runs the ends here. The single-process baseline is transformers'
+own `generate` with a KV cache in this process. Rounds alternate between the two so that machine noise hits
+both alike; medians are reported. Memory: peak RSS (VmHWM) of the server holding 10 of 30 layers vs a fresh
+process that loads the whole model and generates the same tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `efedllm generate` runs the client
+
+import torch  # noqa: E402
+
+from efedllm.chain.anvil import free_port  # noqa: E402
+from efedllm.cli.common import table  # noqa: E402
+from efedllm.client import DistributedModel  # noqa: E402
+from efedllm.localnet import ServerProcess, start_all, stop_all  # noqa: E402
+from efedllm.model.source import resolve  # noqa: E402
+
+PROMPT = "Write a short story about a lighthouse keeper."
+SINGLE_PROCESS_WORKER = """
+import json, sys, time, torch
+from transformers import AutoModelForCausalLM
+folder, ids, n = sys.argv[1], torch.tensor([json.loads(sys.argv[2])]), int(sys.argv[3])
+model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+class Streamer:
+    def __init__(self): self.stamps, self.seen_prompt = [], False
+    def put(self, value):
+        if self.seen_prompt: self.stamps.append(time.perf_counter())
+        self.seen_prompt = True
+    def end(self): pass
+for line in sys.stdin:
+    streamer, started = Streamer(), time.perf_counter()
+    model.generate(ids, max_new_tokens=n, min_new_tokens=n, do_sample=False, streamer=streamer)
+    s = streamer.stamps
+    print(json.dumps([s[0] - started, (len(s) - 1) / (s[-1] - s[0])]), flush=True)
+"""
+WHOLE_MODEL_PROBE = """
+import sys, torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+folder, tokens = sys.argv[1], int(sys.argv[2])
+model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+tok = AutoTokenizer.from_pretrained(folder)
+ids = tok.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True, return_tensors="pt")["input_ids"]
+model.generate(ids, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False)
+print(next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:")))
+"""
+
+
+RUNTIME_PROBE = """
+import torch, aiohttp
+from transformers.models.llama import modeling_llama
+print(next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:")))
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--tokens", type=int, default=64)
+    args = parser.parse_args()
+    source = resolve()
+    servers = [ServerProcess(span, free_port(), args=["--no-chain"]) for span in ("0:10", "10:20", "20:30")]
+    print("starting 3 servers and the single-process baseline ...", file=sys.stderr, flush=True)
+    start_all(servers)
+    baseline_env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}  # transformers as users run it
+    try:
+        client = DistributedModel.from_pretrained(servers=[s.url for s in servers])
+        ids = client.encode(prompt=PROMPT)
+        n = args.tokens
+        single = subprocess.Popen([sys.executable, "-c", SINGLE_PROCESS_WORKER, str(source.folder),
+                                   json.dumps(ids[0].tolist()), str(n)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=baseline_env)
+
+        def run_single() -> tuple[float, float]:
+            single.stdin.write("run\n")
+            single.stdin.flush()
+            return tuple(json.loads(single.stdout.readline()))
+
+        def run_distributed() -> tuple[float, float]:
+            stamps = []
+            started = time.perf_counter()
+            client.generate(ids, max_new_tokens=n, eos_token_id=[], on_token=lambda _t: stamps.append(time.perf_counter()))
+            return stamps[0] - started, (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+        run_distributed()  # warm-up both paths
+        run_single()
+        results = {"distributed (3 servers)": [], "single process": []}
+        for r in range(args.rounds):
+            print(f"round {r + 1}/{args.rounds}", file=sys.stderr, flush=True)
+            results["distributed (3 servers)"].append(run_distributed())
+            results["single process"].append(run_single())
+        single.stdin.close()
+        single.wait()
+        server_peak = servers[1].peak_rss_bytes()
+    finally:
+        stop_all(servers)
+    whole_peak = int(subprocess.run([sys.executable, "-c", WHOLE_MODEL_PROBE, str(source.folder), str(n)],
+                                    capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
+    runtime_peak = int(subprocess.run([sys.executable, "-c", RUNTIME_PROBE], capture_output=True, text=True,
+                                      check=True).stdout.strip().splitlines()[-1])
+
+    med = {k: (statistics.median(t for t, _ in v), statistics.median(r for _, r in v)) for k, v in results.items()}
+    dist, single_ = med["distributed (3 servers)"], med["single process"]
+    print(f"\n{PROMPT!r}, {n} new tokens, float32 on {torch.get_num_threads()} CPU threads, "
+          f"median of {args.rounds} alternating rounds\n")
+    print(table(["path", "tokens/s", "time to first token"],
+                [[k, f"{r:.1f}", f"{t * 1000:.0f} ms"] for k, (t, r) in med.items()]))
+    print(f"\nthroughput ratio distributed / single: {dist[1] / single_[1]:.2f}x (target >= 0.90x)")
+    print(f"time-to-first-token ratio distributed / single: {dist[0] / single_[0]:.2f}x")
+    print(f"\npeak RSS, server with layers 10:20 (10 of 30): {server_peak / 2**20:.0f} MiB")
+    print(f"peak RSS, process with the whole model:        {whole_peak / 2**20:.0f} MiB")
+    print(f"memory ratio: {server_peak / whole_peak:.2f}x (target < 0.50x)")
+    print(f"runtime alone (python, torch, transformers' Llama modules, aiohttp): {runtime_peak / 2**20:.0f} MiB")
+    print(f"memory above that runtime, server vs whole model: {(server_peak - runtime_peak) / 2**20:.0f} vs "
+          f"{(whole_peak - runtime_peak) / 2**20:.0f} MiB = {(server_peak - runtime_peak) / (whole_peak - runtime_peak):.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
