@@ -109,8 +109,11 @@ class Anvil:
 
 
 def warp_to(w3, timestamp: int) -> None:
-    """Mine a block at ``timestamp`` or later on a dev node (Anvil's evm_* RPC), for tests and benchmarks."""
-    now = w3.eth.get_block("latest")["timestamp"]
-    if timestamp > now:
-        w3.provider.make_request("evm_increaseTime", [int(timestamp - now)])
+    """Mine a block at exactly ``timestamp`` (or the next second, if the chain is past it) on a dev node.
+
+    Sets the next block's timestamp rather than adding a delta: Anvil stamps new blocks from the wall clock,
+    so a delta measured from an old block would overshoot by however long the chain sat idle.
+    """
+    latest = w3.eth.get_block("latest")["timestamp"]
+    w3.provider.make_request("evm_setNextBlockTimestamp", [int(max(timestamp, latest + 1))])
     w3.provider.make_request("evm_mine", [])

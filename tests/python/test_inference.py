@@ -7,6 +7,8 @@ later ones change the network: one kills a server mid-generation, the last deact
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
@@ -18,7 +20,7 @@ from efedllm.chain.protocol import Phase, Protocol, Status
 from efedllm.client import DistributedModel
 from efedllm.client.routing import NoRouteError
 from efedllm.errors import EfedError
-from efedllm.localnet import ServerProcess, start_all, stop_all
+from efedllm.localnet import EFEDLLM, ServerProcess, start_all, stop_all
 from efedllm.model.source import resolve
 
 SPANS = {"A": "0:10", "B": "10:20", "C": "20:30", "D": "10:20"}
@@ -88,6 +90,23 @@ def test_sampling_is_reproducible_with_a_seed(client):
     kwargs = dict(prompt="Tell me a story.", max_new_tokens=10, do_sample=True, temperature=0.8, top_k=50, top_p=0.9)
     first = client.generate(seed=7, **kwargs)
     assert torch.equal(first, client.generate(seed=7, **kwargs))
+
+
+def test_generate_command_streams_the_answer(anvil, deployment, network, tmp_path):
+    path = deployment.save(tmp_path)
+    result = subprocess.run([*EFEDLLM, "generate", "What is the capital of France?", "--rpc-url", anvil.url,
+                             "--deployment", str(path), "--show-route"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "The capital of France is Paris."
+    assert "layers 0:10 on http://127.0.0.1:" in result.stderr and "layers 20:30" in result.stderr
+
+
+def test_server_command_refuses_layers_outside_the_model(anvil, deployment, tmp_path):
+    path = deployment.save(tmp_path)
+    result = subprocess.run([*EFEDLLM, "server", "--layers", "25:35", "--rpc-url", anvil.url, "--deployment",
+                             str(path), "--node-account", "7"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == ["efedllm: error: layers 25:35 are out of range of a 30-layer model: need 0 <= START < END <= 30"]
 
 
 def test_killed_server_mid_generation_costs_only_time(client, reference, network):
