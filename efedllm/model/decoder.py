@@ -1,0 +1,189 @@
+"""The decoder layers a server runs, in plain PyTorch: Llama, Mistral and Qwen2.
+
+Servers do not import transformers: its model machinery alone costs a process about 115 MB before any weight,
+which for a small model is more than the span itself. These modules compute what transformers' own layers
+compute (tests compare against them within 1e-4), take the same tensor names from the same safetensors files,
+and refuse configurations they do not implement rather than computing something else.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from efedllm.errors import EfedError
+from efedllm.model.source import SUPPORTED_ARCHITECTURES
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecoderConfig:
+    model_type: str
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    head_dim: int
+    intermediate_size: int
+    rms_norm_eps: float
+    rope_theta: float
+    qkv_bias: bool
+    out_bias: bool
+    mlp_bias: bool
+    sliding_windows: tuple[int | None, ...]
+    """Per layer: attend to at most this many most recent tokens (None: the whole sequence)."""
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> DecoderConfig:
+        return cls.from_dict(json.loads((Path(folder) / "config.json").read_text()))
+
+    @classmethod
+    def from_dict(cls, c: dict) -> DecoderConfig:
+        model_type = c.get("model_type")
+        if model_type not in SUPPORTED_ARCHITECTURES:
+            raise EfedError(f"architecture {model_type!r} is not supported (supported: {', '.join(SUPPORTED_ARCHITECTURES)})")
+        if c.get("hidden_act", "silu") != "silu":
+            raise EfedError(f"activation {c.get('hidden_act')!r} is not supported (only silu)")
+        rope = c.get("rope_parameters") or {}
+        rope_type = rope.get("rope_type") or (c.get("rope_scaling") or {}).get("rope_type") or (c.get("rope_scaling") or {}).get("type") or "default"
+        if rope_type != "default":
+            raise EfedError(f"RoPE type {rope_type!r} is not supported by the server runtime (only default RoPE)")
+        heads = c["num_attention_heads"]
+        layers = c["num_hidden_layers"]
+        return cls(
+            model_type=model_type,
+            hidden_size=c["hidden_size"],
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            num_key_value_heads=c.get("num_key_value_heads") or heads,
+            head_dim=c.get("head_dim") or c["hidden_size"] // heads,
+            intermediate_size=c["intermediate_size"],
+            rms_norm_eps=c.get("rms_norm_eps", 1e-6),
+            rope_theta=rope.get("rope_theta", c.get("rope_theta", 10000.0)),
+            qkv_bias=True if model_type == "qwen2" else bool(c.get("attention_bias", False)),
+            out_bias=False if model_type == "qwen2" else bool(c.get("attention_bias", False)),
+            mlp_bias=bool(c.get("mlp_bias", False)),
+            sliding_windows=_sliding_windows(c, model_type, layers),
+        )
+
+
+def _sliding_windows(c: dict, model_type: str, layers: int) -> tuple[int | None, ...]:
+    window = c.get("sliding_window")
+    if model_type == "mistral":
+        return (window,) * layers
+    if model_type == "qwen2":
+        types = c.get("layer_types") or ["full_attention"] * layers
+        if not c.get("use_sliding_window", False):
+            return (None,) * layers
+        return tuple(window if t == "sliding_attention" else None for t in types)
+    return (None,) * layers
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, size: int, eps: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(size))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        x = x.to(torch.float32)
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x.to(dtype)
+
+
+class Attention(nn.Module):
+    def __init__(self, c: DecoderConfig):
+        super().__init__()
+        self.heads, self.kv_heads, self.head_dim = c.num_attention_heads, c.num_key_value_heads, c.head_dim
+        self.q_proj = nn.Linear(c.hidden_size, self.heads * self.head_dim, bias=c.qkv_bias)
+        self.k_proj = nn.Linear(c.hidden_size, self.kv_heads * self.head_dim, bias=c.qkv_bias)
+        self.v_proj = nn.Linear(c.hidden_size, self.kv_heads * self.head_dim, bias=c.qkv_bias)
+        self.o_proj = nn.Linear(self.heads * self.head_dim, c.hidden_size, bias=c.out_bias)
+
+    def forward(self, x, cos, sin, cache: KVCache, index: int, mask):
+        b, t, _ = x.shape
+        q = self.q_proj(x).view(b, t, self.heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+        q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
+        k, v = cache.append(index, k, v)
+        groups = self.heads // self.kv_heads
+        if groups > 1:
+            k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.head_dim**-0.5)
+        return self.o_proj(out.transpose(1, 2).reshape(b, t, -1))
+
+
+class MLP(nn.Module):
+    def __init__(self, c: DecoderConfig):
+        super().__init__()
+        self.gate_proj = nn.Linear(c.hidden_size, c.intermediate_size, bias=c.mlp_bias)
+        self.up_proj = nn.Linear(c.hidden_size, c.intermediate_size, bias=c.mlp_bias)
+        self.down_proj = nn.Linear(c.intermediate_size, c.hidden_size, bias=c.mlp_bias)
+
+    def forward(self, x):
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class DecoderLayer(nn.Module):
+    """Parameter names match transformers' ``model.layers.N.*``, so its checkpoints load as they are."""
+
+    def __init__(self, c: DecoderConfig, sliding_window: int | None):
+        super().__init__()
+        self.sliding_window = sliding_window
+        self.input_layernorm = RMSNorm(c.hidden_size, c.rms_norm_eps)
+        self.self_attn = Attention(c)
+        self.post_attention_layernorm = RMSNorm(c.hidden_size, c.rms_norm_eps)
+        self.mlp = MLP(c)
+
+    def forward(self, x, cos, sin, cache: KVCache, index: int, past: int):
+        mask = attention_mask(past, x.shape[1], self.sliding_window, device=x.device)
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, cache, index, mask)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class KVCache:
+    """Keys and values of one session, per layer of the span."""
+
+    def __init__(self):
+        self.keys: dict[int, torch.Tensor] = {}
+        self.values: dict[int, torch.Tensor] = {}
+
+    def append(self, index: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if index in self.keys:
+            k = torch.cat([self.keys[index], k], dim=2)
+            v = torch.cat([self.values[index], v], dim=2)
+        self.keys[index], self.values[index] = k, v
+        return k, v
+
+
+def rotary(c: DecoderConfig, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of default RoPE at ``positions`` ([batch, tokens]), computed in float32 as transformers does."""
+    inv_freq = 1.0 / (c.rope_theta ** (torch.arange(0, c.head_dim, 2, dtype=torch.float, device=positions.device) / c.head_dim))
+    freqs = positions[..., None].float() * inv_freq
+    emb = torch.cat((freqs, freqs), dim=-1)
+    return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
+def attention_mask(past: int, new: int, window: int | None, *, device) -> torch.Tensor | None:
+    """Boolean [1, 1, new, past + new]: new token i sees cached and new tokens up to itself (and, with a sliding
+    window, only the last ``window`` of them). None when every token may see everything before it."""
+    if new == 1 and (window is None or past + 1 <= window):
+        return None
+    rows = torch.arange(new, device=device).unsqueeze(1) + past
+    cols = torch.arange(past + new, device=device).unsqueeze(0)
+    allowed = cols <= rows
+    if window is not None:
+        allowed &= rows - cols < window
+    return allowed.unsqueeze(0).unsqueeze(0)
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
