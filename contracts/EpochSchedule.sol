@@ -14,7 +14,8 @@ contract EpochSchedule is IEpochSchedule {
     uint256 public immutable REVEAL_WINDOW;
     uint256 public immutable FINALIZE_WINDOW;
 
-    /// @param genesis Start of epoch 0; 0 means the deployment block's timestamp.
+    /// @param genesis Start of epoch 0; 0 means the deployment block's timestamp. A genesis before the
+    /// deployment block is rejected (InvalidSchedule).
     constructor(
         uint256 genesis,
         uint256 epochLength,
@@ -25,6 +26,7 @@ contract EpochSchedule is IEpochSchedule {
     ) {
         if (epochLength == 0 || commitWorkWindow == 0 || commitScoresWindow == 0 || revealWindow == 0
             || finalizeWindow == 0) revert InvalidSchedule();
+        if (genesis != 0 && genesis < block.timestamp) revert InvalidSchedule();
         GENESIS = genesis == 0 ? block.timestamp : genesis;
         EPOCH_LENGTH = epochLength;
         COMMIT_WORK_WINDOW = commitWorkWindow;

@@ -29,6 +29,7 @@ contract TrustScoring is ITrustScoring, Governed {
 
     struct VerifierCommit {
         bytes32 commitment;
+        bool committed; // not `commitment != 0`: a zero hash must use up the verifier's one commitment too
         bool revealed;
     }
 
@@ -37,6 +38,10 @@ contract TrustScoring is ITrustScoring, Governed {
     mapping(uint256 => mapping(address => uint64[])) private _reveals;
     mapping(uint256 => mapping(address => Score)) private _scores;
     mapping(address => uint256) private _lastScored;
+    /// @dev max(l) of each epoch plus one (0: not read yet), read from the registry by the epoch's first finalize
+    /// call. Slashing while finalizing can lower the registry's max(l); reading it once per epoch keeps every
+    /// score of the epoch independent of the order of servers and batches.
+    mapping(uint256 => uint256) private _maxSpanPlusOne;
 
     constructor(
         address governor,
@@ -62,9 +67,10 @@ contract TrustScoring is ITrustScoring, Governed {
     function commitScores(uint256 epoch, bytes32 commitment) external onlyRole(VERIFIER_ROLE) whenNotPaused {
         _requirePhase(epoch, IEpochSchedule.Phase.CommitScores);
         VerifierCommit storage c = _commits[epoch][msg.sender];
-        if (c.commitment != bytes32(0)) revert ScoresAlreadyCommitted(epoch, msg.sender);
+        if (c.committed) revert ScoresAlreadyCommitted(epoch, msg.sender);
         if (_committers[epoch] == MAX_VERIFIERS) revert TooManyVerifiers(epoch);
         _committers[epoch] += 1;
+        c.committed = true;
         c.commitment = commitment;
         emit ScoresCommitted(epoch, msg.sender, commitment);
     }
@@ -77,7 +83,7 @@ contract TrustScoring is ITrustScoring, Governed {
     {
         _requirePhase(epoch, IEpochSchedule.Phase.RevealScores);
         VerifierCommit storage c = _commits[epoch][msg.sender];
-        if (c.commitment == bytes32(0)) revert NoCommitment(epoch, msg.sender);
+        if (!c.committed) revert NoCommitment(epoch, msg.sender);
         if (c.revealed) revert ScoresAlreadyRevealed(epoch, msg.sender);
         if (servers.length != accuracies.length) revert LengthMismatch(servers.length, accuracies.length);
         if (servers.length == 0) revert EmptyReveal();
@@ -98,18 +104,25 @@ contract TrustScoring is ITrustScoring, Governed {
     /// @inheritdoc ITrustScoring
     function finalize(uint256 epoch, address[] calldata servers) external whenNotPaused {
         _requirePhase(epoch, IEpochSchedule.Phase.Finalize);
+        uint256 maxSpanPlusOne = _maxSpanPlusOne[epoch];
+        if (maxSpanPlusOne == 0) {
+            maxSpanPlusOne = registry.maxActiveSpan() + 1;
+            _maxSpanPlusOne[epoch] = maxSpanPlusOne;
+        }
         for (uint256 i = 0; i < servers.length; ++i) {
-            if (_scores[epoch][servers[i]].outcome == Outcome.None) _finalizeOne(epoch, servers[i]);
+            if (_scores[epoch][servers[i]].outcome == Outcome.None) {
+                _finalizeOne(epoch, servers[i], maxSpanPlusOne - 1);
+            }
         }
     }
 
-    function _finalizeOne(uint256 epoch, address server) private {
+    function _finalizeOne(uint256 epoch, address server, uint256 maxSpan) private {
         (IServerRegistry.Status status, uint256 registeredEpoch, uint256 activeSince,, uint256 span, uint256 w) =
             registry.scoringInfo(server);
         if (status == IServerRegistry.Status.None) revert UnknownServer(server);
         IWorkLedger.Commitment memory work = ledger.commitmentOf(epoch, server);
         // l_i is what the contract recorded: the span snapshotted at commitWork, else the current span.
-        Score memory s = _score(epoch, server, work.numLayers != 0 ? work.numLayers : span, w);
+        Score memory s = _score(epoch, server, work.numLayers != 0 ? work.numLayers : span, w, maxSpan);
 
         uint256 weight;
         if (s.outcome == Outcome.Passed) {
@@ -132,16 +145,19 @@ contract TrustScoring is ITrustScoring, Governed {
     }
 
     /// @dev eq. 3 on the median of the revealed accuracies, with outcome Passed (S >= θ), Slashed (S < θ) or
-    /// NoQuorum. The caller turns Slashed into Immune or Failed where those apply.
-    function _score(uint256 epoch, address server, uint256 l, uint256 w) private view returns (Score memory s) {
+    /// NoQuorum. The caller turns Slashed into Immune or Failed where those apply. `maxSpan` is the epoch's max(l).
+    function _score(uint256 epoch, address server, uint256 l, uint256 w, uint256 maxSpan)
+        private
+        view
+        returns (Score memory s)
+    {
         uint64[] memory accs = _reveals[epoch][server];
         s.verifiers = uint8(accs.length);
         if (accs.length == 0 || accs.length < minVerifiers) {
             s.outcome = Outcome.NoQuorum;
             return s;
         }
-        uint256 maxL = registry.maxActiveSpan();
-        if (maxL < l) maxL = l;
+        uint256 maxL = maxSpan < l ? l : maxSpan;
         uint256 acc = Median.compute(accs);
         uint256 score = acc * l / maxL * w / ONE;
         if (score > ONE) score = ONE;

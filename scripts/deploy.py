@@ -25,6 +25,11 @@ def deployer():
     return accounts.load(os.environ["EFEDLLM_BROWNIE_ACCOUNT"])
 
 
+def built_abi(containers, name):
+    """The compiler's ABI from the build artifact (brownie adds a "name" to the constructor entry in memory)."""
+    return json.loads((containers._path / "build" / "contracts" / f"{name}.json").read_text())["abi"]
+
+
 def main(overrides: str = "{}"):
     params = replace(ProtocolParams(), **json.loads(overrides))
     account = deployer()
@@ -44,7 +49,7 @@ def main(overrides: str = "{}"):
         block=first_block,
         params=params,
         contracts={
-            name: ContractRecord(address=address, abi=getattr(containers, name).abi)
+            name: ContractRecord(address=address, abi=built_abi(containers, name))
             for name, address in deployed.items()
         },
     )

@@ -64,7 +64,8 @@ interface ITrustScoring {
         external;
 
     /// @notice Apply eq. 3 and 4 to `servers` for `epoch` (Finalize window, anyone). A server finalized
-    /// already is skipped, so overlapping batches cannot block each other.
+    /// already is skipped, so overlapping batches cannot block each other. max(l) is read from the registry
+    /// once per epoch, by its first finalize call, so the order of servers and batches does not change scores.
     function finalize(uint256 epoch, address[] calldata servers) external;
 
     function setTheta(uint256 value) external;

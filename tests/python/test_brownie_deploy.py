@@ -30,11 +30,12 @@ def deployed_code(url: str, data: dict) -> dict[str, bytes]:
 
 def test_brownie_and_web3_deployments_are_identical(tmp_path):
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    brownie_chain = Anvil(AnvilConfig(port=8545, accounts=10))  # brownie's development port
     try:
-        brownie_chain = Anvil(AnvilConfig(port=8545, accounts=10)).start()  # brownie's development port
+        brownie_chain.start()
     except Exception as exc:  # noqa: BLE001
         pytest.fail(f"brownie's development network needs port 8545 free: {exc}")
-    with brownie_chain:
+    try:
         result = subprocess.run(
             [str(BIN / "brownie"), "run", "scripts/deploy.py", "main", json.dumps({"genesis": GENESIS})],
             cwd=ROOT, env={**env, "EFEDLLM_DEPLOYMENTS": str(tmp_path / "brownie")},
@@ -43,6 +44,8 @@ def test_brownie_and_web3_deployments_are_identical(tmp_path):
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
         from_brownie = json.loads((tmp_path / "brownie" / "31337.json").read_text())
         brownie_code = deployed_code(brownie_chain.url, from_brownie)
+    finally:
+        brownie_chain.stop()
 
     with Anvil(AnvilConfig(port=0, accounts=10)) as chain:
         result = subprocess.run(
