@@ -79,6 +79,14 @@ class Anvil:
             if s.connect_ex((self.config.host, self.port)) == 0:
                 raise EfedError(f"port {self.port} is already in use; is a chain running there already?")
         self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            self._wait_until_listening(timeout)
+        except BaseException:  # an error or an interrupt while starting must not leave the node running
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_listening(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -86,9 +94,8 @@ class Anvil:
                 raise EfedError(f"anvil exited with code {self.process.returncode}: {err[-300:]}")
             with socket.socket() as s:
                 if s.connect_ex((self.config.host, self.port)) == 0:
-                    return self
+                    return
             time.sleep(0.05)
-        self.stop()
         raise EfedError(f"anvil did not open {self.url} within {timeout:.0f}s")
 
     def stop(self) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import time
 
 from efedllm.chain.anvil import DEFAULT_PORT, Anvil, AnvilConfig
+from efedllm.cli.common import StopSignal
 
 
 def register(subparsers) -> None:
@@ -22,12 +22,10 @@ def register(subparsers) -> None:
 
 def run_up(args: argparse.Namespace) -> int:
     config = AnvilConfig(host=args.host, port=args.port, accounts=args.accounts, block_time=args.block_time)
+    stop = StopSignal()
     with Anvil(config) as anvil:
         print(f"anvil listening on {anvil.url} (chain id {config.chain_id}, {config.accounts} funded accounts)")
         print("deploy with: efedllm deploy --rpc-url", anvil.url, flush=True)
-        try:
-            while anvil.process and anvil.process.poll() is None:
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            print("\nstopping anvil")
+        stop.wait(anvil.process)
+        print("stopping anvil", flush=True)
     return 0

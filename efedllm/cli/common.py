@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import threading
 from pathlib import Path
 
 from efedllm.chain.connection import DEFAULT_RPC_URL, connect, load_signer
@@ -60,3 +62,19 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
     line = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()  # noqa: E731
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+
+
+class StopSignal:
+    """Ctrl-C and SIGTERM as a request to stop cleanly, installed before anything is started, so a signal
+    arriving at any moment ends the command with exit code 0 and its cleanup run (no KeyboardInterrupt race)."""
+
+    def __init__(self):
+        self.event = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self.event.set())
+
+    def wait(self, process=None, *, poll: float = 0.5) -> None:
+        """Until a stop signal arrives (or ``process`` exits)."""
+        while not self.event.wait(poll):
+            if process is not None and process.poll() is not None:
+                return

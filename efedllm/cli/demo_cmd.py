@@ -15,7 +15,7 @@ from efedllm.chain.deploy import deploy
 from efedllm.chain.params import ETHER, ProtocolParams
 from efedllm.chain.protocol import Protocol
 from efedllm.chain.transactions import ErrorDecoder, Transactor
-from efedllm.cli.common import ether
+from efedllm.cli.common import StopSignal, ether
 from efedllm.cli.status_cmd import print_deployment, print_servers
 
 
@@ -31,6 +31,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
+    stop = StopSignal()
     with Anvil(AnvilConfig(port=args.port)) as anvil:
         print(f"[1/3] local chain: anvil at {anvil.url}", flush=True)
         w3 = connect(anvil.url)
@@ -51,9 +52,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"\ndone in {time.monotonic() - started:.1f}s; deployment file: {path}")
         if args.keep:
             print(f"chain running at {anvil.url}; Ctrl-C to stop", flush=True)
-            try:
-                while anvil.process and anvil.process.poll() is None:
-                    time.sleep(0.5)
-            except KeyboardInterrupt:
-                pass
+            stop.wait(anvil.process)
     return 0

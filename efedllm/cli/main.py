@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+
+# Ctrl-C while the command is still importing ends it quietly; main() restores Python's handler.
+signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 # Pipeline stages that share CPU cores (a client and servers on one machine, or several servers) must not spin
 # while they wait: OpenMP's default busy-wait burns the cores the active stage needs. Set before torch loads.
@@ -33,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return args.run(args)
     except EfedError as exc:
