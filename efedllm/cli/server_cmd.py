@@ -25,6 +25,8 @@ def register(subparsers) -> None:
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
     parser.add_argument("--public-url", default=None, help="endpoint announced on chain (default: http://HOST:PORT)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when present, else cpu)")
+    parser.add_argument("--data-dir", default="efedllm-data",
+                        help="where task records are kept; keep it across restarts (default: %(default)s)")
     parser.add_argument("--stake", type=float, default=1.0, help="ETH staked when registering (default: %(default)s)")
     parser.add_argument("--no-chain", action="store_true",
                         help="serve without registering on chain (development: clients must be given --servers)")
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     first, count = parse_span(args.layers)
     limits = ServerLimits(**{f.name: getattr(args, f.name) for f in fields(ServerLimits)})
     config = ServerConfig(model=args.model, first_layer=first, num_layers=count, host=args.host, port=args.port,
-                          device=args.device, public_url=args.public_url, limits=limits)
+                          device=args.device, public_url=args.public_url, data_dir=args.data_dir, limits=limits)
     protocol = None if args.no_chain else open_protocol(args, signs=True)
     if protocol is not None:
         total = protocol.registry.functions.NUM_LAYERS().call()

@@ -33,6 +33,8 @@ class ServerConfig:
     """None: CUDA when present, else CPU."""
     public_url: str | None = None
     """The endpoint registered on chain; defaults to http://host:port."""
+    data_dir: str = "efedllm-data"
+    """Where the task records (tasks-<address>.sqlite) live; they must survive restarts."""
     limits: ServerLimits = ServerLimits()
 
     @property

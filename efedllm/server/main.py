@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 import time
+from pathlib import Path
 
 from aiohttp import web
 
@@ -13,8 +14,10 @@ from efedllm.chain.protocol import Protocol, Status
 from efedllm.model.source import resolve
 from efedllm.model.span import LayerSpan, pick_device
 from efedllm.server import throughput
-from efedllm.server.app import create_app
+from efedllm.server.app import HOOKS, create_app
 from efedllm.server.config import ServerConfig
+from efedllm.server.records import TaskStore
+from efedllm.server.work import Committer, EpochTracker, recorder
 
 log = logging.getLogger("efedllm.server")
 
@@ -49,7 +52,8 @@ def announce(protocol: Protocol, config: ServerConfig, *, stake: int, progress=p
         progress(f"updated {me} on chain to {config.endpoint}, layers {config.first_layer}:{config.first_layer + config.num_layers}")
 
 
-async def serve(app: web.Application, config: ServerConfig, *, progress=print) -> None:
+async def serve(app: web.Application, config: ServerConfig, *, background=(), progress=print) -> None:
+    tasks = [asyncio.create_task(job()) for job in background]
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
@@ -61,6 +65,8 @@ async def serve(app: web.Application, config: ServerConfig, *, progress=print) -
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     progress("shutting down")
+    for task in tasks:
+        task.cancel()
     await runner.cleanup()
 
 
@@ -70,4 +76,12 @@ def run(config: ServerConfig, *, protocol: Protocol | None, stake: int, progress
         announce(protocol, config, stake=stake, progress=progress)
     app = create_app(span, config, info_fields={"throughput": speed, "endpoint": config.endpoint,
                                                 "address": protocol.signer.address if protocol else None})
-    asyncio.run(serve(app, config, progress=progress))
+    background = []
+    if protocol is not None:
+        store = TaskStore(Path(config.data_dir) / f"tasks-{protocol.signer.address}.sqlite", server=protocol.signer.address)
+        tracker = EpochTracker(protocol)
+        app[HOOKS].append(recorder(store, tracker))
+        committer = Committer(protocol, store)
+        background = [tracker.run, committer.run]
+        progress(f"recording tasks in {store.path}; {len(committer.pending())} epoch(s) awaiting commitment")
+    asyncio.run(serve(app, config, background=background, progress=progress))

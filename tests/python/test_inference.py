@@ -49,7 +49,8 @@ def network(anvil, deployment, tmp_path_factory):
 
     servers = {
         name: ServerProcess(layers, free_port(), args=["--rpc-url", anvil.url, "--deployment", str(path),
-                                                       "--node-account", str(i + 1)], log_path=logs / f"{name}.log")
+                                                       "--node-account", str(i + 1), "--data-dir", str(logs / name)],
+                             log_path=logs / f"{name}.log")
         for i, (name, layers) in enumerate(SPANS.items())
     }
     start_all(list(servers.values()))

@@ -1,0 +1,81 @@
+"""From served steps to on-chain commitments: the server half of "server work -> commitment -> verifier".
+
+``EpochTracker`` follows the chain's epoch (polled, so chain time, not the local clock, decides); the step hook
+records every served step in the ``TaskStore`` under that epoch; ``Committer`` posts
+``commitWork(epoch, root, workUnits)`` for each epoch with work once its CommitWork window opens, retrying with
+backoff while the chain is unreachable, until the window closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from efedllm import merkle
+from efedllm.chain.protocol import Phase, Protocol
+from efedllm.server.records import TaskStore
+
+log = logging.getLogger("efedllm.server.work")
+MISSED = "missed"
+
+
+class EpochTracker:
+    def __init__(self, protocol: Protocol, *, interval: float = 1.0):
+        self.protocol, self.interval = protocol, interval
+        self.epoch = protocol.current_epoch()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                self.epoch = await loop.run_in_executor(None, self.protocol.current_epoch)
+            except Exception as exc:  # noqa: BLE001 - keep the last epoch while the chain is away
+                log.warning("cannot read the current epoch (%s); keeping epoch %d", exc.__class__.__name__, self.epoch)
+
+
+def recorder(store: TaskStore, tracker: EpochTracker):
+    """The step hook that persists each served step (before its output is returned)."""
+
+    def record(*, session, inputs, outputs, past) -> None:
+        store.record(epoch=tracker.epoch, session=session.id, start=session.start, end=session.end, past=past,
+                     inputs=inputs, outputs=outputs)
+
+    return record
+
+
+class Committer:
+    def __init__(self, protocol: Protocol, store: TaskStore, *, interval: float = 1.0, max_backoff: float = 30.0):
+        self.protocol, self.store, self.interval, self.max_backoff = protocol, store, interval, max_backoff
+
+    def pending(self) -> list[int]:
+        return [e for e in self.store.epochs_with_work() if self.store.commitment(e) is None]
+
+    def commit_ready(self) -> None:
+        """One pass: commit every epoch whose window is open; give up on those whose window has closed."""
+        for epoch in self.pending():
+            phase = self.protocol.phase(epoch)
+            if phase < Phase.COMMIT_WORK:
+                continue
+            records, _ = self.store.tree(epoch)
+            root = merkle.root([r.leaf(self.store.server) for r in records])
+            if phase > Phase.COMMIT_WORK:
+                log.error("epoch %d: the commit window closed before %d tasks were committed", epoch, len(records))
+                self.store.save_commitment(epoch, root, len(records), MISSED)
+                continue
+            receipt = self.protocol.tx.send(self.protocol.ledger.functions.commitWork(epoch, root, len(records)),
+                                            label="commitWork")
+            self.store.save_commitment(epoch, root, len(records), receipt["transactionHash"].hex())
+            log.info("epoch %d: committed %d tasks, root 0x%s", epoch, len(records), root.hex())
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        delay = self.interval
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await loop.run_in_executor(None, self.commit_ready)
+                delay = self.interval
+            except Exception as exc:  # noqa: BLE001 - chain away or tx failed: retry until the window closes
+                delay = min(delay * 2, self.max_backoff)
+                log.warning("committing work failed (%s: %s); retrying in %.0fs", exc.__class__.__name__, exc, delay)
