@@ -44,8 +44,7 @@ class ProtocolParams:
             value = getattr(self, f.name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise InvalidParameter(f"parameter {f.name} must be a non-negative integer, got {value!r}")
-        settlement = self.epoch_length + self.commit_work_window + self.commit_scores_window
-        settlement += self.reveal_window + self.finalize_window
+        settlement = self.epoch_length + self.settlement_delay
         if self.unbonding_period <= settlement:
             raise InvalidParameter(
                 f"unbonding_period ({self.unbonding_period}s) must exceed an epoch plus its windows ({settlement}s)"

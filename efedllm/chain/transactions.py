@@ -46,10 +46,6 @@ class ErrorDecoder:
         args = ", ".join(f"{n}={_show(v)}" for n, v in zip(names, values))
         return f"{name}({args})"
 
-    def name(self, data: Any) -> str | None:
-        decoded = self.decode(data)
-        return decoded.split("(", 1)[0] if decoded else None
-
 
 class RevertError(EfedError):
     """A transaction or call reverted; ``error`` is the custom error's name (None when unknown)."""

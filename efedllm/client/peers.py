@@ -22,6 +22,16 @@ def probe(endpoint: str, http: requests.Session | None = None) -> dict | None:
         return None
 
 
+def probe_all(endpoints: list[str]) -> list[dict | None]:
+    """/info of every endpoint, probed in parallel."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(probe, endpoints))
+
+
+def decode_speed(info: dict) -> float:
+    return info.get("throughput", {}).get("decode_tokens_per_s", 1.0)
+
+
 class StaticPeers:
     """Servers given by URL; their spans come from /info."""
 
@@ -29,12 +39,10 @@ class StaticPeers:
         self.endpoints = endpoints
 
     def peers(self) -> list[Peer]:
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            infos = list(pool.map(probe, self.endpoints))
         return [
             Peer(endpoint=url, first=i["first_layer"], end=i["first_layer"] + i["num_layers"],
-                 decode_tokens_per_s=i.get("throughput", {}).get("decode_tokens_per_s", 1.0), address=i.get("address"))
-            for url, i in zip(self.endpoints, infos) if i
+                 decode_tokens_per_s=decode_speed(i), address=i.get("address"))
+            for url, i in zip(self.endpoints, probe_all(self.endpoints)) if i
         ]
 
 
@@ -50,8 +58,7 @@ class ChainPeers:
 
     def peers(self) -> list[Peer]:
         records = [s for s in self.protocol.servers() if s.status == Status.ACTIVE]
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            infos = list(pool.map(lambda s: probe(s.endpoint), records))
+        infos = probe_all([s.endpoint for s in records])
         scoring = self.protocol.scoring.functions
         peers = []
         for record, info in zip(records, infos):
@@ -60,6 +67,6 @@ class ChainPeers:
             _, score = scoring.lastScore(record.address).call()
             trust = score[1] / ONE if score[5] else 1.0  # outcome None: never scored yet
             peers.append(Peer(endpoint=record.endpoint, first=record.first_layer, end=record.first_layer + record.num_layers,
-                              decode_tokens_per_s=info.get("throughput", {}).get("decode_tokens_per_s", 1.0),
+                              decode_tokens_per_s=decode_speed(info),
                               trust=trust, address=record.address))
         return peers

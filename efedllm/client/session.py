@@ -47,8 +47,7 @@ class InferenceSession:
         self.failed: set[str] = set()
         self.failovers = 0
         self.max_failovers = max_failovers
-        self.hops: list[RemoteHop] = [RemoteHop(Hop(Peer("(unopened)", 0, num_layers), 0, num_layers), "")]
-        self._fail_over(0, None)  # plans the first route the same way a failover does
+        self.hops: list[RemoteHop] = self._reroute(0, num_layers, [], last=None)
 
     @property
     def route(self) -> list[Hop]:
@@ -83,26 +82,30 @@ class InferenceSession:
 
     # ------------------------------------------------------------------ internals
 
-    def _fail_over(self, index: int, exc: ServerFailure | None) -> None:
+    def _fail_over(self, index: int, exc: ServerFailure) -> None:
         """Replace hop ``index`` by a new route over its layers, rebuilt from its input history."""
         remote = self.hops[index]
-        if exc is not None:
-            log.warning("server %s failed (%s); re-routing layers %d:%d", exc.endpoint, exc, remote.hop.start, remote.hop.end)
-            self.failed.add(exc.endpoint)
-            self.failovers += 1
+        log.warning("server %s failed (%s); re-routing layers %d:%d", exc.endpoint, exc, remote.hop.start, remote.hop.end)
+        self._mark_failed(exc)
+        self.hops[index:index + 1] = self._reroute(remote.hop.start, remote.hop.end, remote.history, last=exc)
+
+    def _reroute(self, start: int, end: int, history: list[torch.Tensor], *, last: ServerFailure | None) -> list[RemoteHop]:
+        """Hops over layers [start, end) on servers not known to have failed, with ``history`` replayed."""
         while True:
             if self.failovers > self.max_failovers:
-                raise EfedError(f"gave up after {self.max_failovers} failovers; last failure: {exc}")
+                raise EfedError(f"gave up after {self.max_failovers} failovers; last failure: {last}")
             alive = [p for p in self.peers if p.endpoint not in self.failed]
-            route = plan_route(alive, remote.hop.start, remote.hop.end)  # NoRouteError names missing layers
+            route = plan_route(alive, start, end)  # NoRouteError names missing layers
             try:
-                self.hops[index:index + 1] = self._rebuild(route, remote.history)
-                return
+                return self._rebuild(route, history)
             except ServerFailure as again:
                 log.warning("server %s failed too (%s)", again.endpoint, again)
-                self.failed.add(again.endpoint)
-                self.failovers += 1
-                exc = again
+                self._mark_failed(again)
+                last = again
+
+    def _mark_failed(self, exc: ServerFailure) -> None:
+        self.failed.add(exc.endpoint)
+        self.failovers += 1
 
     def _rebuild(self, route: list[Hop], history: list[torch.Tensor]) -> list[RemoteHop]:
         """Open sessions along ``route`` and replay ``history`` through them, hop after hop."""

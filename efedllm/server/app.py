@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
@@ -31,9 +30,8 @@ CONFIG = web.AppKey("config", ServerConfig)
 INFO = web.AppKey("info", dict)
 EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
 HOOKS = web.AppKey("hooks", list)
-
-StepHook = Callable[..., None]
-"""Called after each served step with (session, inputs, outputs); the task recorder of verification hooks in here."""
+"""Callables run after each served step, before its answer goes out, with keyword arguments session, inputs,
+outputs and past: the task recorder (server/work.py) hooks in here."""
 
 
 def json_error(status: int, message: str) -> web.Response:

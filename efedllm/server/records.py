@@ -83,7 +83,7 @@ class TaskStore:
             ).fetchone()
             step = 0 if row is None else row[0] + 1
             prefix = b"\0" * 32 if row is None else keccak(row[1] + row[2])
-            index = self._db.execute("SELECT COUNT(*) FROM tasks WHERE epoch = ?", (epoch,)).fetchone()[0]
+            index = self._db.execute("SELECT COALESCE(MAX(idx), -1) + 1 FROM tasks WHERE epoch = ?", (epoch,)).fetchone()[0]
             record = TaskRecord(epoch, index, session, step, start, end, past, prefix, tensor_hash(inputs),
                                 tensor_hash(outputs))
             self._db.execute(
