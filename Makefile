@@ -11,7 +11,7 @@ setup:
 	@bash tools/setup.sh
 
 demo: setup
-	efedllm demo
+	efedllm demo --keep
 
 test: setup
 	@bash tools/run-tests.sh

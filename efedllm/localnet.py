@@ -1,6 +1,9 @@
-"""Starting and stopping real server processes on this machine: for the demo, the tests and the benchmarks.
+"""Starting and stopping real server and verifier processes on this machine: for the demo, tests and benchmarks.
 
-Each server is an ``efedllm server`` process of its own, talking real HTTP on loopback.
+Each is an ``efedllm`` process of its own, talking real HTTP on loopback and real JSON-RPC to the chain.
+``Walker`` drives such a network through its epochs on a dev chain: Anvil's clock is warped window by window
+(commit work, commit scores, reveal, finalize) and the walker waits at each stop until the processes, which
+follow chain time on their own, have done what the window asks; so nothing depends on how fast the machine is.
 """
 
 from __future__ import annotations
@@ -10,50 +13,56 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
+from efedllm.chain.anvil import warp_to
+from efedllm.chain.params import ProtocolParams
+from efedllm.chain.protocol import Phase, Protocol
 from efedllm.errors import EfedError
 
 EFEDLLM = [sys.executable, "-m", "efedllm.cli.main"]
 
 
+def chain_args(*, rpc_url: str, deployment: Path, account: int, data_dir: Path) -> list[str]:
+    """The options that put an ``efedllm`` server or verifier on a dev chain as the node's account ``account``."""
+    return ["--rpc-url", rpc_url, "--deployment", str(deployment), "--node-account", str(account),
+            "--data-dir", str(data_dir / f"data-{account}")]
+
+
 @dataclass
-class ServerProcess:
-    layers: str
-    port: int
-    args: list[str] = field(default_factory=list)
-    """Extra ``efedllm server`` arguments (chain options, limits, ...)."""
+class EfedllmProcess:
+    """One ``efedllm`` command running as a process of its own, its output in ``log_path``."""
+
+    command: list[str]
     env: dict[str, str] = field(default_factory=dict)
     log_path: Path | None = None
     process: subprocess.Popen | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> ServerProcess:
+    def start(self):
         log = open(self.log_path, "w") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        command = [*EFEDLLM, "server", "--layers", self.layers, "--port", str(self.port), *self.args]
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+        self.process = subprocess.Popen([*EFEDLLM, *self.command], stdout=log, stderr=subprocess.STDOUT,
                                         env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"})
         return self
 
-    def wait_ready(self, timeout: float = 180.0) -> ServerProcess:
+    def log_tail(self, chars: int = 1500) -> str:
+        return self.log_path.read_text()[-chars:] if self.log_path and self.log_path.exists() else ""
+
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    def wait_ready(self, timeout: float = 180.0):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                tail = self.log_path.read_text()[-1500:] if self.log_path else ""
-                raise EfedError(f"server {self.layers} on :{self.port} exited with {self.process.returncode}\n{tail}")
-            try:
-                if requests.get(self.url + "/info", timeout=1).ok:
-                    return self
-            except requests.RequestException:
-                pass
+                raise EfedError(f"{self} exited with {self.process.returncode}\n{self.log_tail()}")
+            if self.ready():
+                return self
             time.sleep(0.2)
-        raise EfedError(f"server {self.layers} on :{self.port} not ready within {timeout:.0f}s")
+        raise EfedError(f"{self} not ready within {timeout:.0f}s\n{self.log_tail()}")
 
     def kill(self) -> None:
         """Die abruptly, as a crashed machine would."""
@@ -77,8 +86,68 @@ class ServerProcess:
         raise EfedError("VmHWM not available")
 
 
-def start_all(servers: list[ServerProcess], timeout: float = 240.0) -> list[ServerProcess]:
-    """Start every server, then wait for all (they load in parallel)."""
+class ServerProcess(EfedllmProcess):
+    """``efedllm server run --layers LAYERS --port PORT ARGS...``; ready when it answers ``GET /info``."""
+
+    def __init__(self, layers: str, port: int, args: list[str] | None = None, *, env: dict[str, str] | None = None,
+                 log_path: Path | None = None):
+        super().__init__(["server", "run", "--layers", layers, "--port", str(port), *(args or [])],
+                         env=env or {}, log_path=log_path)
+        self.layers, self.port = layers, port
+
+    def __str__(self) -> str:
+        return f"server {self.layers} on :{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ready(self) -> bool:
+        try:
+            return requests.get(self.url + "/info", timeout=1).ok
+        except requests.RequestException:
+            return False
+
+    def info(self) -> dict:
+        return requests.get(self.url + "/info", timeout=5).json()
+
+
+class VerifierProcess(EfedllmProcess):
+    """``efedllm verifier ARGS...``; ready once it says it is running."""
+
+    def __init__(self, args: list[str], *, log_path: Path, env: dict[str, str] | None = None):
+        super().__init__(["verifier", *args], env=env or {}, log_path=log_path)
+
+    def __str__(self) -> str:
+        return f"verifier ({self.log_path.name})"
+
+    def ready(self) -> bool:
+        return " running; state in " in self.log_tail(100_000)
+
+
+class DashboardProcess(EfedllmProcess):
+    """``efedllm dashboard --port PORT ARGS...``; ready when it serves its page."""
+
+    def __init__(self, port: int, args: list[str], *, log_path: Path):
+        super().__init__(["dashboard", "--port", str(port), *args], log_path=log_path)
+        self.port = port
+
+    def __str__(self) -> str:
+        return f"dashboard on :{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.port}/"
+
+    def ready(self) -> bool:
+        try:
+            return requests.get(self.url, timeout=1).ok
+        except requests.RequestException:
+            return False
+
+
+def start_all(servers: list[EfedllmProcess], timeout: float = 240.0) -> list[EfedllmProcess]:
+    """Start every process, then wait for all (they load in parallel)."""
     for server in servers:
         server.start()
     try:
@@ -90,6 +159,68 @@ def start_all(servers: list[ServerProcess], timeout: float = 240.0) -> list[Serv
     return servers
 
 
-def stop_all(servers: list[ServerProcess]) -> None:
+def stop_all(servers: list[EfedllmProcess]) -> None:
     for server in servers:
         server.stop()
+
+
+WALKED_PARAMS = ProtocolParams(epoch_length=3600, commit_work_window=900, commit_scores_window=900,
+                               reveal_window=900, finalize_window=900, unbonding_period=20_000, min_verifiers=1)
+"""Parameters for a network driven by ``Walker``: the windows tile an epoch (epoch e's four windows run during
+epoch e+1's work phase), and chain time keeps flowing between warps, so every window is far longer than what a
+slow machine needs to act in it."""
+
+
+def wait_for(condition: Callable[[], object], what: str, *, timeout: float = 240.0,
+             processes: Iterable[EfedllmProcess] = ()) -> object:
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            logs = "\n".join(f"--- {p}\n{p.log_tail(2500)}" for p in processes)
+            raise EfedError(f"timed out waiting for {what}\n{logs}")
+        time.sleep(0.5)
+    return result
+
+
+class Walker:
+    """Moves chain time to the windows of an epoch and waits for what each should bring."""
+
+    def __init__(self, protocol: Protocol, processes: Iterable[EfedllmProcess]):
+        self.protocol, self.processes = protocol, list(processes)
+
+    def warp(self, epoch: int, phase: Phase) -> None:
+        warp_to(self.protocol.w3, self.protocol.window_start(epoch, phase))
+
+    def fresh_epoch(self) -> int:
+        """Warp to the start of the next epoch's work phase, wait until every server records under it, and
+        return that epoch."""
+        epoch = self.protocol.current_epoch() + 1
+        self.warp(epoch, Phase.WORK)
+        servers = [p for p in self.processes if isinstance(p, ServerProcess)]
+        wait_for(lambda: all(p.info().get("epoch", epoch) == epoch for p in servers),
+                 f"servers to notice epoch {epoch}", processes=servers)
+        return epoch
+
+    def commitments(self, epoch: int, servers: Iterable[str]) -> dict[str, tuple]:
+        self.warp(epoch, Phase.COMMIT_WORK)
+        ledger = self.protocol.ledger.functions
+        servers = list(servers)
+        wait_for(lambda: all(ledger.commitmentOf(epoch, s).call()[1] for s in servers),
+                 f"work commitments of epoch {epoch}", processes=self.processes)
+        return {s: tuple(ledger.commitmentOf(epoch, s).call()) for s in servers}
+
+    def scores(self, epoch: int, verifiers: Iterable[str], servers: Iterable[str]) -> dict[str, tuple]:
+        """Commit, reveal and finalize ``epoch``; returns each server's Score."""
+        scoring = self.protocol.scoring.functions
+        verifiers = list(verifiers)
+        self.warp(epoch, Phase.COMMIT_SCORES)
+        wait_for(lambda: all(scoring.commitmentOf(epoch, v).call()[0] != b"\0" * 32 for v in verifiers),
+                 f"score commitments of epoch {epoch}", timeout=600, processes=self.processes)
+        self.warp(epoch, Phase.REVEAL_SCORES)
+        wait_for(lambda: all(scoring.commitmentOf(epoch, v).call()[1] for v in verifiers),
+                 f"score reveals of epoch {epoch}", processes=self.processes)
+        self.warp(epoch, Phase.FINALIZE)
+        servers = list(servers)
+        wait_for(lambda: all(scoring.scoreOf(epoch, s).call()[-1] for s in servers),
+                 f"finalize of epoch {epoch}", processes=self.processes)
+        return {s: tuple(scoring.scoreOf(epoch, s).call()) for s in servers}

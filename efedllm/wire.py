@@ -24,6 +24,11 @@ def encode(hidden: torch.Tensor, metadata: dict[str, str] | None = None) -> byte
     return st_save({KEY: hidden.detach().to("cpu").contiguous()}, metadata=metadata)
 
 
+def load(data: bytes) -> torch.Tensor:
+    """The ``hidden`` tensor of a message this process wrote itself (no checks: not for network input)."""
+    return st_load(data)[KEY]
+
+
 def decode(data: bytes, *, hidden_size: int, dtype: torch.dtype, max_tokens: int) -> torch.Tensor:
     """The ``hidden`` tensor of ``data``, checked: one tensor, [1, 1..max_tokens, hidden_size], dtype, finite."""
     if not data:

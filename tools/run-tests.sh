@@ -22,6 +22,7 @@ run_suite() {
 
 run_suite contracts brownie test tests/contracts "$@"
 run_suite python python -m pytest -p no:pytest-brownie tests/python "$@"
+run_suite browser python -m pytest -p no:pytest-brownie tests/browser "$@"
 
 python - "$RESULTS" <<'PY' || status=1
 import sys, pathlib, xml.etree.ElementTree as ET

@@ -40,7 +40,21 @@ else
   say "npm packages up to date"
 fi
 
-# 3. The compiler adapter where py-solc-x looks, and anvil on the virtual environment's PATH
+# 3. The dashboard's bundle (frontend/dist); build.mjs keeps a stamp of its inputs and skips an up-to-date build
+BUNDLE="$(node frontend/build.mjs)"  # a failed build stops the script here (set -e)
+say "$BUNDLE"
+
+# 4. Chromium for the dashboard's browser tests: Debian's package, driven by Playwright (which downloads nothing)
+if [ ! -x /usr/bin/chromium ]; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    say "installing chromium (Debian package) for the browser tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    say "warning: /usr/bin/chromium is missing; the browser tests need it (as root: apt-get install -y chromium)"
+  fi
+fi
+
+# 5. The compiler adapter where py-solc-x looks, and anvil on the virtual environment's PATH
 ADAPTER=".solcx/solc-v$SOLC_VERSION"
 WANT="$(printf '#!/bin/sh\nexec node "%s/tools/solc-adapter.js" "$@"\n' "$ROOT")"
 if [ "$(cat "$ADAPTER" 2>/dev/null)" != "$WANT" ]; then

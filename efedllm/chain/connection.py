@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eth_account import Account
+from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import Web3Exception
@@ -42,6 +43,14 @@ class Signer:
 
     address: str
     account: LocalAccount | None = None
+
+
+def message_signer(w3: Web3, signer: Signer):
+    """text -> EIP-191 personal-message signature by ``signer``: locally with its key, or by the node for an
+    unlocked dev account (``eth_sign`` applies the same prefix)."""
+    if signer.account is not None:
+        return lambda text: bytes(signer.account.sign_message(encode_defunct(text=text)).signature)
+    return lambda text: bytes(w3.eth.sign(signer.address, text=text))
 
 
 def load_signer(

@@ -25,6 +25,21 @@ class Status(IntEnum):
     DEACTIVATED = 3
 
 
+class Outcome(IntEnum):
+    """What finalizing an epoch did to a server (ITrustScoring.Outcome)."""
+
+    NONE = 0
+    PASSED = 1
+    SLASHED = 2
+    IMMUNE = 3
+    FAILED = 4
+    NO_QUORUM = 5
+
+    @property
+    def label(self) -> str:
+        return self.name.lower().replace("_", " ")
+
+
 class Phase(IntEnum):
     FUTURE = 0
     WORK = 1

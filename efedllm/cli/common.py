@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import os
 import signal
+import sys
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 
 from efedllm.chain.connection import DEFAULT_RPC_URL, connect, load_signer
 from efedllm.chain.deployment import Deployment
 from efedllm.chain.params import ONE
 from efedllm.chain.protocol import Protocol
+from efedllm.chain.transactions import ether  # noqa: F401 - re-exported for the subcommands
 
 
 def add_chain_options(parser: argparse.ArgumentParser, *, signs: bool, reads_deployment: bool = True) -> None:
@@ -48,13 +53,50 @@ def open_protocol(args: argparse.Namespace, *, signs: bool) -> Protocol:
     return Protocol(w3, deployment, signer)
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+PLAIN_LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+
+
+def add_logging_options(parser: argparse.ArgumentParser, *, default: str = "info") -> None:
+    group = parser.add_argument_group("logging (to stderr)")
+    group.add_argument("--log-level", choices=LOG_LEVELS, default=default,
+                       help="level of efedllm's own log lines; other libraries log warnings only (default: %(default)s)")
+    group.add_argument("--log-json", action="store_true",
+                       help="write progress and log lines as one JSON object per line, for log collectors "
+                            "(default: plain text)")
+
+
+def setup_logging(args: argparse.Namespace, *, name: str):
+    """Configure logging from ``--log-level``/``--log-json`` and return the progress callback of the command:
+    plain lines on stdout, or, with ``--log-json``, INFO records of the logger ``name`` (so a service's whole
+    output is structured)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if args.log_json else logging.Formatter(PLAIN_LOG_FORMAT))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    logging.getLogger("efedllm").setLevel(args.log_level.upper())
+    if args.log_json:
+        return logging.getLogger(name).info
+    return lambda message: print(message, flush=True)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time (UTC, ISO 8601), level, logger, message, and the traceback if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
 def fixed(value: int, digits: int = 4) -> str:
     """An 18-decimal fixed-point value as a decimal string."""
     return f"{value / ONE:.{digits}f}"
-
-
-def ether(wei: int) -> str:
-    return f"{wei / 10**18:,.6f} ETH"
 
 
 def table(headers: list[str], rows: list[list[object]]) -> str:

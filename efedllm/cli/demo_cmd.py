@@ -1,56 +1,122 @@
-"""``efedllm demo``: the main job. For now (until servers, verifiers and a client exist) it starts a local
-Anvil, deploys the contracts to it, funds the first epoch's reward pool from a client account, and shows the
-deployment and the chain's state. It stops the chain on exit unless --keep is given."""
+"""``efedllm demo``: the main job. A whole local network (chain, contracts, servers, verifiers, a client) on the
+real model, run through two epochs with a cheating server caught and replaced (see efedllm/demo.py); every
+process it started is stopped on exit or Ctrl-C."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from efedllm.chain.anvil import Anvil, AnvilConfig
 from efedllm.chain.compile import compile_contracts
 from efedllm.chain.connection import Signer, connect
 from efedllm.chain.deploy import deploy
-from efedllm.chain.params import ETHER, ProtocolParams
-from efedllm.chain.protocol import Protocol
+from efedllm.chain.params import ONE
+from efedllm.chain.protocol import Outcome, Protocol
 from efedllm.chain.transactions import ErrorDecoder, Transactor
-from efedllm.cli.common import StopSignal, ether
-from efedllm.cli.status_cmd import print_deployment, print_servers
+from efedllm.cli.common import StopSignal, ether, table
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("demo", help="run a local eFedLLM network (chain + contracts) and show it")
-    parser.add_argument("--port", type=int, default=0, help="Anvil RPC port (default: a free port)")
-    parser.add_argument("--out", type=Path, default=Path("deployments"),
-                        help="directory for the deployment file (default: %(default)s)")
-    parser.add_argument("--fund", type=float, default=10.0, help="ETH a client puts in epoch 0's pool (default: %(default)s)")
-    parser.add_argument("--keep", action="store_true", help="keep the chain running until Ctrl-C")
+    parser = subparsers.add_parser("demo", help="run a whole local eFedLLM network through two epochs and report it")
+    parser.add_argument("--rpc-url", default=None,
+                        help="use this running dev chain (Anvil) instead of starting one (default: start Anvil)")
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="deployment, logs and server data (default: a temporary directory)")
+    parser.add_argument("--prompt", default="Name three animals that live in the sea.",
+                        help="what the client asks (default: %(default)s)")
+    parser.add_argument("--max-new-tokens", type=int, default=16,
+                        help="tokens the client generates each time (default: %(default)s)")
+    parser.add_argument("--summary-json", type=Path, default=None, help="also write the report as JSON (default: no)")
+    parser.add_argument("--no-dashboard", action="store_true", help="do not start the web dashboard (default: start it)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the network (and dashboard) running after the summary until Ctrl-C (default: off)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    started = time.monotonic()
+    from efedllm.demo import VERIFIERS, Demo
+    from efedllm.chain.anvil import free_port
+    from efedllm.localnet import WALKED_PARAMS, DashboardProcess, stop_all
+
     stop = StopSignal()
-    with Anvil(AnvilConfig(port=args.port)) as anvil:
-        print(f"[1/3] local chain: anvil at {anvil.url}", flush=True)
-        w3 = connect(anvil.url)
-        governor, client = w3.eth.accounts[0], w3.eth.accounts[1]
-        print("[2/3] compiling and deploying contracts", flush=True)
+    started = time.monotonic()
+    with ExitStack() as stack:
+        work = args.work_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="efedllm-demo-")))
+        rpc_url = args.rpc_url
+        if rpc_url is None:
+            anvil = stack.enter_context(Anvil(AnvilConfig(port=0)))
+            rpc_url = anvil.url
+            say(f"[    0s] local chain: Anvil at {rpc_url}")
+        w3 = connect(rpc_url)
         artifacts = compile_contracts()
-        decoder = ErrorDecoder(a.abi for a in artifacts.values())
-        deployment = deploy(w3, Transactor(w3, Signer(governor), decoder), params=ProtocolParams(),
-                            artifacts=artifacts, progress=lambda m: print("     ", m, flush=True))
-        path = deployment.save(args.out)
-        protocol = Protocol(w3, deployment, Signer(client))
-        epoch = protocol.current_epoch()
-        amount = int(args.fund * ETHER)
-        protocol.tx.send(protocol.pool.functions.fundEpoch(epoch), value=amount, label="fundEpoch")
-        print(f"[3/3] client {client} funded epoch {epoch} with {ether(amount)}", flush=True)
-        print_deployment(protocol, path=path)
-        print_servers(protocol)
-        print(f"\ndone in {time.monotonic() - started:.1f}s; deployment file: {path}")
+        tx = Transactor(w3, Signer(w3.eth.accounts[0]), ErrorDecoder(a.abi for a in artifacts.values()))
+        params = dataclasses.replace(WALKED_PARAMS, min_verifiers=len(VERIFIERS))
+        deployment = deploy(w3, tx, params=params, artifacts=artifacts,
+                            verifiers=[w3.eth.accounts[v] for v in VERIFIERS])
+        path = deployment.save(work / "deployments")
+        say(f"[{time.monotonic() - started:5.0f}s] contracts deployed; deployment file {path}")
+        protocol = Protocol(w3, deployment)
+        demo = Demo(protocol=protocol, deployment_path=path, work_dir=work, rpc_url=rpc_url, prompt=args.prompt,
+                    max_new_tokens=args.max_new_tokens, say=say, started=started)
+        stack.callback(stop_all, demo.processes)
+        if not args.no_dashboard:
+            dashboard = DashboardProcess(free_port(), ["--rpc-url", rpc_url, "--deployment", str(path)],
+                                         log_path=work / "dashboard.log")
+            demo.processes.append(dashboard)  # started with the servers and verifiers
+        demo.start()
+        if not args.no_dashboard:
+            say(f"[{time.monotonic() - started:5.0f}s] dashboard: {dashboard.url} (live from the chain)")
+        report = demo.run()
+        print_summary(protocol, report, deployment_block=deployment.block)
+        if args.summary_json:
+            demo.save(args.summary_json)
+        say(f"\ndone in {report['elapsed_s']:.0f}s")
+        if not args.no_dashboard:
+            say(f"dashboard: {dashboard.url}")
         if args.keep:
-            print(f"chain running at {anvil.url}; Ctrl-C to stop", flush=True)
-            stop.wait(anvil.process)
+            say(f"network running (chain {rpc_url}, logs in {work / 'logs'}); Ctrl-C stops every process")
+            stop.wait()
     return 0
+
+
+def print_summary(protocol: Protocol, report: dict, *, deployment_block: int) -> None:
+    """What happened, read back from the chain."""
+    from efedllm.demo import ROLES
+
+    names = {protocol.w3.eth.accounts[r.account]: r.name for r in ROLES}
+    claimed: dict[str, int] = {}
+    for event in protocol.pool.events.RewardsClaimed().get_logs(from_block=deployment_block):
+        claimed[event.args.server] = claimed.get(event.args.server, 0) + event.args.amount
+    epochs = sorted(int(e) for e in report["epochs"])
+    rows = []
+    for s in sorted(protocol.servers(), key=lambda s: names[s.address]):
+        cells = [names[s.address], s.address[:10] + "…", f"{s.first_layer}:{s.first_layer + s.num_layers}",
+                 s.status.name.lower(), ether(s.stake), s.times_slashed]
+        for epoch in epochs:
+            acc, score, *_, outcome = protocol.scoring.functions.scoreOf(epoch, s.address).call()
+            cells.append(f"{acc / ONE:.2f} / {score / ONE:.2f} {Outcome(outcome).label}" if outcome else "-")
+        cells.append(ether(claimed.get(s.address, 0)))
+        rows.append(cells)
+    headers = ["server", "address", "layers", "status", "stake", "slashed", *(f"epoch {e}: acc / S" for e in epochs),
+               "rewards claimed"]
+    say("\n== servers (read from the chain) ==")
+    say(table(headers, rows))
+    say("\n== generations ==")
+    for g in report["generations"]:
+        route = " -> ".join(f"{r['server']} [{r['layers']}]" for r in g["route"])
+        say(f"epoch {g['epoch']}: {route}\n  {g['text']!r}")
+    same = len({tuple(g["tokens"]) for g in report["generations"]}) == 1
+    say(f"identical text before and after the takeover: {'yes' if same else 'NO'}")
+    say("\n== pools ==")
+    for epoch in epochs:
+        pool = protocol.pool.functions.epochPool(epoch).call()
+        say(f"epoch {epoch}: funded {ether(pool[0])}, slashed stake {ether(pool[1])}, paid {ether(pool[3])}")

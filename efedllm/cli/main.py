@@ -15,10 +15,15 @@ signal.signal(signal.SIGINT, signal.SIG_DFL)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from efedllm import __version__
-from efedllm.cli import chain_cmd, demo_cmd, deploy_cmd, generate_cmd, server_cmd, status_cmd
+from efedllm.cli import config
+from efedllm.cli import (
+    analyze_cmd, chain_cmd, dashboard_cmd, demo_cmd, deploy_cmd, generate_cmd, server_cmd, status_cmd, verifier_cmd,
+    weights_cmd,
+)
 from efedllm.errors import EfedError
 
-SUBCOMMANDS = (chain_cmd, deploy_cmd, server_cmd, generate_cmd, status_cmd, demo_cmd)
+SUBCOMMANDS = (chain_cmd, deploy_cmd, server_cmd, verifier_cmd, generate_cmd, status_cmd, dashboard_cmd, demo_cmd,
+               weights_cmd, analyze_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,11 +37,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in SUBCOMMANDS:
         module.register(sub)
+    config.install(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    try:
+        config.apply(parser, argv)  # the config file's flags become defaults: flags typed still win
+    except EfedError as exc:
+        print(f"efedllm: error: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return args.run(args)

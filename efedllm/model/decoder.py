@@ -9,6 +9,7 @@ and refuse configurations they do not implement rather than computing something 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +84,11 @@ def _sliding_windows(c: dict, model_type: str, layers: int) -> tuple[int | None,
     return (None,) * layers
 
 
+Softmax = Callable[[torch.Tensor], torch.Tensor]
+"""A softmax over the last dimension of attention scores whose masked entries are -inf (``torch.softmax`` with
+dim=-1 is one); verifiers pass their own (efedllm/verifier/softmax.py) to recompute attention with it."""
+
+
 class RMSNorm(nn.Module):
     def __init__(self, size: int, eps: float):
         super().__init__()
@@ -105,7 +111,7 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(c.hidden_size, self.kv_heads * self.head_dim, bias=c.qkv_bias)
         self.o_proj = nn.Linear(self.heads * self.head_dim, c.hidden_size, bias=c.out_bias)
 
-    def forward(self, x, cos, sin, cache: KVCache, index: int, mask):
+    def forward(self, x, cos, sin, cache: KVCache, index: int, mask, *, softmax: Softmax | None = None):
         b, t, _ = x.shape
         q = self.q_proj(x).view(b, t, self.heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
@@ -116,7 +122,10 @@ class Attention(nn.Module):
         groups = self.heads // self.kv_heads
         if groups > 1:
             k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.head_dim**-0.5)
+        if softmax is None:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.head_dim**-0.5)
+        else:
+            out = _explicit_attention(q, k, v, mask, self.head_dim**-0.5, softmax)
         return self.o_proj(out.transpose(1, 2).reshape(b, t, -1))
 
 
@@ -142,9 +151,9 @@ class DecoderLayer(nn.Module):
         self.post_attention_layernorm = RMSNorm(c.hidden_size, c.rms_norm_eps)
         self.mlp = MLP(c)
 
-    def forward(self, x, cos, sin, cache: KVCache, index: int, past: int):
+    def forward(self, x, cos, sin, cache: KVCache, index: int, past: int, *, softmax: Softmax | None = None):
         mask = attention_mask(past, x.shape[1], self.sliding_window, device=x.device)
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, cache, index, mask)
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, cache, index, mask, softmax=softmax)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -182,6 +191,14 @@ def attention_mask(past: int, new: int, window: int | None, *, device) -> torch.
     if window is not None:
         allowed &= rows - cols < window
     return allowed.unsqueeze(0).unsqueeze(0)
+
+
+def _explicit_attention(q, k, v, mask, scale: float, softmax: Softmax) -> torch.Tensor:
+    """softmax(q k^T * scale, masked) @ v spelled out, so that ``softmax`` replaces the fused kernel's own."""
+    scores = (q @ k.transpose(-2, -1)) * scale
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return softmax(scores).to(v.dtype) @ v
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:

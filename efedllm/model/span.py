@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from efedllm.errors import EfedError
-from efedllm.model.decoder import DecoderConfig, DecoderLayer, KVCache, rotary
+from efedllm.model.decoder import DecoderConfig, DecoderLayer, KVCache, Softmax, rotary
 from efedllm.model.weights import read_tensors
 
 
@@ -46,15 +46,17 @@ class LayerSpan(torch.nn.Module):
 
     @torch.inference_mode()
     def forward(self, hidden: torch.Tensor, cache: KVCache, *, past: int, start: int | None = None,
-                end: int | None = None) -> torch.Tensor:
+                end: int | None = None, softmax: Softmax | None = None) -> torch.Tensor:
         """Run ``hidden`` ([batch, new tokens, hidden size]) through layers ``[start, end)`` (absolute indices,
-        default: the whole span) after the ``past`` tokens that ``cache`` already holds for those layers."""
+        default: the whole span) after the ``past`` tokens that ``cache`` already holds for those layers.
+        ``softmax``: compute attention explicitly with this softmax instead of the fused SDPA kernel (a
+        verifier's recomputation); None keeps the kernel."""
         start = self.first if start is None else start
         end = self.first + self.count if end is None else end
         positions = torch.arange(past, past + hidden.shape[1], device=hidden.device).unsqueeze(0)
         cos, sin = rotary(self.config, positions, hidden.dtype)
         for index in range(start - self.first, end - self.first):
-            hidden = self.layers[index](hidden, cos, sin, cache, index, past)
+            hidden = self.layers[index](hidden, cos, sin, cache, index, past, softmax=softmax)
         return hidden
 
     def kv_bytes_per_token(self) -> int:

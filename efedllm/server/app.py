@@ -4,6 +4,7 @@
 ``POST /sessions``                    open a session over layers [start, end) of the span (JSON, optional)
 ``POST /sessions/{id}/forward``       run new hidden states (safetensors body) -> output hidden states
 ``DELETE /sessions/{id}``             close a session
+``POST /openings``                    reveal a committed task to a verifier (server/openings.py; on chain only)
 
 Every error is a JSON body ``{"error": ...}`` with a 4xx status (5xx only for a bug), and one bad request never
 disturbs other sessions. Compute runs on one worker thread, so the event loop keeps answering while a step runs.
@@ -15,54 +16,58 @@ import asyncio
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from efedllm import wire
+from efedllm.http import json_errors
 from efedllm.model.span import LayerSpan
 from efedllm.server.config import ServerConfig
+from efedllm.server.faults import Fault
 from efedllm.server.sessions import SessionError, SessionStore
 
 log = logging.getLogger("efedllm.server")
-SPAN = web.AppKey("span", LayerSpan)
-STORE = web.AppKey("store", SessionStore)
+
+
+@dataclass
+class Serving:
+    """What the server serves right now; replaced as a whole when it moves to other layers (rebalancing)."""
+
+    span: LayerSpan
+    store: SessionStore
+    info: dict
+
+
+SERVING = web.AppKey("serving", list)
+"""A one-element list holding the current Serving (an app's keys may not be reassigned once it runs)."""
 CONFIG = web.AppKey("config", ServerConfig)
-INFO = web.AppKey("info", dict)
 EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
+FAULT = web.AppKey("fault", object)
+"""A test aid (server/faults.py) or None."""
+LIVE_INFO = web.AppKey("live_info", dict)
+"""Fields of ``GET /info`` computed at each request (name -> callable), e.g. the epoch the server records under."""
 HOOKS = web.AppKey("hooks", list)
 """Callables run after each served step, before its answer goes out, with keyword arguments session, inputs,
 outputs and past: the task recorder (server/work.py) hooks in here."""
 
 
-def json_error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message, "status": status}, status=status)
+errors_as_json = json_errors(log, {SessionError: lambda exc: exc.status, wire.WireError: lambda exc: 400})
 
 
-@web.middleware
-async def errors_as_json(request: web.Request, handler):
-    try:
-        return await handler(request)
-    except SessionError as exc:
-        return json_error(exc.status, str(exc))
-    except wire.WireError as exc:
-        return json_error(400, str(exc))
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return json_error(exc.status, exc.reason if exc.text is None or exc.text.startswith(str(exc.status)) else exc.text)
-    except Exception:  # noqa: BLE001 - a bug: log it, answer 500, keep serving
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return json_error(500, "internal server error")
+def serving(app: web.Application) -> Serving:
+    return app[SERVING][0]
 
 
 async def info(request: web.Request) -> web.Response:
-    app = request.app
-    store = app[STORE]
-    return web.json_response({**app[INFO], "sessions": len(store), "cache_bytes": store.cache_bytes})
+    now = serving(request.app)
+    live = {name: value() for name, value in request.app[LIVE_INFO].items()}
+    return web.json_response({**now.info, **live, "sessions": len(now.store), "cache_bytes": now.store.cache_bytes})
 
 
 async def open_session(request: web.Request) -> web.Response:
-    span, store = request.app[SPAN], request.app[STORE]
+    now = serving(request.app)
+    span, store = now.span, now.store
     body = await _json_body(request)
     start = body.get("start", span.first)
     end = body.get("end", span.first + span.count)
@@ -76,7 +81,8 @@ async def open_session(request: web.Request) -> web.Response:
 
 async def forward(request: web.Request) -> web.Response:
     app = request.app
-    span, store, limits = app[SPAN], app[STORE], app[CONFIG].limits
+    now, limits = serving(app), app[CONFIG].limits
+    span, store = now.span, now.store
     session = store.get(request.match_info["session_id"])
     data = await request.read()
     hidden = wire.decode(data, hidden_size=span.config.hidden_size, dtype=span.dtype, max_tokens=limits.max_step_tokens)
@@ -90,13 +96,15 @@ async def forward(request: web.Request) -> web.Response:
         )
         output = (await asyncio.wait_for(step, limits.step_timeout)).to("cpu")
         session.length += hidden.shape[1]
+    if app[FAULT] is not None:
+        output = app[FAULT].apply(inputs=hidden, outputs=output)
     for hook in app[HOOKS]:
         hook(session=session, inputs=hidden, outputs=output, past=past)
     return web.Response(body=wire.encode(output), content_type=wire.CONTENT_TYPE)
 
 
 async def close_session(request: web.Request) -> web.Response:
-    closed = request.app[STORE].close(request.match_info["session_id"])
+    closed = serving(request.app).store.close(request.match_info["session_id"])
     if not closed:
         raise SessionError(404, "unknown or expired session")
     return web.json_response({"closed": True})
@@ -118,7 +126,7 @@ async def _expire_sessions(app: web.Application):
     async def loop():
         while True:
             await asyncio.sleep(max(1.0, app[CONFIG].limits.session_ttl / 4))
-            dropped = app[STORE].expire()
+            dropped = serving(app).store.expire()
             if dropped:
                 log.info("expired %d idle sessions", dropped)
 
@@ -128,13 +136,12 @@ async def _expire_sessions(app: web.Application):
     app[EXECUTOR].shutdown(wait=False, cancel_futures=True)
 
 
-def create_app(span: LayerSpan, config: ServerConfig, *, info_fields: dict | None = None) -> web.Application:
-    app = web.Application(middlewares=[errors_as_json], client_max_size=config.limits.max_body_bytes)
-    app[SPAN], app[CONFIG] = span, config
-    app[STORE] = SessionStore(config.limits, bytes_per_token=span.kv_bytes_per_token())
-    app[EXECUTOR] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="efedllm-compute")
-    app[HOOKS] = []
-    app[INFO] = {
+def use_span(app: web.Application, span: LayerSpan) -> None:
+    """Serve ``span`` from now on. Sessions over the previous span are dropped (their clients fail over)."""
+    config = app[CONFIG]
+    store = SessionStore(config.limits, bytes_per_token=span.kv_bytes_per_token())
+    app[SERVING][0] = Serving(span=span, store=store, info={
+        **app[SERVING][0].info,
         "model": config.model,
         "first_layer": span.first,
         "num_layers": span.count,
@@ -144,8 +151,17 @@ def create_app(span: LayerSpan, config: ServerConfig, *, info_fields: dict | Non
         "max_sequence": config.limits.max_sequence,
         "max_step_tokens": config.limits.max_step_tokens,
         "max_sessions": config.limits.max_sessions,
-        **(info_fields or {}),
-    }
+    })
+
+
+def create_app(span: LayerSpan, config: ServerConfig, *, info_fields: dict | None = None,
+               fault: Fault | None = None) -> web.Application:
+    app = web.Application(middlewares=[errors_as_json], client_max_size=config.limits.max_body_bytes)
+    app[CONFIG], app[FAULT] = config, fault
+    app[SERVING] = [Serving(span=span, store=None, info=dict(info_fields or {}))]
+    use_span(app, span)
+    app[EXECUTOR] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="efedllm-compute")
+    app[HOOKS], app[LIVE_INFO] = [], {}
     app.router.add_get("/info", info)
     app.router.add_post("/sessions", open_session)
     app.router.add_post("/sessions/{session_id}/forward", forward)

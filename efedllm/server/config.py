@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from efedllm.errors import EfedError
+
 
 @dataclass(frozen=True, kw_only=True)
 class ServerLimits:
@@ -22,6 +24,25 @@ class ServerLimits:
     step_timeout: float = 120.0
 
 
+# A test aid: see server/faults.py for what each kind does.
+KINDS = ("noise", "replay", "skip", "inflate", "refuse")
+STEP_KINDS = ("noise", "replay", "skip")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaultConfig:
+    kind: str
+    rate: float = 1.0
+    scale: float = 0.05
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise EfedError(f"unknown fault {self.kind!r}; choose one of {', '.join(KINDS)}")
+        if not (0 < self.rate <= (100 if self.kind == "inflate" else 1)) or self.scale <= 0:
+            raise EfedError(f"fault rate {self.rate} or scale {self.scale} is out of range")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ServerConfig:
     model: str
@@ -36,6 +57,22 @@ class ServerConfig:
     data_dir: str = "efedllm-data"
     """Where the task records (tasks-<address>.sqlite) live; they must survive restarts."""
     limits: ServerLimits = ServerLimits()
+    rebalance: bool = False
+    """Move to layers that no active server covers (after a deactivation) when this server's own layers stay
+    covered by others; ``max_layers`` bounds how many it takes on (default: as many as it serves now)."""
+    max_layers: int | None = None
+    auto_claim: bool = False
+    """Claim rewards as each epoch settles."""
+    fault: FaultConfig | None = None
+    """A test aid: misbehave on purpose (server/faults.py)."""
+    weights_from: str | None = None
+    """URL of a weight source (``efedllm weights serve``) to fetch the span's weights from, instead of a local model."""
+    weights_codec: str = "raw"
+    """How the weights travel from the source: raw (float32, lossless), float16, bfloat16 or svd."""
+    weights_energy: float | None = None
+    """svd: keep the top singular values holding this share of each matrix's energy (eq. 12)."""
+    weights_ratio: float | None = None
+    """svd: factor each matrix to this share of its size (eq. 15); exactly one of energy and ratio."""
 
     @property
     def endpoint(self) -> str:

@@ -13,22 +13,46 @@ from aiohttp import web
 from efedllm.chain.protocol import Protocol, Status
 from efedllm.model.source import resolve
 from efedllm.model.span import LayerSpan, pick_device
-from efedllm.server import throughput
-from efedllm.server.app import HOOKS, create_app
+from efedllm.server import openings, throughput
+from efedllm.server.app import HOOKS, LIVE_INFO, create_app
 from efedllm.server.config import ServerConfig
+from efedllm.server.faults import Fault
+from efedllm.server.rebalance import Rebalancer
 from efedllm.server.records import TaskStore
+from efedllm.server.rewards import auto_claim
 from efedllm.server.work import Committer, EpochTracker, recorder
 
 log = logging.getLogger("efedllm.server")
 
 
-def load(config: ServerConfig, *, progress=print) -> tuple[LayerSpan, dict]:
-    source = resolve(config.model, progress=progress)
+def load_span(config: ServerConfig, first: int, count: int, *, progress=print) -> LayerSpan:
+    """Layers ``[first, first + count)`` of the configured model on the configured device (also used when
+    rebalancing moves the server to other layers)."""
+    folder, name = weights_folder(config, first, count, progress=progress)
     device = pick_device(config.device)
     started = time.monotonic()
-    span = LayerSpan(source.folder, config.first_layer, config.num_layers, device=device)
-    end = config.first_layer + config.num_layers
-    progress(f"loaded layers {config.first_layer}:{end} of {source.name} on {device} in {time.monotonic() - started:.1f}s")
+    span = LayerSpan(folder, first, count, device=device)
+    progress(f"loaded layers {first}:{first + count} of {name} on {device} in {time.monotonic() - started:.1f}s")
+    return span
+
+
+def weights_folder(config: ServerConfig, first: int, count: int, *, progress=print) -> tuple[Path, str]:
+    """A local folder holding the span's weights, and the model's name: the local model, or the span fetched from
+    the weight source at ``config.weights_from``, every checksum verified (cached across restarts)."""
+    if config.weights_from is None:
+        source = resolve(config.model, progress=progress)
+        return source.folder, source.name
+    from efedllm.weights.client import fetch_span
+
+    fetched = fetch_span(config.weights_from, first=first, count=count, codec=config.weights_codec,
+                         energy=config.weights_energy, ratio=config.weights_ratio, model=config.model, progress=progress)
+    for line in fetched.summary():
+        progress(line)
+    return fetched.folder, fetched.report["model"]
+
+
+def load(config: ServerConfig, *, progress=print) -> tuple[LayerSpan, dict]:
+    span = load_span(config, config.first_layer, config.num_layers, progress=progress)
     speed = throughput.measure(span)
     progress(f"throughput: {speed['decode_tokens_per_s']:.1f} tokens/s decoding, {speed['prefill_tokens_per_s']:.0f} tokens/s prefill")
     return span, speed
@@ -74,14 +98,28 @@ def run(config: ServerConfig, *, protocol: Protocol | None, stake: int, progress
     span, speed = load(config, progress=progress)
     if protocol is not None:
         announce(protocol, config, stake=stake, progress=progress)
-    app = create_app(span, config, info_fields={"throughput": speed, "endpoint": config.endpoint,
-                                                "address": protocol.signer.address if protocol else None})
+    fault = Fault(config.fault) if config.fault else None
+    if fault is not None:
+        progress(f"TEST AID: this server misbehaves on purpose ({config.fault.kind}, rate {config.fault.rate})")
+    app = create_app(span, config, fault=fault, info_fields={
+        "throughput": speed, "endpoint": config.endpoint, "address": protocol.signer.address if protocol else None})
     background = []
     if protocol is not None:
-        store = TaskStore(Path(config.data_dir) / f"tasks-{protocol.signer.address}.sqlite", server=protocol.signer.address)
+        me = protocol.signer.address
+        store = TaskStore(Path(config.data_dir) / f"tasks-{me}.sqlite", server=me)
         tracker = EpochTracker(protocol)
         app[HOOKS].append(recorder(store, tracker))
-        committer = Committer(protocol, store)
+        app[LIVE_INFO]["epoch"] = lambda: tracker.epoch
+        app.router.add_post("/openings", openings.handler(
+            store=store, roles=openings.VerifierRoles(protocol), chain_id=protocol.w3.eth.chain_id,
+            refuse=bool(fault and fault.refuses_openings)))
+        committer = Committer(protocol, store, claim_units=fault.work_units if fault else None)
         background = [tracker.run, committer.run]
         progress(f"recording tasks in {store.path}; {len(committer.pending())} epoch(s) awaiting commitment")
+        if config.rebalance:
+            rebalancer = Rebalancer(protocol, app, config, progress=progress,
+                                    load=lambda first, count: load_span(config, first, count, progress=progress))
+            background.append(rebalancer.run)
+        if config.auto_claim:
+            background.append(lambda: auto_claim(protocol))
     asyncio.run(serve(app, config, background=background, progress=progress))

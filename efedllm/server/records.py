@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from eth_abi import encode as abi_encode
-from eth_utils import keccak
 
 from efedllm import merkle, wire
+from efedllm.openings import Opening
+from efedllm.tasks import ZERO_PREFIX, TaskRecord, next_prefix, tensor_hash
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -32,36 +32,8 @@ CREATE INDEX IF NOT EXISTS tasks_by_session ON tasks (session, step);
 CREATE TABLE IF NOT EXISTS commitments (
     epoch INTEGER PRIMARY KEY, root BLOB NOT NULL, work_units INTEGER NOT NULL, tx TEXT
 );
+CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL);
 """
-
-
-def tensor_hash(hidden: torch.Tensor) -> bytes:
-    """keccak256 over the shape and the little-endian float bytes: what a leaf commits to."""
-    t = hidden.detach().to("cpu").contiguous()
-    shape = b"".join(int(d).to_bytes(4, "big") for d in t.shape)
-    return keccak(str(t.dtype).encode() + shape + t.view(torch.uint8).numpy().tobytes())
-
-
-@dataclass(frozen=True)
-class TaskRecord:
-    epoch: int
-    index: int
-    session: str
-    step: int
-    start: int
-    end: int
-    past: int
-    prefix_hash: bytes
-    input_hash: bytes
-    output_hash: bytes
-
-    def leaf(self, server: str) -> bytes:
-        """The Merkle leaf: ABI-encoded so that a contract could check it too."""
-        return keccak(abi_encode(
-            ["uint256", "address", "uint256", "uint256", "bytes32", "uint256", "uint256", "bytes32", "bytes32", "bytes32"],
-            [self.epoch, server, self.start, self.end, keccak(text=self.session), self.step, self.past,
-             self.prefix_hash, self.input_hash, self.output_hash],
-        ))
 
 
 class TaskStore:
@@ -82,7 +54,7 @@ class TaskStore:
                 "SELECT step, prefix_hash, input_hash FROM tasks WHERE session = ? ORDER BY step DESC LIMIT 1", (session,)
             ).fetchone()
             step = 0 if row is None else row[0] + 1
-            prefix = b"\0" * 32 if row is None else keccak(row[1] + row[2])
+            prefix = ZERO_PREFIX if row is None else next_prefix(row[1], row[2])
             index = self._db.execute("SELECT COALESCE(MAX(idx), -1) + 1 FROM tasks WHERE epoch = ?", (epoch,)).fetchone()[0]
             record = TaskRecord(epoch, index, session, step, start, end, past, prefix, tensor_hash(inputs),
                                 tensor_hash(outputs))
@@ -103,11 +75,36 @@ class TaskStore:
         records = self.records(epoch)
         return records, merkle.levels([r.leaf(self.server) for r in records]) if records else []
 
-    def session_inputs(self, session: str, *, up_to_step: int) -> list[bytes]:
-        """The stored input messages of ``session``'s steps 0..up_to_step (the prefix an opening carries)."""
+    def session_inputs(self, session: str, *, up_to_step: int) -> list[torch.Tensor]:
+        """The inputs of ``session``'s steps 0..up_to_step (the prefix an opening carries)."""
         rows = self._db.execute("SELECT input FROM tasks WHERE session = ? AND step <= ? ORDER BY step",
                                 (session, up_to_step)).fetchall()
-        return [row[0] for row in rows]
+        return [wire.load(row[0]) for row in rows]
+
+    def opening(self, epoch: int, index: int) -> Opening | None:
+        """Leaf ``index`` of ``epoch``'s committed tree with its proof, prefix and output; None when the epoch has
+        no commitment or the tree has no such leaf. Steps recorded after the commitment (served in the moment
+        between the epoch's end and the server noticing it) are not part of the tree."""
+        committed = self.commitment(epoch)
+        if committed is None or not 0 <= index < committed[1]:
+            return None
+        records = self.records(epoch)[: committed[1]]
+        tree = merkle.levels([r.leaf(self.server) for r in records])
+        record = records[index]
+        inputs = self.session_inputs(record.session, up_to_step=record.step)
+        fields = {k: ("0x" + v.hex() if isinstance(v, bytes) else v) for k, v in asdict(record).items()}
+        return Opening(record=fields, proof=merkle.proof(tree, index), steps=[t.shape[1] for t in inputs],
+                       inputs=torch.cat(inputs, dim=1), output=wire.load(self.output(epoch, index)))
+
+    def use_nonce(self, nonce: str, *, expires: int, now: int) -> bool:
+        """Remember a signed request's nonce until it expires; False when it was seen before (a replay)."""
+        with self._lock:
+            self._db.execute("DELETE FROM nonces WHERE expires < ?", (now,))
+            try:
+                self._db.execute("INSERT INTO nonces VALUES (?, ?)", (nonce, expires))
+            except sqlite3.IntegrityError:
+                return False
+            return True
 
     def output(self, epoch: int, index: int) -> bytes:
         return self._db.execute("SELECT output FROM tasks WHERE epoch = ? AND idx = ?", (epoch, index)).fetchone()[0]

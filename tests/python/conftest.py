@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
 from web3 import Web3
 
@@ -12,6 +15,7 @@ from efedllm.chain.deploy import deploy
 from efedllm.chain.params import ProtocolParams
 from efedllm.chain.protocol import Protocol
 from efedllm.chain.transactions import ErrorDecoder, Transactor
+from efedllm.localnet import chain_args
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +50,21 @@ def deployment(w3, artifacts, params):
 def protocol_for(w3, deployment):
     """protocol_for(i): bindings signing as the node's account i."""
     return lambda i: Protocol(w3, deployment, Signer(w3.eth.accounts[i]))
+
+
+@dataclass(frozen=True)
+class Network:
+    """Where a module's server and verifier processes keep their files, and the options that put them on chain."""
+
+    root: Path
+    deployment_path: Path
+    rpc_url: str
+
+    def args(self, account: int) -> list[str]:
+        return chain_args(rpc_url=self.rpc_url, deployment=self.deployment_path, account=account, data_dir=self.root)
+
+
+@pytest.fixture(scope="module")
+def network_files(anvil, deployment, tmp_path_factory) -> Network:
+    root = tmp_path_factory.mktemp("network")
+    return Network(root, deployment.save(root / "deployments"), anvil.url)

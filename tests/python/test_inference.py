@@ -104,7 +104,7 @@ def test_generate_command_streams_the_answer(anvil, deployment, network, tmp_pat
 
 def test_server_command_refuses_layers_outside_the_model(anvil, deployment, tmp_path):
     path = deployment.save(tmp_path)
-    result = subprocess.run([*EFEDLLM, "server", "--layers", "25:35", "--rpc-url", anvil.url, "--deployment",
+    result = subprocess.run([*EFEDLLM, "server", "run", "--layers", "25:35", "--rpc-url", anvil.url, "--deployment",
                              str(path), "--node-account", "7"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == ["efedllm: error: layers 25:35 are out of range of a 30-layer model: need 0 <= START < END <= 30"]

@@ -1,0 +1,75 @@
+"""``efedllm verifier``: check servers' committed work each epoch and put their accuracies on chain."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from efedllm.cli.common import StopSignal, add_chain_options, add_logging_options, open_protocol, setup_logging
+from efedllm.errors import EfedError
+from efedllm.model.source import DEFAULT_MODEL
+from efedllm.verifier.config import POLICIES, VerifyConfig
+
+
+def register(subparsers) -> None:
+    defaults = VerifyConfig()
+    parser = subparsers.add_parser("verifier", help="verify servers' work each epoch and submit their scores")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="the model to verify against (default: %(default)s)")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda when present, else cpu)")
+    parser.add_argument("--data-dir", type=Path, default=Path("efedllm-data"),
+                        help="where the verifier keeps its commit/reveal state (default: %(default)s)")
+    parser.add_argument("--samples", type=int, default=defaults.samples,
+                        help="committed tasks opened per server per epoch (default: %(default)s, which catches a "
+                             "server corrupting 10%% of its tasks with probability >= 0.99)")
+    parser.add_argument("--canaries", type=int, default=defaults.canaries,
+                        help="canary prompts per server per epoch (default: %(default)s)")
+    parser.add_argument("--canary-steps", type=int, default=defaults.canary_steps,
+                        help="decode steps after each canary's prefill (default: %(default)s)")
+    parser.add_argument("--tolerance", type=float, default=defaults.tolerance,
+                        help="largest relative deviation of a recomputed output (default: %(default)s, for float32)")
+    parser.add_argument("--policy", choices=POLICIES, default=defaults.policy,
+                        help="strict: one proven fraud makes acc 0; paper: acc = passed/checked (default: %(default)s)")
+    parser.add_argument("--softmax", choices=("exact", "lut"), default="exact",
+                        help="attention softmax when recomputing: exact (fused kernel) or lut (paper eq. 21-22: shift, "
+                             "K-digit base-b lookup tables, split across workers; docs/SOFTMAX.md) (default: %(default)s)")
+    parser.add_argument("--softmax-digits", type=int, default=4, help="K for --softmax lut (default: %(default)s)")
+    parser.add_argument("--softmax-base", type=int, default=16, help="b for --softmax lut (default: %(default)s)")
+    parser.add_argument("--softmax-workers", type=int, default=2,
+                        help="workers the exponentials and sums are split across (default: %(default)s)")
+    parser.add_argument("--lie", choices=("always-0", "always-1"), default=None,
+                        help="TEST AID: report this accuracy for every server whatever the checks say (default: off)")
+    add_logging_options(parser)
+    add_chain_options(parser, signs=True)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    say = setup_logging(args, name="efedllm.verifier")
+    if args.samples < 0 or args.canaries < 0 or args.canary_steps < 0 or not args.tolerance > 0:
+        raise EfedError("--samples, --canaries and --canary-steps must not be negative; --tolerance must be positive")
+    stop = StopSignal()
+    protocol = open_protocol(args, signs=True)
+    if not protocol.is_verifier(protocol.signer.address):
+        raise EfedError(f"{protocol.signer.address} does not hold the verifier role on chain; the governor grants it")
+    from transformers import AutoTokenizer  # torch and transformers load only for this command
+
+    from efedllm.verifier.daemon import Verifier
+    from efedllm.verifier.reference import ReferenceModel
+
+    softmax = None
+    if args.softmax == "lut":
+        from efedllm.verifier.softmax import LutSoftmax, SoftmaxConfig
+
+        softmax = LutSoftmax(config=SoftmaxConfig(digits=args.softmax_digits, base=args.softmax_base,
+                                                  workers=args.softmax_workers))
+    model = ReferenceModel(args.model, device=args.device, softmax=softmax, progress=say)
+    tokenizer = AutoTokenizer.from_pretrained(model.folder)
+    config = VerifyConfig(samples=args.samples, canaries=args.canaries, canary_steps=args.canary_steps,
+                          tolerance=args.tolerance, policy=args.policy)
+    if args.lie:
+        say(f"TEST AID: this verifier lies ({args.lie})")
+    verifier = Verifier(protocol, model, tokenizer, config, data_dir=args.data_dir, lie=args.lie, progress=say)
+    say(f"verifier {verifier.me} running; state in {verifier.state.path}")
+    verifier.run(stop.event)
+    say("verifier stopped")
+    return 0

@@ -1,0 +1,62 @@
+"""Deliberate misbehaviour, for demonstrations and tests only (``efedllm server run --fault KIND``).
+
+A faulty server shows that the protocol catches each way a provider could cheat: every kind must end with the
+server deactivated and slashed. Kinds:
+
+``noise``    adds Gaussian noise (``scale`` times the output's standard deviation) to a step's output: a server
+             cutting corners (lower precision, pruned layers) whose answers still look plausible.
+``replay``   returns the output of another, earlier step of the same shape instead of computing: a lazy server.
+``skip``     returns its input unchanged, as if its layers were not there.
+``inflate``  claims ``1 + rate`` times the work units it served when it commits an epoch.
+``refuse``   serves honestly but refuses every opening, hiding its work from verifiers.
+
+``rate`` is the fraction of steps affected (noise, replay, skip) or the inflation (inflate).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import torch
+
+from efedllm.server.config import STEP_KINDS, FaultConfig
+
+class Fault:
+    def __init__(self, config: FaultConfig):
+        self.config = config
+        self._rng = random.Random(config.seed)
+        self._noise = torch.Generator().manual_seed(config.seed)
+        self._seen: dict[tuple, torch.Tensor] = {}
+        self.steps_faulted = 0
+
+    @property
+    def refuses_openings(self) -> bool:
+        return self.config.kind == "refuse"
+
+    def work_units(self, served: int) -> int:
+        """What the server claims on chain for ``served`` tasks."""
+        if self.config.kind != "inflate":
+            return served
+        return served + max(1, math.ceil(served * self.config.rate))
+
+    def apply(self, *, inputs: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
+        """The answer a faulty server gives for a step whose honest output is ``outputs``."""
+        kind = self.config.kind
+        if kind not in STEP_KINDS:
+            return outputs
+        shape = tuple(outputs.shape)
+        earlier = self._seen.get(shape)
+        self._seen[shape] = outputs
+        if self._rng.random() >= self.config.rate:
+            return outputs
+        if kind == "noise":
+            noise = torch.randn(outputs.shape, generator=self._noise, dtype=outputs.dtype)
+            faulty = outputs + noise * (self.config.scale * outputs.std())
+        elif kind == "skip":
+            faulty = inputs.clone()
+        elif earlier is not None:  # replay
+            faulty = earlier.clone()
+        else:
+            return outputs
+        self.steps_faulted += 1
+        return faulty

@@ -1,0 +1,1 @@
+"""The verifier: samples servers' committed work, recomputes it and scores the servers on chain."""

@@ -1,0 +1,150 @@
+"""The verifier's epoch loop: commitment -> sample -> verify -> commit scores -> reveal -> finalize.
+
+Chain time decides everything: for each recent epoch the loop looks at its phase and does what that phase asks,
+once. What it did is kept in a small JSON file, so a verifier restarted between commit and reveal still reveals
+(with the same salt) instead of losing its vote.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import secrets
+from pathlib import Path
+
+from efedllm.chain.connection import message_signer
+from efedllm.chain.params import ONE
+from efedllm.chain.protocol import Outcome, Phase, Protocol, Status
+from efedllm.chain.transactions import RevertError
+from efedllm.verifier.config import VerifyConfig
+from efedllm.verifier.scoring import verify_server
+from efedllm.verifier.remote import Target
+
+log = logging.getLogger("efedllm.verifier")
+LIES = ("always-0", "always-1")
+
+
+class VerifierState:
+    """Per epoch: the servers and accuracies committed, the salt, and which steps are done."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.epochs: dict[str, dict] = json.loads(path.read_text())["epochs"] if path.exists() else {}
+
+    def get(self, epoch: int) -> dict:
+        return self.epochs.setdefault(str(epoch), {})
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"epochs": self.epochs}, indent=1))
+        os.replace(tmp, self.path)
+
+
+class Verifier:
+    def __init__(self, protocol: Protocol, model, tokenizer, config: VerifyConfig, *, data_dir: Path,
+                 lie: str | None = None, progress=print):
+        self.protocol, self.model, self.tokenizer, self.config = protocol, model, tokenizer, config
+        self.lie, self.progress = lie, progress
+        self.me = protocol.signer.address
+        self.sign = message_signer(protocol.w3, protocol.signer)
+        self.chain_id = protocol.w3.eth.chain_id
+        self.state = VerifierState(Path(data_dir) / f"verifier-{self.me}.json")
+        self.rng = random.Random(secrets.randbits(64))
+
+    # ------------------------------------------------------------------ phases
+
+    def tick(self) -> None:
+        now = self.protocol.current_epoch()
+        for epoch in range(max(0, now - 4), now):
+            phase, st = self.protocol.phase(epoch), self.state.get(epoch)
+            if phase == Phase.COMMIT_SCORES and "committed" not in st:
+                self.score_and_commit(epoch, st)
+            elif phase == Phase.REVEAL_SCORES and "committed" in st and "revealed" not in st and st["servers"]:
+                self.reveal(epoch, st)
+            elif phase == Phase.FINALIZE and "finalized" not in st:
+                self.finalize(epoch, st)
+
+    def _seed(self, epoch: int) -> bytes:
+        ledger = self.protocol.ledger.functions
+        seed = ledger.sampleSeed(epoch).call()
+        if seed == b"\0" * 32:
+            try:
+                self.protocol.tx.send(ledger.drawSeed(epoch), label="drawSeed")
+            except RevertError as exc:
+                if exc.error != "SeedAlreadyDrawn":
+                    raise
+            seed = ledger.sampleSeed(epoch).call()
+        return seed
+
+    def score_and_commit(self, epoch: int, st: dict) -> None:
+        seed = self._seed(epoch)
+        ledger = self.protocol.ledger.functions
+        targets = []
+        for s in self.protocol.servers():
+            work = ledger.commitmentOf(epoch, s.address).call()
+            if s.status == Status.ACTIVE or (s.status == Status.INACTIVE and work[1] > 0):
+                targets.append((s, work))
+        self.progress(f"epoch {epoch}: verifying {len(targets)} server(s) "
+                      f"({self.config.samples} openings each at most, {self.config.canaries} canary prompt(s))")
+        results = {}
+        for s, work in targets:
+            target = Target(address=s.address, endpoint=s.endpoint, first_layer=s.first_layer, num_layers=s.num_layers)
+            tally = verify_server(target, model=self.model, tokenizer=self.tokenizer, config=self.config,
+                                  sign=self.sign, chain_id=self.chain_id, epoch=epoch, seed=seed, root=work[0],
+                                  work_units=work[1], rng=self.rng)
+            acc = tally.accuracy(self.config.policy)
+            if self.lie:
+                acc = 0 if self.lie == "always-0" else ONE
+            results[s.address] = acc
+            caught = f"; caught: {tally.frauds[0]}" if tally.frauds else ""
+            self.progress(f"epoch {epoch}: {s.address} acc {acc / ONE:.3f} ({tally.passed}/{tally.checked} checks, "
+                          f"{work[1]} work units){caught}")
+        servers = sorted(results, key=lambda a: int(a, 16))
+        st.update(servers=servers, accuracies=[results[a] for a in servers], salt="0x" + secrets.token_hex(32))
+        if servers:
+            salt = bytes.fromhex(st["salt"][2:])
+            digest = self.protocol.scoring.functions.scoresHash(self.me, epoch, servers, st["accuracies"], salt).call()
+            receipt = self.protocol.tx.send(self.protocol.scoring.functions.commitScores(epoch, digest),
+                                            label="commitScores")
+            st["committed"] = receipt["transactionHash"].hex()
+            self.progress(f"epoch {epoch}: committed scores for {len(servers)} server(s)")
+        else:
+            st["committed"] = None
+        self.state.save()
+
+    def reveal(self, epoch: int, st: dict) -> None:
+        call = self.protocol.scoring.functions.revealScores(epoch, st["servers"], st["accuracies"],
+                                                            bytes.fromhex(st["salt"][2:]))
+        st["revealed"] = self.protocol.tx.send(call, label="revealScores")["transactionHash"].hex()
+        self.state.save()
+        self.progress(f"epoch {epoch}: revealed scores")
+
+    def finalize(self, epoch: int, st: dict) -> None:
+        servers = sorted((s.address for s in self.protocol.servers()), key=lambda a: int(a, 16))
+        if servers:
+            receipt = self.protocol.tx.send(self.protocol.scoring.functions.finalize(epoch, servers), label="finalize")
+            st["finalized"] = receipt["transactionHash"].hex()
+        else:
+            st["finalized"] = None
+        self.state.save()
+        for address in servers:
+            score = self.protocol.scoring.functions.scoreOf(epoch, address).call()
+            if score[-1]:  # outcome None: nothing happened to this server
+                self.progress(f"epoch {epoch}: finalized {address}: acc {score[0] / ONE:.3f}, "
+                              f"S {score[1] / ONE:.3f} -> {Outcome(score[-1]).label}")
+
+    # ------------------------------------------------------------------ loop
+
+    def run(self, stop, *, interval: float = 1.0, max_backoff: float = 30.0) -> None:
+        """Until ``stop`` (a threading.Event) is set."""
+        delay = interval
+        while not stop.wait(delay):
+            try:
+                self.tick()
+                delay = interval
+            except Exception as exc:  # noqa: BLE001 - chain away or a window missed: log and go on
+                delay = min(delay * 2, max_backoff)
+                log.warning("verifier step failed (%s: %s); retrying in %.0fs", exc.__class__.__name__, exc, delay)

@@ -1,0 +1,103 @@
+"""Talking to a server as a verifier: signed openings, and canary prompts sent as an ordinary client would.
+
+A transport failure (connection refused, timeout, 5xx) is retried and then counted as ``unreachable``; an
+explicit refusal to open a leaf the server committed to, or a wrong canary answer, is ``fraud``
+(verifier/checks.py says why the two differ).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import requests
+
+from efedllm import wire
+from efedllm.model.decoder import KVCache
+from efedllm.openings import CONTENT_TYPE, OpeningError, decode_opening, sign_request
+from efedllm.verifier.checks import Verdict, deviation
+from efedllm.verifier.reference import ReferenceModel
+
+RETRIES = 3
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    address: str
+    endpoint: str
+    first_layer: int
+    num_layers: int
+
+
+def _post(session: requests.Session, url: str, *, timeout: float, **kwargs) -> requests.Response | str:
+    """The response, or a description of why there is none after ``RETRIES`` tries."""
+    reason = ""
+    for attempt in range(RETRIES):
+        try:
+            response = session.post(url, timeout=timeout, **kwargs)
+            if response.status_code < 500:
+                return response
+            reason = f"HTTP {response.status_code}"
+        except requests.RequestException as exc:
+            reason = exc.__class__.__name__
+        time.sleep(0.5 * 2**attempt)
+    return reason
+
+
+def fetch_opening(session: requests.Session, target: Target, *, sign, chain_id: int, epoch: int, index: int,
+                  timeout: float = 60.0):
+    """The decoded opening of leaf ``index``, or a Verdict when there is none to check."""
+    request = sign_request(sign=sign, chain_id=chain_id, server=target.address, epoch=epoch, index=index)
+    answer = _post(session, target.endpoint.rstrip("/") + "/openings", json=request.to_json(), timeout=timeout)
+    if isinstance(answer, str):
+        return Verdict.unreachable(f"opening {index}: server unreachable ({answer})")
+    if answer.status_code != 200 or answer.headers.get("Content-Type", "").split(";")[0] != CONTENT_TYPE:
+        detail = answer.text[:200] if answer.status_code != 200 else "wrong content type"
+        return Verdict.caught(f"opening {index} refused: HTTP {answer.status_code} {detail}")
+    try:
+        return decode_opening(answer.content)
+    except OpeningError as exc:
+        return Verdict.caught(f"opening {index}: {exc}")
+
+
+def run_canary(session: requests.Session, target: Target, model: ReferenceModel, prompt: list[int], *,
+               decode_steps: int, tolerance: float, timeout: float = 60.0) -> list[Verdict]:
+    """Send ``prompt`` through ``target``'s span (prefill, then greedy decode steps) exactly as a client would,
+    and compare each answer with the verifier's own computation. One verdict per step."""
+    start, end = target.first_layer, target.first_layer + target.num_layers
+    base = target.endpoint.rstrip("/")
+    opened = _post(session, base + "/sessions", json={"start": start, "end": end}, timeout=timeout)
+    if isinstance(opened, str) or opened.status_code != 201:
+        why = opened if isinstance(opened, str) else f"HTTP {opened.status_code}"
+        return [Verdict.unreachable(f"canary: cannot open a session ({why})")]
+    url = f"{base}/sessions/{opened.json()['session']}/forward"
+    cache, verdicts, past, tokens = KVCache(), [], 0, list(prompt)
+    try:
+        for step in range(decode_steps + 1):
+            new = tokens if step == 0 else tokens[-1:]
+            front = model.run(model.embed(new), cache, past=past, start=0, end=start)
+            expected = model.run(front, cache, past=past, start=start, end=end)
+            answer = _post(session, url, data=wire.encode(front), timeout=timeout,
+                           headers={"Content-Type": wire.CONTENT_TYPE})
+            if isinstance(answer, str) or answer.status_code != 200:
+                why = answer if isinstance(answer, str) else f"HTTP {answer.status_code}"
+                verdicts.append(Verdict.unreachable(f"canary step {step}: {why}"))
+                break
+            try:
+                got = wire.decode(answer.content, hidden_size=front.shape[-1], dtype=front.dtype,
+                                  max_tokens=front.shape[1])
+                error = deviation(got, expected) if got.shape == expected.shape else float("inf")
+            except wire.WireError as exc:
+                verdicts.append(Verdict.caught(f"canary step {step}: {exc}"))
+                break
+            verdicts.append(Verdict.ok() if error <= tolerance else
+                            Verdict.caught(f"canary step {step} deviates by {error:.2e}"))
+            back = model.run(expected, cache, past=past, start=end, end=model.num_layers)
+            past += len(new)
+            tokens.append(model.next_token(back))
+    finally:
+        try:
+            session.delete(f"{base}/sessions/{opened.json()['session']}", timeout=5)
+        except requests.RequestException:
+            pass
+    return verdicts

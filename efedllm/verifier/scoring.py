@@ -1,0 +1,102 @@
+"""acc_i for one epoch: open a sample of each server's committed tasks, recompute them, send canaries.
+
+The paper's acc_i is passed / checked. Under that rule alone a server that corrupts a fraction f of its tasks
+keeps acc near 1 - f and stays above θ whenever f < 1 - θ: at the default θ = 0.5 it could cheat on 40% of its
+work for ever. So by default (policy ``strict``) one proven fraud in the sample (verifier/checks.py: a bad proof,
+a wrong output, a refused opening of a committed leaf) sets acc_i to 0; checks that merely could not be made
+(the server was unreachable) count as failures in passed / checked, as the paper says. ``--policy paper`` keeps
+the plain ratio for comparison.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+
+import requests
+
+from efedllm.chain.params import ONE
+from efedllm.openings import Opening
+from efedllm.verifier.checks import PrefixMemo, Verdict, check_opening
+from efedllm.verifier.config import VerifyConfig
+from efedllm.verifier.reference import ReferenceModel
+from efedllm.verifier.remote import Target, fetch_opening, run_canary
+from efedllm.verifier.sampling import sample_indices
+
+log = logging.getLogger("efedllm.verifier")
+CANARY_TEXTS = (
+    "The capital of France is",
+    "Water boils at a temperature of",
+    "Once upon a time, in a small village,",
+    "The three primary colours are",
+    "A prime number is a number that",
+    "def fibonacci(n):",
+)
+
+
+@dataclass
+class Tally:
+    address: str
+    passed: int = 0
+    checked: int = 0
+    frauds: list[str] = field(default_factory=list)
+    unreachable: list[str] = field(default_factory=list)
+
+    def add(self, verdict: Verdict) -> None:
+        self.checked += 1
+        self.passed += verdict.passed
+        if verdict.fraud:
+            self.frauds.append(verdict.reason)
+        elif not verdict.passed:
+            self.unreachable.append(verdict.reason)
+
+    def accuracy(self, policy: str) -> int:
+        """acc_i in 18-decimal fixed point."""
+        if self.checked == 0 or (policy == "strict" and self.frauds):
+            return 0
+        return self.passed * ONE // self.checked
+
+
+def check_openings(opened: dict[int, Opening], *, server: str, epoch: int, root: bytes, work_units: int,
+                   model: ReferenceModel, tolerance: float) -> list[Verdict]:
+    """Verdicts on a server's opened tasks, longest prefixes first so that each session is recomputed once."""
+    memo = PrefixMemo(model.recompute)
+    return [check_opening(opened[index], server=server, epoch=epoch, index=index, root=root, work_units=work_units,
+                          num_layers=model.num_layers, recompute=memo, tolerance=tolerance)
+            for index in sorted(opened, key=lambda i: -opened[i].inputs.shape[1])]
+
+
+def verify_server(target: Target, *, model: ReferenceModel, tokenizer, config: VerifyConfig, sign, chain_id: int,
+                  epoch: int, seed: bytes, root: bytes, work_units: int, rng: random.Random) -> Tally:
+    """Every check of one server for ``epoch``: sampled openings of its commitment, then canaries."""
+    tally = Tally(target.address)
+    http = requests.Session()
+    indices = sample_indices(seed, target.address, work_units, config.samples) if work_units else []
+    opened, down = {}, None
+    for index in indices:
+        if down is not None:  # unreachable a moment ago (after retries): do not wait out every other opening too
+            tally.add(Verdict.unreachable(f"opening {index}: not tried, {down.reason}"))
+            continue
+        answer = fetch_opening(http, target, sign=sign, chain_id=chain_id, epoch=epoch, index=index)
+        if isinstance(answer, Verdict):
+            tally.add(answer)
+            down = answer if not answer.fraud else None
+        else:
+            opened[index] = answer
+    for verdict in check_openings(opened, server=target.address, epoch=epoch, root=root, work_units=work_units,
+                                  model=model, tolerance=config.tolerance):
+        tally.add(verdict)
+    for _ in range(config.canaries):
+        text = rng.choice(CANARY_TEXTS)
+        prompt = tokenizer(text)["input_ids"]
+        for verdict in run_canary(http, target, model, prompt, decode_steps=config.canary_steps,
+                                  tolerance=config.tolerance):
+            tally.add(verdict)
+    if tally.frauds:
+        log.warning("epoch %d: %s: %d/%d passed; caught: %s", epoch, target.address, tally.passed, tally.checked,
+                    tally.frauds[0])
+    else:
+        log.info("epoch %d: %s: %d/%d passed (%d openings, %d unreachable)", epoch, target.address, tally.passed,
+                 tally.checked, len(indices), len(tally.unreachable))
+    return tally

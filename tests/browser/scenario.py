@@ -1,0 +1,145 @@
+"""A small but complete protocol history on a real chain, made with direct contract calls: servers register
+(one on a short tail span, so that slashing it leaves layers uncovered), clients fund epochs, servers commit
+work, two verifiers commit and reveal accuracies, epochs are finalized (one server is slashed), servers claim,
+top up and start unbonding. Time moves with ``warp_to`` to the window each step needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from web3 import Web3
+
+from efedllm.chain.anvil import warp_to
+from efedllm.chain.compile import compile_contracts
+from efedllm.chain.connection import Signer
+from efedllm.chain.deploy import deploy
+from efedllm.chain.deployment import Deployment
+from efedllm.chain.params import ETHER, ONE, ProtocolParams
+from efedllm.chain.protocol import Phase, Protocol
+from efedllm.chain.transactions import ErrorDecoder, Transactor
+
+PARAMS = ProtocolParams(
+    num_layers=30, epoch_length=100, commit_work_window=20, commit_scores_window=20, reveal_window=20,
+    finalize_window=20, unbonding_period=400, min_stake=ETHER, slash_fraction=ONE // 2, theta=ONE // 2,
+    min_verifiers=2, immunity_epochs=0,
+)
+
+# account index -> (endpoint, first layer, layer count, stake in ETH, weight w_i)
+SERVERS = {
+    1: ("http://gpu-a.example:8080", 0, 12, 2, 2 * ONE),
+    2: ("http://gpu-b.example:8080", 12, 12, 2, 2 * ONE),
+    3: ("http://gpu-c.example:8080", 0, 24, 3, ONE),
+    4: ("http://gpu-d.example:8080", 24, 6, 2, 4 * ONE),
+}
+LATE_SERVER = (5, ("http://gpu-e.example:9000", 0, 20, 1, ONE))
+VERIFIERS = (8, 9)
+CLIENT = 7
+BAD = 4  # passes epoch 0, fails (and is slashed) in epoch 1
+
+
+@dataclass
+class Scenario:
+    w3: Web3
+    deployment: Deployment
+    accounts: list[str]
+    protocols: dict[int, Protocol] = field(default_factory=dict)
+
+    def as_(self, index: int) -> Protocol:
+        if index not in self.protocols:
+            self.protocols[index] = Protocol(self.w3, self.deployment, Signer(self.accounts[index]))
+        return self.protocols[index]
+
+    @property
+    def gov(self) -> Protocol:
+        return self.as_(0)
+
+    def at(self, epoch: int, phase: Phase) -> None:
+        warp_to(self.w3, self.gov.window_start(epoch, phase))
+
+    def register(self, index: int, endpoint: str, first: int, count: int, stake_eth: float, weight: int) -> None:
+        p = self.as_(index)
+        p.tx.send(p.registry.functions.register(endpoint, first, count), value=int(stake_eth * ETHER))
+        if weight != ONE:
+            self.gov.tx.send(self.gov.registry.functions.setWeight(self.accounts[index], weight))
+
+    def fund(self, epoch: int, eth: float) -> None:
+        p = self.as_(CLIENT)
+        p.tx.send(p.pool.functions.fundEpoch(epoch), value=int(eth * ETHER))
+
+    def commit_work(self, epoch: int, work: dict[int, int]) -> None:
+        self.at(epoch, Phase.COMMIT_WORK)
+        for index, units in work.items():
+            p = self.as_(index)
+            root = Web3.keccak(text=f"work:{index}:{epoch}")
+            p.tx.send(p.ledger.functions.commitWork(epoch, root, units))
+
+    def score(self, epoch: int, accuracies: list[dict[int, int]]) -> None:
+        """Each verifier commits, then reveals, its accuracies (account index -> acc, 18 decimals)."""
+        self.at(epoch, Phase.COMMIT_SCORES)
+        reveals = []
+        for verifier, accs in zip(VERIFIERS, accuracies, strict=True):
+            servers = sorted((self.accounts[i] for i in accs), key=lambda a: int(a, 16))
+            by_address = {self.accounts[i]: a for i, a in accs.items()}
+            values = [by_address[s] for s in servers]
+            salt = Web3.keccak(text=f"salt:{verifier}:{epoch}")
+            p = self.as_(verifier)
+            commitment = p.scoring.functions.scoresHash(self.accounts[verifier], epoch, servers, values, salt).call()
+            p.tx.send(p.scoring.functions.commitScores(epoch, commitment))
+            reveals.append((p, servers, values, salt))
+        self.at(epoch, Phase.REVEAL_SCORES)
+        for p, servers, values, salt in reveals:
+            p.tx.send(p.scoring.functions.revealScores(epoch, servers, values, salt))
+
+    def finalize(self, epoch: int, indices) -> None:
+        self.at(epoch, Phase.FINALIZE)
+        self.gov.tx.send(self.gov.scoring.functions.finalize(epoch, [self.accounts[i] for i in indices]))
+
+    def claim(self, index: int, epochs: list[int]) -> None:
+        p = self.as_(index)
+        p.tx.send(p.pool.functions.claimRewards(epochs))
+
+
+def deploy_protocol(w3: Web3) -> Deployment:
+    artifacts = compile_contracts()
+    governor = Signer(w3.eth.accounts[0])
+    tx = Transactor(w3, governor, ErrorDecoder(a.abi for a in artifacts.values()))
+    return deploy(w3, tx, params=PARAMS, artifacts=artifacts, verifiers=[w3.eth.accounts[i] for i in VERIFIERS])
+
+
+def acc(x: float) -> int:
+    return int(round(x * ONE))
+
+
+def run_history(w3: Web3, deployment: Deployment) -> Scenario:
+    """Three epochs of history; returns with the chain in epoch 5 and epochs 0-2 settled."""
+    s = Scenario(w3, deployment, [Web3.to_checksum_address(a) for a in w3.eth.accounts])
+    for index, spec in SERVERS.items():
+        s.register(index, *spec)
+    s.fund(0, 3)
+    s.fund(1, 2)
+
+    s.commit_work(0, {1: 100, 2: 120, 3: 200, 4: 50})
+    s.score(0, [{1: acc(0.95), 2: acc(0.9), 3: acc(0.97), 4: acc(0.9)},
+                {1: acc(0.93), 2: acc(0.92), 3: acc(0.99), 4: acc(0.8)}])
+    s.finalize(0, [1, 2, 3, 4])
+
+    s.commit_work(1, {1: 80, 2: 90, 3: 210, 4: 40})
+    s.score(1, [{1: acc(0.96), 2: acc(0.91), 3: acc(0.95), 4: acc(0.2)},
+                {1: acc(0.94), 2: acc(0.89), 3: acc(0.96), 4: acc(0.1)}])
+    s.finalize(1, [1, 2, 3, 4])  # server 4 falls below θ: slashed, deactivated, layers 24-29 uncovered
+
+    s.at(2, Phase.WORK)
+    s.fund(2, 1.5)
+    s.register(LATE_SERVER[0], *LATE_SERVER[1])
+    s.commit_work(2, {1: 60, 2: 70, 3: 150})
+    s.as_(3).tx.send(s.as_(3).registry.functions.addStake(), value=ETHER)
+    s.score(2, [{1: acc(0.9), 2: acc(0.88), 3: acc(0.93)}, {1: acc(0.92), 2: acc(0.86), 3: acc(0.9)}])
+    s.finalize(2, [1, 2, 3])
+
+    s.at(2, Phase.SETTLED)
+    s.claim(3, [0, 1])
+    s.claim(1, [0])
+    s.as_(2).tx.send(s.as_(2).registry.functions.requestUnstake(ETHER // 2))
+    s.at(4, Phase.COMMIT_WORK)  # epoch 5's work period, where nothing is due: a quiet chain to look at
+    return s

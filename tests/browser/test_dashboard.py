@@ -1,0 +1,287 @@
+"""The dashboard in headless Chromium against a real chain: every figure on the page is checked against what the
+contracts say through their own views (and historical state for values over epochs), not against the page's
+own arithmetic; a transaction sent while the page is open must appear without a reload."""
+
+from __future__ import annotations
+
+import pytest
+from eth_utils import event_abi_to_log_topic
+from web3 import Web3
+
+from efedllm.chain.params import ETHER
+from efedllm.chain.protocol import Phase, Protocol, Status
+from efedllm.layers import compact_layers
+
+from conftest import PHONE, dashboard_process, open_page, screenshot
+
+NOT_SHOWN = {"RewardWeightRecorded", "RoleGranted", "RoleRevoked", "RoleAdminChanged"}
+NO_SCORE = {0, 5}  # Outcome.None, Outcome.NoQuorum
+
+
+@pytest.fixture(scope="module")
+def dash(anvil, history):
+    with dashboard_process(anvil.url, history[1]) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def page(browser, dash):
+    page = open_page(browser, dash)
+    yield page
+    assert page.js_errors == [], page.js_errors
+    page.context.close()
+
+
+@pytest.fixture(scope="module")
+def chain(history) -> Protocol:
+    return history[0].gov
+
+
+def eth_text(wei: int) -> str:
+    """The page's ETH format: up to 4 decimals, thousands separated."""
+    return f"{round(wei / ETHER, 4):,.4f}".rstrip("0").rstrip(".") + " ETH"
+
+
+def claimed_of(p: Protocol, address: str, epochs) -> int:
+    pool = p.pool.functions
+    return sum(pool.shareOf(e, address).call() for e in epochs if pool.hasClaimed(e, address).call())
+
+
+def last_block_of_epochs(p: Protocol) -> dict[int, int]:
+    """epoch -> the last block whose timestamp lies before the epoch's end (the state at the epoch's end)."""
+    w3 = p.w3
+    latest = w3.eth.block_number
+    stamps = [w3.eth.get_block(b)["timestamp"] for b in range(latest + 1)]
+    out = {}
+    for epoch in range(p.current_epoch() + 1):
+        end = p.window_start(epoch + 1, Phase.WORK)
+        out[epoch] = max(b for b in range(latest + 1) if stamps[b] < end)
+    return out
+
+
+def row_values(page, address: str) -> dict[str, str]:
+    return page.eval_on_selector(
+        f'#servers tr[data-address="{address.lower()}"]',
+        "tr => Object.fromEntries([...tr.querySelectorAll('td')].map(td => [td.dataset.col, "
+        "{value: td.dataset.value ?? '', text: td.innerText.trim(), flags: td.dataset.flags ?? ''}]))",
+    )
+
+
+def test_server_table_shows_what_the_registry_holds(page, chain):
+    epochs = range(chain.current_epoch() + 1)
+    servers = chain.servers()
+    assert page.locator("#servers tbody tr").count() == len(servers) == 5
+    theta = chain.scoring.functions.theta().call()
+    for s in servers:
+        cells = row_values(page, s.address)
+        assert cells["layers"]["value"] == f"{s.first_layer}:{s.first_layer + s.num_layers}"
+        assert cells["status"]["value"] == s.status.name.lower()
+        assert ("slashed" in cells["status"]["flags"]) == (s.times_slashed > 0)
+        assert ("unbonding" in cells["status"]["flags"]) == (s.unbonding > 0)
+        assert int(cells["stake"]["value"]) == s.stake and cells["stake"]["text"] == eth_text(s.stake)
+        assert int(cells["unbonding"]["value"]) == s.unbonding
+        assert int(cells["slashes"]["value"]) == s.times_slashed
+        last_epoch, score = chain.scoring.functions.lastScore(s.address).call()
+        acc, s_i, outcome = score[0], score[1], score[5]
+        if outcome in NO_SCORE:
+            assert cells["score"]["value"] == "" and cells["score"]["text"] == "—"
+        else:
+            assert (int(cells["acc"]["value"]), int(cells["score"]["value"])) == (acc, s_i)
+            assert int(page.get_attribute(f'tr[data-address="{s.address.lower()}"] td[data-col="score"]', "data-epoch")) == last_epoch
+            assert cells["score"]["text"].startswith(f"{s_i / 1e18:.4f}")
+            css = page.get_attribute(f'tr[data-address="{s.address.lower()}"] .score', "class")
+            assert ("pass" in css) == (s_i >= theta)
+        work = sum(chain.ledger.functions.commitmentOf(e, s.address).call()[1] for e in epochs)
+        assert int(cells["work"]["value"]) == work
+        pending = chain.pool.functions.pendingRewards(s.address, list(epochs)).call()
+        assert int(cells["pending"]["value"]) == pending
+        assert int(cells["claimed"]["value"]) == claimed_of(chain, s.address, epochs)
+    # the scenario covers each case the table must tell apart
+    by_status = {s.status for s in servers}
+    assert Status.DEACTIVATED in by_status and any(s.unbonding for s in servers)
+    assert any(chain.pool.functions.pendingRewards(s.address, list(epochs)).call() for s in servers)
+
+
+def test_table_sorts_by_column(page):
+    page.click('#servers th[data-sort="stake"]')
+    stakes = [int(v) for v in page.eval_on_selector_all('#servers td[data-col="stake"]', "tds => tds.map(t => t.dataset.value)")]
+    assert stakes == sorted(stakes, reverse=True) and len(set(stakes)) > 1
+    page.click('#servers th[data-sort="stake"]')
+    stakes = [int(v) for v in page.eval_on_selector_all('#servers td[data-col="stake"]', "tds => tds.map(t => t.dataset.value)")]
+    assert stakes == sorted(stakes)
+    page.click('#servers th[data-sort="address"]')
+
+
+def test_coverage_marks_uncovered_layers(page, chain):
+    coverage = chain.coverage()
+    cells = page.eval_on_selector_all(".coverage .layer", "ls => ls.map(l => [+l.dataset.layer, +l.dataset.count, l.classList.contains('uncovered')])")
+    assert [(layer, count, count == 0) for layer, count in enumerate(coverage)] == [tuple(c) for c in cells]
+    missing = chain.missing_layers()
+    assert missing == list(range(24, 30))  # the slashed server's span
+    assert page.inner_text("#coverage-note") == f"uncovered: {compact_layers(missing)}"
+    assert int(page.inner_text('[data-kpi="covered"]')) == len(coverage) - len(missing)
+
+
+def test_epoch_panel_and_parameters(page, chain):
+    epoch = chain.current_epoch()
+    assert page.get_attribute(".epoch-now", "data-epoch") == str(epoch)
+    assert page.get_attribute(".epoch-now", "data-phase") == "Work" and chain.phase(epoch) == Phase.WORK
+    settling = page.eval_on_selector_all(".settling li", "ls => ls.map(l => [+l.dataset.epoch, l.dataset.phase])")
+    assert settling == [[epoch - 1, "Commit work"]] and chain.phase(epoch - 1) == Phase.COMMIT_WORK
+    page.goto(page.url.split("#")[0] + "#/epochs")
+    page.wait_for_selector("#param-table")
+    params = chain.parameters()
+    assert page.inner_text('[data-param="θ (trust threshold)"]') == "0.5" and params["theta"] == ETHER // 2
+    assert page.inner_text('[data-param="Minimum verifiers"]') == str(params["minVerifiers"])
+    assert page.inner_text('[data-param="Model layers"]') == str(params["numLayers"])
+    for e in range(epoch + 1):
+        pool = chain.pool.functions.epochPool(e).call()
+        row = f'table.epochs tr[data-epoch="{e}"]'
+        got = page.eval_on_selector(row, "tr => Object.fromEntries([...tr.querySelectorAll('td[data-value]')].map(td => [td.dataset.col, td.dataset.value]))")
+        assert {k: int(v) for k, v in got.items()} == {
+            "size": chain.pool.functions.poolSize(e).call(), "funded": pool[0], "slashed": pool[1], "rolledIn": pool[2], "claimed": pool[3]}
+    bars = page.evaluate("efedDashboard.charts().pools.bars")
+    for bar in bars:
+        pool = chain.pool.functions.epochPool(bar["x"]).call()
+        assert [p["value"] for p in bar["parts"]] == pytest.approx([pool[0] / 1e18, pool[1] / 1e18, pool[2] / 1e18])
+    page.goto(page.url.split("#")[0] + "#/")
+    page.wait_for_selector("#servers tbody tr")
+
+
+def test_charts_hold_the_chain_history(page, chain):
+    charts = page.evaluate("efedDashboard.charts()")
+    current = chain.current_epoch()
+    servers = chain.servers()
+    theta = chain.scoring.functions.theta().call()
+    assert charts["scores"]["refLines"][0]["y"] == theta / 1e18
+    series = {s["key"]: s["raw"] for s in charts["scores"]["series"]}
+    assert set(series) == {s.address.lower() for s in servers}
+    for s in servers:
+        expected = []
+        for e in range(current + 1):
+            score = chain.scoring.functions.scoreOf(e, s.address).call()
+            if score[5] not in NO_SCORE:
+                expected.append({"epoch": e, "score": str(score[1]), "acc": str(score[0]), "outcome": score[5]})
+        assert series[s.address.lower()] == expected
+    assert any(p["outcome"] == 2 for points in series.values() for p in points), "a slashing shows in the scores"
+
+    ends = last_block_of_epochs(chain)
+    registry = chain.registry.functions
+    total = {e: sum(registry.getServer(s.address).call(block_identifier=ends[e])[8] for s in servers) for e in ends}
+    stake = charts["stake"]["series"][0]["raw"]
+    first = min(e for e, v in total.items() if v > 0)
+    assert [(p["epoch"], int(p["stake"])) for p in stake] == [(e, total[e]) for e in range(first, current + 1)]
+    assert len({int(p["stake"]) for p in stake}) > 1, "stake changed over the epochs"
+
+    pool = chain.pool.functions
+    earned = claimed = 0
+    expected_earned, expected_claimed = [], []
+    for e in range(current + 1):
+        for s in servers:
+            share = pool.shareOf(e, s.address).call()
+            earned += share
+            claimed += share if pool.hasClaimed(e, s.address).call() else 0
+        expected_earned.append({"epoch": e, "value": str(earned)})
+        expected_claimed.append({"epoch": e, "value": str(claimed)})
+    rewards = {s["key"]: s["raw"] for s in charts["rewards"]["series"]}
+    assert rewards["earned"] == expected_earned and rewards["claimed"] == expected_claimed
+    assert 0 < claimed < earned
+
+
+def chain_events(p: Protocol) -> list[tuple[str, int, str, int]]:
+    """(event, block, tx, log index) of every event of the deployment that the feed shows, oldest first."""
+    topics = {}
+    for record in p.deployment.contracts.values():
+        for item in record.abi:
+            if item["type"] == "event" and item["name"] not in NOT_SHOWN:
+                topics["0x" + event_abi_to_log_topic(item).hex()] = item["name"]
+    logs = p.w3.eth.get_logs({"fromBlock": p.deployment.block, "toBlock": "latest",
+                              "address": [r.address for r in p.deployment.contracts.values()]})
+    return [(topics[Web3.to_hex(log["topics"][0])], log["blockNumber"], Web3.to_hex(log["transactionHash"]), log["logIndex"])
+            for log in logs if Web3.to_hex(log["topics"][0]) in topics]
+
+
+def feed_rows(page) -> list[tuple[str, int, str, int]]:
+    return [tuple(r) for r in page.eval_on_selector_all(
+        ".feed .ev", "evs => evs.map(e => [e.dataset.event, +e.dataset.block, e.dataset.tx, +e.dataset.logIndex])")]
+
+
+def test_event_feed_lists_every_event_with_block_and_tx(page, chain):
+    page.goto(page.url.split("#")[0] + "#/events")
+    page.wait_for_selector("#event-feed .ev")
+    expected = chain_events(chain)[::-1]
+    assert 50 < len(expected) <= 100
+    assert feed_rows(page) == expected
+    kinds = {e[0] for e in expected}
+    assert {"ServerRegistered", "WorkCommitted", "ScoresCommitted", "ScoresRevealed", "ServerScored", "StatusChanged",
+            "Slashed", "EpochFunded", "RewardsClaimed", "UnstakeRequested", "StakeAdded"} <= kinds
+    page.click('#event-filters button[data-category="slashing"]')
+    assert feed_rows(page) == [e for e in expected if e[0] in ("Slashed", "SlashDeposited")]
+    slashed = page.inner_text('.ev[data-event="Slashed"] .ev-text')
+    assert "slashed 1 ETH" in slashed and "in epoch 1" in slashed
+    page.click('#event-filters button[data-category="all"]')
+    page.goto(page.url.split("#")[0] + "#/")
+    page.wait_for_selector("#servers tbody tr")
+
+
+def test_server_page_shows_its_history(page, chain, history):
+    played = history[0]
+    bad = played.accounts[4]
+    page.click(f'#servers tr[data-address="{bad.lower()}"] a.addr')
+    page.wait_for_selector("#server-page table.history")
+    record = chain.registry.functions.getServer(bad).call()
+    assert int(page.get_attribute('[data-kpi="stake"]', "data-value")) == record[8]
+    assert page.inner_text('[data-kpi="slashes"]') == "1"
+    rows = page.eval_on_selector_all("table.history tbody tr", "trs => trs.map(tr => [+tr.dataset.epoch, "
+                                     "Object.fromEntries([...tr.querySelectorAll('td[data-col]')].map(td => [td.dataset.col, td.dataset.value ?? td.innerText]))])")
+    assert [r[0] for r in rows] == [1, 0]
+    for epoch, cells in rows:
+        score = chain.scoring.functions.scoreOf(epoch, bad).call()
+        work = chain.ledger.functions.commitmentOf(epoch, bad).call()
+        assert (int(cells["work"]), int(cells["acc"]), int(cells["score"])) == (work[1], score[0], score[1])
+        assert int(cells["share"]) == chain.pool.functions.shareOf(epoch, bad).call()
+    assert page.inner_text('tr[data-epoch="1"] [data-col="outcome"]') == "slashed"
+    charts = page.evaluate("efedDashboard.charts()")
+    ends = last_block_of_epochs(chain)
+    stake = charts["server-stake"]["series"][0]["raw"]
+    assert [(p["epoch"], int(p["stake"]), int(p["unbonding"])) for p in stake] == [
+        (e, *(lambda r: (r[8], r[9]))(chain.registry.functions.getServer(bad).call(block_identifier=ends[e])))
+        for e in range(stake[0]["epoch"], chain.current_epoch() + 1)]
+    assert [int(p["stake"]) for p in stake][:2] == [2 * ETHER, 2 * ETHER] and int(stake[-1]["stake"]) == ETHER
+    events = page.eval_on_selector_all(".feed .ev", "evs => evs.map(e => e.dataset.server)")
+    assert events and set(events) == {bad.lower()}
+    screenshot(page, "server-laptop")
+    page.goto(page.url.split("#")[0] + "#/")
+    page.wait_for_selector("#servers tbody tr")
+
+
+def test_a_new_transaction_shows_without_reload(page, chain, history):
+    played = history[0]
+    server = played.accounts[3]
+    page.evaluate("window.__sameDocument = true")
+    before = int(row_values(page, server)["stake"]["value"])
+    receipt = played.as_(3).tx.send(played.as_(3).registry.functions.addStake(), value=ETHER // 4)
+    page.wait_for_function(f"efedDashboard.block >= {receipt['blockNumber']}", timeout=10_000, polling=50)
+    assert page.evaluate("window.__sameDocument") is True, "the page reloaded"
+    after = row_values(page, server)["stake"]
+    assert int(after["value"]) == before + ETHER // 4 == chain.registry.functions.getServer(server).call()[8]
+    newest = feed_rows(page)[0]
+    assert newest[:3] == ("StakeAdded", receipt["blockNumber"], Web3.to_hex(receipt["transactionHash"]))
+    assert page.get_attribute("#chain-chip", "data-state") == "live"
+
+
+def test_screenshots_of_the_main_views(browser, page, dash):
+    screenshot(page, "overview-laptop")
+    page.goto(dash + "#/epochs")
+    page.wait_for_selector("#param-table")
+    screenshot(page, "epochs-laptop")
+    page.goto(dash + "#/")
+    phone = open_page(browser, dash, viewport=PHONE)
+    try:
+        screenshot(phone, "overview-phone")
+        phone.goto(dash + "#/events")
+        phone.wait_for_selector("#event-feed .ev")
+        screenshot(phone, "events-phone", full_page=False)
+        assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], "the page scrolls sideways on a phone"
+    finally:
+        phone.context.close()

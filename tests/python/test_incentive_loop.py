@@ -1,0 +1,155 @@
+"""The incentive loop end to end: a cheating server is caught, slashed and replaced; honest servers are paid.
+
+Real processes on a real chain: servers A 0:10, B 10:20 and F 20:30 (F adds small noise to every output: the
+text clients get stays the same, but the outputs are not what the layers compute), C 0:10 with rebalancing and
+automatic claims on, three verifiers of which one lies, and a client. Two epochs:
+
+1. The client generates through A or C, B and F. The verifiers open sampled tasks and send canaries; the liar
+   reports acc 1 for everyone. F is deactivated and slashed at the epoch's finalize; nobody else is.
+2. C moves to F's layers; the client generates again, through C, with identical text. The liar now reports acc 0
+   for everyone; still nobody honest is slashed. After both epochs settle, A and B claim with
+   ``efedllm server claim``, C has claimed on its own, and the claims add up to each epoch's pool (funding plus
+   F's slashed stake) in proportion to S_i * workUnits_i.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+
+import pytest
+
+from efedllm.chain.anvil import free_port
+from efedllm.chain.connection import Signer
+from efedllm.chain.deploy import deploy
+from efedllm.chain.params import ETHER, ONE
+from efedllm.chain.protocol import Phase, Protocol, Status
+from efedllm.chain.transactions import ErrorDecoder, Transactor
+from efedllm.client import DistributedModel
+from efedllm.localnet import (
+    EFEDLLM, WALKED_PARAMS, ServerProcess, VerifierProcess, Walker, start_all, stop_all, wait_for,
+)
+
+SERVERS = {"A": (1, "0:10", []), "B": (2, "10:20", []), "F": (3, "20:30", ["--fault", "noise", "--fault-scale", "0.005"]),
+           "C": (4, "0:10", ["--rebalance", "--auto-claim"])}
+VERIFIERS = (7, 8, 9)
+LIAR = 9
+PROMPTS = ("Name three animals that live in the sea.", "What is two plus two?")
+PASSED, SLASHED = 1, 2
+
+
+@pytest.fixture(scope="module")
+def params():
+    return dataclasses.replace(WALKED_PARAMS, min_verifiers=2)
+
+
+@pytest.fixture(scope="module")
+def deployment(w3, artifacts, params):
+    tx = Transactor(w3, Signer(w3.eth.accounts[0]), ErrorDecoder(a.abi for a in artifacts.values()))
+    return deploy(w3, tx, params=params, artifacts=artifacts, verifiers=[w3.eth.accounts[v] for v in VERIFIERS])
+
+
+@pytest.fixture(scope="module")
+def net(network_files):
+    root, chain, path = network_files.root, network_files.args, network_files.deployment_path
+
+    servers = {name: ServerProcess(layers, free_port(), [*chain(account), *extra], log_path=root / f"{name}.log")
+               for name, (account, layers, extra) in SERVERS.items()}
+    verifiers = {v: VerifierProcess([*chain(v), *(["--lie", "always-1"] if v == LIAR else [])],
+                                    log_path=root / f"verifier-{v}.log") for v in VERIFIERS}
+    processes = [*servers.values(), *verifiers.values()]
+    start_all(processes)
+    net = {"servers": servers, "verifiers": verifiers, "chain": chain, "root": root, "path": path}
+    yield net
+    stop_all([*net["servers"].values(), *net["verifiers"].values()])
+
+
+def generate(client) -> tuple[list[str], set[str]]:
+    texts, used = [], set()
+    for prompt in PROMPTS:
+        texts.append(client.generate(prompt=prompt, max_new_tokens=12, eos_token_id=[])[0].tolist())
+        used |= {hop.peer.address for hop in client.last_route}
+    return texts, used
+
+
+def test_cheater_caught_slashed_replaced_and_honest_servers_paid(w3, anvil, deployment, net):
+    protocol = Protocol(w3, deployment, Signer(w3.eth.accounts[0]))
+    walker = Walker(protocol, [*net["servers"].values(), *net["verifiers"].values()])
+    addr = {name: w3.eth.accounts[account] for name, (account, _, _) in SERVERS.items()}
+    verifiers = [w3.eth.accounts[v] for v in VERIFIERS]
+    stake = {s.address: s.stake for s in protocol.servers()}
+
+    # ---- epoch 1: F cheats while serving
+    e1 = walker.fresh_epoch()
+    for epoch in (e1, e1 + 1):
+        protocol.tx.send(protocol.pool.functions.fundEpoch(epoch), value=3 * ETHER)
+    client = DistributedModel.from_pretrained(protocol=protocol)
+    texts1, used1 = generate(client)
+    assert addr["F"] in used1 and addr["B"] in used1
+    walker.commitments(e1, used1)
+    scores1 = walker.scores(e1, verifiers, addr.values())
+    assert scores1[addr["F"]][-1] == SLASHED and scores1[addr["F"]][0] == 0
+    assert ONE in protocol.scoring.functions.revealedAccuracies(e1, addr["F"]).call()  # the liar's vote
+    for name in "ABC":
+        assert scores1[addr[name]][-1] == PASSED, name
+    f = next(s for s in protocol.servers() if s.address == addr["F"])
+    assert f.status == Status.DEACTIVATED and f.times_slashed == 1 and f.stake == stake[addr["F"]] // 2
+
+    # ---- F's layers are taken over by C, which had spare capacity (its layers are also served by A)
+    wait_for(lambda: protocol.missing_layers() == [], "C to take over layers 20:30", timeout=120,
+             processes=[net["servers"]["C"]])
+    c = next(s for s in protocol.servers() if s.address == addr["C"])
+    assert (c.first_layer, c.num_layers) == (20, 10)
+    liar = net["verifiers"][LIAR]
+    liar.stop()
+    net["verifiers"][LIAR] = liar = VerifierProcess([*net["chain"](LIAR), "--lie", "always-0"],
+                                                    log_path=net["root"] / "verifier-liar-0.log")
+    liar.start().wait_ready()
+    walker.processes = [*net["servers"].values(), *net["verifiers"].values()]
+
+    # ---- epoch 2: the same text, now through C
+    e2 = e1 + 1
+    assert protocol.current_epoch() == e2
+    texts2, used2 = generate(client)
+    assert texts2 == texts1
+    assert addr["F"] not in used2 and addr["C"] in used2
+    walker.commitments(e2, used2)
+    scores2 = walker.scores(e2, verifiers, [addr[n] for n in "ABC"])
+    for name in "ABC":
+        assert scores2[addr[name]][-1] == PASSED, name
+        assert 0 in protocol.scoring.functions.revealedAccuracies(e2, addr[name]).call()  # the liar's vote
+
+    # ---- both epochs settle; A and B claim by command, C has claimed automatically
+    walker.warp(e2, Phase.SETTLED)
+    for name in "AB":
+        account = SERVERS[name][0]
+        out = subprocess.run([*EFEDLLM, "server", "claim", "--rpc-url", anvil.url, "--deployment", str(net["path"]),
+                              "--node-account", str(account)], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0 and "claimed" in out.stdout, out.stderr
+    pool = protocol.pool.functions
+    wait_for(lambda: all(pool.hasClaimed(e, addr["C"]).call() or not pool.rewardWeight(e, addr["C"]).call()
+                         for e in (e1, e2)), "C's automatic claims", timeout=120, processes=[net["servers"]["C"]])
+
+    paid = {}
+    for epoch in (e1, e2):
+        p = pool.epochPool(epoch).call()
+        size = pool.poolSize(epoch).call()
+        assert size == 3 * ETHER + (stake[addr["F"]] // 2 if epoch == e1 else 0)
+        weights = {}
+        for name in "ABC":
+            s = addr[name]
+            score = protocol.scoring.functions.scoreOf(epoch, s).call()
+            work = protocol.ledger.functions.commitmentOf(epoch, s).call()[1]
+            weights[s] = pool.rewardWeight(epoch, s).call()
+            assert weights[s] == score[1] * work  # S_i * workUnits_i
+            if weights[s]:
+                assert pool.hasClaimed(epoch, s).call()
+        total = sum(weights.values())
+        assert p[4] == total and total > 0
+        shares = {s: size * w // total for s, w in weights.items()}
+        assert p[3] == sum(shares.values()) and size - p[3] < len(weights)  # all paid but dust
+        paid[epoch] = shares
+    assert pool.rewardWeight(e1, addr["F"]).call() == 0
+    for s in protocol.servers():
+        if s.address != addr["F"]:
+            assert s.status == Status.ACTIVE and s.times_slashed == 0

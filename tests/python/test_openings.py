@@ -1,0 +1,129 @@
+"""Openings: only a verifier's fresh, signed request opens a committed task, and what it opens checks out.
+
+The server's ``POST /openings`` handler runs in-process over a real task store, asking the real chain who holds
+the verifier role; the verifier's checks run on what it answers, untouched and tampered with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import time
+
+import pytest
+import torch
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from eth_account import Account
+from eth_account.messages import encode_defunct
+
+from efedllm import merkle
+from efedllm.chain.connection import Signer, message_signer
+from efedllm.chain.protocol import Protocol
+from efedllm.openings import OpeningRequest, decode_opening, sign_request
+from efedllm.server import openings
+from efedllm.server.app import errors_as_json
+from efedllm.server.records import TaskStore
+from efedllm.verifier.checks import check_opening
+
+SERVER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+EPOCH, HIDDEN = 3, 8
+
+
+def layers(x: torch.Tensor) -> torch.Tensor:
+    """What the fake "layers" compute (position-wise, so a prefix recomputation gives the same outputs)."""
+    return torch.tanh(x) * 2 + 1
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = TaskStore(tmp_path / "tasks.sqlite", server=SERVER)
+    torch.manual_seed(0)
+    past = {"s1": 0, "s2": 0}
+    for session, n in (("s1", 5), ("s1", 1), ("s2", 3), ("s1", 1), ("s1", 1)):
+        x = torch.randn(1, n, HIDDEN)
+        store.record(epoch=EPOCH, session=session, start=4, end=9, past=past[session], inputs=x, outputs=layers(x))
+        past[session] += n
+    records, _ = store.tree(EPOCH)
+    store.save_commitment(EPOCH, merkle.root([r.leaf(SERVER) for r in records]), len(records), None)
+    return store
+
+
+def serve(w3, deployment, store, requests_: list[dict]) -> list[tuple[int, bytes]]:
+    protocol = Protocol(w3, deployment)
+
+    async def go():
+        app = web.Application(middlewares=[errors_as_json])
+        app.router.add_post("/openings", openings.handler(store=store, roles=openings.VerifierRoles(protocol),
+                                                          chain_id=w3.eth.chain_id))
+        async with TestClient(TestServer(app)) as client:
+            out = []
+            for body in requests_:
+                response = await client.post("/openings", data=json.dumps(body) if not isinstance(body, str) else body)
+                out.append((response.status, await response.read()))
+            return out
+
+    return asyncio.run(go())
+
+
+def request(w3, account: int, **changes) -> dict:
+    sign = message_signer(w3, Signer(w3.eth.accounts[account]))
+    if "expires" in changes:  # re-sign with the changed expiry
+        unsigned = sign_request(sign=sign, chain_id=w3.eth.chain_id, server=SERVER, epoch=EPOCH, index=0)
+        req = dataclasses.replace(unsigned, **changes)
+        req = dataclasses.replace(req, signature="0x" + sign(req.message()).hex())
+        return req.to_json()
+    req = sign_request(sign=sign, chain_id=changes.pop("chain_id", w3.eth.chain_id), server=changes.pop("server", SERVER),
+                       epoch=changes.pop("epoch", EPOCH), index=changes.pop("index", 0))
+    return req.to_json()
+
+
+def test_only_fresh_signed_requests_of_verifiers_open_tasks(w3, deployment, store):
+    verifier = 9  # granted the role by the deployment fixture
+    good = request(w3, verifier, index=1)
+    outsider_key = Account.create()
+    outsider = sign_request(sign=lambda text: bytes(outsider_key.sign_message(encode_defunct(text=text)).signature),
+                            chain_id=w3.eth.chain_id, server=SERVER, epoch=EPOCH, index=1).to_json()
+    tampered = {**request(w3, verifier, index=1), "index": 2}  # signature no longer matches: another signer
+    cases = [
+        good, good,  # the second is a replay
+        request(w3, 1, index=1),  # a server, not a verifier
+        outsider,
+        tampered,
+        request(w3, verifier, expires=int(time.time()) - 1),
+        request(w3, verifier, expires=int(time.time()) + 3600),
+        request(w3, verifier, server="0x" + "11" * 20),
+        request(w3, verifier, chain_id=1),
+        request(w3, verifier, index=99),
+        "not json",
+        {"epoch": "3"},
+    ]
+    statuses = [status for status, _ in serve(w3, deployment, store, cases)]
+    assert statuses == [200, 409, 403, 403, 403, 403, 403, 400, 400, 404, 400, 400]
+
+
+def test_an_opening_checks_out_and_every_tampering_is_caught(w3, deployment, store):
+    (status, body), = serve(w3, deployment, store, [request(w3, 9, index=3)])  # s1's third step
+    assert status == 200
+    opening = decode_opening(body)
+    assert opening.steps == [5, 1, 1] and opening.record["past"] == 6
+    commitment = store.commitment(EPOCH)
+
+    def check(o, **kw):
+        args = dict(server=SERVER, epoch=EPOCH, index=3, root=commitment[0], work_units=commitment[1], num_layers=30,
+                    recompute=lambda x, start, end: layers(x), tolerance=1e-3)
+        return check_opening(o, **{**args, **kw})
+
+    assert check(opening).passed
+    wrong = dataclasses.replace(opening, output=opening.output + 1e-2)
+    assert "hashes" in check(wrong).reason and check(wrong).fraud
+    prefix = opening.inputs.clone()
+    prefix[0, 0, 0] += 1
+    assert "prefix" in check(dataclasses.replace(opening, inputs=prefix)).reason
+    assert "Merkle" in check(opening, work_units=commitment[1] + 1).reason  # inflated work units
+    assert "asked for task 2" in check(opening, index=2).reason
+    lying = check(opening, recompute=lambda x, start, end: layers(x) * 1.01)
+    assert lying.fraud and "deviates" in lying.reason
+    assert check(dataclasses.replace(opening, steps=[5, 2])).fraud
+    assert OpeningRequest.from_json(request(w3, 9)).signer() == w3.eth.accounts[9]
