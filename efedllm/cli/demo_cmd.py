@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import tempfile
 import time
 from contextlib import ExitStack
@@ -18,7 +19,7 @@ from efedllm.chain.deploy import deploy
 from efedllm.chain.params import ONE
 from efedllm.chain.protocol import Outcome, Protocol
 from efedllm.chain.transactions import ErrorDecoder, Transactor
-from efedllm.cli.common import StopSignal, ether, table
+from efedllm.cli.common import ether, table
 
 
 def say(message: str) -> None:
@@ -47,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
     from efedllm.chain.anvil import free_port
     from efedllm.localnet import WALKED_PARAMS, DashboardProcess, stop_all
 
-    stop = StopSignal()
+    # Ctrl-C or SIGTERM at any moment ends the run through KeyboardInterrupt, so the ExitStack below stops every
+    # process the demo started (servers, verifiers, dashboard, Anvil) before the command exits.
+    signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     with ExitStack() as stack:
         work = args.work_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="efedllm-demo-")))
@@ -84,8 +87,16 @@ def run(args: argparse.Namespace) -> int:
             say(f"dashboard: {dashboard.url}")
         if args.keep:
             say(f"network running (chain {rpc_url}, logs in {work / 'logs'}); Ctrl-C stops every process")
-            stop.wait()
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                say("stopping every process")
     return 0
+
+
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
 
 
 def print_summary(protocol: Protocol, report: dict, *, deployment_block: int) -> None:
