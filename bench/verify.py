@@ -179,6 +179,9 @@ def main() -> None:
           f"{detection_probability(corrupted=len(bad) / units, samples=DEFAULT_SAMPLES, work_units=units):.4f}")
     print(f"computed, large epoch (with replacement): {detection_probability(corrupted=args.corrupted, samples=DEFAULT_SAMPLES):.4f}")
     print(f"observed over {args.trials} seeds: {caught / args.trials:.4f}")
+    paper_acc = cheat_ok.count(True) / units
+    print(f"the cheater's acc under --policy paper (passed / checked, expected over the sample): {paper_acc:.3f}, "
+          f"above theta = {ProtocolParams().theta / 10**18:.1f}: never slashed; under --policy strict: 0 whenever caught")
     print("\n== honest server ==")
     print(f"honest tasks failing their check: {honest_ok.count(False)} of {units} (false positives)")
     print(f"largest honest deviation: {max(honest_dev):.2e}; tolerance {TOLERANCE[torch.float32]:.0e} "
