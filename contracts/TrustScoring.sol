@@ -124,7 +124,7 @@ contract TrustScoring is ITrustScoring, Governed {
         // l_i is what the contract recorded: the span snapshotted at commitWork, else the current span.
         Score memory s = _score(epoch, server, work.numLayers != 0 ? work.numLayers : span, w, maxSpan);
 
-        uint256 weight;
+        uint256 weight = 0;
         if (s.outcome == Outcome.Passed) {
             // eq. 4, activate. Paid only if active for all of the epoch and it committed work.
             if (status == IServerRegistry.Status.Active && activeSince <= epoch && work.workUnits > 0) {
@@ -159,7 +159,9 @@ contract TrustScoring is ITrustScoring, Governed {
         }
         uint256 maxL = maxSpan < l ? l : maxSpan;
         uint256 acc = Median.compute(accs);
-        uint256 score = acc * l / maxL * w / ONE;
+        // One division, last: dividing by max(l) first lost up to w/ONE units, so a short span compensated with
+        // w = max(l)/l at acc = θ scored just below θ and was slashed. acc·l·w ≤ 1e18·65535·100e18 fits.
+        uint256 score = acc * l * w / (maxL * ONE);
         if (score > ONE) score = ONE;
         (s.acc, s.score, s.numLayers, s.maxLayers) = (uint64(acc), uint64(score), uint16(l), uint16(maxL));
         s.outcome = score >= theta ? Outcome.Passed : Outcome.Slashed;

@@ -41,10 +41,13 @@ class EfedllmProcess:
     env: dict[str, str] = field(default_factory=dict)
     log_path: Path | None = None
     process: subprocess.Popen | None = None
+    launcher: list[str] = field(default_factory=list)
+    """A prefix that runs the process elsewhere, e.g. ``ip netns exec NAME`` (it must exec the command, so that
+    signals reach the process itself)."""
 
     def start(self):
         log = open(self.log_path, "w") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen([*EFEDLLM, *self.command], stdout=log, stderr=subprocess.STDOUT,
+        self.process = subprocess.Popen([*self.launcher, *EFEDLLM, *self.command], stdout=log, stderr=subprocess.STDOUT,
                                         env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"})
         return self
 
@@ -90,17 +93,17 @@ class ServerProcess(EfedllmProcess):
     """``efedllm server run --layers LAYERS --port PORT ARGS...``; ready when it answers ``GET /info``."""
 
     def __init__(self, layers: str, port: int, args: list[str] | None = None, *, env: dict[str, str] | None = None,
-                 log_path: Path | None = None):
-        super().__init__(["server", "run", "--layers", layers, "--port", str(port), *(args or [])],
-                         env=env or {}, log_path=log_path)
-        self.layers, self.port = layers, port
+                 log_path: Path | None = None, host: str = "127.0.0.1", launcher: list[str] | None = None):
+        super().__init__(["server", "run", "--layers", layers, "--host", host, "--port", str(port), *(args or [])],
+                         env=env or {}, log_path=log_path, launcher=launcher or [])
+        self.layers, self.host, self.port = layers, host, port
 
     def __str__(self) -> str:
-        return f"server {self.layers} on :{self.port}"
+        return f"server {self.layers} on {self.host}:{self.port}"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def ready(self) -> bool:
         try:
@@ -115,8 +118,9 @@ class ServerProcess(EfedllmProcess):
 class VerifierProcess(EfedllmProcess):
     """``efedllm verifier ARGS...``; ready once it says it is running."""
 
-    def __init__(self, args: list[str], *, log_path: Path, env: dict[str, str] | None = None):
-        super().__init__(["verifier", *args], env=env or {}, log_path=log_path)
+    def __init__(self, args: list[str], *, log_path: Path, env: dict[str, str] | None = None,
+                 launcher: list[str] | None = None):
+        super().__init__(["verifier", *args], env=env or {}, log_path=log_path, launcher=launcher or [])
 
     def __str__(self) -> str:
         return f"verifier ({self.log_path.name})"

@@ -65,8 +65,8 @@ class OpeningRequest:
             value = body.get(name)
             if not isinstance(value, kind) or isinstance(value, bool):
                 raise OpeningError(f"field {name!r} must be a {kind.__name__}")
-        if body["epoch"] < 0 or body["index"] < 0:
-            raise OpeningError("epoch and index must not be negative")
+        if not (0 <= body["epoch"] < 2**63 and 0 <= body["index"] < 2**63):  # what SQLite's INTEGER holds
+            raise OpeningError("epoch and index must be in [0, 2**63)")
         if not 8 <= len(body["nonce"]) <= 66:
             raise OpeningError("nonce must be 8 to 66 characters")
         if not Web3.is_address(body["server"]):

@@ -22,7 +22,10 @@ run_suite() {
 
 run_suite contracts brownie test tests/contracts "$@"
 run_suite python python -m pytest -p no:pytest-brownie tests/python "$@"
+run_suite network python -m pytest -p no:pytest-brownie tests/network "$@"
 run_suite browser python -m pytest -p no:pytest-brownie tests/browser "$@"
+run_suite fuzz python -m pytest -p no:pytest-brownie tests/fuzz "$@"
+run_suite static python -m pytest -p no:pytest-brownie tests/static "$@"
 
 python - "$RESULTS" <<'PY' || status=1
 import sys, pathlib, xml.etree.ElementTree as ET

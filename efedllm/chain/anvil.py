@@ -29,6 +29,9 @@ class AnvilConfig:
     block_time: float | None = None
     """Seconds between blocks; None mines a block per transaction."""
     chain_id: int = ANVIL_CHAIN_ID
+    state: Path | None = None
+    """A file the chain is loaded from (when it exists) and saved to when the node stops (``anvil --state``), so
+    that the chain survives a restart of its node."""
 
 
 def anvil_binary() -> Path:
@@ -72,15 +75,20 @@ class Anvil:
         ]
         if c.block_time:
             cmd += ["--block-time", str(c.block_time)]
+        if c.state is not None:
+            cmd += ["--state", str(c.state)]
         return cmd
 
     def start(self, *, timeout: float = 20.0) -> Anvil:
         with socket.socket() as s:
             if s.connect_ex((self.config.host, self.port)) == 0:
                 raise EfedError(f"port {self.port} is already in use; is a chain running there already?")
+        resuming = self.config.state is not None and Path(self.config.state).exists()
         self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             self._wait_until_listening(timeout)
+            if resuming:
+                self._resume_clock()
         except BaseException:  # an error or an interrupt while starting must not leave the node running
             self.stop()
             raise
@@ -97,6 +105,14 @@ class Anvil:
                     return
             time.sleep(0.05)
         raise EfedError(f"anvil did not open {self.url} within {timeout:.0f}s")
+
+    def _resume_clock(self) -> None:
+        """Continue chain time from the loaded chain's last block. Anvil stamps blocks from the wall clock plus the
+        offset of the last warp, and a restart forgets that offset: without this, a warped chain's clock would run
+        backwards (epochs and windows with it) until the wall clock caught up."""
+        from web3 import Web3
+
+        warp_to(Web3(Web3.HTTPProvider(self.url)), 0)  # one block at the last block's time + 1 second
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

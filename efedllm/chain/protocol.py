@@ -82,6 +82,10 @@ class Protocol:
             raise EfedError(f"wrong network: the deployment is for chain {deployment.chain_id}, the RPC serves {chain_id}")
         self.w3, self.deployment, self.signer = w3, deployment, signer
         self.decoder = ErrorDecoder(record.abi for record in deployment.contracts.values())
+        for name, record in deployment.contracts.items():  # a stale file (a dev chain restarted) fails here, by name
+            if not w3.eth.get_code(record.address):
+                raise EfedError(f"no contract at {record.address} ({name}) on chain {chain_id}: the deployment file "
+                                f"does not match this chain; deploy again or use the file of this deployment")
 
     def contract(self, name: str):
         record = self.deployment.contracts[name]

@@ -60,6 +60,8 @@ def apply(parser: argparse.ArgumentParser, argv: list[str]) -> Path | None:
         if depth:
             where.append(name)
             table = table.get(name, {})
+            if not isinstance(table, dict):  # a flag's value that shares a subcommand's name (deploy's `verifier`)
+                table = {}
         for key, value in table.items():
             if not isinstance(value, dict):
                 values[key.replace("_", "-")] = (value, ".".join([*where, key]))
@@ -98,6 +100,8 @@ def _load(path: Path) -> dict:
         raise EfedError(f"cannot read config file {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise EfedError(f"config file {path} is not valid TOML ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise EfedError(f"config file {path} is not UTF-8 text (byte {exc.start})") from None
 
 
 def _invoked(parser: argparse.ArgumentParser, argv: list[str]) -> list[tuple[str, argparse.ArgumentParser]]:
@@ -130,7 +134,8 @@ def _check_everything(parser: argparse.ArgumentParser, data: dict, path: Path, w
     for key, value in data.items():
         shown = ".".join([*where, key])
         name = key.replace("_", "-")
-        if SECRET_NAMES.match(name.lower()) or (isinstance(value, str) and SECRET_VALUE.match(value.strip())):
+        values = value if isinstance(value, list) else [value]
+        if SECRET_NAMES.match(name.lower()) or any(isinstance(v, str) and SECRET_VALUE.match(v.strip()) for v in values):
             raise EfedError(f"{path}: refusing {shown!r}: a private key never goes in a config file; "
                             f"use $EFEDLLM_PRIVATE_KEY or --keystore")
         if isinstance(value, dict):

@@ -21,6 +21,7 @@ from efedllm.cli import (
     weights_cmd,
 )
 from efedllm.errors import EfedError
+from web3.exceptions import BadFunctionCallOutput, ContractLogicError, MismatchedABI
 
 SUBCOMMANDS = (chain_cmd, deploy_cmd, server_cmd, verifier_cmd, generate_cmd, status_cmd, dashboard_cmd, demo_cmd,
                weights_cmd, analyze_cmd)
@@ -57,6 +58,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"efedllm: error: {exc}", file=sys.stderr)
+        return 1
+    except (BadFunctionCallOutput, ContractLogicError, MismatchedABI) as exc:
+        if args.debug:
+            raise
+        # a view call answered nothing or reverted: the contracts are not the ones the deployment file names
+        print(f"efedllm: error: the chain does not answer as the deployment file describes "
+              f"({type(exc).__name__}: {str(exc)[:120]}); is the file for this chain and current?", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("efedllm: interrupted", file=sys.stderr)

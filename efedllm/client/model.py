@@ -25,7 +25,7 @@ from transformers import (
 
 from efedllm.client.peers import ChainPeers, StaticPeers
 from efedllm.client.routing import Hop
-from efedllm.client.session import InferenceSession
+from efedllm.client.session import REQUEST_TIMEOUT_S, InferenceSession
 from efedllm.errors import EfedError
 from efedllm.model.head import ModelEnds
 from efedllm.model.source import DEFAULT_MODEL, resolve
@@ -33,8 +33,11 @@ from efedllm.model.span import pick_device
 
 
 class DistributedModel:
-    def __init__(self, *, ends: ModelEnds, tokenizer, generation_config: GenerationConfig, peers):
+    def __init__(self, *, ends: ModelEnds, tokenizer, generation_config: GenerationConfig, peers,
+                 timeout: float = REQUEST_TIMEOUT_S):
         self.ends, self.tokenizer, self.generation_config, self.peer_source = ends, tokenizer, generation_config, peers
+        self.timeout = timeout
+        """Seconds one request to a server may take before the client routes around that server."""
         self.num_layers = ends.config.num_hidden_layers
         self.last_route: list[Hop] = []
         self.last_failovers = 0
@@ -43,8 +46,10 @@ class DistributedModel:
 
     @classmethod
     def from_pretrained(cls, model: str = DEFAULT_MODEL, *, protocol=None, servers: list[str] | None = None,
-                        device: str | None = None, progress=lambda message: None) -> DistributedModel:
-        """Load the model's ends locally; find servers on chain (``protocol``) or at explicit ``servers`` URLs."""
+                        device: str | None = None, timeout: float = REQUEST_TIMEOUT_S,
+                        progress=lambda message: None) -> DistributedModel:
+        """Load the model's ends locally; find servers on chain (``protocol``) or at explicit ``servers`` URLs.
+        ``timeout``: seconds one request to a server may take before the client routes around that server."""
         if (protocol is None) == (servers is None):
             raise EfedError("give either a chain (protocol) or a list of server URLs")
         source = resolve(model, progress=progress)
@@ -55,7 +60,7 @@ class DistributedModel:
         except OSError:
             generation_config = GenerationConfig()
         peers = ChainPeers(protocol) if protocol is not None else StaticPeers(servers)
-        return cls(ends=ends, tokenizer=tokenizer, generation_config=generation_config, peers=peers)
+        return cls(ends=ends, tokenizer=tokenizer, generation_config=generation_config, peers=peers, timeout=timeout)
 
     def encode(self, *, prompt: str | None = None, messages: list[dict] | None = None, chat: bool = True) -> torch.Tensor:
         """Token ids of a prompt; through the chat template for instruct models unless ``chat`` is False."""
@@ -98,7 +103,7 @@ class DistributedModel:
         eos = self._eos(eos_token_id)
         warpers = self._warpers(do_sample, temperature, top_k, top_p)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        session = self.current_session = InferenceSession(self.peer_source.peers(), self.num_layers)
+        session = self.current_session = InferenceSession(self.peer_source.peers(), self.num_layers, timeout=self.timeout)
         new_tokens, all_logits = [], []
         try:
             step_input = input_ids

@@ -5,10 +5,12 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
+from web3.exceptions import Web3Exception
 
 from efedllm.chain.params import ONE
 from efedllm.chain.protocol import Protocol, Status
 from efedllm.client.routing import Peer
+from efedllm.errors import EfedError
 
 INFO_TIMEOUT_S = 3.0
 
@@ -57,6 +59,13 @@ class ChainPeers:
         self.protocol = protocol
 
     def peers(self) -> list[Peer]:
+        try:
+            return self._peers()
+        except (OSError, Web3Exception) as exc:  # the node is down or restarting: say so, the next call may work
+            raise EfedError(f"cannot read the server list from the chain ({exc.__class__.__name__}); "
+                            "is the node up?") from None
+
+    def _peers(self) -> list[Peer]:
         records = [s for s in self.protocol.servers() if s.status == Status.ACTIVE]
         infos = probe_all([s.endpoint for s in records])
         scoring = self.protocol.scoring.functions

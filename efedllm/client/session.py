@@ -20,6 +20,12 @@ from efedllm.errors import EfedError
 
 log = logging.getLogger("efedllm.client")
 RETRYABLE_STATUS = {404, 429, 500, 502, 503, 504, 507}
+REQUEST_TIMEOUT_S = 30.0
+"""Seconds one request may take before the client routes around its server: room for a long prefill on a busy
+CPU server, while a server that hangs (stopped, swapping, partitioned away) costs a user seconds, not minutes."""
+CONNECT_TIMEOUT_S = 5.0
+"""Seconds to open a connection (within the request timeout): a server that does not even accept is given up
+sooner."""
 
 
 class ServerFailure(Exception):
@@ -39,11 +45,14 @@ class RemoteHop:
 
 class InferenceSession:
     def __init__(self, peers: list[Peer], num_layers: int, *, http: requests.Session | None = None,
-                 timeout: float = 60.0, max_failovers: int = 8):
+                 timeout: float = REQUEST_TIMEOUT_S, max_failovers: int = 8):
         self.peers = list(peers)
         self.num_layers = num_layers
         self.http = http or requests.Session()
-        self.timeout = timeout
+        if not timeout > 0:
+            raise EfedError(f"the request timeout must be positive, not {timeout}")
+        self.timeout = (min(CONNECT_TIMEOUT_S, timeout), timeout)
+        """(connect, read) seconds for each request to a server."""
         self.failed: set[str] = set()
         self.failovers = 0
         self.max_failovers = max_failovers

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from efedllm import http
 
-from efedllm.chain.deployment import Deployment
+from efedllm.chain.deployment import Deployment, read_json
 from efedllm.errors import EfedError
 
 log = logging.getLogger("efedllm.dashboard")
@@ -71,12 +71,13 @@ async def relay(request: web.Request) -> web.Response:
     body = await request.read()
     try:
         payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # syntax, bad UTF-8, a number past the digit limit, too deep
         return json_error(400, "the body is not JSON")
     calls = payload if isinstance(payload, list) else [payload]
     if not calls or not all(isinstance(c, dict) for c in calls):
         return json_error(400, "expected a JSON-RPC request or a batch of them")
-    refused = sorted({str(c.get("method")) for c in calls if c.get("method") not in READ_METHODS})
+    refused = sorted({str(c.get("method"))[:80] for c in calls
+                      if not (isinstance(c.get("method"), str) and c["method"] in READ_METHODS)})
     if refused:
         return json_error(403, f"the dashboard relays read-only calls only; refused: {', '.join(refused)}")
     try:
@@ -103,10 +104,8 @@ async def deployment_file(request: web.Request) -> web.Response:
     if not path.is_file():
         return json_error(404, f"no deployment file at {path}; deploy first with `efedllm deploy`")
     try:
-        data = json.loads(path.read_text())
+        data = read_json(path)
         Deployment.from_json(data, source=str(path))
-    except json.JSONDecodeError as exc:
-        return json_error(422, f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})")
     except EfedError as exc:
         return json_error(422, str(exc))
     return web.json_response(data, headers=NO_CACHE)

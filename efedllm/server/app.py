@@ -114,8 +114,8 @@ async def _json_body(request: web.Request) -> dict:
     if not request.can_read_body:
         return {}
     try:
-        body = json.loads(await request.text() or "{}")
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = json.loads(await request.read() or b"{}")  # bytes: UTF-8 whatever charset the header names
+    except (ValueError, RecursionError):  # syntax, bad UTF-8, a number past the digit limit, too deep
         raise SessionError(400, "body must be JSON") from None
     if not isinstance(body, dict):
         raise SessionError(400, "body must be a JSON object")

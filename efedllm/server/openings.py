@@ -44,11 +44,11 @@ def handler(*, store: TaskStore, roles: VerifierRoles, chain_id: int, refuse: bo
 
     async def openings(request: web.Request) -> web.Response:
         try:
-            req = OpeningRequest.from_json(json.loads(await request.text() or "null"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise SessionError(400, "body must be JSON") from None
+            req = OpeningRequest.from_json(json.loads(await request.read() or b"null"))  # UTF-8, any charset header
         except OpeningError as exc:
             raise SessionError(400, str(exc)) from None
+        except (ValueError, RecursionError):  # syntax, bad UTF-8, a number past the digit limit, too deep
+            raise SessionError(400, "body must be JSON") from None
         if req.chain_id != chain_id or req.server.lower() != store.server.lower():
             raise SessionError(400, f"this is server {store.server} on chain {chain_id}")
         now = int(time.time())

@@ -29,12 +29,13 @@ class Target:
     num_layers: int
 
 
-def _post(session: requests.Session, url: str, *, timeout: float, **kwargs) -> requests.Response | str:
-    """The response, or a description of why there is none after ``RETRIES`` tries."""
+def _post(session: requests.Session, url: str, *, timeout: float, fresh=None, **kwargs) -> requests.Response | str:
+    """The response, or a description of why there is none after ``RETRIES`` tries. ``fresh``: a callable giving
+    each try's keyword arguments anew (a signed request whose answer was lost may have used its nonce)."""
     reason = ""
     for attempt in range(RETRIES):
         try:
-            response = session.post(url, timeout=timeout, **kwargs)
+            response = session.post(url, timeout=timeout, **(fresh() if fresh else kwargs))
             if response.status_code < 500:
                 return response
             reason = f"HTTP {response.status_code}"
@@ -47,8 +48,13 @@ def _post(session: requests.Session, url: str, *, timeout: float, **kwargs) -> r
 def fetch_opening(session: requests.Session, target: Target, *, sign, chain_id: int, epoch: int, index: int,
                   timeout: float = 60.0):
     """The decoded opening of leaf ``index``, or a Verdict when there is none to check."""
-    request = sign_request(sign=sign, chain_id=chain_id, server=target.address, epoch=epoch, index=index)
-    answer = _post(session, target.endpoint.rstrip("/") + "/openings", json=request.to_json(), timeout=timeout)
+    # A fresh nonce for every try: resending a request that reached the server would be refused as a replay
+    # (409), which counts as fraud, so a lost answer must not turn into a slashing of an honest server.
+    def signed() -> dict:
+        return {"json": sign_request(sign=sign, chain_id=chain_id, server=target.address, epoch=epoch,
+                                     index=index).to_json()}
+
+    answer = _post(session, target.endpoint.rstrip("/") + "/openings", fresh=signed, timeout=timeout)
     if isinstance(answer, str):
         return Verdict.unreachable(f"opening {index}: server unreachable ({answer})")
     if answer.status_code != 200 or answer.headers.get("Content-Type", "").split(";")[0] != CONTENT_TYPE:

@@ -135,9 +135,9 @@ def sort_addresses(addrs: Iterable) -> list[str]:
 
 
 def score_eq3(acc: int, span: int, max_span: int, weight: int = ONE) -> int:
-    """eq. 3 in the contract's fixed point: acc * l / max(l) * w, capped at 1.0."""
+    """eq. 3 in the contract's fixed point: acc * l * w / (max(l) * 1.0), one division, capped at 1.0."""
     max_span = max(max_span, span)
-    return min(acc * span // max_span * weight // ONE, ONE)
+    return min(acc * span * weight // (max_span * ONE), ONE)
 
 
 def median(values: list[int]) -> int:

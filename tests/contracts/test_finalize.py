@@ -13,7 +13,7 @@ def scored(tx, server):
 
 
 def test_eq3_in_fixed_point(scoring, registry, pool, servers, gov, protocol):
-    """S_i = acc * l_i / max(l) * w_i, with the contract's rounding (divide by max(l) first)."""
+    """S_i = acc * l_i / max(l) * w_i, with the contract's rounding (one division, last)."""
     a, b, c = servers[:3]
     protocol.register(a, 0, 30)
     protocol.register(b, 0, 7)
@@ -36,7 +36,7 @@ def test_eq3_in_fixed_point(scoring, registry, pool, servers, gov, protocol):
             "outcome": Outcome.PASSED, "rewardWeight": expected * work[s],
         }
         assert pool.rewardWeight(0, s) == expected * work[s]
-    assert scoring.scoreOf(0, b)["score"] == 999_999_999_999_999_999 * 7 // 30 * 3
+    assert scoring.scoreOf(0, b)["score"] == 999_999_999_999_999_999 * 7 * 3 // 30
     assert pool.epochPool(0)["totalWeight"] == sum(pool.rewardWeight(0, s) for s in (a, b, c))
 
 
@@ -93,6 +93,18 @@ def test_span_ratio_exactly_at_theta_passes(scoring, servers, protocol):
     protocol.register(b, 0, 15)
     protocol.run_epoch(0, {a: 1, b: 1}, {a: ONE, b: ONE})
     assert scoring.scoreOf(0, b)["score"] == ONE // 2
+    assert scoring.scoreOf(0, b)["outcome"] == Outcome.PASSED
+
+
+def test_a_weight_that_compensates_a_short_span_is_exact_at_theta(scoring, registry, servers, gov, protocol, params):
+    """w = max(l)/l undoes eq. 3's span factor exactly: at acc = θ the server passes (Slither's divide-before-multiply
+    finding: dividing by max(l) first scored it θ - 2 units and slashed it)."""
+    a, b = servers[:2]
+    protocol.register(a, 0, 30)
+    protocol.register(b, 0, 10)
+    registry.setWeight(b, 3 * ONE, {"from": gov})
+    protocol.run_epoch(0, {a: 1, b: 1}, {a: ONE, b: params.theta})
+    assert scoring.scoreOf(0, b)["score"] == params.theta
     assert scoring.scoreOf(0, b)["outcome"] == Outcome.PASSED
 
 

@@ -13,6 +13,7 @@ and after every step the invariants check:
 (c) total paid <= total funded + total slashed.
 """
 
+import os
 from dataclasses import dataclass, field, replace
 
 import pytest
@@ -30,9 +31,12 @@ ACCURACIES = (ONE, ONE * 9 // 10, ONE, ONE * 8 // 10, ONE, PARAMS.theta, PARAMS.
 # (server index, first layer, layers, stake) registered before the machine starts; server 3 registers by rule
 INITIAL_SERVERS = ((0, 0, 30, 2 * ETHER), (1, 0, 30, ETHER), (2, 10, 20, 3 * ETHER))
 INITIAL_FUNDING = 5 * ETHER
-# bounds on the work of one example, to keep the test's time in check
-LAST_EPOCH = 2
+# bounds on the work of one example, to keep the test's time in check; EFEDLLM_SLOW=1 (`make test-slow`) runs many
+# more and longer examples, as a soak before a release
+SLOW = os.environ.get("EFEDLLM_SLOW") == "1"
+LAST_EPOCH = 4 if SLOW else 2
 REVERT_CHECKS = 6
+EXAMPLES = {"max_examples": 250, "stateful_step_count": 50} if SLOW else {"max_examples": 20, "stateful_step_count": 25}
 
 
 @dataclass
@@ -523,5 +527,5 @@ def stateful_system(module_isolation, gov, servers, verifiers, client):
 def test_protocol_invariants(state_machine, stateful_system, servers, verifiers, client):
     state_machine(
         StateMachine, stateful_system, servers, verifiers, client,
-        settings={"max_examples": 20, "stateful_step_count": 25},
+        settings=EXAMPLES,
     )

@@ -12,6 +12,7 @@ import json
 import time
 
 import pytest
+import requests
 import torch
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -25,7 +26,8 @@ from efedllm.openings import OpeningRequest, decode_opening, sign_request
 from efedllm.server import openings
 from efedllm.server.app import errors_as_json
 from efedllm.server.records import TaskStore
-from efedllm.verifier.checks import check_opening
+from efedllm.verifier.checks import Verdict, check_opening
+from efedllm.verifier.remote import Target, fetch_opening
 
 SERVER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 EPOCH, HIDDEN = 3, 8
@@ -127,3 +129,59 @@ def test_an_opening_checks_out_and_every_tampering_is_caught(w3, deployment, sto
     assert lying.fraud and "deviates" in lying.reason
     assert check(dataclasses.replace(opening, steps=[5, 2])).fraud
     assert OpeningRequest.from_json(request(w3, 9)).signer() == w3.eth.accounts[9]
+
+
+def test_a_used_request_stays_used_across_a_restart(w3, deployment, store, tmp_path):
+    """Nonces live in the server's SQLite: a request replayed after the server restarts is still refused."""
+    good = request(w3, 9, index=1)
+    assert [s for s, _ in serve(w3, deployment, store, [good])] == [200]
+    store.close()
+    restarted = TaskStore(tmp_path / "tasks.sqlite", server=SERVER)  # the same file, a new process's view
+    fresh = request(w3, 9, index=1)
+    assert [s for s, _ in serve(w3, deployment, restarted, [good, fresh])] == [409, 200]
+
+
+def test_numbers_past_what_the_store_holds_are_refused(w3, deployment, store):
+    """epoch/index beyond SQLite's 64-bit INTEGER were a 500 (found by tests/fuzz): now a 400 before any lookup."""
+    cases = [request(w3, 9, epoch=2**63), request(w3, 9, index=2**64), request(w3, 9, index=2**63 - 1)]
+    assert [s for s, _ in serve(w3, deployment, store, cases)] == [400, 400, 404]
+
+
+def test_a_revoked_verifier_is_refused_once_its_role_is_gone(w3, deployment, store, protocol_for):
+    """The role is read from the chain (cached for VerifierRoles.ttl): revoking it ends the verifier's access."""
+    governor = protocol_for(0)
+    role = governor.scoring.functions.VERIFIER_ROLE().call()
+    verifier = w3.eth.accounts[9]
+    governor.tx.send(governor.scoring.functions.revokeRole(role, verifier), label="revoke")
+    try:
+        assert [s for s, _ in serve(w3, deployment, store, [request(w3, 9, index=1)])] == [403]
+    finally:
+        governor.tx.send(governor.scoring.functions.grantRole(role, verifier), label="grant again")
+    assert [s for s, _ in serve(w3, deployment, store, [request(w3, 9, index=1)])] == [200]
+
+
+def test_a_verifier_retry_after_a_lost_answer_is_not_a_replay(w3, deployment, store):
+    """The first answer is lost after the server used the nonce (a proxy's 502): the verifier's retry must carry a
+    fresh nonce, else the server's 409 would count as a refused opening, that is as fraud."""
+    protocol = Protocol(w3, deployment)
+    handler = openings.handler(store=store, roles=openings.VerifierRoles(protocol), chain_id=w3.eth.chain_id)
+    answered = []
+
+    async def lossy(request):
+        response = await handler(request)
+        answered.append(response.status)
+        return response if len(answered) > 1 else web.json_response({"error": "bad gateway"}, status=502)
+
+    async def go():
+        app = web.Application(middlewares=[errors_as_json])
+        app.router.add_post("/openings", lossy)
+        async with TestServer(app, host="127.0.0.1") as server:
+            target = Target(address=SERVER, endpoint=str(server.make_url("/")), first_layer=4, num_layers=5)
+            sign = message_signer(w3, Signer(w3.eth.accounts[9]))
+            return await asyncio.get_running_loop().run_in_executor(None, lambda: fetch_opening(
+                requests.Session(), target, sign=sign, chain_id=w3.eth.chain_id, epoch=EPOCH, index=3))
+
+    opening = asyncio.run(go())
+    assert answered == [200, 200]
+    assert not isinstance(opening, Verdict), opening
+    assert opening.record["index"] == 3

@@ -1,0 +1,249 @@
+"""Load: many concurrent client sessions against three servers, vs one client, side by side in one run.
+
+    python bench/load.py [--sessions 16] [--rounds 2] [--tokens 8] [--max-cache-mib 32] [--deadline 300]
+
+Three `efedllm server --no-chain` processes hold layers 0:10, 10:20 and 20:30 of the default model, each with
+``--max-cache-bytes``. First one client generates every prompt in turn (its tokens are the reference); then
+``--sessions`` threads, each with its own DistributedModel (sharing the loaded embeddings and head, which are only
+read), run ``--rounds`` generations each at once: a fixed number of requests that must all end by ``--deadline``
+seconds. Every concurrent generation must equal its single-client tokens. Meanwhile each server's ``/info``
+(KV-cache bytes, open sessions) and resident memory are sampled; its peak RSS counter is reset when the load
+starts (``/proc/PID/clear_refs``), so the growth reported is what the load added over the server at rest.
+tests/network/test_load.py runs the same load and asserts correctness and the memory bounds (not speed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `efedllm generate` runs the client
+
+import requests  # noqa: E402
+import torch  # noqa: E402
+
+from efedllm.chain.anvil import free_port  # noqa: E402
+from efedllm.cli.common import table  # noqa: E402
+from efedllm.client import DistributedModel  # noqa: E402
+from efedllm.client.peers import StaticPeers  # noqa: E402
+from efedllm.localnet import ServerProcess, start_all, stop_all  # noqa: E402
+
+SPANS = ("0:10", "10:20", "20:30")
+PROMPTS = (
+    "Name a large animal.", "What is the capital of Italy?", "Give me a word that rhymes with cat.",
+    "Write a short greeting.", "What colour is the sky?", "Name a prime number.", "Describe rain in one line.",
+    "What do bees make?", "Name a planet.", "Say something about the sea.", "What is two plus three?",
+    "Name a fruit that is yellow.", "Which season is the coldest?", "Name a musical instrument.",
+    "What do you call a baby cat?", "Give a synonym for happy.",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Generation:
+    prompt: int
+    tokens: list[int]
+    seconds: float
+    error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Run:
+    generations: list[Generation]
+    wall_s: float
+
+    @property
+    def completed(self) -> list[Generation]:
+        return [g for g in self.generations if g.error is None]
+
+    @property
+    def tokens_per_s(self) -> float:
+        return sum(len(g.tokens) for g in self.completed) / self.wall_s
+
+    def latency(self, quantile: float) -> float:
+        seconds = sorted(g.seconds for g in self.completed)
+        if len(seconds) < 2:
+            return seconds[0] if seconds else float("nan")
+        return statistics.quantiles(seconds, n=100, method="inclusive")[round(quantile * 100) - 1]
+
+
+def start_servers(*, max_cache_bytes: int, log_dir: Path | None = None) -> list[ServerProcess]:
+    servers = [ServerProcess(span, free_port(), ["--no-chain", "--max-cache-bytes", str(max_cache_bytes)],
+                             log_path=log_dir / f"server-{span.replace(':', '-')}.log" if log_dir else None)
+               for span in SPANS]
+    return start_all(servers)
+
+
+def clients(template: DistributedModel, urls: list[str], count: int) -> list[DistributedModel]:
+    """``count`` clients that share ``template``'s loaded ends (read only) but each keep their own sessions; they
+    time requests out as the template does."""
+    return [DistributedModel(ends=template.ends, tokenizer=template.tokenizer,
+                             generation_config=template.generation_config, peers=StaticPeers(urls),
+                             timeout=template.timeout)
+            for _ in range(count)]
+
+
+def generate(model: DistributedModel, prompt: int, ids: torch.Tensor, tokens: int) -> Generation:
+    started = time.monotonic()
+    try:
+        out = model.generate(ids, max_new_tokens=tokens, eos_token_id=[])[0].tolist()
+    except Exception as exc:  # noqa: BLE001 - counted, reported, and failed on by the caller
+        return Generation(prompt=prompt, tokens=[], seconds=time.monotonic() - started,
+                          error=f"{exc.__class__.__name__}: {exc}")
+    return Generation(prompt=prompt, tokens=out, seconds=time.monotonic() - started)
+
+
+def run_single(model: DistributedModel, inputs: list[torch.Tensor], *, tokens: int) -> Run:
+    started = time.monotonic()
+    generations = [generate(model, i, ids, tokens) for i, ids in enumerate(inputs)]
+    return Run(generations=generations, wall_s=time.monotonic() - started)
+
+
+def run_concurrent(models: list[DistributedModel], inputs: list[torch.Tensor], *, rounds: int, tokens: int,
+                   deadline_s: float) -> Run:
+    """Session ``i`` generates prompt ``i`` (mod the prompts) ``rounds`` times; all sessions start together, and
+    whatever has not ended ``deadline_s`` seconds later counts as failed."""
+    results: list[list[Generation]] = [[] for _ in models]
+    gate = threading.Barrier(len(models) + 1)
+
+    def session(i: int) -> None:
+        gate.wait()
+        for _ in range(rounds):
+            results[i].append(generate(models[i], i % len(inputs), inputs[i % len(inputs)], tokens))
+
+    threads = [threading.Thread(target=session, args=(i,), daemon=True, name=f"load-{i}") for i in range(len(models))]
+    for thread in threads:
+        thread.start()
+    gate.wait()
+    started = time.monotonic()
+    for thread in threads:
+        thread.join(timeout=max(0.0, started + deadline_s - time.monotonic()))
+    wall = time.monotonic() - started
+    generations = [g for per_session in results for g in per_session]
+    late = sum(rounds - len(per_session) for per_session in results)
+    generations += [Generation(prompt=-1, tokens=[], seconds=wall, error=f"not done within {deadline_s:.0f}s")] * late
+    return Run(generations=generations, wall_s=wall)
+
+
+@dataclass
+class ServerMemory:
+    server: ServerProcess
+    rest_rss: int = 0
+    peak_rss: int = 0
+    peak_cache_bytes: int = 0
+    peak_sessions: int = 0
+    samples: int = 0
+
+
+@dataclass
+class MemoryWatch:
+    """Samples each server's /info and resident memory until stopped; a context manager."""
+
+    servers: list[ServerProcess]
+    interval: float = 0.1
+    memory: list[ServerMemory] = field(default_factory=list)
+
+    def __enter__(self) -> MemoryWatch:
+        self.memory = [ServerMemory(server=s) for s in self.servers]
+        for m in self.memory:
+            Path(f"/proc/{m.server.process.pid}/clear_refs").write_text("5")  # peak RSS := current RSS
+            m.rest_rss = status_bytes(m.server, "VmRSS")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="memory-watch")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        for m in self.memory:
+            m.peak_rss = max(m.peak_rss, status_bytes(m.server, "VmHWM"))
+
+    def _loop(self) -> None:
+        http = requests.Session()
+        while not self._stop.wait(self.interval):
+            self._sample(http)
+
+    def _sample(self, http=requests) -> None:
+        for m in self.memory:
+            info = http.get(m.server.url + "/info", timeout=10).json()
+            m.peak_cache_bytes = max(m.peak_cache_bytes, info["cache_bytes"])
+            m.peak_sessions = max(m.peak_sessions, info["sessions"])
+            m.peak_rss = max(m.peak_rss, status_bytes(m.server, "VmRSS"))
+            m.samples += 1
+
+
+def status_bytes(server: ServerProcess, key: str) -> int:
+    for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+
+def mismatches(reference: Run, load: Run) -> list[str]:
+    """Every concurrent generation that failed or differs from the single client's tokens for its prompt."""
+    expected = {g.prompt: g.tokens for g in reference.generations}
+    return [g.error or f"prompt {g.prompt}: {g.tokens} != {expected[g.prompt]}"
+            for g in load.generations if g.error or g.tokens != expected[g.prompt]]
+
+
+def report(single: Run, load: Run, memory: list[ServerMemory], *, sessions: int, max_cache_bytes: int) -> str:
+    mib = lambda b: f"{b / 2**20:.1f}"  # noqa: E731
+    rows = [[name, len(run.completed), sum(len(g.tokens) for g in run.completed), f"{run.wall_s:.1f}",
+             f"{run.tokens_per_s:.1f}", f"{run.latency(0.5):.2f}", f"{run.latency(0.95):.2f}"]
+            for name, run in (("1 client, one request at a time", single), (f"{sessions} concurrent sessions", load))]
+    lines = [table(["load", "requests", "tokens", "wall s", "tokens/s", "p50 latency s", "p95 latency s"], rows),
+             f"\nthroughput {sessions} concurrent / single: {load.tokens_per_s / single.tokens_per_s:.2f}x; "
+             f"p50 latency {load.latency(0.5) / single.latency(0.5):.1f}x",
+             f"identical to the single client: {len(load.generations) - len(mismatches(single, load))} of "
+             f"{len(load.generations)}\n",
+             table(["server", "max cache MiB", "peak cache MiB", "peak sessions", "RSS at rest MiB", "peak RSS MiB",
+                    "growth MiB"],
+                   [[m.server.layers, mib(max_cache_bytes), mib(m.peak_cache_bytes), m.peak_sessions, mib(m.rest_rss),
+                     mib(m.peak_rss), mib(m.peak_rss - m.rest_rss)] for m in memory])]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, default=16, help="concurrent client sessions (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=2, help="generations per session (default: %(default)s)")
+    parser.add_argument("--tokens", type=int, default=8, help="new tokens per generation (default: %(default)s)")
+    parser.add_argument("--max-cache-mib", type=float, default=32,
+                        help="each server's --max-cache-bytes, in MiB (default: %(default)s)")
+    parser.add_argument("--deadline", type=float, default=300, help="seconds the load may take (default: %(default)s)")
+    args = parser.parse_args()
+    max_cache_bytes = int(args.max_cache_mib * 2**20)
+    print(f"starting servers {', '.join(SPANS)} ...", file=sys.stderr, flush=True)
+    servers = start_servers(max_cache_bytes=max_cache_bytes)
+    try:
+        urls = [s.url for s in servers]
+        template = DistributedModel.from_pretrained(servers=urls)
+        inputs = [template.encode(prompt=p) for p in PROMPTS]
+        template.generate(inputs[0], max_new_tokens=2, eos_token_id=[])  # warm-up every path
+        print(f"one client: {len(inputs)} generations ...", file=sys.stderr, flush=True)
+        single = run_single(template, inputs, tokens=args.tokens)
+        print(f"{args.sessions} sessions x {args.rounds} generations ...", file=sys.stderr, flush=True)
+        models = clients(template, urls, args.sessions)
+        with MemoryWatch(servers) as watch:
+            load = run_concurrent(models, inputs, rounds=args.rounds, tokens=args.tokens, deadline_s=args.deadline)
+    finally:
+        stop_all(servers)
+    print(f"\n{args.tokens} new tokens per generation, float32 on {os.cpu_count()} CPU cores, "
+          f"servers {', '.join(SPANS)} on loopback\n")
+    print(report(single, load, watch.memory, sessions=args.sessions, max_cache_bytes=max_cache_bytes))
+    bad = mismatches(single, load)
+    for line in bad[:5]:
+        print("MISMATCH:", line)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

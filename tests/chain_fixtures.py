@@ -1,0 +1,76 @@
+"""Chain fixtures shared by the test suites that run real networks (tests/python, tests/network): a real Anvil
+chain per test module, contracts compiled once per session, and where a module's processes keep their files.
+
+A suite's conftest.py imports them by name (``from chain_fixtures import *``); a module overrides any of them
+(``params``, ``deployment``, ``anvil``) by defining a fixture of the same name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from web3 import Web3
+
+from efedllm.chain.anvil import Anvil, AnvilConfig
+from efedllm.chain.compile import compile_contracts
+from efedllm.chain.connection import Signer, connect
+from efedllm.chain.deploy import deploy
+from efedllm.chain.params import ProtocolParams
+from efedllm.chain.protocol import Protocol
+from efedllm.chain.transactions import ErrorDecoder, Transactor
+from efedllm.localnet import chain_args
+
+__all__ = ["Network", "anvil", "artifacts", "deployment", "network_files", "params", "protocol_for", "w3"]
+
+
+@pytest.fixture(scope="session")
+def artifacts():
+    return compile_contracts()
+
+
+@pytest.fixture(scope="module")
+def anvil():
+    with Anvil(AnvilConfig(port=0, accounts=10)) as node:
+        yield node
+
+
+@pytest.fixture(scope="module")
+def w3(anvil) -> Web3:
+    return connect(anvil.url)
+
+
+@pytest.fixture(scope="module")
+def params() -> ProtocolParams:
+    return ProtocolParams()
+
+
+@pytest.fixture(scope="module")
+def deployment(w3, artifacts, params):
+    governor = Signer(w3.eth.accounts[0])
+    tx = Transactor(w3, governor, ErrorDecoder(a.abi for a in artifacts.values()))
+    return deploy(w3, tx, params=params, artifacts=artifacts, verifiers=[w3.eth.accounts[9]])
+
+
+@pytest.fixture
+def protocol_for(w3, deployment):
+    """protocol_for(i): bindings signing as the node's account i."""
+    return lambda i: Protocol(w3, deployment, Signer(w3.eth.accounts[i]))
+
+
+@dataclass(frozen=True)
+class Network:
+    """Where a module's server and verifier processes keep their files, and the options that put them on chain."""
+
+    root: Path
+    deployment_path: Path
+    rpc_url: str
+
+    def args(self, account: int) -> list[str]:
+        return chain_args(rpc_url=self.rpc_url, deployment=self.deployment_path, account=account, data_dir=self.root)
+
+
+@pytest.fixture(scope="module")
+def network_files(anvil, deployment, tmp_path_factory) -> Network:
+    root = tmp_path_factory.mktemp("network")
+    return Network(root, deployment.save(root / "deployments"), anvil.url)
