@@ -46,10 +46,16 @@ def params() -> ProtocolParams:
 
 
 @pytest.fixture(scope="module")
-def deployment(w3, artifacts, params):
+def verifier_accounts() -> tuple[int, ...]:
+    """The node accounts granted VERIFIER_ROLE at deployment (a module overrides this fixture for more)."""
+    return (9,)
+
+
+@pytest.fixture(scope="module")
+def deployment(w3, artifacts, params, verifier_accounts):
     governor = Signer(w3.eth.accounts[0])
     tx = Transactor(w3, governor, ErrorDecoder(a.abi for a in artifacts.values()))
-    return deploy(w3, tx, params=params, artifacts=artifacts, verifiers=[w3.eth.accounts[9]])
+    return deploy(w3, tx, params=params, artifacts=artifacts, verifiers=[w3.eth.accounts[v] for v in verifier_accounts])
 
 
 @pytest.fixture

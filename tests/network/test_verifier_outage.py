@@ -17,10 +17,8 @@ import pytest
 
 from efedllm.chain.anvil import free_port
 from efedllm.chain.connection import Signer
-from efedllm.chain.deploy import deploy
 from efedllm.chain.params import ONE
 from efedllm.chain.protocol import Outcome, Protocol, Status
-from efedllm.chain.transactions import ErrorDecoder, Transactor
 from efedllm.client import DistributedModel
 from efedllm.localnet import WALKED_PARAMS, ServerProcess, VerifierProcess, Walker, start_all, stop_all
 
@@ -35,9 +33,8 @@ def params():
 
 
 @pytest.fixture(scope="module")
-def deployment(w3, artifacts, params):
-    tx = Transactor(w3, Signer(w3.eth.accounts[0]), ErrorDecoder(a.abi for a in artifacts.values()))
-    return deploy(w3, tx, params=params, artifacts=artifacts, verifiers=[w3.eth.accounts[v] for v in VERIFIERS])
+def verifier_accounts():
+    return VERIFIERS
 
 
 @pytest.fixture(scope="module")
