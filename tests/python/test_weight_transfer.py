@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -24,7 +23,7 @@ from efedllm.chain.anvil import free_port
 from efedllm.compression import svd
 from efedllm.compression.analysis import k_for_ratio
 from efedllm.errors import EfedError
-from efedllm.localnet import EFEDLLM, EfedllmProcess, ServerProcess
+from efedllm.localnet import EfedllmProcess, ServerProcess
 from efedllm.model.head import ModelEnds
 from efedllm.model.source import DEFAULT_MODEL, resolve
 from efedllm.model.span import LayerSpan
@@ -264,11 +263,6 @@ def test_a_server_loading_through_the_source_computes_the_same_tokens(proxy, mod
         load(config, progress=lambda m: None)
 
 
-def server_has_weights_flag() -> bool:
-    out = subprocess.run([*EFEDLLM, "server", "run", "--help"], capture_output=True, text=True, timeout=120)
-    return "--weights-from" in out.stdout
-
-
 class WeightsProcess(EfedllmProcess):
     def __init__(self, port: int, **kwargs):
         super().__init__(["weights", "serve", "--port", str(port)], **kwargs)
@@ -282,8 +276,6 @@ class WeightsProcess(EfedllmProcess):
 
 
 def test_server_processes_fed_by_a_weights_serve_process_answer_like_local_ones(tmp_path):
-    if not server_has_weights_flag():
-        pytest.skip("`efedllm server` has no --weights-from flag yet")
     from efedllm.client import DistributedModel
 
     weights = WeightsProcess(free_port(), log_path=tmp_path / "weights.log").start().wait_ready(120)
