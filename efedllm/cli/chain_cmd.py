@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from efedllm.chain.anvil import DEFAULT_PORT, Anvil, AnvilConfig
 from efedllm.cli.common import StopSignal
@@ -17,11 +18,15 @@ def register(subparsers) -> None:
     up.add_argument("--accounts", type=int, default=20, help="funded dev accounts (default: %(default)s)")
     up.add_argument("--block-time", type=float, default=None,
                     help="seconds between blocks (default: a block per transaction)")
+    up.add_argument("--state", type=Path, default=None,
+                    help="keep the chain in this file: loaded at start when it exists, saved when the node stops, "
+                         "so the chain (and its clock) survives a restart (default: the chain is lost on exit)")
     up.set_defaults(run=run_up)
 
 
 def run_up(args: argparse.Namespace) -> int:
-    config = AnvilConfig(host=args.host, port=args.port, accounts=args.accounts, block_time=args.block_time)
+    config = AnvilConfig(host=args.host, port=args.port, accounts=args.accounts, block_time=args.block_time,
+                         state=args.state)
     stop = StopSignal()
     with Anvil(config) as anvil:
         print(f"anvil listening on {anvil.url} (chain id {config.chain_id}, {config.accounts} funded accounts)")
