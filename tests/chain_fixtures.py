@@ -21,7 +21,7 @@ from efedllm.chain.protocol import Protocol
 from efedllm.chain.transactions import ErrorDecoder, Transactor
 from efedllm.localnet import chain_args
 
-__all__ = ["Network", "anvil", "artifacts", "deployment", "network_files", "params", "protocol_for", "w3"]
+__all__ = ["Network", "anvil", "artifacts", "deployment", "network_files", "params", "protocol_for", "verifier_accounts", "w3"]
 
 
 @pytest.fixture(scope="session")
