@@ -77,22 +77,31 @@ def good_deployment() -> dict:
                           enumerate(["EpochSchedule", "RewardPool", "ServerRegistry", "WorkLedger", "TrustScoring"])}}
 
 
+def _child(node, key):
+    if isinstance(node, dict):
+        return node.get(key)
+    if isinstance(node, list) and isinstance(key, int) and key < len(node):
+        return node[key]
+    return None
+
+
 @st.composite
 def mutated_deployments(draw) -> bytes:
     """A valid deployment file with values replaced, keys removed, or the text truncated or corrupted."""
     data = good_deployment()
     for _ in range(draw(st.integers(0, 3))):
-        where, key = data, None
+        where = data
         path = draw(st.sampled_from([("format",), ("chainId",), ("governor",), ("block",), ("params",),
                                      ("params", "theta"), ("params", "epoch_length"), ("contracts",),
                                      ("contracts", "RewardPool"), ("contracts", "RewardPool", "address"),
                                      ("contracts", "WorkLedger", "abi"), ("contracts", "WorkLedger", "abi", 0)]))
-        for key in path[:-1]:
-            where = where[key]
-        if draw(st.booleans()) and isinstance(where, dict):
-            where.pop(path[-1], None)
-        else:
-            where[path[-1]] = draw(JSON_VALUES | ANY_INT)
+        for key in path[:-1]:  # an earlier mutation may have replaced or removed a parent: then skip this one
+            where = _child(where, key)
+        last = path[-1]
+        if isinstance(where, dict) and draw(st.booleans()):
+            where.pop(last, None)
+        elif isinstance(where, dict) or (isinstance(where, list) and isinstance(last, int) and last < len(where)):
+            where[last] = draw(JSON_VALUES | ANY_INT)
     text = json_bytes(data)
     cut = draw(st.none() | st.integers(0, len(text)))
     return text if cut is None else text[:cut]
