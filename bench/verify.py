@@ -10,7 +10,7 @@
    does not grow with the server's load, so the table also gives the ratio for a server busy for a whole epoch,
    pessimistically (every opening in a session of its own, so nothing is shared).
 2. Detection. The same workload served again by a server that adds noise to 10% of its outputs
-   (server/faults.py). Every task is checked once for real (checks are deterministic), then ``trials`` random seeds
+   (aids/faults.py). Every task is checked once for real (checks are deterministic), then ``trials`` random seeds
    draw the verifier's sample: the fraction of seeds whose sample holds at least one failed task is the observed
    probability of catching the server within one epoch, printed beside the computed one. The honest run's checks
    give the false-positive count (honest tasks that fail) and the largest honest deviation seen.
@@ -33,11 +33,12 @@ import torch  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
 
 from efedllm import merkle  # noqa: E402
+from efedllm.aids.config import FaultConfig  # noqa: E402
+from efedllm.aids.faults import Fault  # noqa: E402
 from efedllm.chain.params import ProtocolParams  # noqa: E402
 from efedllm.layers import parse_span  # noqa: E402
 from efedllm.model.decoder import KVCache  # noqa: E402
 from efedllm.model.source import DEFAULT_MODEL  # noqa: E402
-from efedllm.server.faults import Fault, FaultConfig  # noqa: E402
 from efedllm.server.records import TaskStore  # noqa: E402
 from efedllm.verifier.checks import TOLERANCE, check_opening, deviation  # noqa: E402
 from efedllm.verifier.reference import ReferenceModel  # noqa: E402

@@ -12,7 +12,8 @@ from efedllm.cli import server_account
 from efedllm.cli.common import add_chain_options, add_logging_options, ether, open_protocol, setup_logging
 from efedllm.layers import parse_span
 from efedllm.model.source import DEFAULT_MODEL
-from efedllm.server.config import KINDS, FaultConfig, ServerConfig, ServerLimits
+from efedllm.aids.config import KINDS, FaultConfig
+from efedllm.server.config import ServerConfig, ServerLimits
 
 
 LIMIT_HELP = {
@@ -106,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     config = ServerConfig(model=args.model, first_layer=first, num_layers=count, host=args.host, port=args.port,
                           device=args.device, public_url=args.public_url, data_dir=args.data_dir, limits=limits,
                           rebalance=args.rebalance, max_layers=args.max_layers, auto_claim=args.auto_claim,
-                          fault=fault, weights_from=args.weights_from, weights_codec=args.weights_codec,
+                          weights_from=args.weights_from, weights_codec=args.weights_codec,
                           weights_energy=args.weights_energy, weights_ratio=args.weights_ratio)
     protocol = None if args.no_chain else open_protocol(args, signs=True)
     stake = int(args.stake * ETHER)
@@ -116,7 +117,12 @@ def run(args: argparse.Namespace) -> int:
         server_account.check_registration(protocol, endpoint=config.endpoint, first=first, count=count, stake=stake)
     from efedllm.server.main import run as run_server  # torch loads only for this command
 
-    run_server(config, protocol=protocol, stake=stake, progress=progress)
+    extensions = ()
+    if fault is not None:  # a test aid, installed from here only
+        from efedllm.aids.faults import install_server_aid
+
+        extensions = (lambda parts: install_server_aid(parts, fault, progress=progress),)
+    run_server(config, protocol=protocol, stake=stake, progress=progress, extensions=extensions)
     return 0
 
 

@@ -66,9 +66,11 @@ def run(args: argparse.Namespace) -> int:
     tokenizer = AutoTokenizer.from_pretrained(model.folder)
     config = VerifyConfig(samples=args.samples, canaries=args.canaries, canary_steps=args.canary_steps,
                           tolerance=args.tolerance, policy=args.policy)
-    if args.lie:
-        say(f"TEST AID: this verifier lies ({args.lie})")
-    verifier = Verifier(protocol, model, tokenizer, config, data_dir=args.data_dir, lie=args.lie, progress=say)
+    verifier = Verifier(protocol, model, tokenizer, config, data_dir=args.data_dir, progress=say)
+    if args.lie:  # a test aid, installed from here only
+        from efedllm.aids.lies import install_verifier_aid
+
+        install_verifier_aid(verifier, args.lie, progress=say)
     say(f"verifier {verifier.me} running; state in {verifier.state.path}")
     verifier.run(stop.event)
     say("verifier stopped")

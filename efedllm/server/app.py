@@ -24,7 +24,6 @@ from efedllm import wire
 from efedllm.http import json_errors
 from efedllm.model.span import LayerSpan
 from efedllm.server.config import ServerConfig
-from efedllm.server.faults import Fault
 from efedllm.server.sessions import SessionError, SessionStore
 
 log = logging.getLogger("efedllm.server")
@@ -43,10 +42,11 @@ SERVING = web.AppKey("serving", list)
 """A one-element list holding the current Serving (an app's keys may not be reassigned once it runs)."""
 CONFIG = web.AppKey("config", ServerConfig)
 EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
-FAULT = web.AppKey("fault", object)
-"""A test aid (server/faults.py) or None."""
 LIVE_INFO = web.AppKey("live_info", dict)
 """Fields of ``GET /info`` computed at each request (name -> callable), e.g. the epoch the server records under."""
+FILTERS = web.AppKey("filters", list)
+"""Callables that may replace each served step's output, applied in order with keyword arguments inputs and outputs
+(returning the output to send), before the hooks run: e.g. a test aid (efedllm/aids/) installs itself here."""
 HOOKS = web.AppKey("hooks", list)
 """Callables run after each served step, before its answer goes out, with keyword arguments session, inputs,
 outputs and past: the task recorder (server/work.py) hooks in here."""
@@ -96,8 +96,8 @@ async def forward(request: web.Request) -> web.Response:
         )
         output = (await asyncio.wait_for(step, limits.step_timeout)).to("cpu")
         session.length += hidden.shape[1]
-    if app[FAULT] is not None:
-        output = app[FAULT].apply(inputs=hidden, outputs=output)
+    for answer in app[FILTERS]:
+        output = answer(inputs=hidden, outputs=output)
     for hook in app[HOOKS]:
         hook(session=session, inputs=hidden, outputs=output, past=past)
     return web.Response(body=wire.encode(output), content_type=wire.CONTENT_TYPE)
@@ -154,14 +154,13 @@ def use_span(app: web.Application, span: LayerSpan) -> None:
     })
 
 
-def create_app(span: LayerSpan, config: ServerConfig, *, info_fields: dict | None = None,
-               fault: Fault | None = None) -> web.Application:
+def create_app(span: LayerSpan, config: ServerConfig, *, info_fields: dict | None = None) -> web.Application:
     app = web.Application(middlewares=[errors_as_json], client_max_size=config.limits.max_body_bytes)
-    app[CONFIG], app[FAULT] = config, fault
+    app[CONFIG] = config
     app[SERVING] = [Serving(span=span, store=None, info=dict(info_fields or {}))]
     use_span(app, span)
     app[EXECUTOR] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="efedllm-compute")
-    app[HOOKS], app[LIVE_INFO] = [], {}
+    app[FILTERS], app[HOOKS], app[LIVE_INFO] = [], [], {}
     app.router.add_get("/info", info)
     app.router.add_post("/sessions", open_session)
     app.router.add_post("/sessions/{session_id}/forward", forward)

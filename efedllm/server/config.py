@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from efedllm.errors import EfedError
-
 
 @dataclass(frozen=True, kw_only=True)
 class ServerLimits:
@@ -22,25 +20,6 @@ class ServerLimits:
     session_ttl: float = 300.0
     """Seconds a session may stay idle before it is dropped."""
     step_timeout: float = 120.0
-
-
-# A test aid: see server/faults.py for what each kind does.
-KINDS = ("noise", "replay", "skip", "inflate", "refuse")
-STEP_KINDS = ("noise", "replay", "skip")
-
-
-@dataclass(frozen=True, kw_only=True)
-class FaultConfig:
-    kind: str
-    rate: float = 1.0
-    scale: float = 0.05
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.kind not in KINDS:
-            raise EfedError(f"unknown fault {self.kind!r}; choose one of {', '.join(KINDS)}")
-        if not (0 < self.rate <= (100 if self.kind == "inflate" else 1)) or self.scale <= 0:
-            raise EfedError(f"fault rate {self.rate} or scale {self.scale} is out of range")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,8 +42,6 @@ class ServerConfig:
     max_layers: int | None = None
     auto_claim: bool = False
     """Claim rewards as each epoch settles."""
-    fault: FaultConfig | None = None
-    """A test aid: misbehave on purpose (server/faults.py)."""
     weights_from: str | None = None
     """URL of a weight source (``efedllm weights serve``) to fetch the span's weights from, instead of a local model."""
     weights_codec: str = "raw"

@@ -1,4 +1,10 @@
-"""Running a server: load the span, measure it, announce it on chain, serve until stopped."""
+"""Running a server: load the span, measure it, announce it on chain, assemble its parts, serve until stopped.
+
+Between assembling and serving, ``run`` hands the parts (``ServerParts``) to the caller's ``extensions``, which may
+adapt them through the seams each part has (the app's output filters and step hooks, the committer's
+``claim_units``, the openings handler): this is how the CLI installs a test aid (efedllm/aids/) without a test
+branch in the production paths.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -16,13 +24,23 @@ from efedllm.model.span import LayerSpan, pick_device
 from efedllm.server import openings, throughput
 from efedllm.server.app import HOOKS, LIVE_INFO, create_app
 from efedllm.server.config import ServerConfig
-from efedllm.server.faults import Fault
 from efedllm.server.rebalance import Rebalancer
 from efedllm.server.records import TaskStore
 from efedllm.server.rewards import auto_claim
 from efedllm.server.work import Committer, EpochTracker, recorder
 
 log = logging.getLogger("efedllm.server")
+
+
+@dataclass
+class ServerParts:
+    """A server assembled but not yet serving: what ``run``'s extensions may adapt."""
+
+    app: web.Application
+    committer: Committer | None = None
+    """Posts the work commitments (on chain only)."""
+    openings: Callable | None = None
+    """The ``POST /openings`` handler, routed once the extensions have run (on chain only)."""
 
 
 def load_span(config: ServerConfig, first: int, count: int, *, progress=print) -> LayerSpan:
@@ -94,15 +112,14 @@ async def serve(app: web.Application, config: ServerConfig, *, background=(), pr
     await runner.cleanup()
 
 
-def run(config: ServerConfig, *, protocol: Protocol | None, stake: int, progress=print) -> None:
+def run(config: ServerConfig, *, protocol: Protocol | None, stake: int, progress=print,
+        extensions: tuple[Callable[[ServerParts], None], ...] = ()) -> None:
     span, speed = load(config, progress=progress)
     if protocol is not None:
         announce(protocol, config, stake=stake, progress=progress)
-    fault = Fault(config.fault) if config.fault else None
-    if fault is not None:
-        progress(f"TEST AID: this server misbehaves on purpose ({config.fault.kind}, rate {config.fault.rate})")
-    app = create_app(span, config, fault=fault, info_fields={
+    app = create_app(span, config, info_fields={
         "throughput": speed, "endpoint": config.endpoint, "address": protocol.signer.address if protocol else None})
+    parts = ServerParts(app=app)
     background = []
     if protocol is not None:
         me = protocol.signer.address
@@ -110,10 +127,9 @@ def run(config: ServerConfig, *, protocol: Protocol | None, stake: int, progress
         tracker = EpochTracker(protocol)
         app[HOOKS].append(recorder(store, tracker))
         app[LIVE_INFO]["epoch"] = lambda: tracker.epoch
-        app.router.add_post("/openings", openings.handler(
-            store=store, roles=openings.VerifierRoles(protocol), chain_id=protocol.w3.eth.chain_id,
-            refuse=bool(fault and fault.refuses_openings)))
-        committer = Committer(protocol, store, claim_units=fault.work_units if fault else None)
+        parts.openings = openings.handler(store=store, roles=openings.VerifierRoles(protocol),
+                                          chain_id=protocol.w3.eth.chain_id)
+        parts.committer = committer = Committer(protocol, store)
         background = [tracker.run, committer.run]
         progress(f"recording tasks in {store.path}; {len(committer.pending())} epoch(s) awaiting commitment")
         if config.rebalance:
@@ -122,4 +138,8 @@ def run(config: ServerConfig, *, protocol: Protocol | None, stake: int, progress
             background.append(rebalancer.run)
         if config.auto_claim:
             background.append(lambda: auto_claim(protocol))
+    for extend in extensions:
+        extend(parts)
+    if parts.openings is not None:
+        app.router.add_post("/openings", parts.openings)
     asyncio.run(serve(app, config, background=background, progress=progress))

@@ -39,7 +39,7 @@ class VerifierRoles:
         return holds
 
 
-def handler(*, store: TaskStore, roles: VerifierRoles, chain_id: int, refuse: bool = False):
+def handler(*, store: TaskStore, roles: VerifierRoles, chain_id: int):
     """The aiohttp handler for ``POST /openings`` of the server whose records ``store`` holds."""
 
     async def openings(request: web.Request) -> web.Response:
@@ -62,8 +62,6 @@ def handler(*, store: TaskStore, roles: VerifierRoles, chain_id: int, refuse: bo
             raise SessionError(403, f"{signer} does not hold the verifier role")
         if not store.use_nonce(req.nonce, expires=req.expires, now=now):
             raise SessionError(409, "this request was used before (replay)")
-        if refuse:  # a test aid: see server/faults.py
-            raise SessionError(403, "openings are refused")
         loop = asyncio.get_running_loop()
         opening = await loop.run_in_executor(None, store.opening, req.epoch, req.index)
         if opening is None:

@@ -45,11 +45,10 @@ def recorder(store: TaskStore, tracker: EpochTracker):
 
 
 class Committer:
-    def __init__(self, protocol: Protocol, store: TaskStore, *, interval: float = 1.0, max_backoff: float = 30.0,
-                 claim_units=None):
+    def __init__(self, protocol: Protocol, store: TaskStore, *, interval: float = 1.0, max_backoff: float = 30.0):
         self.protocol, self.store, self.interval, self.max_backoff = protocol, store, interval, max_backoff
-        self.claim_units = claim_units or (lambda served: served)
-        """What to claim for n served tasks: n, except for the ``inflate`` test fault."""
+        self.claim_units = lambda served: served
+        """The work units to claim on chain for n served tasks: n (replaceable, e.g. by a test aid, efedllm/aids/)."""
 
     def pending(self) -> list[int]:
         return [e for e in self.store.epochs_with_work() if self.store.commitment(e) is None]

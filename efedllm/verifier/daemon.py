@@ -23,7 +23,6 @@ from efedllm.verifier.scoring import verify_server
 from efedllm.verifier.remote import Target
 
 log = logging.getLogger("efedllm.verifier")
-LIES = ("always-0", "always-1")
 
 
 class VerifierState:
@@ -45,9 +44,12 @@ class VerifierState:
 
 class Verifier:
     def __init__(self, protocol: Protocol, model, tokenizer, config: VerifyConfig, *, data_dir: Path,
-                 lie: str | None = None, progress=print):
+                 progress=print):
         self.protocol, self.model, self.tokenizer, self.config = protocol, model, tokenizer, config
-        self.lie, self.progress = lie, progress
+        self.progress = progress
+        self.accuracy = lambda tally: tally.accuracy(config.policy)
+        """A server's acc (scaled by ONE) from its checks' tally under the policy (replaceable, e.g. by a test aid,
+        efedllm/aids/)."""
         self.me = protocol.signer.address
         self.sign = message_signer(protocol.w3, protocol.signer)
         self.chain_id = protocol.w3.eth.chain_id
@@ -95,9 +97,7 @@ class Verifier:
             tally = verify_server(target, model=self.model, tokenizer=self.tokenizer, config=self.config,
                                   sign=self.sign, chain_id=self.chain_id, epoch=epoch, seed=seed, root=work[0],
                                   work_units=work[1], rng=self.rng)
-            acc = tally.accuracy(self.config.policy)
-            if self.lie:
-                acc = 0 if self.lie == "always-0" else ONE
+            acc = self.accuracy(tally)
             results[s.address] = acc
             caught = f"; caught: {tally.frauds[0]}" if tally.frauds else ""
             self.progress(f"epoch {epoch}: {s.address} acc {acc / ONE:.3f} ({tally.passed}/{tally.checked} checks, "

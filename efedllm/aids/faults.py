@@ -1,4 +1,4 @@
-"""Deliberate misbehaviour, for demonstrations and tests only (``efedllm server run --fault KIND``).
+"""A faulty server, for demonstrations and tests only (``efedllm server run --fault KIND``).
 
 A faulty server shows that the protocol catches each way a provider could cheat: every kind must end with the
 server deactivated and slashed. Kinds:
@@ -11,6 +11,10 @@ server deactivated and slashed. Kinds:
 ``refuse``   serves honestly but refuses every opening, hiding its work from verifiers.
 
 ``rate`` is the fraction of steps affected (noise, replay, skip) or the inflation (inflate).
+
+``install_server_aid`` puts a fault into an assembled server (server/main.py ``ServerParts``) before it serves:
+a step fault as an output filter (filters run before the step hooks, so the task recorder records the faulty
+answer that goes out), inflate as the committer's ``claim_units``, refuse as a wrapper around the openings handler.
 """
 
 from __future__ import annotations
@@ -19,7 +23,11 @@ import math
 import random
 import torch
 
-from efedllm.server.config import STEP_KINDS, FaultConfig
+from efedllm.aids.config import STEP_KINDS, FaultConfig
+from efedllm.server.app import FILTERS
+from efedllm.server.main import ServerParts
+from efedllm.server.sessions import SessionError
+
 
 class Fault:
     def __init__(self, config: FaultConfig):
@@ -28,10 +36,6 @@ class Fault:
         self._noise = torch.Generator().manual_seed(config.seed)
         self._seen: dict[tuple, torch.Tensor] = {}
         self.steps_faulted = 0
-
-    @property
-    def refuses_openings(self) -> bool:
-        return self.config.kind == "refuse"
 
     def work_units(self, served: int) -> int:
         """What the server claims on chain for ``served`` tasks."""
@@ -60,3 +64,26 @@ class Fault:
             return outputs
         self.steps_faulted += 1
         return faulty
+
+
+def install_server_aid(server: ServerParts, config: FaultConfig, *, progress=print) -> Fault:
+    """Make the assembled ``server`` misbehave as ``config`` says; returns the installed fault."""
+    fault = Fault(config)
+    progress(f"TEST AID: this server misbehaves on purpose ({config.kind}, rate {config.rate})")
+    if config.kind in STEP_KINDS:
+        server.app[FILTERS].append(fault.apply)
+    elif config.kind == "inflate" and server.committer is not None:
+        server.committer.claim_units = fault.work_units
+    elif config.kind == "refuse" and server.openings is not None:
+        server.openings = refusing(server.openings)
+    return fault
+
+
+def refusing(handler):
+    """The openings handler ``handler``, except that every opening it would give is refused (403) instead."""
+
+    async def openings(request):
+        await handler(request)  # every check a real opening gets (the nonce is used); its errors go out as they are
+        raise SessionError(403, "openings are refused")
+
+    return openings
