@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from efedllm.chain import governance
-from efedllm.chain.transactions import utc
+from efedllm.chain.transactions import RevertError, utc
 from efedllm.cli.common import add_chain_options, ether, open_protocol
 from efedllm.cli.server_account import wei
 from efedllm.errors import EfedError
@@ -44,7 +44,14 @@ def run(args: argparse.Namespace) -> int:
     balance = protocol.w3.eth.get_balance(me)
     if balance < amount:
         raise EfedError(f"{me} holds {ether(balance)}, less than the {ether(amount)} to fund")
-    receipt = protocol.tx.send(protocol.pool.functions.fundEpoch(epoch), value=amount, label="fundEpoch")
+    try:
+        receipt = protocol.tx.send(protocol.pool.functions.fundEpoch(epoch), value=amount, label="fundEpoch")
+    except RevertError as exc:
+        later = governance.now(protocol)
+        if exc.error is None and epoch < later.epoch:  # mined in a block of the next epoch: EpochClosed on chain
+            raise EfedError(f"{exc}: epoch {epoch} closed before the transaction was mined (the current epoch is "
+                            f"now {later.epoch}); nothing was funded, only gas spent") from None
+        raise
     size = protocol.pool.functions.poolSize(epoch).call(block_identifier=receipt["blockNumber"])
     print(f"funded epoch {epoch} with {ether(amount)} from {me} (tx 0x{bytes(receipt['transactionHash']).hex()}, "
           f"block {receipt['blockNumber']}); the pool of epoch {epoch} now holds {ether(size)}", flush=True)
