@@ -7,6 +7,7 @@ from pathlib import Path
 
 from efedllm.chain.anvil import DEFAULT_PORT, Anvil, AnvilConfig
 from efedllm.cli.common import StopSignal
+from efedllm.cli.dev_accounts import dev_accounts_report
 
 
 def register(subparsers) -> None:
@@ -30,6 +31,7 @@ def run_up(args: argparse.Namespace) -> int:
     stop = StopSignal()
     with Anvil(config) as anvil:
         print(f"anvil listening on {anvil.url} (chain id {config.chain_id}, {config.accounts} funded accounts)")
+        print(dev_accounts_report(anvil.url))
         print("deploy with: efedllm deploy --rpc-url", anvil.url, flush=True)
         stop.wait(anvil.process)
         print("stopping anvil", flush=True)

@@ -16,6 +16,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from efedllm import __version__
 from efedllm.cli import config
+from efedllm.cli import account_cmd, admin_cmd, fund_cmd
 from efedllm.cli import (
     analyze_cmd, chain_cmd, dashboard_cmd, demo_cmd, deploy_cmd, generate_cmd, server_cmd, status_cmd, verifier_cmd,
     weights_cmd,
@@ -24,7 +25,7 @@ from efedllm.errors import EfedError
 from web3.exceptions import BadFunctionCallOutput, ContractLogicError, MismatchedABI
 
 SUBCOMMANDS = (chain_cmd, deploy_cmd, server_cmd, verifier_cmd, generate_cmd, status_cmd, dashboard_cmd, demo_cmd,
-               weights_cmd, analyze_cmd)
+               weights_cmd, analyze_cmd, fund_cmd, admin_cmd, account_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
