@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from efedllm.cli.common import table
-from efedllm.compression import analysis as A
+from efedllm.analysis import paper as A
 from efedllm.model.source import DEFAULT_MODEL
 
 SECTIONS = ("theorem", "eq10", "table3", "energy", "ptotal", "model-impact")
@@ -79,7 +79,7 @@ def eq10(args, state) -> None:
 
 
 def table3(args, state) -> None:
-    from efedllm.compression import plots
+    from efedllm.analysis import plots
 
     m, n = A.BERT_FFN
     rows = [A.Table3.of(m, n, A.BERT_SEQUENCE, r) for r in A.TABLE3_RATIOS]
@@ -103,7 +103,7 @@ def table3(args, state) -> None:
 
 def _spectra(args, state) -> dict:
     if "spectra" not in state:
-        from efedllm.compression.impact import layer_tensors, singular_values
+        from efedllm.analysis.impact import layer_tensors, singular_values
         from efedllm.model.source import resolve
 
         source = resolve(args.model, progress=say)
@@ -121,7 +121,7 @@ def _kind(name: str) -> str:
 
 
 def energy(args, state) -> None:
-    from efedllm.compression import plots
+    from efedllm.analysis import plots
     from efedllm.compression.svd import energy_curve, k_for_energy, saves_bytes
 
     spectra = _spectra(args, state)
@@ -187,7 +187,7 @@ def ptotal(args, state) -> None:
 
 
 def model_impact(args, state) -> None:
-    from efedllm.compression import impact, plots
+    from efedllm.analysis import impact, plots
     from efedllm.model.source import resolve
 
     source = resolve(args.model, progress=say)

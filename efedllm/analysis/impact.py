@@ -36,7 +36,7 @@ DEFAULT_RATIOS = (0.5, 0.7, 0.9)
 
 
 def sample_text() -> str:
-    return files("efedllm.compression").joinpath("data/english-sample.txt").read_text(encoding="utf-8")
+    return files("efedllm.analysis").joinpath("data/english-sample.txt").read_text(encoding="utf-8")
 
 
 def settings(energies=DEFAULT_ENERGIES, ratios=DEFAULT_RATIOS) -> list[CodecSpec]:
