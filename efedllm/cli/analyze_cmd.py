@@ -13,8 +13,10 @@ import statistics
 import time
 from pathlib import Path
 
-from efedllm.cli.common import table
 from efedllm.analysis import paper as A
+from efedllm.analysis.settings import ImpactOptions
+from efedllm.cli.common import table
+from efedllm.cli.flags import add_dataclass_options
 from efedllm.model.source import DEFAULT_MODEL
 
 SECTIONS = ("theorem", "eq10", "table3", "energy", "ptotal", "model-impact")
@@ -29,12 +31,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", type=Path, default=Path("efedllm-analysis"),
                         help="folder for the PNG plots and JSON results (default: %(default)s)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="packaged model name or Hugging Face folder (default: %(default)s)")
-    parser.add_argument("--energy", type=float, nargs="+", default=[0.90, 0.95, 0.99, 0.999], metavar="E",
-                        help="retained energies for ptotal and model-impact (default: 0.9 0.95 0.99 0.999)")
-    parser.add_argument("--ratio", type=float, nargs="+", default=[0.5, 0.7, 0.9], metavar="R",
-                        help="compression ratios for model-impact (default: 0.5 0.7 0.9)")
-    parser.add_argument("--link-mbps", type=float, default=100.0,
-                        help="link speed that transfer times are computed for, in Mbit/s (default: %(default)s)")
+    add_dataclass_options(parser, ImpactOptions)
     parser.set_defaults(run=run)
 
 
