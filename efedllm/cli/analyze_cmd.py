@@ -13,8 +13,10 @@ import statistics
 import time
 from pathlib import Path
 
+from efedllm.analysis import paper as A
+from efedllm.analysis.settings import ImpactOptions
 from efedllm.cli.common import table
-from efedllm.compression import analysis as A
+from efedllm.cli.flags import add_dataclass_options
 from efedllm.model.source import DEFAULT_MODEL
 
 SECTIONS = ("theorem", "eq10", "table3", "energy", "ptotal", "model-impact")
@@ -29,12 +31,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", type=Path, default=Path("efedllm-analysis"),
                         help="folder for the PNG plots and JSON results (default: %(default)s)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="packaged model name or Hugging Face folder (default: %(default)s)")
-    parser.add_argument("--energy", type=float, nargs="+", default=[0.90, 0.95, 0.99, 0.999], metavar="E",
-                        help="retained energies for ptotal and model-impact (default: 0.9 0.95 0.99 0.999)")
-    parser.add_argument("--ratio", type=float, nargs="+", default=[0.5, 0.7, 0.9], metavar="R",
-                        help="compression ratios for model-impact (default: 0.5 0.7 0.9)")
-    parser.add_argument("--link-mbps", type=float, default=100.0,
-                        help="link speed that transfer times are computed for, in Mbit/s (default: %(default)s)")
+    add_dataclass_options(parser, ImpactOptions)
     parser.set_defaults(run=run)
 
 
@@ -79,7 +76,7 @@ def eq10(args, state) -> None:
 
 
 def table3(args, state) -> None:
-    from efedllm.compression import plots
+    from efedllm.analysis import plots
 
     m, n = A.BERT_FFN
     rows = [A.Table3.of(m, n, A.BERT_SEQUENCE, r) for r in A.TABLE3_RATIOS]
@@ -103,7 +100,7 @@ def table3(args, state) -> None:
 
 def _spectra(args, state) -> dict:
     if "spectra" not in state:
-        from efedllm.compression.impact import layer_tensors, singular_values
+        from efedllm.analysis.impact import layer_tensors, singular_values
         from efedllm.model.source import resolve
 
         source = resolve(args.model, progress=say)
@@ -121,7 +118,7 @@ def _kind(name: str) -> str:
 
 
 def energy(args, state) -> None:
-    from efedllm.compression import plots
+    from efedllm.analysis import plots
     from efedllm.compression.svd import energy_curve, k_for_energy, saves_bytes
 
     spectra = _spectra(args, state)
@@ -187,7 +184,7 @@ def ptotal(args, state) -> None:
 
 
 def model_impact(args, state) -> None:
-    from efedllm.compression import impact, plots
+    from efedllm.analysis import impact, plots
     from efedllm.model.source import resolve
 
     source = resolve(args.model, progress=say)

@@ -15,6 +15,9 @@ the command line still wins, and every value is checked as if it had been typed:
 
 A private key never goes into this file (it would sit in plain text next to the flags): keys named like one,
 and values that look like one, are refused. Use ``$EFEDLLM_PRIVATE_KEY`` or ``--keystore``.
+
+Keys, types, choices and defaults are read from the parser's own flags, which cli/flags.py generates from the
+config dataclasses: the file, the command line and the dataclasses share one source.
 """
 
 from __future__ import annotations

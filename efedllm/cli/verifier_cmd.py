@@ -5,30 +5,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from efedllm import DATA_DIR
 from efedllm.cli.common import StopSignal, add_chain_options, add_logging_options, open_protocol, setup_logging
+from efedllm.cli.flags import add_dataclass_options, dataclass_from_args
 from efedllm.errors import EfedError
 from efedllm.model.source import DEFAULT_MODEL
-from efedllm.verifier.config import POLICIES, VerifyConfig
+from efedllm.verifier.config import VerifyConfig
 
 
 def register(subparsers) -> None:
-    defaults = VerifyConfig()
     parser = subparsers.add_parser("verifier", help="verify servers' work each epoch and submit their scores")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="the model to verify against (default: %(default)s)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when present, else cpu)")
-    parser.add_argument("--data-dir", type=Path, default=Path("efedllm-data"),
+    parser.add_argument("--data-dir", type=Path, default=Path(DATA_DIR),
                         help="where the verifier keeps its commit/reveal state (default: %(default)s)")
-    parser.add_argument("--samples", type=int, default=defaults.samples,
-                        help="committed tasks opened per server per epoch (default: %(default)s, which catches a "
-                             "server corrupting 10%% of its tasks with probability >= 0.99)")
-    parser.add_argument("--canaries", type=int, default=defaults.canaries,
-                        help="canary prompts per server per epoch (default: %(default)s)")
-    parser.add_argument("--canary-steps", type=int, default=defaults.canary_steps,
-                        help="decode steps after each canary's prefill (default: %(default)s)")
-    parser.add_argument("--tolerance", type=float, default=defaults.tolerance,
-                        help="largest relative deviation of a recomputed output (default: %(default)s, for float32)")
-    parser.add_argument("--policy", choices=POLICIES, default=defaults.policy,
-                        help="strict: one proven fraud makes acc 0; paper: acc = passed/checked (default: %(default)s)")
+    add_dataclass_options(parser, VerifyConfig)
     parser.add_argument("--softmax", choices=("exact", "lut"), default="exact",
                         help="attention softmax when recomputing: exact (fused kernel) or lut (paper eq. 21-22: shift, "
                              "K-digit base-b lookup tables, split across workers; docs/SOFTMAX.md) (default: %(default)s)")
@@ -64,8 +55,7 @@ def run(args: argparse.Namespace) -> int:
                                                   workers=args.softmax_workers))
     model = ReferenceModel(args.model, device=args.device, softmax=softmax, progress=say)
     tokenizer = AutoTokenizer.from_pretrained(model.folder)
-    config = VerifyConfig(samples=args.samples, canaries=args.canaries, canary_steps=args.canary_steps,
-                          tolerance=args.tolerance, policy=args.policy)
+    config = dataclass_from_args(VerifyConfig, args)
     verifier = Verifier(protocol, model, tokenizer, config, data_dir=args.data_dir, progress=say)
     if args.lie:  # a test aid, installed from here only
         from efedllm.aids.lies import install_verifier_aid

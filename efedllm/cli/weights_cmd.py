@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
+from efedllm.cli.flags import add_dataclass_options, dataclass_from_args
 from efedllm.model.source import DEFAULT_MODEL
+from efedllm.weights.config import SourceConfig
 
 
 def register(subparsers) -> None:
@@ -13,13 +15,7 @@ def register(subparsers) -> None:
     sub = parser.add_subparsers(dest="weights_command", required=True, metavar="ACTION")
     serve = sub.add_parser("serve", help="serve GET /manifest and GET /tensors/NAME for every layer span")
     serve.add_argument("--model", default=DEFAULT_MODEL, help="packaged model name or Hugging Face folder (default: %(default)s)")
-    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)")
-    serve.add_argument("--port", type=int, default=8100, help="port to listen on (default: %(default)s)")
-    serve.add_argument("--svd-method", choices=("full", "randomized", "auto"), default="auto",
-                       help="how SVD factors are computed: full, randomized (torch.svd_lowrank) or auto "
-                            "(randomized for matrices whose smaller side exceeds 1024) (default: %(default)s)")
-    serve.add_argument("--cache-mib", type=int, default=1024,
-                       help="memory for encoded tensors kept between requests, in MiB (default: %(default)s)")
+    add_dataclass_options(serve, SourceConfig)
     serve.set_defaults(run=run)
 
 
@@ -32,9 +28,10 @@ def run(args: argparse.Namespace) -> int:
     from efedllm.weights.source import WeightSource
 
     say = lambda message: print(message, flush=True)  # noqa: E731
+    config = dataclass_from_args(SourceConfig, args)
     model = resolve(args.model, progress=say)
-    source = WeightSource(model.folder, name=model.name, method=args.svd_method,
-                          cache_bytes=max(0, args.cache_mib) * 1024 * 1024, progress=say)
-    say(f"serving the weights of {model.name} ({source.num_layers} layers) on http://{args.host}:{args.port}")
-    web.run_app(create_app(source), host=args.host, port=args.port, print=None, access_log=None)
+    source = WeightSource(model.folder, name=model.name, method=config.svd_method, cache_bytes=config.cache_bytes,
+                          progress=say)
+    say(f"serving the weights of {model.name} ({source.num_layers} layers) on http://{config.host}:{config.port}")
+    web.run_app(create_app(source), host=config.host, port=config.port, print=None, access_log=None)
     return 0

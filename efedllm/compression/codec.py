@@ -27,9 +27,9 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from efedllm.compression import svd
+from efedllm.compression.choices import CODECS
 from efedllm.errors import EfedError, InvalidParameter
 
-CODECS = ("raw", "float16", "bfloat16", "svd")
 _CAST = {"float16": torch.float16, "bfloat16": torch.bfloat16, "raw": torch.float32}
 _PARTS = {"raw": ("weight",), "float16": ("weight",), "bfloat16": ("weight",), "svd": ("s", "u", "vh")}
 

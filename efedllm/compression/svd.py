@@ -16,15 +16,13 @@ from typing import Literal
 
 import torch
 
-from efedllm.compression.analysis import k_for_ratio, max_useful_rank, saves_bytes
+from efedllm.compression.choices import METHODS, RANDOMIZED_ABOVE
+from efedllm.compression.sizes import k_for_ratio, max_useful_rank, saves_bytes
 from efedllm.errors import InvalidParameter
 
 Method = Literal["full", "randomized", "auto"]
 Thin = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 """A thin SVD (u, s, vh) as torch.linalg.svd(full_matrices=False) returns it."""
-METHODS: tuple[str, ...] = ("full", "randomized", "auto")
-RANDOMIZED_ABOVE = 1024
-"""``auto`` uses randomized SVD when the smaller side of the matrix exceeds this (full SVD costs O(m n min(m, n)))."""
 NITER = 4
 """Power iterations of randomized SVD: enough for slowly decaying spectra of trained weights (see bench/svd.py)."""
 OVERSAMPLE = 32

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from efedllm import DATA_DIR
+from efedllm.compression.choices import CODECS
 
 
 @dataclass(frozen=True, kw_only=True)
 class ServerLimits:
     max_sessions: int = 64
-    """Open inference sessions at once; more get 429."""
+    """Inference sessions open at once; more get HTTP 429."""
     max_sequence: int = 2048
-    """Tokens a session may hold (prompt and generated); more get 413."""
+    """Tokens one session may hold, prompt and generated; more get HTTP 413."""
     max_step_tokens: int = 1024
     """Tokens in one forward step."""
     max_body_bytes: int = 8 * 1024 * 1024
-    """Largest request body accepted."""
+    """Largest request body accepted, in bytes."""
     max_cache_bytes: int = 1024 * 1024 * 1024
-    """KV-cache memory for all sessions together; a step that would exceed it gets 507."""
+    """KV-cache memory of all sessions together, in bytes; a step beyond it gets HTTP 507."""
     session_ttl: float = 300.0
     """Seconds a session may stay idle before it is dropped."""
     step_timeout: float = 120.0
+    """Seconds one forward step may take."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,28 +32,33 @@ class ServerConfig:
     first_layer: int
     num_layers: int
     host: str = "127.0.0.1"
+    """Interface to listen on."""
     port: int = 8000
-    device: str | None = None
-    """None: CUDA when present, else CPU."""
-    public_url: str | None = None
-    """The endpoint registered on chain; defaults to http://host:port."""
-    data_dir: str = "efedllm-data"
-    """Where the task records (tasks-<address>.sqlite) live; they must survive restarts."""
+    """Port to listen on."""
+    public_url: str | None = field(default=None, metadata={"default_help": "http://HOST:PORT"})
+    """Endpoint announced on chain."""
+    device: str | None = field(default=None, metadata={"default_help": "cuda when present, else cpu"})
+    """Torch device."""
+    data_dir: str = DATA_DIR
+    """Where task records (tasks-<address>.sqlite) are kept; keep it across restarts."""
     limits: ServerLimits = ServerLimits()
     rebalance: bool = False
-    """Move to layers that no active server covers (after a deactivation) when this server's own layers stay
-    covered by others; ``max_layers`` bounds how many it takes on (default: as many as it serves now)."""
-    max_layers: int | None = None
+    """Move to layers nobody serves when this server's layers are also served by others (after a deactivation).
+
+    ``max_layers`` bounds how many it takes on."""
+    max_layers: int | None = field(default=None, metadata={"default_help": "as many as it serves now"})
+    """Most layers to take on when rebalancing."""
     auto_claim: bool = False
-    """Claim rewards as each epoch settles."""
-    weights_from: str | None = None
-    """URL of a weight source (``efedllm weights serve``) to fetch the span's weights from, instead of a local model."""
-    weights_codec: str = "raw"
-    """How the weights travel from the source: raw (float32, lossless), float16, bfloat16 or svd."""
-    weights_energy: float | None = None
-    """svd: keep the top singular values holding this share of each matrix's energy (eq. 12)."""
-    weights_ratio: float | None = None
-    """svd: factor each matrix to this share of its size (eq. 15); exactly one of energy and ratio."""
+    """Claim rewards as epochs settle."""
+    weights_from: str | None = field(default=None, metadata={"metavar": "URL", "default_help": "the local model"})
+    """Fetch this span's weights from a weight source (``efedllm weights serve``), every checksum verified, instead
+    of loading the local model."""
+    weights_codec: str = field(default="raw", metadata={"choices": CODECS})
+    """How the weights travel: raw float32 (lossless), float16, bfloat16 or svd factors."""
+    weights_energy: float | None = field(default=None, metadata={"metavar": "E", "default_help": "none; give this or --weights-ratio"})
+    """svd: keep this share of each matrix's energy, eq. 12."""
+    weights_ratio: float | None = field(default=None, metadata={"metavar": "R"})
+    """svd: factor each matrix to this share of its size, eq. 15; exactly one of energy and ratio."""
 
     @property
     def endpoint(self) -> str:

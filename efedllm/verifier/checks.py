@@ -16,8 +16,9 @@ import torch
 from efedllm import merkle
 from efedllm.openings import Opening
 from efedllm.tasks import ZERO_PREFIX, TaskRecord, next_prefix, tensor_hash
+from efedllm.verifier.config import FLOAT32_TOLERANCE
 
-TOLERANCE = {torch.float32: 1e-3, torch.float16: 2e-2, torch.bfloat16: 6e-2}
+TOLERANCE = {torch.float32: FLOAT32_TOLERANCE, torch.float16: 2e-2, torch.bfloat16: 6e-2}
 """Largest accepted relative deviation (see ``deviation``) by the dtype the verifier computes in. Honest float32
 recomputation differs by about 1e-6 (a whole prefix at once instead of step by step, another thread count); the
 bound leaves a wide margin while a perturbation of 1% of the activations' scale is far above it."""

@@ -1,21 +1,31 @@
-"""What a verifier checks and how it scores: options that the command line reads without loading torch."""
+"""What a verifier checks and how it scores: options that the command line reads without loading torch.
+
+The field docstrings are the help of ``efedllm verifier``'s flags (cli/flags.py generates them from this class).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from efedllm.verifier.sampling import DEFAULT_SAMPLES
 
-POLICIES = ("strict", "paper")
+Policy = Literal["strict", "paper"]
+POLICIES: tuple[str, ...] = get_args(Policy)
+FLOAT32_TOLERANCE = 1e-3
+"""Largest relative deviation of a float32 recomputation (verifier/checks.py has the other dtypes' bounds)."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class VerifyConfig:
-    samples: int = DEFAULT_SAMPLES
-    """Openings per server per epoch (verifier/sampling.py: 44 catch a 10% corrupter with p >= 0.99)."""
+    samples: int = field(default=DEFAULT_SAMPLES, metadata={
+        "default_help": "%(default)s, which catches a server corrupting 10%% of its tasks with probability >= 0.99"})
+    """Committed tasks opened per server per epoch (verifier/sampling.py)."""
     canaries: int = 1
     """Canary prompts per server per epoch."""
     canary_steps: int = 2
-    """Greedy decode steps after each canary's prefill."""
-    tolerance: float = 1e-3
-    policy: str = "strict"
+    """Decode steps after each canary's prefill (greedy)."""
+    tolerance: float = field(default=FLOAT32_TOLERANCE, metadata={"default_help": "%(default)s, for float32"})
+    """Largest relative deviation of a recomputed output."""
+    policy: Policy = "strict"
+    """Strict: one proven fraud makes acc 0; paper: acc = passed/checked."""

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from efedllm.cli.main import main
-from efedllm.compression import analysis as A
+from efedllm.analysis import paper as A
 
 
 def test_table2_and_theorem_41_reproduce_the_paper():

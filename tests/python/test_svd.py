@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from efedllm.compression import svd
-from efedllm.compression.analysis import compression_ratio, k_for_ratio, max_useful_rank, saves_bytes
+from efedllm.compression.sizes import compression_ratio, k_for_ratio, max_useful_rank, saves_bytes
 from efedllm.compression.codec import CodecSpec, check_seal, decode_tensor, encode_tensor, seal
 from efedllm.errors import EfedError, InvalidParameter
 

@@ -21,7 +21,7 @@ from transformers import AutoTokenizer
 
 from efedllm.chain.anvil import free_port
 from efedllm.compression import svd
-from efedllm.compression.analysis import k_for_ratio
+from efedllm.compression.sizes import k_for_ratio
 from efedllm.errors import EfedError
 from efedllm.localnet import EfedllmProcess, ServerProcess
 from efedllm.model.head import ModelEnds

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from efedllm.analysis.settings import DEFAULT_ENERGIES, DEFAULT_RATIOS, LINK_MBPS
 from efedllm.compression import svd
 from efedllm.compression.codec import CodecSpec, decode_tensor, encode_tensor
 from efedllm.model.head import ModelEnds
@@ -31,12 +32,10 @@ from efedllm.model.weights import read_tensors
 CPU = torch.device("cpu")
 PROMPTS = ("What is the capital of France?", "Write a haiku about the sea.", "List three prime numbers.")
 GREEDY_TOKENS = 24
-DEFAULT_ENERGIES = (0.90, 0.95, 0.99, 0.999)
-DEFAULT_RATIOS = (0.5, 0.7, 0.9)
 
 
 def sample_text() -> str:
-    return files("efedllm.compression").joinpath("data/english-sample.txt").read_text(encoding="utf-8")
+    return files("efedllm.analysis").joinpath("data/english-sample.txt").read_text(encoding="utf-8")
 
 
 def settings(energies=DEFAULT_ENERGIES, ratios=DEFAULT_RATIOS) -> list[CodecSpec]:
@@ -119,7 +118,7 @@ class Evaluator:
         return tokens
 
 
-def measure(folder: Path, specs: list[CodecSpec], *, link_mbps: float = 100.0, progress=print) -> dict:
+def measure(folder: Path, specs: list[CodecSpec], *, link_mbps: float = LINK_MBPS, progress=print) -> dict:
     """One row per setting, compared with the first (which must be raw: the float32 reference)."""
     if not specs or specs[0] != CodecSpec():
         raise ValueError("the first setting must be raw, the reference")

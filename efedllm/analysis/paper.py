@@ -1,7 +1,8 @@
 """The paper's efficiency formulas (sections 4.1 to 4.3), computed as written, next to the numbers it states.
 
 Counts are numbers of matrix elements read or written; bytes are 4 per element (float32), as in the paper.
-Where a stated number does not follow from the formulas, ``claims()`` says so and by how much.
+Where a stated number does not follow from the formulas, ``claims()`` says so and by how much. The sizes of SVD
+factors (eq. 10, 15) are the runtime codec's (compression/sizes.py), re-exported here with the rest.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from efedllm.errors import InvalidParameter
+from efedllm.compression.sizes import compression_ratio, k_for_ratio, max_useful_rank, saves_bytes  # noqa: F401
 
 BYTES_PER_ELEMENT = 4
 TABLE2_DIMS = (5, 10, 100, 10_000)
@@ -25,30 +26,6 @@ BERT_SEQUENCE, BERT_BATCH = 30, 10
 TABLE3_RATIOS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 PAPER_FIG7_CLAIM = (0.7, 0.60)
 """Section 4.3: "setting the compression ratio to 0.7 can reduce the bandwidth by 60%"."""
-
-
-# --- sizes of SVD factors (eq. 10, 15); compression/svd.py computes the factors themselves --------------------
-
-def compression_ratio(m: int, n: int, k: int) -> float:
-    """Eq. 10: numbers sent as factors over numbers in the matrix."""
-    return (m + n + 1) * k / (m * n)
-
-
-def saves_bytes(m: int, n: int, k: int) -> bool:
-    """Whether rank-k factors are smaller than the m x n matrix itself."""
-    return (m + n + 1) * k < m * n
-
-
-def max_useful_rank(m: int, n: int) -> int:
-    """The largest k whose factors are still smaller than the matrix."""
-    return (m * n - 1) // (m + n + 1)
-
-
-def k_for_ratio(m: int, n: int, ratio: float) -> int:
-    """Eq. 15: the rank whose factors take ``ratio`` of the matrix's size (rounded down, at least 1)."""
-    if not 0 < ratio <= 1:
-        raise InvalidParameter(f"compression ratio must be in (0, 1], got {ratio}")
-    return max(1, math.floor(m * n * ratio / (m + n + 1) + 1e-9))
 
 
 # --- 4.1: Theorem 4.1 and Table 2 ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from efedllm.compression.analysis import READINGS, Table3  # noqa: E402
+from efedllm.analysis.paper import READINGS, Table3  # noqa: E402
 
 
 def _save(fig, path: Path, rect=(0, 0, 1, 1)) -> Path:
