@@ -13,6 +13,8 @@ from aiohttp import web
 from efedllm.chain.protocol import Protocol, Status
 from efedllm.model.source import resolve
 from efedllm.model.span import LayerSpan, pick_device
+from efedllm.rpc import routes
+from efedllm.rpc.messages import Throughput
 from efedllm.server import openings, throughput
 from efedllm.server.app import HOOKS, LIVE_INFO, create_app
 from efedllm.server.config import ServerConfig
@@ -101,8 +103,8 @@ def run(config: ServerConfig, *, protocol: Protocol | None, stake: int, progress
     fault = Fault(config.fault) if config.fault else None
     if fault is not None:
         progress(f"TEST AID: this server misbehaves on purpose ({config.fault.kind}, rate {config.fault.rate})")
-    app = create_app(span, config, fault=fault, info_fields={
-        "throughput": speed, "endpoint": config.endpoint, "address": protocol.signer.address if protocol else None})
+    app = create_app(span, config, fault=fault, throughput=Throughput(**speed),
+                     address=protocol.signer.address if protocol else None)
     background = []
     if protocol is not None:
         me = protocol.signer.address
@@ -110,7 +112,7 @@ def run(config: ServerConfig, *, protocol: Protocol | None, stake: int, progress
         tracker = EpochTracker(protocol)
         app[HOOKS].append(recorder(store, tracker))
         app[LIVE_INFO]["epoch"] = lambda: tracker.epoch
-        app.router.add_post("/openings", openings.handler(
+        app.router.add_post(routes.OPENINGS, openings.handler(
             store=store, roles=openings.VerifierRoles(protocol), chain_id=protocol.w3.eth.chain_id,
             refuse=bool(fault and fault.refuses_openings)))
         committer = Committer(protocol, store, claim_units=fault.work_units if fault else None)
