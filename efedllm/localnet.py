@@ -23,6 +23,8 @@ from efedllm.chain.anvil import warp_to
 from efedllm.chain.params import ProtocolParams
 from efedllm.chain.protocol import Phase, Protocol
 from efedllm.errors import EfedError
+from efedllm.rpc.client import ServerClient, ServerFailure
+from efedllm.rpc.messages import MessageError, ServerInfo
 
 EFEDLLM = [sys.executable, "-m", "efedllm.cli.main"]
 
@@ -106,13 +108,16 @@ class ServerProcess(EfedllmProcess):
         return f"http://{self.host}:{self.port}"
 
     def ready(self) -> bool:
-        try:
-            return requests.get(self.url + "/info", timeout=1).ok
-        except requests.RequestException:
-            return False
+        with requests.Session() as http:
+            try:
+                ServerClient(self.url, http=http).info(timeout=1)
+                return True
+            except (ServerFailure, EfedError, MessageError):
+                return False
 
-    def info(self) -> dict:
-        return requests.get(self.url + "/info", timeout=5).json()
+    def info(self) -> ServerInfo:
+        with requests.Session() as http:
+            return ServerClient(self.url, http=http).info(timeout=5)
 
 
 class VerifierProcess(EfedllmProcess):
@@ -201,7 +206,7 @@ class Walker:
         epoch = self.protocol.current_epoch() + 1
         self.warp(epoch, Phase.WORK)
         servers = [p for p in self.processes if isinstance(p, ServerProcess)]
-        wait_for(lambda: all(p.info().get("epoch", epoch) == epoch for p in servers),
+        wait_for(lambda: all(p.info().epoch in (None, epoch) for p in servers),
                  f"servers to notice epoch {epoch}", processes=servers)
         return epoch
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
@@ -11,27 +12,36 @@ from efedllm.chain.params import ONE
 from efedllm.chain.protocol import Protocol, Status
 from efedllm.client.routing import Peer
 from efedllm.errors import EfedError
+from efedllm.rpc.client import INFO_TIMEOUT_S, ServerClient, ServerFailure
+from efedllm.rpc.messages import MessageError, ServerInfo
 
-INFO_TIMEOUT_S = 3.0
+log = logging.getLogger("efedllm.client")
 
 
-def probe(endpoint: str, http: requests.Session | None = None) -> dict | None:
-    """A server's /info, or None when it does not answer in time."""
+def probe(endpoint: str, http: requests.Session | None = None) -> ServerInfo | None:
+    """A server's /info, or None when it does not answer in time, or (with a warning) answers something that is
+    not a ServerInfo."""
+    session = http or requests.Session()
     try:
-        response = (http or requests).get(f"{endpoint.rstrip('/')}/info", timeout=INFO_TIMEOUT_S)
-        return response.json() if response.ok else None
-    except (requests.RequestException, ValueError):
+        return ServerClient(endpoint, http=session).info(timeout=INFO_TIMEOUT_S)
+    except (ServerFailure, EfedError):
         return None
+    except MessageError as exc:
+        log.warning("leaving out server %s: %s", endpoint, exc)
+        return None
+    finally:
+        if http is None:
+            session.close()
 
 
-def probe_all(endpoints: list[str]) -> list[dict | None]:
+def probe_all(endpoints: list[str]) -> list[ServerInfo | None]:
     """/info of every endpoint, probed in parallel."""
     with ThreadPoolExecutor(max_workers=8) as pool:
         return list(pool.map(probe, endpoints))
 
 
-def decode_speed(info: dict) -> float:
-    return info.get("throughput", {}).get("decode_tokens_per_s", 1.0)
+def decode_speed(info: ServerInfo) -> float:
+    return info.throughput.decode_tokens_per_s
 
 
 class StaticPeers:
@@ -42,8 +52,8 @@ class StaticPeers:
 
     def peers(self) -> list[Peer]:
         return [
-            Peer(endpoint=url, first=i["first_layer"], end=i["first_layer"] + i["num_layers"],
-                 decode_tokens_per_s=decode_speed(i), address=i.get("address"))
+            Peer(endpoint=url, first=i.first_layer, end=i.first_layer + i.num_layers,
+                 decode_tokens_per_s=decode_speed(i), address=i.address)
             for url, i in zip(self.endpoints, probe_all(self.endpoints)) if i
         ]
 
@@ -71,7 +81,7 @@ class ChainPeers:
         scoring = self.protocol.scoring.functions
         peers = []
         for record, info in zip(records, infos):
-            if not info or (info.get("first_layer"), info.get("num_layers")) != (record.first_layer, record.num_layers):
+            if not info or (info.first_layer, info.num_layers) != (record.first_layer, record.num_layers):
                 continue
             _, score = scoring.lastScore(record.address).call()
             trust = score[1] / ONE if score[5] else 1.0  # outcome None: never scored yet

@@ -14,26 +14,13 @@ from dataclasses import dataclass, field
 import requests
 import torch
 
-from efedllm import wire
 from efedllm.client.routing import Hop, Peer, plan_route
 from efedllm.errors import EfedError
+from efedllm.rpc.client import (  # noqa: F401 - RETRYABLE_STATUS, CONNECT_TIMEOUT_S: re-exported for callers
+    CONNECT_TIMEOUT_S, REQUEST_TIMEOUT_S, RETRYABLE_STATUS, ServerClient, ServerFailure,
+)
 
 log = logging.getLogger("efedllm.client")
-RETRYABLE_STATUS = {404, 429, 500, 502, 503, 504, 507}
-REQUEST_TIMEOUT_S = 30.0
-"""Seconds one request may take before the client routes around its server: room for a long prefill on a busy
-CPU server, while a server that hangs (stopped, swapping, partitioned away) costs a user seconds, not minutes."""
-CONNECT_TIMEOUT_S = 5.0
-"""Seconds to open a connection (within the request timeout): a server that does not even accept is given up
-sooner."""
-
-
-class ServerFailure(Exception):
-    """The server of a hop could not serve it; another server may."""
-
-    def __init__(self, endpoint: str, message: str):
-        super().__init__(message)
-        self.endpoint = endpoint
 
 
 @dataclass
@@ -53,6 +40,7 @@ class InferenceSession:
             raise EfedError(f"the request timeout must be positive, not {timeout}")
         self.timeout = (min(CONNECT_TIMEOUT_S, timeout), timeout)
         """(connect, read) seconds for each request to a server."""
+        self.clients: dict[str, ServerClient] = {}
         self.failed: set[str] = set()
         self.failovers = 0
         self.max_failovers = max_failovers
@@ -84,10 +72,7 @@ class InferenceSession:
 
     def close(self) -> None:
         for remote in self.hops:
-            try:
-                self.http.delete(self._url(remote.hop.peer, f"/sessions/{remote.session_id}"), timeout=2)
-            except requests.RequestException:
-                pass
+            self._client(remote.hop.peer).close(remote.session_id)
 
     # ------------------------------------------------------------------ internals
 
@@ -129,37 +114,13 @@ class InferenceSession:
             rebuilt.append(remote)
         return rebuilt
 
+    def _client(self, peer: Peer) -> ServerClient:
+        if peer.endpoint not in self.clients:
+            self.clients[peer.endpoint] = ServerClient(peer.endpoint, http=self.http, timeout=self.timeout[1])
+        return self.clients[peer.endpoint]
+
     def _open(self, hop: Hop) -> RemoteHop:
-        try:
-            response = self.http.post(self._url(hop.peer, "/sessions"), json={"start": hop.start, "end": hop.end},
-                                      timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise ServerFailure(hop.peer.endpoint, f"cannot open a session: {exc.__class__.__name__}") from None
-        self._check(hop.peer, response)
-        return RemoteHop(hop, response.json()["session"])
+        return RemoteHop(hop, self._client(hop.peer).open_session(hop.start, hop.end).session)
 
     def _forward(self, remote: RemoteHop, hidden: torch.Tensor) -> torch.Tensor:
-        url = self._url(remote.hop.peer, f"/sessions/{remote.session_id}/forward")
-        try:
-            response = self.http.post(url, data=wire.encode(hidden), headers={"Content-Type": wire.CONTENT_TYPE},
-                                      timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise ServerFailure(remote.hop.peer.endpoint, exc.__class__.__name__) from None
-        self._check(remote.hop.peer, response)
-        return wire.decode(response.content, hidden_size=hidden.shape[-1], dtype=hidden.dtype, max_tokens=1 << 30)
-
-    @staticmethod
-    def _check(peer: Peer, response: requests.Response) -> None:
-        if response.ok:
-            return
-        try:
-            message = response.json().get("error", response.text)
-        except ValueError:
-            message = response.text[:200]
-        if response.status_code in RETRYABLE_STATUS:
-            raise ServerFailure(peer.endpoint, f"HTTP {response.status_code}: {message}")
-        raise EfedError(f"server refused the request (HTTP {response.status_code}): {message}")
-
-    @staticmethod
-    def _url(peer: Peer, path: str) -> str:
-        return peer.endpoint.rstrip("/") + path
+        return self._client(remote.hop.peer).forward(remote.session_id, hidden)

@@ -23,6 +23,8 @@ from aiohttp import web
 from efedllm import wire
 from efedllm.http import json_errors
 from efedllm.model.span import LayerSpan
+from efedllm.rpc import routes
+from efedllm.rpc.messages import MessageError, OpenSession, ServerInfo, SessionOpened, Throughput
 from efedllm.server.config import ServerConfig
 from efedllm.server.sessions import SessionError, SessionStore
 
@@ -35,15 +37,17 @@ class Serving:
 
     span: LayerSpan
     store: SessionStore
-    info: dict
 
 
 SERVING = web.AppKey("serving", list)
 """A one-element list holding the current Serving (an app's keys may not be reassigned once it runs)."""
 CONFIG = web.AppKey("config", ServerConfig)
 EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
+ANNOUNCED = web.AppKey("announced", dict)
+"""The fields of ``GET /info`` fixed at start: throughput and address (see server_info)."""
 LIVE_INFO = web.AppKey("live_info", dict)
-"""Fields of ``GET /info`` computed at each request (name -> callable), e.g. the epoch the server records under."""
+"""Fields of ``GET /info`` computed at each request (ServerInfo field name -> callable), e.g. the epoch the server
+records under."""
 FILTERS = web.AppKey("filters", list)
 """Callables that may replace each served step's output, applied in order with keyword arguments inputs and outputs
 (returning the output to send), before the hooks run: e.g. a test aid (efedllm/aids/) installs itself here."""
@@ -59,24 +63,35 @@ def serving(app: web.Application) -> Serving:
     return app[SERVING][0]
 
 
+def server_info(app: web.Application) -> ServerInfo:
+    """What ``GET /info`` answers: built here and nowhere else."""
+    config, now = app[CONFIG], serving(app)
+    span, limits = now.span, config.limits
+    live = {name: value() for name, value in app[LIVE_INFO].items()}
+    return ServerInfo(
+        **app[ANNOUNCED], endpoint=config.endpoint, model=config.model, first_layer=span.first, num_layers=span.count,
+        hidden_size=span.config.hidden_size, dtype=str(span.dtype).removeprefix("torch."), device=str(span.device),
+        max_sequence=limits.max_sequence, max_step_tokens=limits.max_step_tokens, max_sessions=limits.max_sessions,
+        **live, sessions=len(now.store), cache_bytes=now.store.cache_bytes)
+
+
 async def info(request: web.Request) -> web.Response:
-    now = serving(request.app)
-    live = {name: value() for name, value in request.app[LIVE_INFO].items()}
-    return web.json_response({**now.info, **live, "sessions": len(now.store), "cache_bytes": now.store.cache_bytes})
+    return web.json_response(server_info(request.app).to_json())
 
 
 async def open_session(request: web.Request) -> web.Response:
     now = serving(request.app)
     span, store = now.span, now.store
-    body = await _json_body(request)
-    start = body.get("start", span.first)
-    end = body.get("end", span.first + span.count)
-    if not (isinstance(start, int) and isinstance(end, int)) or isinstance(start, bool) or isinstance(end, bool):
-        raise SessionError(400, "start and end must be integers")
+    try:
+        asked = OpenSession.from_json(await _json_body(request))
+    except MessageError as exc:
+        raise SessionError(400, str(exc)) from None
+    start = span.first if asked.start is None else asked.start
+    end = span.first + span.count if asked.end is None else asked.end
     if not span.first <= start < end <= span.first + span.count:
         raise SessionError(400, f"layers {start}:{end} are not within this server's span {span.first}:{span.first + span.count}")
     session = store.open(start, end, span.new_cache())
-    return web.json_response({"session": session.id, "start": start, "end": end}, status=201)
+    return web.json_response(SessionOpened(session=session.id, start=start, end=end).to_json(), status=201)
 
 
 async def forward(request: web.Request) -> web.Response:
@@ -138,32 +153,23 @@ async def _expire_sessions(app: web.Application):
 
 def use_span(app: web.Application, span: LayerSpan) -> None:
     """Serve ``span`` from now on. Sessions over the previous span are dropped (their clients fail over)."""
-    config = app[CONFIG]
-    store = SessionStore(config.limits, bytes_per_token=span.kv_bytes_per_token())
-    app[SERVING][0] = Serving(span=span, store=store, info={
-        **app[SERVING][0].info,
-        "model": config.model,
-        "first_layer": span.first,
-        "num_layers": span.count,
-        "hidden_size": span.config.hidden_size,
-        "dtype": str(span.dtype).removeprefix("torch."),
-        "device": str(span.device),
-        "max_sequence": config.limits.max_sequence,
-        "max_step_tokens": config.limits.max_step_tokens,
-        "max_sessions": config.limits.max_sessions,
-    })
+    store = SessionStore(app[CONFIG].limits, bytes_per_token=span.kv_bytes_per_token())
+    app[SERVING][0] = Serving(span=span, store=store)
 
 
-def create_app(span: LayerSpan, config: ServerConfig, *, info_fields: dict | None = None) -> web.Application:
+def create_app(span: LayerSpan, config: ServerConfig, *, throughput: Throughput,
+               address: str | None = None) -> web.Application:
+    """The server's app; ``throughput`` as measured at start, ``address`` its chain account (None off chain)."""
     app = web.Application(middlewares=[errors_as_json], client_max_size=config.limits.max_body_bytes)
     app[CONFIG] = config
-    app[SERVING] = [Serving(span=span, store=None, info=dict(info_fields or {}))]
+    app[ANNOUNCED] = {"throughput": throughput, "address": address}
+    app[SERVING] = [None]
     use_span(app, span)
     app[EXECUTOR] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="efedllm-compute")
     app[FILTERS], app[HOOKS], app[LIVE_INFO] = [], [], {}
-    app.router.add_get("/info", info)
-    app.router.add_post("/sessions", open_session)
-    app.router.add_post("/sessions/{session_id}/forward", forward)
-    app.router.add_delete("/sessions/{session_id}", close_session)
+    app.router.add_get(routes.INFO, info)
+    app.router.add_post(routes.SESSIONS, open_session)
+    app.router.add_post(routes.FORWARD, forward)
+    app.router.add_delete(routes.SESSION, close_session)
     app.cleanup_ctx.append(_expire_sessions)
     return app

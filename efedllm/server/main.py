@@ -21,6 +21,8 @@ from aiohttp import web
 from efedllm.chain.protocol import Protocol, Status
 from efedllm.model.source import resolve
 from efedllm.model.span import LayerSpan, pick_device
+from efedllm.rpc import routes
+from efedllm.rpc.messages import Throughput
 from efedllm.server import openings, throughput
 from efedllm.server.app import HOOKS, LIVE_INFO, create_app
 from efedllm.server.config import ServerConfig
@@ -117,8 +119,8 @@ def run(config: ServerConfig, *, protocol: Protocol | None, stake: int, progress
     span, speed = load(config, progress=progress)
     if protocol is not None:
         announce(protocol, config, stake=stake, progress=progress)
-    app = create_app(span, config, info_fields={
-        "throughput": speed, "endpoint": config.endpoint, "address": protocol.signer.address if protocol else None})
+    app = create_app(span, config, throughput=Throughput(**speed),
+                     address=protocol.signer.address if protocol else None)
     parts = ServerParts(app=app)
     background = []
     if protocol is not None:
@@ -141,5 +143,5 @@ def run(config: ServerConfig, *, protocol: Protocol | None, stake: int, progress
     for extend in extensions:
         extend(parts)
     if parts.openings is not None:
-        app.router.add_post("/openings", parts.openings)
+        app.router.add_post(routes.OPENINGS, parts.openings)
     asyncio.run(serve(app, config, background=background, progress=progress))

@@ -2,7 +2,8 @@
 
 A transport failure (connection refused, timeout, 5xx) is retried and then counted as ``unreachable``; an
 explicit refusal to open a leaf the server committed to, or a wrong canary answer, is ``fraud``
-(verifier/checks.py says why the two differ).
+(verifier/checks.py says why the two differ). A canary goes through rpc.ServerClient, the very client users'
+sessions use, over a one-hop route on its target alone: a failure there is ``unreachable``, never a failover.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import requests
 from efedllm import wire
 from efedllm.model.decoder import KVCache
 from efedllm.openings import CONTENT_TYPE, OpeningError, decode_opening, sign_request
+from efedllm.rpc import routes
+from efedllm.rpc.client import ServerClient, ServerFailure, ServerRefused
 from efedllm.verifier.checks import Verdict, deviation
 from efedllm.verifier.reference import ReferenceModel
 
@@ -54,7 +57,7 @@ def fetch_opening(session: requests.Session, target: Target, *, sign, chain_id: 
         return {"json": sign_request(sign=sign, chain_id=chain_id, server=target.address, epoch=epoch,
                                      index=index).to_json()}
 
-    answer = _post(session, target.endpoint.rstrip("/") + "/openings", fresh=signed, timeout=timeout)
+    answer = _post(session, target.endpoint.rstrip("/") + routes.OPENINGS, fresh=signed, timeout=timeout)
     if isinstance(answer, str):
         return Verdict.unreachable(f"opening {index}: server unreachable ({answer})")
     if answer.status_code != 200 or answer.headers.get("Content-Type", "").split(";")[0] != CONTENT_TYPE:
@@ -66,32 +69,41 @@ def fetch_opening(session: requests.Session, target: Target, *, sign, chain_id: 
         return Verdict.caught(f"opening {index}: {exc}")
 
 
+def _retried(call):
+    """``call()``'s result, or a description of why there is none: a failure without an answer or with a 5xx is
+    tried ``RETRIES`` times, any other refusal only once (as ``_post`` does for raw requests)."""
+    reason = ""
+    for attempt in range(RETRIES):
+        try:
+            return call()
+        except (ServerFailure, ServerRefused) as exc:
+            reason = f"HTTP {exc.status}" if exc.status is not None else exc.cause
+            if exc.status is not None and exc.status < 500:
+                return reason
+        time.sleep(0.5 * 2**attempt)
+    return reason
+
+
 def run_canary(session: requests.Session, target: Target, model: ReferenceModel, prompt: list[int], *,
                decode_steps: int, tolerance: float, timeout: float = 60.0) -> list[Verdict]:
     """Send ``prompt`` through ``target``'s span (prefill, then greedy decode steps) exactly as a client would,
     and compare each answer with the verifier's own computation. One verdict per step."""
     start, end = target.first_layer, target.first_layer + target.num_layers
-    base = target.endpoint.rstrip("/")
-    opened = _post(session, base + "/sessions", json={"start": start, "end": end}, timeout=timeout)
-    if isinstance(opened, str) or opened.status_code != 201:
-        why = opened if isinstance(opened, str) else f"HTTP {opened.status_code}"
-        return [Verdict.unreachable(f"canary: cannot open a session ({why})")]
-    url = f"{base}/sessions/{opened.json()['session']}/forward"
+    server = ServerClient(target.endpoint, http=session, timeout=timeout, connect_timeout=timeout)
+    opened = _retried(lambda: server.open_session(start, end))
+    if isinstance(opened, str):
+        return [Verdict.unreachable(f"canary: cannot open a session ({opened})")]
     cache, verdicts, past, tokens = KVCache(), [], 0, list(prompt)
     try:
         for step in range(decode_steps + 1):
             new = tokens if step == 0 else tokens[-1:]
             front = model.run(model.embed(new), cache, past=past, start=0, end=start)
             expected = model.run(front, cache, past=past, start=start, end=end)
-            answer = _post(session, url, data=wire.encode(front), timeout=timeout,
-                           headers={"Content-Type": wire.CONTENT_TYPE})
-            if isinstance(answer, str) or answer.status_code != 200:
-                why = answer if isinstance(answer, str) else f"HTTP {answer.status_code}"
-                verdicts.append(Verdict.unreachable(f"canary step {step}: {why}"))
-                break
             try:
-                got = wire.decode(answer.content, hidden_size=front.shape[-1], dtype=front.dtype,
-                                  max_tokens=front.shape[1])
+                got = _retried(lambda: server.forward(opened.session, front, max_tokens=front.shape[1]))  # noqa: B023
+                if isinstance(got, str):
+                    verdicts.append(Verdict.unreachable(f"canary step {step}: {got}"))
+                    break
                 error = deviation(got, expected) if got.shape == expected.shape else float("inf")
             except wire.WireError as exc:
                 verdicts.append(Verdict.caught(f"canary step {step}: {exc}"))
@@ -102,8 +114,5 @@ def run_canary(session: requests.Session, target: Target, model: ReferenceModel,
             past += len(new)
             tokens.append(model.next_token(back))
     finally:
-        try:
-            session.delete(f"{base}/sessions/{opened.json()['session']}", timeout=5)
-        except requests.RequestException:
-            pass
+        server.close(opened.session, timeout=5)
     return verdicts

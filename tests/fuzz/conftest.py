@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from efedllm import merkle  # noqa: E402
 from efedllm.model.span import LayerSpan  # noqa: E402
 from efedllm.server import openings  # noqa: E402
+from efedllm.rpc.messages import Throughput  # noqa: E402
 from efedllm.server.app import HOOKS, create_app  # noqa: E402
 from efedllm.server.config import ServerConfig, ServerLimits  # noqa: E402
 from efedllm.server.records import TaskStore  # noqa: E402
@@ -97,7 +98,8 @@ def served_server(span, task_store):
     """The server app as ``efedllm server run`` builds it on chain: served steps recorded (epoch 4, uncommitted)
     and ``POST /openings`` over the same store."""
     config = ServerConfig(model="tiny-llama", first_layer=0, num_layers=LAYERS, limits=LIMITS)
-    app = create_app(span, config, info_fields={"address": SERVER, "throughput": {"decode_tokens_per_s": 1.0}})
+    app = create_app(span, config, address=SERVER,
+                     throughput=Throughput(decode_tokens_per_s=1.0, prefill_tokens_per_s=1.0))
     app[HOOKS].append(recorder(task_store, SimpleNamespace(epoch=COMMITTED_EPOCH + 1)))
     roles = openings.VerifierRoles(KnownVerifiers(VERIFIER.address))
     app.router.add_post("/openings", openings.handler(store=task_store, roles=roles, chain_id=CHAIN_ID))

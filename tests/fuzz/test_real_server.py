@@ -73,7 +73,7 @@ def test_any_route(real, method, segments, query, body):
 def test_alive_clean_and_still_right(process):
     assert process.process.poll() is None, process.log_tail()
     assert "unhandled error" not in process.log_path.read_text(), process.log_tail()
-    assert process.info()["sessions"] == 0
+    assert process.info().sessions == 0
     model = DistributedModel.from_pretrained(servers=[process.url])
     tokens = model.generate(prompt="What is the capital of France?", max_new_tokens=12)
     assert model.tokenizer.decode(tokens[0], skip_special_tokens=True) == "The capital of France is Paris."

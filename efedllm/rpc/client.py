@@ -1,0 +1,117 @@
+"""``ServerClient``: one HTTP client of one server, the only code that sends the server protocol's requests.
+
+Failures are sorted once, here: ``ServerFailure`` (unreachable, timed out, overloaded, session expired: another
+server may serve instead) and ``ServerRefused`` (any other 4xx: the caller's own bug, raised to the user).
+"""
+
+from __future__ import annotations
+
+import requests
+import torch
+
+from efedllm import wire
+from efedllm.errors import EfedError
+from efedllm.rpc import routes
+from efedllm.rpc.messages import ErrorBody, MessageError, OpenSession, ServerInfo, SessionOpened
+
+RETRYABLE_STATUS = {404, 429, 500, 502, 503, 504, 507}
+REQUEST_TIMEOUT_S = 30.0
+"""Seconds one request may take before the client routes around its server: room for a long prefill on a busy
+CPU server, while a server that hangs (stopped, swapping, partitioned away) costs a user seconds, not minutes."""
+CONNECT_TIMEOUT_S = 5.0
+"""Seconds to open a connection (within the request timeout): a server that does not even accept is given up
+sooner."""
+INFO_TIMEOUT_S = 3.0
+"""Seconds a server has to answer ``GET /info`` before a client leaves it out."""
+CLOSE_TIMEOUT_S = 2.0
+
+
+class ServerFailure(Exception):
+    """The server could not serve the request; another server may."""
+
+    def __init__(self, endpoint: str, message: str, *, status: int | None = None, cause: str = ""):
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.status = status
+        """The HTTP status, or None when there was no answer (or no well-formed one)."""
+        self.cause = cause or (f"HTTP {status}" if status is not None else message)
+        """Short: ``HTTP 503`` or the transport error's class name."""
+
+
+class ServerRefused(EfedError):
+    """The server refused the request as bad (a 4xx that retrying elsewhere would not fix)."""
+
+    def __init__(self, endpoint: str, status: int, message: str):
+        super().__init__(f"server refused the request (HTTP {status}): {message}")
+        self.endpoint, self.status = endpoint, status
+
+
+class ServerClient:
+    def __init__(self, endpoint: str, *, http: requests.Session | None = None, timeout: float = REQUEST_TIMEOUT_S,
+                 connect_timeout: float = CONNECT_TIMEOUT_S):
+        if not timeout > 0:
+            raise EfedError(f"the request timeout must be positive, not {timeout}")
+        self.endpoint = endpoint
+        self.http = http or requests.Session()
+        self.timeout = (min(connect_timeout, timeout), timeout)
+        """(connect, read) seconds for each request."""
+
+    def url(self, path: str) -> str:
+        return self.endpoint.rstrip("/") + path
+
+    def info(self, *, timeout: float = INFO_TIMEOUT_S) -> ServerInfo:
+        """``GET /info``; MessageError when the answer is not a ServerInfo."""
+        try:
+            response = self.http.get(self.url(routes.INFO), timeout=timeout)
+        except requests.RequestException as exc:
+            raise ServerFailure(self.endpoint, f"no /info: {exc.__class__.__name__}",
+                                cause=exc.__class__.__name__) from None
+        self.check(response)
+        try:
+            body = response.json()
+        except ValueError:
+            raise MessageError("/info: the body is not JSON") from None
+        return ServerInfo.from_json(body)
+
+    def open_session(self, start: int, end: int) -> SessionOpened:
+        try:
+            response = self.http.post(self.url(routes.SESSIONS), json=OpenSession(start=start, end=end).to_json(),
+                                      timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise ServerFailure(self.endpoint, f"cannot open a session: {exc.__class__.__name__}",
+                                cause=exc.__class__.__name__) from None
+        self.check(response)
+        try:
+            return SessionOpened.from_json(response.json())
+        except ValueError as exc:  # MessageError, or not JSON at all
+            raise ServerFailure(self.endpoint, f"cannot open a session: malformed answer ({exc})",
+                                cause="malformed answer") from None
+
+    def forward(self, session: str, hidden: torch.Tensor, *, max_tokens: int = 1 << 30) -> torch.Tensor:
+        """The server's output for ``hidden``; wire.WireError when its answer does not decode."""
+        try:
+            response = self.http.post(self.url(routes.forward(session)), data=wire.encode(hidden),
+                                      headers={"Content-Type": wire.CONTENT_TYPE}, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise ServerFailure(self.endpoint, exc.__class__.__name__, cause=exc.__class__.__name__) from None
+        self.check(response)
+        return wire.decode(response.content, hidden_size=hidden.shape[-1], dtype=hidden.dtype, max_tokens=max_tokens)
+
+    def close(self, session: str, *, timeout: float = CLOSE_TIMEOUT_S) -> bool:
+        """Close ``session`` (best effort: never raises); whether the server confirmed."""
+        try:
+            return self.http.delete(self.url(routes.session(session)), timeout=timeout).ok
+        except requests.RequestException:
+            return False
+
+    def check(self, response: requests.Response) -> None:
+        """Nothing for a 2xx; else ServerFailure (retryable status) or ServerRefused."""
+        if response.ok:
+            return
+        try:
+            message = ErrorBody.from_json(response.json()).error
+        except ValueError:
+            message = response.text[:200]
+        if response.status_code in RETRYABLE_STATUS:
+            raise ServerFailure(self.endpoint, f"HTTP {response.status_code}: {message}", status=response.status_code)
+        raise ServerRefused(self.endpoint, response.status_code, message)

@@ -1,0 +1,22 @@
+"""Every route a server answers, named once (the server registers these; every client builds its URLs here)."""
+
+from __future__ import annotations
+
+INFO = "/info"
+"""``GET``: what this server serves and how fast (messages.ServerInfo)."""
+SESSIONS = "/sessions"
+"""``POST``: open a session (messages.OpenSession -> messages.SessionOpened)."""
+SESSION = "/sessions/{session_id}"
+"""``DELETE``: close a session (the aiohttp pattern; ``session(id)`` is a concrete path)."""
+FORWARD = "/sessions/{session_id}/forward"
+"""``POST``: run hidden states (efedllm/wire.py) through a session (``forward(id)`` is a concrete path)."""
+OPENINGS = "/openings"
+"""``POST``: reveal a committed task to a verifier (efedllm/openings.py; servers on chain only)."""
+
+
+def session(session_id: str) -> str:
+    return SESSION.format(session_id=session_id)
+
+
+def forward(session_id: str) -> str:
+    return FORWARD.format(session_id=session_id)
