@@ -15,16 +15,16 @@ from pathlib import Path
 import pytest
 from web3 import Web3
 
-from efedllm.chain.node import NODE_KINDS, LocalNode, NodeConfig
 from efedllm.chain.compile import compile_contracts
 from efedllm.chain.connection import Signer, connect
 from efedllm.chain.deploy import deploy
+from efedllm.chain.node import NODE_KINDS, LocalNode, NodeConfig
 from efedllm.chain.params import ProtocolParams
 from efedllm.chain.protocol import Protocol
 from efedllm.chain.transactions import ErrorDecoder, Transactor
 from efedllm.localnet import chain_args
 
-__all__ = ["NODE_KINDS", "Network", "anvil", "node_kind", "artifacts", "deployment", "network_files", "params", "protocol_for", "verifier_accounts", "w3"]
+__all__ = ["NODE_KINDS", "Network", "anvil", "artifacts", "deployment", "network_files", "node_kind", "params", "protocol_for", "verifier_accounts", "w3"]
 
 
 @pytest.fixture(scope="session")

@@ -12,15 +12,14 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from efedllm.chain.node import NODE_KINDS, LocalNode, NodeConfig
 from efedllm.chain.compile import compile_contracts
 from efedllm.chain.connection import Signer, connect
 from efedllm.chain.deploy import deploy
+from efedllm.chain.node import NODE_KINDS, LocalNode, NodeConfig
 from efedllm.chain.params import ONE
 from efedllm.chain.protocol import Outcome, Protocol
 from efedllm.chain.transactions import ErrorDecoder, Transactor
 from efedllm.cli.common import ether, table
-
 
 NODE_NAMES = {"anvil": "Anvil", "ganache": "Ganache"}
 
