@@ -1,8 +1,11 @@
-"""Chain fixtures shared by the test suites that run real networks (tests/python, tests/network): a real Anvil
-chain per test module, contracts compiled once per session, and where a module's processes keep their files.
+"""Chain fixtures shared by the test suites that run real networks (tests/python, tests/network): a real dev chain
+per test module (Anvil unless the module asks for another node kind), contracts compiled once per session, and
+where a module's processes keep their files.
 
 A suite's conftest.py imports them by name (``from chain_fixtures import *``); a module overrides any of them
-(``params``, ``deployment``, ``anvil``) by defining a fixture of the same name."""
+(``params``, ``deployment``, ``anvil``) by defining a fixture of the same name. A module runs on every node kind
+with ``pytestmark = pytest.mark.parametrize("node_kind", NODE_KINDS, scope="module")``; the chain fixture keeps
+its name ``anvil`` whichever node it is."""
 
 from __future__ import annotations
 
@@ -12,16 +15,16 @@ from pathlib import Path
 import pytest
 from web3 import Web3
 
-from efedllm.chain.anvil import Anvil, AnvilConfig
 from efedllm.chain.compile import compile_contracts
 from efedllm.chain.connection import Signer, connect
 from efedllm.chain.deploy import deploy
+from efedllm.chain.node import NODE_KINDS, LocalNode, NodeConfig
 from efedllm.chain.params import ProtocolParams
 from efedllm.chain.protocol import Protocol
 from efedllm.chain.transactions import ErrorDecoder, Transactor
 from efedllm.localnet import chain_args
 
-__all__ = ["Network", "anvil", "artifacts", "deployment", "network_files", "params", "protocol_for", "verifier_accounts", "w3"]
+__all__ = ["NODE_KINDS", "Network", "anvil", "artifacts", "deployment", "network_files", "node_kind", "params", "protocol_for", "verifier_accounts", "w3"]
 
 
 @pytest.fixture(scope="session")
@@ -30,8 +33,15 @@ def artifacts():
 
 
 @pytest.fixture(scope="module")
-def anvil():
-    with Anvil(AnvilConfig(port=0, accounts=10)) as node:
+def node_kind() -> str:
+    """Which dev chain node the module's chain is (parametrize it to run a module on several)."""
+    return "anvil"
+
+
+@pytest.fixture(scope="module")
+def anvil(node_kind):
+    """The module's dev chain node (Anvil by default; see ``node_kind``)."""
+    with LocalNode(NodeConfig(kind=node_kind, port=0, accounts=10)) as node:
         yield node
 
 

@@ -19,6 +19,9 @@ import yaml
 from efedllm.errors import EfedError
 
 CONTRACTS_DIR = "contracts"
+EVM_VERSION = "shanghai"
+"""The EVM the contracts are compiled for when brownie-config.yaml names none (it names the same): Shanghai, the
+newest both dev nodes run (Ganache 7 stops there), so one bytecode deploys on Anvil, Ganache and public chains."""
 CACHE_DIR = Path("build") / "efedllm"
 
 
@@ -44,7 +47,7 @@ def compiler_settings(root: Path) -> dict:
     solc = config["solc"]
     return {
         "version": str(solc["version"]),
-        "evmVersion": config.get("evm_version"),
+        "evmVersion": config.get("evm_version") or EVM_VERSION,
         "optimizer": {"enabled": bool(solc["optimizer"]["enabled"]), "runs": int(solc["optimizer"]["runs"])},
         "remappings": list(solc.get("remappings") or []),
     }

@@ -12,14 +12,16 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from efedllm.chain.anvil import Anvil, AnvilConfig
 from efedllm.chain.compile import compile_contracts
 from efedllm.chain.connection import Signer, connect
 from efedllm.chain.deploy import deploy
+from efedllm.chain.node import NODE_KINDS, LocalNode, NodeConfig
 from efedllm.chain.params import ONE
 from efedllm.chain.protocol import Outcome, Protocol
 from efedllm.chain.transactions import ErrorDecoder, Transactor
 from efedllm.cli.common import ether, table
+
+NODE_NAMES = {"anvil": "Anvil", "ganache": "Ganache"}
 
 
 def say(message: str) -> None:
@@ -29,7 +31,10 @@ def say(message: str) -> None:
 def register(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="run a whole local eFedLLM network through two epochs and report it")
     parser.add_argument("--rpc-url", default=None,
-                        help="use this running dev chain (Anvil) instead of starting one (default: start Anvil)")
+                        help="use this running dev chain (Anvil or Ganache) instead of starting one "
+                             "(default: start one, see --node)")
+    parser.add_argument("--node", choices=NODE_KINDS, default="anvil",
+                        help="the dev chain node to start when no --rpc-url is given (default: %(default)s)")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="deployment, logs and server data (default: a temporary directory)")
     parser.add_argument("--prompt", default="Name three animals that live in the sea.",
@@ -56,9 +61,9 @@ def run(args: argparse.Namespace) -> int:
         work = args.work_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="efedllm-demo-")))
         rpc_url = args.rpc_url
         if rpc_url is None:
-            anvil = stack.enter_context(Anvil(AnvilConfig(port=0)))
-            rpc_url = anvil.url
-            say(f"[    0s] local chain: Anvil at {rpc_url}")
+            node = stack.enter_context(LocalNode(NodeConfig(kind=args.node, port=0)))
+            rpc_url = node.url
+            say(f"[    0s] local chain: {NODE_NAMES[args.node]} at {rpc_url}")
         w3 = connect(rpc_url)
         artifacts = compile_contracts()
         tx = Transactor(w3, Signer(w3.eth.accounts[0]), ErrorDecoder(a.abi for a in artifacts.values()))

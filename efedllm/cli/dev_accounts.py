@@ -1,6 +1,6 @@
 """The funded accounts of a local development node, shown when ``efedllm chain up`` starts one.
 
-Anvil derives its accounts from a mnemonic printed in every tutorial, so their private keys are public: fine for a
+Anvil and Ganache (deterministic) derive their accounts from a mnemonic printed in every tutorial, so their private keys are public: fine for a
 local chain, and a loss of funds anywhere else. The listing says so when the node's accounts are those.
 """
 
@@ -12,9 +12,10 @@ from eth_account import Account
 from web3 import Web3
 
 from efedllm.chain.connection import connect
+from efedllm.chain.node import DEV_MNEMONICS
 from efedllm.chain.transactions import ether
 
-PUBLIC_MNEMONICS = {"Anvil": "test test test test test test test test test test test junk"}
+PUBLIC_MNEMONICS = {kind.capitalize(): mnemonic for kind, mnemonic in DEV_MNEMONICS.items()}
 """Mnemonics whose keys everyone knows, by the node that uses them by default."""
 
 

@@ -10,10 +10,15 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from efedllm.chain.deployment import Deployment
+from efedllm.chain.node import NODE_KINDS
 from efedllm.chain.protocol import Outcome, Protocol, Status
 from efedllm.demo import ROLES
 from efedllm.localnet import EFEDLLM
+
+pytestmark = pytest.mark.parametrize("node_kind", NODE_KINDS, scope="module")  # Anvil and Ganache
 
 
 def test_the_demo_reports_what_the_chain_holds(w3, anvil, tmp_path):

@@ -21,12 +21,15 @@ import pytest
 
 from efedllm.chain.anvil import free_port
 from efedllm.chain.connection import Signer
+from efedllm.chain.node import NODE_KINDS
 from efedllm.chain.params import ETHER, ONE
 from efedllm.chain.protocol import Phase, Protocol, Status
 from efedllm.client import DistributedModel
 from efedllm.localnet import (
     EFEDLLM, WALKED_PARAMS, ServerProcess, VerifierProcess, Walker, start_all, stop_all, wait_for,
 )
+
+pytestmark = pytest.mark.parametrize("node_kind", NODE_KINDS, scope="module")  # Anvil and Ganache
 
 SERVERS = {"A": (1, "0:10", []), "B": (2, "10:20", []), "F": (3, "20:30", ["--fault", "noise", "--fault-scale", "0.005"]),
            "C": (4, "0:10", ["--rebalance", "--auto-claim"])}
