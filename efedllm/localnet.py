@@ -216,11 +216,20 @@ class Walker:
         """Commit, reveal and finalize ``epoch``; returns each server's Score."""
         scoring = self.protocol.scoring.functions
         verifiers = list(verifiers)
+
+        def committed(verifier: str) -> bool:
+            commitment, _revealed = scoring.commitmentOf(epoch, verifier).call()
+            return commitment != b"\0" * 32
+
+        def revealed(verifier: str) -> bool:
+            _commitment, revealed = scoring.commitmentOf(epoch, verifier).call()
+            return revealed
+
         self.warp(epoch, Phase.COMMIT_SCORES)
-        wait_for(lambda: all(scoring.commitmentOf(epoch, v).call()[0] != b"\0" * 32 for v in verifiers),
+        wait_for(lambda: all(committed(v) for v in verifiers),
                  f"score commitments of epoch {epoch}", timeout=600, processes=self.processes)
         self.warp(epoch, Phase.REVEAL_SCORES)
-        wait_for(lambda: all(scoring.commitmentOf(epoch, v).call()[1] for v in verifiers),
+        wait_for(lambda: all(revealed(v) for v in verifiers),
                  f"score reveals of epoch {epoch}", processes=self.processes)
         self.warp(epoch, Phase.FINALIZE)
         servers = list(servers)
