@@ -18,12 +18,17 @@ from pathlib import Path
 
 from efedllm.chain.connection import Signer
 from efedllm.chain.params import ETHER, ONE
-from efedllm.chain.protocol import Outcome, Phase, Protocol, Status
+from efedllm.chain.protocol import Phase, Protocol, Status
 from efedllm.localnet import (
-    EfedllmProcess, ServerProcess, VerifierProcess, Walker, chain_args, start_all, wait_for,
+    EfedllmProcess,
+    ServerProcess,
+    VerifierProcess,
+    Walker,
+    chain_args,
+    start_all,
+    wait_for,
 )
 from efedllm.server.rewards import claim
-
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,11 +112,12 @@ class Demo:
         names = {self.address(r.account): r.name for r in ROLES}
         entry = {}
         for address, score in scores.items():
-            acc, s, outcome = score[0], score[1], score[-1]
-            entry[address] = {"server": names[address], "acc": acc, "score": s, "outcome": Outcome(outcome).label,
-                              "work_units": work.get(address, (b"", 0))[1]}
+            acc, s, outcome = score.acc, score.score, score.outcome
+            committed = work.get(address)
+            entry[address] = {"server": names[address], "acc": acc, "score": s, "outcome": outcome.label,
+                              "work_units": committed.work_units if committed else 0}
             if outcome:
-                self.log(f"epoch {epoch}: {names[address]}: acc {acc / ONE:.2f}, S {s / ONE:.2f} -> {Outcome(outcome).label}")
+                self.log(f"epoch {epoch}: {names[address]}: acc {acc / ONE:.2f}, S {s / ONE:.2f} -> {outcome.label}")
         self.report["epochs"][epoch] = {"scores": entry, "pool": self.protocol.pool.functions.poolSize(epoch).call()}
 
     def run(self) -> dict:

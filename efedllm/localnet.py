@@ -21,7 +21,7 @@ import requests
 
 from efedllm.chain.anvil import warp_to
 from efedllm.chain.params import ProtocolParams
-from efedllm.chain.protocol import Phase, Protocol
+from efedllm.chain.protocol import Commitment, Phase, Protocol, Score
 from efedllm.errors import EfedError
 from efedllm.rpc.client import ServerClient, ServerFailure
 from efedllm.rpc.messages import MessageError, ServerInfo
@@ -210,26 +210,34 @@ class Walker:
                  f"servers to notice epoch {epoch}", processes=servers)
         return epoch
 
-    def commitments(self, epoch: int, servers: Iterable[str]) -> dict[str, tuple]:
+    def commitments(self, epoch: int, servers: Iterable[str]) -> dict[str, Commitment]:
         self.warp(epoch, Phase.COMMIT_WORK)
-        ledger = self.protocol.ledger.functions
         servers = list(servers)
-        wait_for(lambda: all(ledger.commitmentOf(epoch, s).call()[1] for s in servers),
+        wait_for(lambda: all(self.protocol.commitment_of(epoch, s).work_units for s in servers),
                  f"work commitments of epoch {epoch}", processes=self.processes)
-        return {s: tuple(ledger.commitmentOf(epoch, s).call()) for s in servers}
+        return {s: self.protocol.commitment_of(epoch, s) for s in servers}
 
-    def scores(self, epoch: int, verifiers: Iterable[str], servers: Iterable[str]) -> dict[str, tuple]:
+    def scores(self, epoch: int, verifiers: Iterable[str], servers: Iterable[str]) -> dict[str, Score]:
         """Commit, reveal and finalize ``epoch``; returns each server's Score."""
         scoring = self.protocol.scoring.functions
         verifiers = list(verifiers)
+
+        def committed(verifier: str) -> bool:
+            commitment, _revealed = scoring.commitmentOf(epoch, verifier).call()
+            return commitment != b"\0" * 32
+
+        def revealed(verifier: str) -> bool:
+            _commitment, revealed = scoring.commitmentOf(epoch, verifier).call()
+            return revealed
+
         self.warp(epoch, Phase.COMMIT_SCORES)
-        wait_for(lambda: all(scoring.commitmentOf(epoch, v).call()[0] != b"\0" * 32 for v in verifiers),
+        wait_for(lambda: all(committed(v) for v in verifiers),
                  f"score commitments of epoch {epoch}", timeout=600, processes=self.processes)
         self.warp(epoch, Phase.REVEAL_SCORES)
-        wait_for(lambda: all(scoring.commitmentOf(epoch, v).call()[1] for v in verifiers),
+        wait_for(lambda: all(revealed(v) for v in verifiers),
                  f"score reveals of epoch {epoch}", processes=self.processes)
         self.warp(epoch, Phase.FINALIZE)
         servers = list(servers)
-        wait_for(lambda: all(scoring.scoreOf(epoch, s).call()[-1] for s in servers),
+        wait_for(lambda: all(self.protocol.score_of(epoch, s).outcome for s in servers),
                  f"finalize of epoch {epoch}", processes=self.processes)
-        return {s: tuple(scoring.scoreOf(epoch, s).call()) for s in servers}
+        return {s: self.protocol.score_of(epoch, s) for s in servers}

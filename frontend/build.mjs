@@ -22,7 +22,8 @@ function files(dir) {
 
 function inputsHash() {
   const hash = createHash("sha256");
-  const inputs = [join(here, "build.mjs"), join(here, "index.html"), join(root, "package-lock.json"), ...files(join(here, "src"))];
+  const inputs = [join(here, "build.mjs"), join(here, "index.html"), join(root, "package-lock.json"),
+    join(root, "efedllm", "chain", "schema.json"), ...files(join(here, "src"))]; // schema.js bundles schema.json
   for (const path of inputs) {
     hash.update(relative(root, path) + "\0");
     hash.update(readFileSync(path));

@@ -53,7 +53,7 @@ def compiler_settings(root: Path) -> dict:
     }
 
 
-def _standard_input(root: Path, settings: dict) -> dict:
+def _standard_input(root: Path, settings: dict, outputs: dict | None = None) -> dict:
     sources = {
         str(path.relative_to(root)): {"content": path.read_text()}
         for path in sorted((root / CONTRACTS_DIR).rglob("*.sol"))
@@ -65,7 +65,7 @@ def _standard_input(root: Path, settings: dict) -> dict:
             "evmVersion": settings["evmVersion"],
             "optimizer": settings["optimizer"],
             "remappings": settings["remappings"],
-            "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object"]}},
+            "outputSelection": outputs or {"*": {"*": ["abi", "evm.bytecode.object"]}},
         },
     }
 
@@ -92,6 +92,16 @@ def compile_contracts(root: Path | None = None) -> dict[str, Artifact]:
         for unit in output["contracts"].values()
         for name, data in unit.items()
     }
+
+
+def compile_ast(root: Path | None = None) -> dict[str, dict]:
+    """The compiler's AST of every source under ``contracts/`` (source path -> AST), for generators that read
+    the contracts' declarations (``schema.py``). No code is generated, so this is quick and is not cached."""
+    root = root or project_root()
+    settings = compiler_settings(root)
+    standard_input = _standard_input(root, settings, {"*": {"": ["ast"]}})
+    output = _run_solc(root, settings["version"], standard_input)
+    return {path: unit["ast"] for path, unit in output["sources"].items()}
 
 
 def _run_solc(root: Path, version: str, standard_input: dict) -> dict:

@@ -14,6 +14,7 @@ from typing import Any
 
 from web3 import Web3
 
+from efedllm.chain.enums import SCHEMA
 from efedllm.chain.params import ProtocolParams
 from efedllm.chain.plan import CONTRACTS
 from efedllm.errors import EfedError
@@ -54,6 +55,7 @@ class Deployment:
             "contracts": {
                 name: {"address": record.address, "abi": record.abi} for name, record in self.contracts.items()
             },
+            "enums": SCHEMA["enums"],  # for readers without schema.json (the dashboard); optional when reading
         }
 
     def save(self, directory: Path | None = None) -> Path:

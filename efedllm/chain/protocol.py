@@ -2,77 +2,31 @@
 
 ``Protocol`` is what servers, verifiers, clients and the command line hold: the five contracts as web3
 contract objects, typed views of what the dashboard and the router need, and a transactor for the signer.
+Structs come back as the dataclasses of ``views.py``, decoded by the ABI's names; read them through the
+methods here (``score_of``, ``commitment_of`` ...) rather than indexing what web3 returns.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import IntEnum
 from functools import cached_property
 
 from web3 import Web3
 
 from efedllm.chain.connection import Signer
 from efedllm.chain.deployment import Deployment
+from efedllm.chain.enums import Outcome, Phase, Status
 from efedllm.chain.transactions import ErrorDecoder, Transactor
+from efedllm.chain.views import (
+    Commitment,
+    EpochPool,
+    Score,
+    ServerRecord,
+    StructDecoder,
+    Windows,
+)
 from efedllm.errors import EfedError
 
-
-class Status(IntEnum):
-    NONE = 0
-    ACTIVE = 1
-    INACTIVE = 2
-    DEACTIVATED = 3
-
-
-class Outcome(IntEnum):
-    """What finalizing an epoch did to a server (ITrustScoring.Outcome)."""
-
-    NONE = 0
-    PASSED = 1
-    SLASHED = 2
-    IMMUNE = 3
-    FAILED = 4
-    NO_QUORUM = 5
-
-    @property
-    def label(self) -> str:
-        return self.name.lower().replace("_", " ")
-
-
-class Phase(IntEnum):
-    FUTURE = 0
-    WORK = 1
-    COMMIT_WORK = 2
-    COMMIT_SCORES = 3
-    REVEAL_SCORES = 4
-    FINALIZE = 5
-    SETTLED = 6
-
-
-@dataclass(frozen=True)
-class ServerRecord:
-    address: str
-    endpoint: str
-    first_layer: int
-    num_layers: int
-    status: Status
-    registered_epoch: int
-    active_since: int
-    times_slashed: int
-    unlock_time: int
-    stake: int
-    unbonding: int
-    total_slashed: int
-    weight: int
-
-    @property
-    def layers(self) -> range:
-        return range(self.first_layer, self.first_layer + self.num_layers)
-
-    @classmethod
-    def from_tuple(cls, address: str, t: tuple) -> ServerRecord:
-        return cls(address, t[0], t[1], t[2], Status(t[3]), *t[4:])
+__all__ = ["Commitment", "EpochPool", "Outcome", "Phase", "Protocol", "Score", "ServerRecord", "Status", "Windows"]
 
 
 class Protocol:
@@ -81,6 +35,7 @@ class Protocol:
         if chain_id != deployment.chain_id:
             raise EfedError(f"wrong network: the deployment is for chain {deployment.chain_id}, the RPC serves {chain_id}")
         self.w3, self.deployment, self.signer = w3, deployment, signer
+        self._decoders: dict[tuple[str, str, int], StructDecoder] = {}
         self.decoder = ErrorDecoder(record.abi for record in deployment.contracts.values())
         for name, record in deployment.contracts.items():  # a stale file (a dev chain restarted) fails here, by name
             if not w3.eth.get_code(record.address):
@@ -125,13 +80,48 @@ class Protocol:
     def phase(self, epoch: int) -> Phase:
         return Phase(self.schedule.functions.phase(epoch).call())
 
+    def _decoder(self, cls: type, contract: str, function: str, *, output: int = 0) -> StructDecoder:
+        key = (contract, function, output)
+        if key not in self._decoders:
+            self._decoders[key] = StructDecoder(cls, self.deployment.contracts[contract].abi, function, output=output)
+        return self._decoders[key]
+
     def servers(self, *, page: int = 200) -> list[ServerRecord]:
         count = self.registry.functions.serverCount().call()
+        decode = self._decoder(ServerRecord, "ServerRegistry", "getServers", output=1)
         records: list[ServerRecord] = []
         for offset in range(0, count, page):
             addrs, tuples = self.registry.functions.getServers(offset, page).call()
-            records += [ServerRecord.from_tuple(a, t) for a, t in zip(addrs, tuples)]
+            records += [decode(t, address=a) for a, t in zip(addrs, tuples)]
         return records
+
+    def server(self, address: str) -> ServerRecord:
+        """The registry's record of ``address`` (status NONE when it never registered)."""
+        address = Web3.to_checksum_address(address)
+        value = self.registry.functions.getServer(address).call()
+        return self._decoder(ServerRecord, "ServerRegistry", "getServer")(value, address=address)
+
+    def commitment_of(self, epoch: int, server: str) -> Commitment:
+        """The work ``server`` committed for ``epoch`` (``work_units`` 0: none)."""
+        value = self.ledger.functions.commitmentOf(epoch, server).call()
+        return self._decoder(Commitment, "WorkLedger", "commitmentOf")(value)
+
+    def score_of(self, epoch: int, server: str) -> Score:
+        value = self.scoring.functions.scoreOf(epoch, server).call()
+        return self._decoder(Score, "TrustScoring", "scoreOf")(value)
+
+    def last_score(self, server: str) -> tuple[int, Score]:
+        """(epoch, score) of the last epoch that scored ``server`` (outcome NONE: never scored)."""
+        epoch, value = self.scoring.functions.lastScore(server).call()
+        return epoch, self._decoder(Score, "TrustScoring", "lastScore", output=1)(value)
+
+    def pool_of(self, epoch: int) -> EpochPool:
+        value = self.pool.functions.epochPool(epoch).call()
+        return self._decoder(EpochPool, "RewardPool", "epochPool")(value)
+
+    def windows(self, epoch: int) -> Windows:
+        """When each window of ``epoch`` ends, as EpochSchedule.windows computes it (the one clock)."""
+        return self._decoder(Windows, "EpochSchedule", "windows")(self.schedule.functions.windows(epoch).call())
 
     def coverage(self) -> list[int]:
         return self.registry.functions.coverage().call()
@@ -164,7 +154,4 @@ class Protocol:
 
     def window_start(self, epoch: int, phase: Phase) -> int:
         """Timestamp at which ``epoch`` enters ``phase`` (Work .. Settled)."""
-        w = self.schedule.functions.windows(epoch).call()
-        starts = {Phase.WORK: w[0], Phase.COMMIT_WORK: w[1], Phase.COMMIT_SCORES: w[2], Phase.REVEAL_SCORES: w[3],
-                  Phase.FINALIZE: w[4], Phase.SETTLED: w[5]}
-        return starts[phase]
+        return self.windows(epoch).start(phase)

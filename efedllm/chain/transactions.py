@@ -2,23 +2,23 @@
 
 Every revert of our contracts is a custom error; this module maps its 4-byte selector back to the error's
 name and arguments using the ABIs in hand (the deployment file's, or the compiler's), and adds what the error
-means (``MEANINGS``), so a user sees
+means (``explain.MEANINGS``), so a user sees
 ``register reverted: InsufficientStake(stake=1, minStake=1000000000000000000): stake 0.000000 ETH is below the
 minimum 1.000000 ETH`` rather than a hex blob.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from collections.abc import Iterable
 from typing import Any
 
 from eth_abi import decode as abi_decode
-from eth_utils import function_signature_to_4byte_selector, keccak
+from eth_utils import function_signature_to_4byte_selector
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TimeExhausted
 
 from efedllm.chain.connection import Signer
+from efedllm.chain.explain import describe, ether, show, utc  # noqa: F401 - ether, utc: re-exported
 from efedllm.errors import EfedError
 
 
@@ -43,7 +43,7 @@ class ErrorDecoder:
         name, args = found
         if args is None:
             return name
-        shown = f"{name}({', '.join(f'{n}={_show(v)}' for n, v in args.items())})"
+        shown = f"{name}({', '.join(f'{n}={show(v)}' for n, v in args.items())})"
         meaning = describe(name, args)
         return f"{shown}: {meaning}" if meaning else shown
 
@@ -113,88 +113,6 @@ class Transactor:
         return RevertError(f"{label} reverted: {exc.message or exc}", None)
 
 
-def describe(name: str, args: dict[str, Any]) -> str | None:
-    """What a custom error of our contracts (or OpenZeppelin's) means, in words; None for unknown errors."""
-    meaning = MEANINGS.get(name)
-    if meaning is None or isinstance(meaning, str):
-        return meaning
-    try:
-        return meaning(args)
-    except (KeyError, ValueError, OverflowError):  # an ABI whose argument names differ: the name still shows
-        return None
-
-
-def utc(timestamp: int) -> str:
-    """A chain timestamp as people read it."""
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def ether(wei: int) -> str:
-    return f"{wei / 10**18:,.6f} ETH"
-
-
-def _phase(value: int) -> str:
-    from efedllm.chain.protocol import Phase  # protocol imports this module
-
-    return Phase(value).name.lower().replace("_", "-")
-
-
-ROLES = {keccak(text=name): name for name in
-         ("GOVERNOR_ROLE", "VERIFIER_ROLE", "SLASHER_ROLE", "SCORER_ROLE", "DEPOSITOR_ROLE")}
-ROLES[b"\0" * 32] = "DEFAULT_ADMIN_ROLE"
-
-MEANINGS: dict[str, str | Callable[[dict[str, Any]], str]] = {
-    # ServerRegistry
-    "AlreadyRegistered": "this address is already registered as a server",
-    "NotRegistered": lambda a: f"{a['server']} is not registered as a server (register with `efedllm server run`)",
-    "ServerIsDeactivated": "the server was slashed and deactivated: it can only unstake and withdraw what is left",
-    "InsufficientStake": lambda a: f"stake {ether(a['stake'])} is below the minimum {ether(a['minStake'])}",
-    "InvalidSpan": lambda a: (f"layers {a['firstLayer']}:{a['firstLayer'] + a['numLayers']} do not fit "
-                              f"the model's {a['modelLayers']} layers"),
-    "InvalidEndpoint": "the endpoint URL is empty or too long",
-    "ZeroAmount": "the amount must be more than zero",
-    "AmountExceedsStake": lambda a: f"asked for {ether(a['amount'])} but only {ether(a['stake'])} is bonded",
-    "NothingToWithdraw": "nothing is unbonding: request it first with `efedllm server unstake`",
-    "StillUnbonding": lambda a: f"still unbonding until {utc(a['unlockTime'])}",
-    "TransferFailed": "the contract could not send the ether to the recipient",
-    # RewardPool
-    "NothingToClaim": "nothing to claim for these epochs",
-    "AlreadyClaimed": lambda a: f"the rewards of epoch {a['epoch']} were already claimed",
-    "EpochClosed": lambda a: f"epoch {a['epoch']} is over (the current epoch is {a['currentEpoch']})",
-    "NotRollable": lambda a: f"the pool of epoch {a['epoch']} is not settled, empty, earned or already rolled over",
-    "WeightAlreadyRecorded": lambda a: f"the reward weight of {a['server']} in epoch {a['epoch']} is already recorded",
-    # EpochSchedule and every contract's phase checks
-    "WrongPhase": lambda a: (f"epoch {a['epoch']} is in its {_phase(a['actual'])} phase; "
-                             f"this needs {_phase(a['expected'])}"),
-    "InvalidSchedule": "the epoch schedule's lengths must be positive and its genesis not in the past",
-    # WorkLedger
-    "ServerNotEligible": lambda a: f"{a['server']} is not an active or inactive server, so it may not commit work",
-    "WorkAlreadyCommitted": lambda a: f"work for epoch {a['epoch']} is already committed",
-    "EmptyCommitment": "a work commitment needs a Merkle root and at least one work unit",
-    "TooManyWorkUnits": lambda a: f"{a['workUnits']} work units exceed the cap of {a['max']}",
-    "SeedAlreadyDrawn": lambda a: f"the sampling seed of epoch {a['epoch']} is already drawn",
-    # TrustScoring
-    "ScoresAlreadyCommitted": lambda a: f"this verifier already committed scores for epoch {a['epoch']}",
-    "TooManyVerifiers": lambda a: f"epoch {a['epoch']} already has the most verifiers allowed",
-    "NoCommitment": lambda a: f"this verifier committed no scores for epoch {a['epoch']}",
-    "ScoresAlreadyRevealed": lambda a: f"this verifier already revealed its scores for epoch {a['epoch']}",
-    "CommitmentMismatch": "the revealed scores and salt do not match the commitment",
-    "LengthMismatch": lambda a: f"{a['servers']} servers but {a['accuracies']} accuracies",
-    "EmptyReveal": "a reveal needs at least one server",
-    "AccuracyOutOfRange": lambda a: f"accuracy {a['accuracy'] / 10**18:g} of {a['server']} is above 1.0",
-    "ServersNotSorted": lambda a: f"servers must be in ascending address order (at index {a['index']})",
-    "UnknownServer": lambda a: f"{a['server']} is not a registered server",
-    # Governed and OpenZeppelin
-    "ParameterOutOfBounds": lambda a: (f"{a['name'].rstrip(bytes(1)).decode()} = {a['value']} is outside "
-                                       f"[{a['min']}, {a['max']}]"),
-    "AccessControlUnauthorizedAccount": lambda a: (f"{a['account']} lacks "
-                                                   f"{ROLES.get(a['neededRole'], '0x' + a['neededRole'].hex())}"),
-    "EnforcedPause": "governance has paused the contract",
-    "ExpectedPause": "the contract is not paused",
-    "ReentrancyGuardReentrantCall": "a reentrant call was refused",
-}
-
-
 def _abi_type(arg: dict) -> str:
     if arg["type"].startswith("tuple"):
         inner = ",".join(_abi_type(c) for c in arg["components"])
@@ -211,9 +129,3 @@ def _to_bytes(data: Any) -> bytes | None:
         except ValueError:
             return None
     return None
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bytes):
-        return "0x" + value.hex()
-    return str(value)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from efedllm.chain.connection import DEFAULT_RPC_URL, connect, load_signer
 from efedllm.chain.deployment import Deployment
+from efedllm.chain.explain import ether  # noqa: F401 - re-exported for the subcommands
 from efedllm.chain.params import ONE
 from efedllm.chain.protocol import Protocol
-from efedllm.chain.transactions import ether  # noqa: F401 - re-exported for the subcommands
 
 
 def add_chain_options(parser: argparse.ArgumentParser, *, signs: bool, reads_deployment: bool = True) -> None:

@@ -17,7 +17,7 @@ from efedllm.chain.connection import Signer, connect
 from efedllm.chain.deploy import deploy
 from efedllm.chain.node import NODE_KINDS, LocalNode, NodeConfig
 from efedllm.chain.params import ONE
-from efedllm.chain.protocol import Outcome, Protocol
+from efedllm.chain.protocol import Protocol
 from efedllm.chain.transactions import ErrorDecoder, Transactor
 from efedllm.cli.common import ether, table
 
@@ -49,8 +49,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from efedllm.demo import VERIFIERS, Demo
     from efedllm.chain.anvil import free_port
+    from efedllm.demo import VERIFIERS, Demo
     from efedllm.localnet import WALKED_PARAMS, DashboardProcess, stop_all
 
     # Ctrl-C or SIGTERM at any moment ends the run through KeyboardInterrupt, so the ExitStack below stops every
@@ -118,8 +118,8 @@ def print_summary(protocol: Protocol, report: dict, *, deployment_block: int) ->
         cells = [names[s.address], s.address[:10] + "…", f"{s.first_layer}:{s.first_layer + s.num_layers}",
                  s.status.name.lower(), ether(s.stake), s.times_slashed]
         for epoch in epochs:
-            acc, score, *_, outcome = protocol.scoring.functions.scoreOf(epoch, s.address).call()
-            cells.append(f"{acc / ONE:.2f} / {score / ONE:.2f} {Outcome(outcome).label}" if outcome else "-")
+            score = protocol.score_of(epoch, s.address)
+            cells.append(f"{score.acc / ONE:.2f} / {score.score / ONE:.2f} {score.outcome.label}" if score.outcome else "-")
         cells.append(ether(claimed.get(s.address, 0)))
         rows.append(cells)
     headers = ["server", "address", "layers", "status", "stake", "slashed", *(f"epoch {e}: acc / S" for e in epochs),
@@ -134,5 +134,5 @@ def print_summary(protocol: Protocol, report: dict, *, deployment_block: int) ->
     say(f"identical text before and after the takeover: {'yes' if same else 'NO'}")
     say("\n== pools ==")
     for epoch in epochs:
-        pool = protocol.pool.functions.epochPool(epoch).call()
-        say(f"epoch {epoch}: funded {ether(pool[0])}, slashed stake {ether(pool[1])}, paid {ether(pool[3])}")
+        pool = protocol.pool_of(epoch)
+        say(f"epoch {epoch}: funded {ether(pool.funded)}, slashed stake {ether(pool.slashed)}, paid {ether(pool.claimed)}")

@@ -12,9 +12,9 @@ from decimal import Decimal, InvalidOperation
 
 from web3 import Web3
 
+from efedllm.chain.explain import utc
 from efedllm.chain.params import ETHER, ONE
 from efedllm.chain.protocol import Outcome, Protocol, ServerRecord, Status
-from efedllm.chain.transactions import utc
 from efedllm.cli.common import add_chain_options, ether, open_protocol
 from efedllm.errors import EfedError
 
@@ -115,7 +115,7 @@ def check_registration(protocol: Protocol, *, endpoint: str, first: int, count: 
 
 
 def server_record(protocol: Protocol, address: str, *, required: bool = True) -> ServerRecord:
-    record = ServerRecord.from_tuple(address, protocol.registry.functions.getServer(address).call())
+    record = protocol.server(address)
     if required and record.status == Status.NONE:
         raise EfedError(f"{address} is not registered as a server on this deployment (register with "
                         f"`efedllm server run`)")
@@ -156,9 +156,8 @@ def _unbonding(record: ServerRecord, now: int) -> str:
 
 
 def _last_score(protocol: Protocol, address: str) -> str:
-    epoch, score = protocol.scoring.functions.lastScore(address).call()
-    acc, s, num_layers, max_layers, verifiers, outcome = score
-    if outcome == Outcome.NONE:
+    epoch, score = protocol.last_score(address)
+    if score.outcome == Outcome.NONE:
         return "not scored yet"
-    return (f"epoch {epoch}: acc {acc / ONE:.4f}, S {s / ONE:.4f} (l {num_layers}/max {max_layers}, "
-            f"{verifiers} verifier(s)) -> {Outcome(outcome).name.lower().replace('_', ' ')}")
+    return (f"epoch {epoch}: acc {score.acc / ONE:.4f}, S {score.score / ONE:.4f} (l {score.num_layers}/max "
+            f"{score.max_layers}, {score.verifiers} verifier(s)) -> {score.outcome.label}")

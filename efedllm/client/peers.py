@@ -78,13 +78,12 @@ class ChainPeers:
     def _peers(self) -> list[Peer]:
         records = [s for s in self.protocol.servers() if s.status == Status.ACTIVE]
         infos = probe_all([s.endpoint for s in records])
-        scoring = self.protocol.scoring.functions
         peers = []
         for record, info in zip(records, infos):
             if not info or (info.first_layer, info.num_layers) != (record.first_layer, record.num_layers):
                 continue
-            _, score = scoring.lastScore(record.address).call()
-            trust = score[1] / ONE if score[5] else 1.0  # outcome None: never scored yet
+            _, last = self.protocol.last_score(record.address)
+            trust = last.score / ONE if last.outcome else 1.0  # outcome None: never scored yet
             peers.append(Peer(endpoint=record.endpoint, first=record.first_layer, end=record.first_layer + record.num_layers,
                               decode_tokens_per_s=decode_speed(info),
                               trust=trust, address=record.address))

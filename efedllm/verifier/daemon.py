@@ -16,11 +16,11 @@ from pathlib import Path
 
 from efedllm.chain.connection import message_signer
 from efedllm.chain.params import ONE
-from efedllm.chain.protocol import Outcome, Phase, Protocol, Status
+from efedllm.chain.protocol import Phase, Protocol, Status
 from efedllm.chain.transactions import RevertError
 from efedllm.verifier.config import VerifyConfig
-from efedllm.verifier.scoring import verify_server
 from efedllm.verifier.remote import Target
+from efedllm.verifier.scoring import verify_server
 
 log = logging.getLogger("efedllm.verifier")
 
@@ -83,11 +83,10 @@ class Verifier:
 
     def score_and_commit(self, epoch: int, st: dict) -> None:
         seed = self._seed(epoch)
-        ledger = self.protocol.ledger.functions
         targets = []
         for s in self.protocol.servers():
-            work = ledger.commitmentOf(epoch, s.address).call()
-            if s.status == Status.ACTIVE or (s.status == Status.INACTIVE and work[1] > 0):
+            work = self.protocol.commitment_of(epoch, s.address)
+            if s.status == Status.ACTIVE or (s.status == Status.INACTIVE and work.work_units > 0):
                 targets.append((s, work))
         self.progress(f"epoch {epoch}: verifying {len(targets)} server(s) "
                       f"({self.config.samples} openings each at most, {self.config.canaries} canary prompt(s))")
@@ -95,13 +94,13 @@ class Verifier:
         for s, work in targets:
             target = Target(address=s.address, endpoint=s.endpoint, first_layer=s.first_layer, num_layers=s.num_layers)
             tally = verify_server(target, model=self.model, tokenizer=self.tokenizer, config=self.config,
-                                  sign=self.sign, chain_id=self.chain_id, epoch=epoch, seed=seed, root=work[0],
-                                  work_units=work[1], rng=self.rng)
+                                  sign=self.sign, chain_id=self.chain_id, epoch=epoch, seed=seed, root=work.root,
+                                  work_units=work.work_units, rng=self.rng)
             acc = self.accuracy(tally)
             results[s.address] = acc
             caught = f"; caught: {tally.frauds[0]}" if tally.frauds else ""
             self.progress(f"epoch {epoch}: {s.address} acc {acc / ONE:.3f} ({tally.passed}/{tally.checked} checks, "
-                          f"{work[1]} work units){caught}")
+                          f"{work.work_units} work units){caught}")
         servers = sorted(results, key=lambda a: int(a, 16))
         st.update(servers=servers, accuracies=[results[a] for a in servers], salt="0x" + secrets.token_hex(32))
         if servers:
@@ -131,10 +130,10 @@ class Verifier:
             st["finalized"] = None
         self.state.save()
         for address in servers:
-            score = self.protocol.scoring.functions.scoreOf(epoch, address).call()
-            if score[-1]:  # outcome None: nothing happened to this server
-                self.progress(f"epoch {epoch}: finalized {address}: acc {score[0] / ONE:.3f}, "
-                              f"S {score[1] / ONE:.3f} -> {Outcome(score[-1]).label}")
+            score = self.protocol.score_of(epoch, address)
+            if score.outcome:  # outcome None: nothing happened to this server
+                self.progress(f"epoch {epoch}: finalized {address}: acc {score.acc / ONE:.3f}, "
+                              f"S {score.score / ONE:.3f} -> {score.outcome.label}")
 
     # ------------------------------------------------------------------ loop
 

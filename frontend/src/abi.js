@@ -9,7 +9,7 @@ import {
   toFunctionSelector,
 } from "viem";
 
-export const CONTRACT_NAMES = ["EpochSchedule", "ServerRegistry", "WorkLedger", "TrustScoring", "RewardPool"];
+import { CONTRACT_NAMES, FORMAT } from "./schema.js";
 
 export class DeploymentError extends Error {}
 
@@ -46,9 +46,9 @@ export class Contract {
   }
 }
 
-/** Validates the deployment file as the Python side does (format 1, five contracts with address and ABI). */
+/** Validates the deployment file as the Python side does (its format, every contract with address and ABI). */
 export function loadContracts(deployment) {
-  if (!deployment || deployment.format !== 1) throw new DeploymentError(`unsupported deployment format ${deployment?.format}`);
+  if (!deployment || deployment.format !== FORMAT) throw new DeploymentError(`unsupported deployment format ${deployment?.format}`);
   const contracts = {};
   for (const name of CONTRACT_NAMES) {
     const record = deployment.contracts?.[name];

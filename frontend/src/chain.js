@@ -1,6 +1,7 @@
 // What the contracts hold now: one consistent snapshot per block, every view pinned to the same block
 // number, read in one or two JSON-RPC batches.
 import { toHex } from "./rpc.js";
+import { Phase } from "./schema.js";
 
 const SERVER_PAGE = 250;
 
@@ -24,14 +25,18 @@ export function windows(schedule, epoch) {
   return { workStart, workEnd, commitWorkEnd, commitScoresEnd, revealEnd, finalizeEnd };
 }
 
-export const PHASES = ["Future", "Work", "Commit work", "Commit scores", "Reveal scores", "Finalize", "Settled"];
+/** The last epoch whose rewards are claimable at time `t` (-1 and below: none yet): epoch e settles at
+ * windows(e).finalizeEnd, which is windows(0).finalizeEnd + e * epochLength. */
+export function lastSettled(schedule, t) {
+  return Math.floor((t - windows(schedule, 0).finalizeEnd) / schedule.epochLength);
+}
 
-/** IEpochSchedule.Phase of `epoch` at time `t` (index into PHASES). */
+/** IEpochSchedule.Phase of `epoch` at time `t` (a value of Phase, index into PHASES). */
 export function phaseAt(schedule, epoch, t) {
   const w = windows(schedule, epoch);
   const ends = [w.workStart, w.workEnd, w.commitWorkEnd, w.commitScoresEnd, w.revealEnd, w.finalizeEnd];
   const i = ends.findIndex((end) => t < end);
-  return i === -1 ? 6 : i;
+  return i === -1 ? Phase.Settled : i;
 }
 
 /** Epoch whose work period contains time `t` (0 before genesis, like currentEpoch()). */

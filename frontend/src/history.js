@@ -16,9 +16,6 @@ const TARGET_LOGS_PER_PAGE = 4000;
 const FIRST_PAGE_BLOCKS = 2000;
 const IN_FLIGHT = 3;
 
-export const OUTCOMES = ["none", "passed", "slashed", "immune", "failed", "no quorum"];
-export const STATUSES = ["none", "active", "inactive", "deactivated"];
-
 function emptyPool(epoch) {
   return { epoch, funded: 0n, slashed: 0n, rolledIn: 0n, rolledOut: false, claimed: 0n, totalWeight: 0n,
     committed: 0, workUnits: 0n, scored: 0, slashes: 0, commits: 0, reveals: 0, seed: null };

@@ -1,9 +1,10 @@
 // Everything a view shows, derived from the snapshot (what the contracts hold at the head block) and the
 // history (what the events said). Reward shares follow RewardPool.shareOf exactly (integer division of
 // pool * weight by the epoch's total weight), so pending and earned amounts match the contract to the wei.
-import { epochAt, phaseAt, windows } from "./chain.js";
+import { epochAt, lastSettled as lastSettledAt, phaseAt, windows } from "./chain.js";
+import { Outcome, Phase, STATUSES } from "./schema.js";
 
-const NO_QUORUM = 5;
+const NO_QUORUM = Outcome.NoQuorum;
 export const STATUS_ORDER = { active: 0, inactive: 1, deactivated: 2, none: 3 };
 
 export function poolSize(p) {
@@ -21,8 +22,7 @@ export function buildModel({ snapshot, history, schedule }) {
   const epochOfBlock = (block) => epochAt(schedule, history.timestamps.get(block) ?? now);
 
   // what a server's history adds up to changes only with new events or when an epoch settles: kept between blocks
-  const lastSettled = Math.floor((now - schedule.genesis - schedule.commitWork - schedule.commitScores - schedule.reveal
-    - schedule.finalize) / schedule.epochLength) - 1;
+  const lastSettled = lastSettledAt(schedule, now);
   const key = `${history.version}|${lastSettled}`;
   const totals = (h) => {
     let last = null;
@@ -46,7 +46,7 @@ export function buildModel({ snapshot, history, schedule }) {
     const h = history.byServer.get(record.address) || history.server(record.address);
     if (h.totals?.key !== key) h.totals = totals(h);
     const { last, earned, pending, claimed, lastWork } = h.totals;
-    const status = ["none", "active", "inactive", "deactivated"][record.status];
+    const status = STATUSES[record.status];
     return {
       address: record.address,
       endpoint: record.endpoint,
@@ -85,7 +85,7 @@ export function buildModel({ snapshot, history, schedule }) {
   const epochs = { current, phase: phaseAt(schedule, current, now), windows: windows(schedule, current), settling: [] };
   for (let e = current - 1; e >= 0; e--) {
     const ph = phaseAt(schedule, e, now);
-    if (ph === 6) break;
+    if (ph === Phase.Settled) break;
     epochs.settling.push({ epoch: e, phase: ph, windows: windows(schedule, e) });
   }
 

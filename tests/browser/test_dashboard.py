@@ -9,13 +9,13 @@ from eth_utils import event_abi_to_log_topic
 from web3 import Web3
 
 from efedllm.chain.params import ETHER
-from efedllm.chain.protocol import Phase, Protocol, Status
+from efedllm.chain.protocol import Outcome, Phase, Protocol, Status
 from efedllm.layers import compact_layers
 
 from conftest import PHONE, dashboard_process, open_page, screenshot
 
 NOT_SHOWN = {"RewardWeightRecorded", "RoleGranted", "RoleRevoked", "RoleAdminChanged"}
-NO_SCORE = {0, 5}  # Outcome.None, Outcome.NoQuorum
+NO_SCORE = {Outcome.NONE, Outcome.NO_QUORUM}
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +81,8 @@ def test_server_table_shows_what_the_registry_holds(page, chain):
         assert int(cells["stake"]["value"]) == s.stake and cells["stake"]["text"] == eth_text(s.stake)
         assert int(cells["unbonding"]["value"]) == s.unbonding
         assert int(cells["slashes"]["value"]) == s.times_slashed
-        last_epoch, score = chain.scoring.functions.lastScore(s.address).call()
-        acc, s_i, outcome = score[0], score[1], score[5]
+        last_epoch, score = chain.last_score(s.address)
+        acc, s_i, outcome = score.acc, score.score, score.outcome
         if outcome in NO_SCORE:
             assert cells["score"]["value"] == "" and cells["score"]["text"] == "—"
         else:
@@ -91,7 +91,7 @@ def test_server_table_shows_what_the_registry_holds(page, chain):
             assert cells["score"]["text"].startswith(f"{s_i / 1e18:.4f}")
             css = page.get_attribute(f'tr[data-address="{s.address.lower()}"] .score', "class")
             assert ("pass" in css) == (s_i >= theta)
-        work = sum(chain.ledger.functions.commitmentOf(e, s.address).call()[1] for e in epochs)
+        work = sum(chain.commitment_of(e, s.address).work_units for e in epochs)
         assert int(cells["work"]["value"]) == work
         pending = chain.pool.functions.pendingRewards(s.address, list(epochs)).call()
         assert int(cells["pending"]["value"]) == pending
@@ -135,15 +135,16 @@ def test_epoch_panel_and_parameters(page, chain):
     assert page.inner_text('[data-param="Minimum verifiers"]') == str(params["minVerifiers"])
     assert page.inner_text('[data-param="Model layers"]') == str(params["numLayers"])
     for e in range(epoch + 1):
-        pool = chain.pool.functions.epochPool(e).call()
+        pool = chain.pool_of(e)
         row = f'table.epochs tr[data-epoch="{e}"]'
         got = page.eval_on_selector(row, "tr => Object.fromEntries([...tr.querySelectorAll('td[data-value]')].map(td => [td.dataset.col, td.dataset.value]))")
         assert {k: int(v) for k, v in got.items()} == {
-            "size": chain.pool.functions.poolSize(e).call(), "funded": pool[0], "slashed": pool[1], "rolledIn": pool[2], "claimed": pool[3]}
+            "size": chain.pool.functions.poolSize(e).call(), "funded": pool.funded, "slashed": pool.slashed, "rolledIn": pool.rolled_in,
+            "claimed": pool.claimed}
     bars = page.evaluate("efedDashboard.charts().pools.bars")
     for bar in bars:
-        pool = chain.pool.functions.epochPool(bar["x"]).call()
-        assert [p["value"] for p in bar["parts"]] == pytest.approx([pool[0] / 1e18, pool[1] / 1e18, pool[2] / 1e18])
+        pool = chain.pool_of(bar["x"])
+        assert [p["value"] for p in bar["parts"]] == pytest.approx([pool.funded / 1e18, pool.slashed / 1e18, pool.rolled_in / 1e18])
     page.goto(page.url.split("#")[0] + "#/")
     page.wait_for_selector("#servers tbody tr")
 
@@ -159,11 +160,11 @@ def test_charts_hold_the_chain_history(page, chain):
     for s in servers:
         expected = []
         for e in range(current + 1):
-            score = chain.scoring.functions.scoreOf(e, s.address).call()
-            if score[5] not in NO_SCORE:
-                expected.append({"epoch": e, "score": str(score[1]), "acc": str(score[0]), "outcome": score[5]})
+            score = chain.score_of(e, s.address)
+            if score.outcome not in NO_SCORE:
+                expected.append({"epoch": e, "score": str(score.score), "acc": str(score.acc), "outcome": score.outcome})
         assert series[s.address.lower()] == expected
-    assert any(p["outcome"] == 2 for points in series.values() for p in points), "a slashing shows in the scores"
+    assert any(p["outcome"] == Outcome.SLASHED for points in series.values() for p in points), "a slashing shows in the scores"
 
     ends = last_block_of_epochs(chain)
     registry = chain.registry.functions
@@ -236,9 +237,9 @@ def test_server_page_shows_its_history(page, chain, history):
                                      "Object.fromEntries([...tr.querySelectorAll('td[data-col]')].map(td => [td.dataset.col, td.dataset.value ?? td.innerText]))])")
     assert [r[0] for r in rows] == [1, 0]
     for epoch, cells in rows:
-        score = chain.scoring.functions.scoreOf(epoch, bad).call()
-        work = chain.ledger.functions.commitmentOf(epoch, bad).call()
-        assert (int(cells["work"]), int(cells["acc"]), int(cells["score"])) == (work[1], score[0], score[1])
+        score = chain.score_of(epoch, bad)
+        work = chain.commitment_of(epoch, bad)
+        assert (int(cells["work"]), int(cells["acc"]), int(cells["score"])) == (work.work_units, score.acc, score.score)
         assert int(cells["share"]) == chain.pool.functions.shareOf(epoch, bad).call()
     assert page.inner_text('tr[data-epoch="1"] [data-col="outcome"]') == "slashed"
     charts = page.evaluate("efedDashboard.charts()")
@@ -264,7 +265,7 @@ def test_a_new_transaction_shows_without_reload(page, chain, history):
     page.wait_for_function(f"efedDashboard.block >= {receipt['blockNumber']}", timeout=10_000, polling=50)
     assert page.evaluate("window.__sameDocument") is True, "the page reloaded"
     after = row_values(page, server)["stake"]
-    assert int(after["value"]) == before + ETHER // 4 == chain.registry.functions.getServer(server).call()[8]
+    assert int(after["value"]) == before + ETHER // 4 == chain.server(server).stake
     newest = feed_rows(page)[0]
     assert newest[:3] == ("StakeAdded", receipt["blockNumber"], Web3.to_hex(receipt["transactionHash"]))
     assert page.get_attribute("#chain-chip", "data-state") == "live"

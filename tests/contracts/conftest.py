@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from efedllm.chain import plan  # noqa: E402
+from efedllm.chain import enums, plan  # noqa: E402
 from efedllm.chain.params import ETHER, ONE, ProtocolParams  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------ brownie workarounds
@@ -100,22 +100,13 @@ TEST_PARAMS = ProtocolParams(
 )
 
 
-class Phase:
-    """IEpochSchedule.Phase (plain ints: brownie's return values do not compare with IntEnum)."""
-
-    FUTURE, WORK, COMMIT_WORK, COMMIT_SCORES, REVEAL_SCORES, FINALIZE, SETTLED = range(7)
-
-
-class Status:
-    """IServerRegistry.Status."""
-
-    NONE, ACTIVE, INACTIVE, DEACTIVATED = range(4)
+def _plain(enum: type) -> type:
+    """The members of one of efedllm.chain.enums (generated from the contracts) as plain ints: brownie's return
+    values do not compare with IntEnum."""
+    return type(enum.__name__, (), {"__doc__": enum.__doc__, **{m.name: int(m) for m in enum}})
 
 
-class Outcome:
-    """ITrustScoring.Outcome."""
-
-    NONE, PASSED, SLASHED, IMMUNE, FAILED, NO_QUORUM = range(6)
+Phase, Status, Outcome = _plain(enums.Phase), _plain(enums.Status), _plain(enums.Outcome)
 
 
 def bytes32(text: str) -> str:

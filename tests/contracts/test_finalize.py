@@ -30,7 +30,8 @@ def test_eq3_in_fixed_point(scoring, registry, pool, servers, gov, protocol):
     for s in (a, b, c):
         expected = score_eq3(accs[s], spans[s], 30, weights[s])
         assert expected >= TEST_PARAMS.theta
-        assert plain(scoring.scoreOf(0, s)) == [accs[s], expected, spans[s], 30, 3, Outcome.PASSED]
+        assert scoring.scoreOf(0, s).dict() == {"acc": accs[s], "score": expected, "numLayers": spans[s], "maxLayers": 30,
+                                             "verifiers": 3, "outcome": Outcome.PASSED}
         assert scored(tx, s) == {
             "epoch": 0, "server": s, "acc": accs[s], "score": expected, "numLayers": spans[s], "maxLayers": 30,
             "outcome": Outcome.PASSED, "rewardWeight": expected * work[s],
@@ -155,7 +156,8 @@ def test_no_quorum_is_neither_scored_slashed_nor_paid(scoring, registry, pool, s
     protocol.commit_work(0, {s: 4})
     protocol.score(0, [{s: 0}], verifiers=verifiers[:1])  # minVerifiers is 2
     tx = protocol.finalize(0, [s])
-    assert plain(scoring.scoreOf(0, s)) == [0, 0, 0, 0, 1, Outcome.NO_QUORUM]
+    assert scoring.scoreOf(0, s).dict() == {"acc": 0, "score": 0, "numLayers": 0, "maxLayers": 0, "verifiers": 1,
+                                         "outcome": Outcome.NO_QUORUM}
     assert scored(tx, s)["outcome"] == Outcome.NO_QUORUM
     assert registry.getServer(s)["status"] == Status.ACTIVE
     assert pool.rewardWeight(0, s) == 0

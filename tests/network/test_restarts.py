@@ -21,7 +21,7 @@ import pytest
 
 from efedllm.chain.anvil import Anvil, AnvilConfig, free_port
 from efedllm.chain.params import ONE
-from efedllm.chain.protocol import Protocol, Status
+from efedllm.chain.protocol import Outcome, Protocol, Score, Status
 from efedllm.client import DistributedModel
 from efedllm.errors import EfedError
 from efedllm.localnet import WALKED_PARAMS, ServerProcess, VerifierProcess, Walker, start_all, stop_all, wait_for
@@ -30,7 +30,6 @@ SERVERS = {"A": (1, "0:15"), "B": (2, "15:30")}
 VERIFIER = 9
 TOKENS = 8
 PROMPT = "Name a river."
-PASSED = 1
 
 
 @pytest.fixture(scope="module")
@@ -64,15 +63,15 @@ def generate(client, **kwargs) -> list[int]:
     return client.generate(prompt=PROMPT, max_new_tokens=TOKENS, eos_token_id=[], **kwargs)[0].tolist()
 
 
-def settle(net, epoch: int, *, generations: int) -> dict[str, tuple]:
+def settle(net, epoch: int, *, generations: int) -> dict[str, Score]:
     """Walk ``epoch`` through commitments and scores; every server must have committed all its steps (TOKENS per
     generation) and passed with full accuracy."""
     addresses = net["address"].values()
     commitments = net["walker"].commitments(epoch, addresses)
-    assert {a: c[1] for a, c in commitments.items()} == {a: generations * TOKENS for a in addresses}
+    assert {a: c.work_units for a, c in commitments.items()} == {a: generations * TOKENS for a in addresses}
     scores = net["walker"].scores(epoch, [net["protocol"].w3.eth.accounts[VERIFIER]], addresses)
     for address, score in scores.items():
-        assert (score[0], score[-1]) == (ONE, PASSED), (address, score)
+        assert (score.acc, score.outcome) == (ONE, Outcome.PASSED), (address, score)
     for record in net["protocol"].servers():
         assert record.status == Status.ACTIVE and record.times_slashed == 0
     return scores

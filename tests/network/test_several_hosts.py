@@ -171,12 +171,12 @@ def test_every_role_on_its_own_host_and_a_partition_between_client_and_server(w3
         assert [host_of[e] for _, _, e in again["route"]] == ["s1", other]
 
     commitments = walker.commitments(epoch, address.values())
-    units = {name: commitments[address[name]][1] for name in SERVERS}
+    units = {name: commitments[address[name]].work_units for name in SERVERS}
     assert units["s1"] == 3 * TOKENS
     # layers 15:30: the reference run, the steps before the cut, one replay of the history, the rest, the last run
     assert units["s2"] + units["s3"] == TOKENS + CUT_AFTER + 1 + (TOKENS - CUT_AFTER) + TOKENS
     scores = walker.scores(epoch, [w3.eth.accounts[VERIFIER]], address.values())
     for name in SERVERS:
-        acc, *_, outcome = scores[address[name]]
-        assert (name, outcome, acc) == (name, Outcome.PASSED, ONE)
+        score = scores[address[name]]
+        assert (name, score.outcome, score.acc) == (name, Outcome.PASSED, ONE)
     assert all(s.status == Status.ACTIVE and s.times_slashed == 0 for s in protocol.servers())

@@ -18,7 +18,7 @@ import pytest
 from efedllm.chain.anvil import free_port
 from efedllm.chain.connection import Signer
 from efedllm.chain.params import ONE
-from efedllm.chain.protocol import Outcome, Protocol, Status
+from efedllm.chain.protocol import Outcome, Protocol, Score, Status
 from efedllm.client import DistributedModel
 from efedllm.localnet import WALKED_PARAMS, ServerProcess, VerifierProcess, Walker, start_all, stop_all
 
@@ -55,10 +55,10 @@ def test_the_quorum_rule_decides_while_a_verifier_is_down_and_nobody_is_slashed(
     present = [w3.eth.accounts[v] for v in VERIFIERS if v != ABSENT]
     stake = next(s.stake for s in governor.servers() if s.address == server)
 
-    def epoch_with(verifiers: list[str]) -> tuple[int, tuple]:
+    def epoch_with(verifiers: list[str]) -> tuple[int, Score]:
         epoch = walker.fresh_epoch()
         client.generate(prompt="Name a tree.", max_new_tokens=4, eos_token_id=[])
-        assert walker.commitments(epoch, [server])[server][1] == 4
+        assert walker.commitments(epoch, [server])[server].work_units == 4
         return epoch, walker.scores(epoch, verifiers, [server])[server]
 
     def untouched() -> None:
@@ -68,13 +68,12 @@ def test_the_quorum_rule_decides_while_a_verifier_is_down_and_nobody_is_slashed(
     net["verifiers"][ABSENT].stop()
     walker.processes.remove(net["verifiers"][ABSENT])
     _, score = epoch_with(present)
-    acc, _, _, _, verifiers, outcome = score
-    assert (outcome, verifiers, acc) == (Outcome.PASSED, 2, ONE)
+    assert (score.outcome, score.verifiers, score.acc) == (Outcome.PASSED, 2, ONE)
     untouched()
 
     governor.tx.send(governor.scoring.functions.setMinVerifiers(3), label="setMinVerifiers")
     e2, score = epoch_with(present)
-    assert score[-1] == Outcome.NO_QUORUM and score[4] == 2
+    assert score.outcome == Outcome.NO_QUORUM and score.verifiers == 2
     assert len(governor.scoring.functions.revealedAccuracies(e2, server).call()) == 2
     assert governor.pool.functions.rewardWeight(e2, server).call() == 0
     untouched()
@@ -84,5 +83,5 @@ def test_the_quorum_rule_decides_while_a_verifier_is_down_and_nobody_is_slashed(
     back.start().wait_ready()
     walker.processes.append(back)
     _, score = epoch_with([w3.eth.accounts[v] for v in VERIFIERS])
-    assert (score[-1], score[4], score[0]) == (Outcome.PASSED, 3, ONE)
+    assert (score.outcome, score.verifiers, score.acc) == (Outcome.PASSED, 3, ONE)
     untouched()

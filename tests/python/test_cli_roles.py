@@ -22,7 +22,7 @@ import torch
 from efedllm.chain.anvil import free_port, warp_to
 from efedllm.chain.params import ETHER
 from efedllm.chain.connection import Signer
-from efedllm.chain.protocol import Protocol, ServerRecord, Status
+from efedllm.chain.protocol import Protocol, Status
 from efedllm.chain.transactions import utc
 from efedllm.cli.common import setup_logging
 from efedllm.cli.config import _walk
@@ -52,7 +52,7 @@ def server(w3, deployment, env):
 
 def record(protocol, address=None):
     address = address or protocol.signer.address
-    return ServerRecord.from_tuple(address, protocol.registry.functions.getServer(address).call())
+    return protocol.server(address)
 
 
 def cli(anvil, env, *args, account=3, extra_env=None):

@@ -14,7 +14,7 @@ import pytest
 
 from efedllm.chain.deployment import Deployment
 from efedllm.chain.node import NODE_KINDS
-from efedllm.chain.protocol import Outcome, Protocol, Status
+from efedllm.chain.protocol import Protocol, Status
 from efedllm.demo import ROLES
 from efedllm.localnet import EFEDLLM
 
@@ -36,8 +36,8 @@ def test_the_demo_reports_what_the_chain_holds(w3, anvil, tmp_path):
 
     for epoch, entry in report["epochs"].items():
         for server, claimed in entry["scores"].items():
-            acc, score, *_, outcome = protocol.scoring.functions.scoreOf(int(epoch), server).call()
-            assert (claimed["acc"], claimed["score"], claimed["outcome"]) == (acc, score, Outcome(outcome).label)
+            score = protocol.score_of(int(epoch), server)
+            assert (claimed["acc"], claimed["score"], claimed["outcome"]) == (score.acc, score.score, score.outcome.label)
         assert entry["pool"] == protocol.pool.functions.poolSize(int(epoch)).call()
     first = min(report["epochs"], key=int)
     assert report["epochs"][first]["scores"][address["F"]]["outcome"] == "slashed"

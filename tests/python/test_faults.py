@@ -13,13 +13,12 @@ import pytest
 
 from efedllm.chain.anvil import free_port
 from efedllm.chain.params import ONE
-from efedllm.chain.protocol import Protocol, Status
+from efedllm.chain.protocol import Outcome, Protocol, Status
 from efedllm.client import DistributedModel
 from efedllm.localnet import WALKED_PARAMS, ServerProcess, VerifierProcess, Walker, start_all, stop_all
 
 FAULTS = {"noise": "0:6", "replay": "6:12", "skip": "12:18", "inflate": "18:24", "refuse": "24:30"}
 VERIFIER = 9
-PASSED, SLASHED = 1, 2
 
 
 @pytest.fixture(scope="module")
@@ -57,16 +56,15 @@ def test_each_fault_kind_is_deactivated_and_slashed(w3, deployment, network):
     assert [hop.peer.endpoint for hop in client.last_route] == [p.url for p in network["faulty"].values()]
 
     commitments = walker.commitments(epoch, address.values())
-    served = commitments[address["noise"]][1]
+    served = commitments[address["noise"]].work_units
     assert served == 8  # a prefill that yields the first token, then seven decode steps
-    assert commitments[address["inflate"]][1] > commitments[address["skip"]][1]  # it claims more than it served
+    assert commitments[address["inflate"]].work_units > commitments[address["skip"]].work_units  # it claims more than it served
 
     scores = walker.scores(epoch, [w3.eth.accounts[VERIFIER]], [honest, *address.values()])
-    assert scores[honest][-1] == PASSED and scores[honest][0] == ONE
+    assert scores[honest].outcome == Outcome.PASSED and scores[honest].acc == ONE
     servers = {s.address: s for s in protocol.servers()}
     for kind, server in address.items():
-        acc, score, *_, outcome = scores[server]
-        assert (kind, outcome, acc) == (kind, SLASHED, 0)
+        assert (kind, scores[server].outcome, scores[server].acc) == (kind, Outcome.SLASHED, 0)
         assert servers[server].status == Status.DEACTIVATED and servers[server].times_slashed == 1
         assert servers[server].stake == stakes_before[server] // 2
     assert servers[honest].status == Status.ACTIVE and servers[honest].times_slashed == 0

@@ -23,7 +23,7 @@ from efedllm.chain.anvil import free_port
 from efedllm.chain.connection import Signer
 from efedllm.chain.node import NODE_KINDS
 from efedllm.chain.params import ETHER, ONE
-from efedllm.chain.protocol import Phase, Protocol, Status
+from efedllm.chain.protocol import Outcome, Phase, Protocol, Status
 from efedllm.client import DistributedModel
 from efedllm.localnet import (
     EFEDLLM, WALKED_PARAMS, ServerProcess, VerifierProcess, Walker, start_all, stop_all, wait_for,
@@ -36,7 +36,6 @@ SERVERS = {"A": (1, "0:10", []), "B": (2, "10:20", []), "F": (3, "20:30", ["--fa
 VERIFIERS = (7, 8, 9)
 LIAR = 9
 PROMPTS = ("Name three animals that live in the sea.", "What is two plus two?")
-PASSED, SLASHED = 1, 2
 
 
 @pytest.fixture(scope="module")
@@ -88,10 +87,10 @@ def test_cheater_caught_slashed_replaced_and_honest_servers_paid(w3, anvil, depl
     assert addr["F"] in used1 and addr["B"] in used1
     walker.commitments(e1, used1)
     scores1 = walker.scores(e1, verifiers, addr.values())
-    assert scores1[addr["F"]][-1] == SLASHED and scores1[addr["F"]][0] == 0
+    assert scores1[addr["F"]].outcome == Outcome.SLASHED and scores1[addr["F"]].acc == 0
     assert ONE in protocol.scoring.functions.revealedAccuracies(e1, addr["F"]).call()  # the liar's vote
     for name in "ABC":
-        assert scores1[addr[name]][-1] == PASSED, name
+        assert scores1[addr[name]].outcome == Outcome.PASSED, name
     f = next(s for s in protocol.servers() if s.address == addr["F"])
     assert f.status == Status.DEACTIVATED and f.times_slashed == 1 and f.stake == stake[addr["F"]] // 2
 
@@ -116,7 +115,7 @@ def test_cheater_caught_slashed_replaced_and_honest_servers_paid(w3, anvil, depl
     walker.commitments(e2, used2)
     scores2 = walker.scores(e2, verifiers, [addr[n] for n in "ABC"])
     for name in "ABC":
-        assert scores2[addr[name]][-1] == PASSED, name
+        assert scores2[addr[name]].outcome == Outcome.PASSED, name
         assert 0 in protocol.scoring.functions.revealedAccuracies(e2, addr[name]).call()  # the liar's vote
 
     # ---- both epochs settle; A and B claim by command, C has claimed automatically
@@ -132,22 +131,22 @@ def test_cheater_caught_slashed_replaced_and_honest_servers_paid(w3, anvil, depl
 
     paid = {}
     for epoch in (e1, e2):
-        p = pool.epochPool(epoch).call()
+        p = protocol.pool_of(epoch)
         size = pool.poolSize(epoch).call()
         assert size == 3 * ETHER + (stake[addr["F"]] // 2 if epoch == e1 else 0)
         weights = {}
         for name in "ABC":
             s = addr[name]
-            score = protocol.scoring.functions.scoreOf(epoch, s).call()
-            work = protocol.ledger.functions.commitmentOf(epoch, s).call()[1]
+            score = protocol.score_of(epoch, s)
+            work = protocol.commitment_of(epoch, s).work_units
             weights[s] = pool.rewardWeight(epoch, s).call()
-            assert weights[s] == score[1] * work  # S_i * workUnits_i
+            assert weights[s] == score.score * work  # S_i * workUnits_i
             if weights[s]:
                 assert pool.hasClaimed(epoch, s).call()
         total = sum(weights.values())
-        assert p[4] == total and total > 0
+        assert p.total_weight == total and total > 0
         shares = {s: size * w // total for s, w in weights.items()}
-        assert p[3] == sum(shares.values()) and size - p[3] < len(weights)  # all paid but dust
+        assert p.claimed == sum(shares.values()) and size - p.claimed < len(weights)  # all paid but dust
         paid[epoch] = shares
     assert pool.rewardWeight(e1, addr["F"]).call() == 0
     for s in protocol.servers():

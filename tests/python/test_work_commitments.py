@@ -46,13 +46,13 @@ def test_a_server_restarted_mid_epoch_commits_every_task(w3, anvil, deployment, 
     warp_to(w3, protocol.window_start(epoch, Phase.COMMIT_WORK))
     address = w3.eth.accounts[1]
     deadline = time.monotonic() + 30
-    while (commitment := protocol.ledger.functions.commitmentOf(epoch, address).call())[1] == 0:
+    while (commitment := protocol.commitment_of(epoch, address)).work_units == 0:
         assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()[-2000:]
         time.sleep(0.5)
     server.stop()
 
-    root, work_units, first_layer, num_layers, _ = commitment
-    assert (work_units, first_layer, num_layers) == (8, 0, 30)
+    root = commitment.root
+    assert (commitment.work_units, commitment.first_layer, commitment.num_layers) == (8, 0, 30)
     store = TaskStore(data / f"tasks-{address}.sqlite", server=address)
     records = store.records(epoch)
     assert [r.step for r in records] == [0, 1, 2, 3, 4, 0, 1, 2]

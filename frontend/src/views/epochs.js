@@ -4,7 +4,7 @@ import { checksum } from "../abi.js";
 import { html } from "../dom.js";
 import { dateTime, decimal18, duration, eth, int } from "../format.js";
 import { barChart } from "../charts.js";
-import { PHASES } from "../chain.js";
+import { PHASES } from "../schema.js";
 import { epochPanel } from "./overview.js";
 
 const ethNum = (wei) => Number(wei) / 1e18;

@@ -4,8 +4,7 @@
 import { html } from "../dom.js";
 import { dateTime, decimal18, duration, eth, frac, int, short, span } from "../format.js";
 import { lineChart } from "../charts.js";
-import { PHASES } from "../chain.js";
-import { OUTCOMES } from "../history.js";
+import { OUTCOMES, PHASES } from "../schema.js";
 import { STATUS_ORDER, networkPoints, scorePoints } from "../model.js";
 import { emptyState, feed, kpi, layersText, serverLink, statusBadges } from "./parts.js";
 

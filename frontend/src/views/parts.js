@@ -2,7 +2,7 @@
 import { checksum } from "../abi.js";
 import { html } from "../dom.js";
 import { compactLayers, decimal18, eth, frac, short, span } from "../format.js";
-import { OUTCOMES, STATUSES } from "../history.js";
+import { OUTCOMES, STATUSES } from "../schema.js";
 
 export function serverLink(address) {
   return html`<a class="addr" href="#/server/${checksum(address)}" title="${checksum(address)}">${short(address)}</a>`;

@@ -3,7 +3,7 @@ import { checksum } from "../abi.js";
 import { html } from "../dom.js";
 import { dateTime, decimal18, duration, eth, frac, int, span } from "../format.js";
 import { lineChart } from "../charts.js";
-import { OUTCOMES } from "../history.js";
+import { Outcome, OUTCOMES } from "../schema.js";
 import { rewardPoints, scorePoints, stakePoints } from "../model.js";
 import { emptyState, feed, kpi, statusBadges } from "./parts.js";
 
@@ -101,7 +101,7 @@ function epochTable(model, row) {
       const sc = h.scores.get(e);
       const share = sc && sc.rewardWeight > 0n ? model.shareOf(e, sc.rewardWeight) : 0n;
       const claimed = h.claims.get(e);
-      const scored = sc && sc.outcome !== 5;
+      const scored = sc && sc.outcome !== Outcome.NoQuorum;
       return html`<tr data-epoch="${e}">
         <td>${e}</td><td>${w ? span(w.firstLayer, w.numLayers) : "—"}</td>
         <td class="num" data-col="work" data-value="${w ? w.workUnits : ""}">${w ? int(w.workUnits) : "—"}</td>

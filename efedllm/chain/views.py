@@ -1,0 +1,149 @@
+"""Typed views of the contracts' structs, decoded by the ABI's component names, never by position.
+
+web3 returns a struct as a plain tuple, so ``score[1]`` or ``work[0]`` silently read the wrong field once a
+struct gains or reorders one. Here each struct has a frozen dataclass whose fields are the Solidity names in
+snake_case, and :class:`StructDecoder` pairs a returned tuple with the component names of the deployment's
+ABI. When the ABI's components and the dataclass's fields differ (a field added to a contract but not here),
+building the decoder raises :class:`StructMismatch` naming both sides, instead of shifting values.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Generic, TypeVar
+
+from efedllm.chain.enums import Outcome, Phase, Status
+from efedllm.errors import EfedError
+
+
+def snake(name: str) -> str:
+    """``firstLayer`` -> ``first_layer`` (the ABI's camelCase to Python's field names)."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+class StructMismatch(EfedError):
+    """The deployment's ABI and a view dataclass disagree on a struct's fields."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerRecord:
+    """IServerRegistry.Server, plus the server's ``address`` (the registry's key, not a struct field)."""
+
+    ENUMS: ClassVar[dict[str, type]] = {"status": Status}
+    EXTRA: ClassVar[tuple[str, ...]] = ("address",)
+
+    address: str
+    endpoint: str
+    first_layer: int
+    num_layers: int
+    status: Status
+    registered_epoch: int
+    active_since: int
+    times_slashed: int
+    unlock_time: int
+    stake: int
+    unbonding: int
+    total_slashed: int
+    weight: int
+
+    @property
+    def layers(self) -> range:
+        return range(self.first_layer, self.first_layer + self.num_layers)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Commitment:
+    """IWorkLedger.Commitment: a server's work commitment for one epoch (``work_units`` 0: none)."""
+
+    ENUMS: ClassVar[dict[str, type]] = {}
+    EXTRA: ClassVar[tuple[str, ...]] = ()
+
+    root: bytes
+    work_units: int
+    first_layer: int
+    num_layers: int
+    committed_at: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Score:
+    """ITrustScoring.Score: the result of finalizing one server for one epoch (``outcome`` NONE: not yet)."""
+
+    ENUMS: ClassVar[dict[str, type]] = {"outcome": Outcome}
+    EXTRA: ClassVar[tuple[str, ...]] = ()
+
+    acc: int
+    score: int
+    num_layers: int
+    max_layers: int
+    verifiers: int
+    outcome: Outcome
+
+
+@dataclass(frozen=True, kw_only=True)
+class EpochPool:
+    """IRewardPool.EpochPool: the reward pool of one epoch."""
+
+    ENUMS: ClassVar[dict[str, type]] = {}
+    EXTRA: ClassVar[tuple[str, ...]] = ()
+
+    funded: int
+    slashed: int
+    rolled_in: int
+    claimed: int
+    total_weight: int
+    rolled_out: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Windows:
+    """IEpochSchedule.Windows: when each window of an epoch ends (each starts where the previous one ends)."""
+
+    ENUMS: ClassVar[dict[str, type]] = {}
+    EXTRA: ClassVar[tuple[str, ...]] = ()
+
+    work_start: int
+    work_end: int
+    commit_work_end: int
+    commit_scores_end: int
+    reveal_end: int
+    finalize_end: int
+
+    def start(self, phase: Phase) -> int:
+        """Timestamp at which the epoch enters ``phase`` (Work .. Settled)."""
+        starts = {Phase.WORK: self.work_start, Phase.COMMIT_WORK: self.work_end,
+                  Phase.COMMIT_SCORES: self.commit_work_end, Phase.REVEAL_SCORES: self.commit_scores_end,
+                  Phase.FINALIZE: self.reveal_end, Phase.SETTLED: self.finalize_end}
+        return starts[phase]
+
+
+T = TypeVar("T")
+
+
+class StructDecoder(Generic[T]):
+    """Decodes output ``output`` (a struct, or an array of structs) of view ``function`` in ``abi`` into ``cls``,
+    pairing values with the ABI's component names."""
+
+    def __init__(self, cls: type[T], abi: list, function: str, *, output: int = 0):
+        item = next((i for i in abi if i.get("type") == "function" and i.get("name") == function), None)
+        if item is None:
+            raise StructMismatch(f"the deployment's ABI has no view {function}")
+        try:
+            components = item["outputs"][output]["components"]
+        except (KeyError, IndexError):
+            raise StructMismatch(f"output {output} of {function} in the deployment's ABI is not a struct") from None
+        self.cls, self.names = cls, [snake(c["name"]) for c in components]
+        expected = {f.name for f in fields(cls)} - set(cls.EXTRA)
+        if set(self.names) != expected or len(self.names) != len(expected):
+            raise StructMismatch(
+                f"{function} returns a struct with fields {sorted(self.names)} in the deployment's ABI, but "
+                f"{cls.__name__} has {sorted(expected)}: update efedllm/chain/views.py (or redeploy)")
+
+    def __call__(self, value: Any, **extra: Any) -> T:
+        if len(value) != len(self.names):
+            raise StructMismatch(f"{self.cls.__name__}: {len(value)} values for {len(self.names)} fields")
+        named = dict(zip(self.names, value))
+        for name, enum in self.cls.ENUMS.items():
+            named[name] = enum(named[name])
+        return self.cls(**named, **extra)
