@@ -18,7 +18,7 @@ from web3 import Web3
 
 from efedllm.chain.params import ETHER, ONE
 from efedllm.chain.protocol import Phase, Protocol
-from efedllm.chain.transactions import ROLES, ether
+from efedllm.chain.explain import ROLES, ether
 from efedllm.errors import EfedError
 
 ETH, FRACTION, SECONDS, COUNT = "ETH", "fraction", "seconds", "count"
@@ -148,35 +148,12 @@ def now(protocol: Protocol) -> Now:
     return Now(block=number, timestamp=block["timestamp"], epoch=epoch, phase=phase)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Pool:
-    """``IRewardPool.EpochPool`` of one epoch, plus its size."""
-
-    epoch: int
-    funded: int
-    slashed: int
-    rolled_in: int
-    claimed: int
-    total_weight: int
-    rolled_out: bool
-
-    @property
-    def size(self) -> int:
-        return self.funded + self.slashed + self.rolled_in
-
-
-def pool(protocol: Protocol, epoch: int) -> Pool:
-    funded, slashed, rolled_in, claimed, total_weight, rolled_out = protocol.pool.functions.epochPool(epoch).call()
-    return Pool(epoch=epoch, funded=funded, slashed=slashed, rolled_in=rolled_in, claimed=claimed,
-                total_weight=total_weight, rolled_out=rolled_out)
-
-
 def why_not_rollable(protocol: Protocol, epoch: int) -> str | None:
     """Why ``RewardPool.rollOver(epoch)`` would revert, in words; None when it would not."""
     phase = protocol.phase(epoch)
     if phase != Phase.SETTLED:
         return f"it is in its {phase.name.lower().replace('_', '-')} phase, not settled yet"
-    p = pool(protocol, epoch)
+    p = protocol.pool_of(epoch)
     if p.rolled_out:
         return "its pool was already rolled over"
     if p.size == 0:

@@ -18,7 +18,7 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError, TimeExhausted
 
 from efedllm.chain.connection import Signer
-from efedllm.chain.explain import describe, ether, show, utc  # noqa: F401 - ether, utc: re-exported
+from efedllm.chain.explain import describe, show
 from efedllm.errors import EfedError
 
 

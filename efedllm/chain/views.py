@@ -95,6 +95,11 @@ class EpochPool:
     total_weight: int
     rolled_out: bool
 
+    @property
+    def size(self) -> int:
+        """What the epoch's servers share: funding, slashed stake and what was rolled in."""
+        return self.funded + self.slashed + self.rolled_in
+
 
 @dataclass(frozen=True, kw_only=True)
 class Windows:

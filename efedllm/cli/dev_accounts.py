@@ -13,7 +13,7 @@ from web3 import Web3
 
 from efedllm.chain.connection import connect
 from efedllm.chain.node import DEV_MNEMONICS
-from efedllm.chain.transactions import ether
+from efedllm.chain.explain import ether
 
 PUBLIC_MNEMONICS = {kind.capitalize(): mnemonic for kind, mnemonic in DEV_MNEMONICS.items()}
 """Mnemonics whose keys everyone knows, by the node that uses them by default."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 
 from efedllm.chain import governance
-from efedllm.chain.transactions import RevertError, utc
+from efedllm.chain.explain import utc
+from efedllm.chain.transactions import RevertError
 from efedllm.cli.common import add_chain_options, ether, open_protocol
 from efedllm.cli.server_account import wei
 from efedllm.errors import EfedError

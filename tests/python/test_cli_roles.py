@@ -23,7 +23,7 @@ from efedllm.chain.anvil import free_port, warp_to
 from efedllm.chain.params import ETHER
 from efedllm.chain.connection import Signer
 from efedllm.chain.protocol import Protocol, Status
-from efedllm.chain.transactions import utc
+from efedllm.chain.explain import utc
 from efedllm.cli.common import setup_logging
 from efedllm.cli.config import _walk
 from efedllm.cli.config import apply as apply_config
