@@ -7,24 +7,20 @@ same aiohttp app in a thread of the test process, which starts in milliseconds i
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from aiohttp import web
+import scenario  # this folder's (pytest puts a conftest's folder on sys.path)
 
-from efedllm.chain.anvil import Anvil, AnvilConfig, free_port
-from efedllm.chain.connection import connect
+from efedllm.chain.anvil import free_port
 from efedllm.dashboard.app import DashboardConfig, create_app
 from efedllm.dashboard.bundle import ensure_bundle
-
-sys.path.insert(0, str(Path(__file__).parent))
-import scenario  # noqa: E402
+from tests.support.chain import *  # noqa: F403 (the shared chain fixtures: anvil, w3)
+from tests.support.serving import ServedApp
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -49,17 +45,6 @@ def browser():
         chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         yield chromium
         chromium.close()
-
-
-@pytest.fixture(scope="module")
-def anvil():
-    with Anvil(AnvilConfig(port=0, accounts=10)) as node:
-        yield node
-
-
-@pytest.fixture(scope="module")
-def w3(anvil):
-    return connect(anvil.url)
 
 
 @pytest.fixture(scope="module")
@@ -92,27 +77,8 @@ def dashboard_process(rpc_url: str, deployment: Path, *, poll: float = POLL_S):
 @contextmanager
 def dashboard_thread(config: DashboardConfig):
     """The dashboard's app served from a thread of this process; yields its base URL."""
-    loop = asyncio.new_event_loop()
-    port = free_port()
-    runner = web.AppRunner(create_app(config), access_log=None)
-    started = threading.Event()
-
-    def serve():
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-        started.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert started.wait(10), "the dashboard thread did not start"
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
+    with ServedApp(create_app(config), timeout=10) as served:
+        yield served.url + "/"
 
 
 def open_page(browser, url: str, *, viewport=LAPTOP, state: str = "ready", timeout_ms: int = 30_000):
