@@ -15,18 +15,18 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from eth_account import Account
 from harness import Served  # this folder's (pytest puts a conftest's folder on sys.path)
 from hypothesis import HealthCheck, settings
+from server_setup import CHAIN_ID, COMMITTED_EPOCH, HIDDEN, LAYERS, LIMITS, SERVER, VERIFIER
 
 from efedllm import merkle
 from efedllm.model.span import LayerSpan
 from efedllm.server import openings
 from efedllm.server.app import HOOKS, create_app
-from efedllm.server.config import ServerConfig, ServerLimits
+from efedllm.server.config import ServerConfig
 from efedllm.server.records import TaskStore
 from efedllm.server.work import recorder
-from tests.support.tiny_model import HIDDEN, LAYERS, write_tiny_model
+from tests.support.tiny_model import write_tiny_model
 
 # The same examples on every run by default, so that a red run is a regression and CI stays reproducible;
 # EFEDLLM_FUZZ_EXPLORE=1 draws fresh random examples (a failure prints the blob to replay it).
@@ -35,12 +35,6 @@ settings.register_profile("fuzz", deadline=None, derandomize=not os.environ.get(
                                                  HealthCheck.filter_too_much])
 settings.load_profile("fuzz")
 
-CHAIN_ID = 31337
-SERVER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
-COMMITTED_EPOCH = 3
-VERIFIER = Account.from_key(b"\x09" * 32)
-LIMITS = ServerLimits(max_sessions=4, max_sequence=64, max_step_tokens=16, max_body_bytes=256 * 1024,
-                      max_cache_bytes=3 * 64 * 2 * LAYERS * 2 * 16 * 4, session_ttl=300)
 
 
 @pytest.fixture(scope="session")

@@ -11,12 +11,12 @@ import time
 
 import pytest
 import torch
-from conftest import CHAIN_ID, COMMITTED_EPOCH, HIDDEN, LAYERS, LIMITS, SERVER, VERIFIER
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from harness import METHODS, assert_well_formed
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from server_setup import CHAIN_ID, COMMITTED_EPOCH, HIDDEN, LAYERS, LIMITS, SERVER, VERIFIER
 from strategies import (
     ANY_INT, CONTENT_TYPES, EDGE_INTS, JSON_VALUES, PATH_TRICKS, PATHOLOGICAL_JSON, QUERY, SEGMENT, TEXT,
     forward_bodies, headers_with, json_bytes, session_ids,
