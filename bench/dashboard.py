@@ -28,18 +28,15 @@ import time
 from pathlib import Path
 
 import requests
+from eth_abi import encode
+from eth_utils import function_signature_to_4byte_selector, keccak
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from eth_abi import encode  # noqa: E402
-from eth_utils import function_signature_to_4byte_selector, keccak  # noqa: E402
-
-from efedllm.chain.anvil import Anvil, AnvilConfig, free_port  # noqa: E402
-from efedllm.chain.compile import compile_contracts  # noqa: E402
-from efedllm.chain.connection import Signer, connect  # noqa: E402
-from efedllm.chain.deploy import deploy  # noqa: E402
-from efedllm.chain.params import ETHER, ONE, ProtocolParams  # noqa: E402
-from efedllm.chain.transactions import ErrorDecoder, Transactor  # noqa: E402
+from efedllm.chain.anvil import Anvil, AnvilConfig, free_port
+from efedllm.chain.compile import compile_contracts
+from efedllm.chain.connection import Signer, connect
+from efedllm.chain.deploy import deploy
+from efedllm.chain.params import ETHER, ONE, ProtocolParams
+from efedllm.chain.transactions import ErrorDecoder, Transactor
 
 PARAMS = ProtocolParams(
     num_layers=30, epoch_length=100, commit_work_window=20, commit_scores_window=20, reveal_window=20,

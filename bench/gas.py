@@ -15,20 +15,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from eth_utils import keccak
 
-from eth_utils import keccak  # noqa: E402
-
-from efedllm.chain.anvil import Anvil, AnvilConfig, warp_to  # noqa: E402
-from efedllm.chain.compile import compile_contracts  # noqa: E402
-from efedllm.chain.connection import Signer, connect  # noqa: E402
-from efedllm.chain.deploy import deploy  # noqa: E402
-from efedllm.chain.params import ONE, ProtocolParams  # noqa: E402
-from efedllm.chain.protocol import Phase, Protocol  # noqa: E402
-from efedllm.chain.transactions import ErrorDecoder, Transactor  # noqa: E402
-from efedllm.cli.common import table  # noqa: E402
+from efedllm.chain.anvil import Anvil, AnvilConfig, warp_to
+from efedllm.chain.compile import compile_contracts
+from efedllm.chain.connection import Signer, connect
+from efedllm.chain.deploy import deploy
+from efedllm.chain.params import ONE, ProtocolParams
+from efedllm.chain.protocol import Phase, Protocol
+from efedllm.chain.transactions import ErrorDecoder, Transactor
+from efedllm.cli.common import table
 
 BLOCK_GAS_LIMIT = 30_000_000
 VERIFIERS = 3

@@ -18,18 +18,15 @@ import argparse
 import math
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+from transformers import AutoTokenizer
 
-import torch  # noqa: E402
-from transformers import AutoTokenizer  # noqa: E402
-
-from efedllm.cli.common import table  # noqa: E402
-from efedllm.model.head import ModelEnds  # noqa: E402
-from efedllm.model.source import resolve  # noqa: E402
-from efedllm.model.span import LayerSpan  # noqa: E402
-from efedllm.verifier.softmax import CLAMP_OFFSET, LutSoftmax, SoftmaxConfig  # noqa: E402
+from efedllm.cli.common import table
+from efedllm.model.head import ModelEnds
+from efedllm.model.source import resolve
+from efedllm.model.span import LayerSpan
+from efedllm.verifier.softmax import CLAMP_OFFSET, LutSoftmax, SoftmaxConfig
 
 OFFSETS = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0)
 PROMPT = ("Write a short story about a lighthouse keeper who finds a message in a bottle on a stormy night, "

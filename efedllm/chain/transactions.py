@@ -60,6 +60,14 @@ class ErrorDecoder:
         values = [Web3.to_checksum_address(v) if t == "address" else v for t, v in zip(types, values)]
         return name, dict(zip(names, values))
 
+    def selector(self, name: str) -> bytes:
+        """The 4-byte selector of the custom error ``name``; ValueError when no ABI, or several signatures, have it."""
+        found = [selector for selector, (known, _, _) in self._errors.items() if known == name]
+        if len(found) != 1:
+            raise ValueError(f"no custom error named {name!r} in the ABIs" if not found else
+                             f"the custom error {name!r} has several signatures")
+        return found[0]
+
 
 class RevertError(EfedError):
     """A transaction or call reverted; ``error`` is the custom error's name (None when unknown)."""

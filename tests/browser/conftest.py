@@ -1,37 +1,21 @@
 """Fixtures of the browser tests: a real Anvil with a protocol history (scenario.py), the dashboard server, and
 Debian's Chromium driven by Playwright (no browser is downloaded: tools/setup.sh installs `chromium`).
 
-The main dashboard runs as the real command (`efedllm dashboard`, a subprocess); the error-state tests serve the
-same aiohttp app in a thread of the test process, which starts in milliseconds instead of seconds.
+What the tests do with them (the dashboard as a process or a thread, pages, screenshots) is in pages.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import subprocess
-import sys
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from aiohttp import web
+import scenario  # this folder's (pytest puts a conftest's folder on sys.path)
 
-from efedllm.chain.anvil import Anvil, AnvilConfig, free_port
-from efedllm.chain.connection import connect
-from efedllm.dashboard.app import DashboardConfig, create_app
 from efedllm.dashboard.bundle import ensure_bundle
+from tests.support.chain import *  # noqa: F403 (the shared chain fixtures: anvil, w3)
 
-sys.path.insert(0, str(Path(__file__).parent))
-import scenario  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = Path(os.environ.get("EFEDLLM_CHROMIUM", "/usr/bin/chromium"))
-LAPTOP = {"width": 1440, "height": 900}
-PHONE = {"width": 390, "height": 844}
-POLL_S = 0.3
 
 
 @pytest.fixture(scope="session")
@@ -52,83 +36,9 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def anvil():
-    with Anvil(AnvilConfig(port=0, accounts=10)) as node:
-        yield node
-
-
-@pytest.fixture(scope="module")
-def w3(anvil):
-    return connect(anvil.url)
-
-
-@pytest.fixture(scope="module")
 def history(w3, tmp_path_factory):
     """The deployment, its file and the scenario that wrote three epochs of history."""
     deployment = scenario.deploy_protocol(w3)
     played = scenario.run_history(w3, deployment)
     path = deployment.save(tmp_path_factory.mktemp("deployments"))
     return played, path
-
-
-@contextmanager
-def dashboard_process(rpc_url: str, deployment: Path, *, poll: float = POLL_S):
-    """`efedllm dashboard` as a user starts it; yields its base URL."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "efedllm.cli.main", "dashboard", "--rpc-url", rpc_url, "--deployment", str(deployment),
-           "--port", str(port), "--poll", str(poll)]
-    process = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        said = []
-        while not (said and "dashboard at" in said[-1]):  # it may print a build line first
-            said.append(process.stdout.readline())
-            assert said[-1], f"dashboard did not start: {''.join(said)}"
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-@contextmanager
-def dashboard_thread(config: DashboardConfig):
-    """The dashboard's app served from a thread of this process; yields its base URL."""
-    loop = asyncio.new_event_loop()
-    port = free_port()
-    runner = web.AppRunner(create_app(config), access_log=None)
-    started = threading.Event()
-
-    def serve():
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-        started.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert started.wait(10), "the dashboard thread did not start"
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-
-
-def open_page(browser, url: str, *, viewport=LAPTOP, state: str = "ready", timeout_ms: int = 30_000):
-    """A fresh browser context on `url`, once the dashboard reached `state` (ready or error)."""
-    context = browser.new_context(viewport=viewport)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(url)
-    page.wait_for_function(f"window.efedDashboard && efedDashboard.state === {state!r}", timeout=timeout_ms, polling=50)
-    page.js_errors = errors
-    return page
-
-
-def screenshot(page, name: str, *, full_page: bool = True) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=full_page)
-    return path

@@ -12,7 +12,7 @@ from efedllm.chain.params import ETHER
 from efedllm.chain.protocol import Outcome, Phase, Protocol, Status
 from efedllm.layers import compact_layers
 
-from conftest import PHONE, dashboard_process, open_page, screenshot
+from tests.browser.pages import PHONE, dashboard_process, open_page, screenshot
 
 NOT_SHOWN = {"RewardWeightRecorded", "RoleGranted", "RoleRevoked", "RoleAdminChanged"}
 NO_SCORE = {Outcome.NONE, Outcome.NO_QUORUM}

@@ -14,7 +14,7 @@ from efedllm.dashboard import bundle
 from efedllm.dashboard.app import DashboardConfig
 from efedllm.errors import EfedError
 
-from conftest import dashboard_thread
+from tests.browser.pages import dashboard_thread
 
 
 def post(url: str, body) -> tuple[int, object]:

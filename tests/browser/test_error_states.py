@@ -12,7 +12,7 @@ from efedllm.chain.connection import connect
 from efedllm.dashboard.app import DashboardConfig
 
 import scenario
-from conftest import dashboard_thread, open_page, screenshot
+from tests.browser.pages import dashboard_thread, open_page, screenshot
 
 RETRY_WAIT_MS = 20_000  # the page retries every 3 s
 

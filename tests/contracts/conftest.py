@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Iterable, Mapping
@@ -22,15 +23,11 @@ from pathlib import Path
 import pytest
 from brownie import Wei, accounts, chain, project, rpc, web3
 from brownie.exceptions import VirtualMachineError
-from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from efedllm.chain import enums, plan  # noqa: E402
-from efedllm.chain.params import ETHER, ONE, ProtocolParams  # noqa: E402
+from efedllm.chain import enums, plan
+from efedllm.chain.params import ETHER, ONE, ProtocolParams
+from efedllm.chain.transactions import ErrorDecoder
 
 # ------------------------------------------------------------------------------------------------ brownie workarounds
 
@@ -154,56 +151,25 @@ def root_of(server, epoch: int) -> str:
 # ------------------------------------------------------------------------------------------------ custom errors
 
 
-def _type_string(param: Mapping) -> str:
-    if param["type"].startswith("tuple"):
-        inner = ",".join(_type_string(c) for c in param["components"])
-        return f"({inner}){param['type'][5:]}"
-    return param["type"]
-
-
-def _error_table() -> dict[str, dict]:
-    """selector (0x + 8 hex) -> {"name", "types"} for every custom error in the project's ABIs."""
-    table: dict[str, dict] = {}
-    loaded = project.get_loaded_projects()[0]
-    for container in loaded:
-        for item in container.abi:
-            if item.get("type") != "error":
-                continue
-            types = [_type_string(p) for p in item["inputs"]]
-            signature = f"{item['name']}({','.join(types)})"
-            selector = web3.to_hex(web3.keccak(text=signature))[:10]
-            known = table.setdefault(selector, {"name": item["name"], "types": types, "signature": signature})
-            assert known["signature"] == signature, f"selector clash: {known['signature']} / {signature}"
-    return table
-
-
-_ERRORS: dict[str, dict] = {}
-
-
-def error_table() -> dict[str, dict]:
-    if not _ERRORS:
-        _ERRORS.update(_error_table())
-    return _ERRORS
+@functools.cache
+def error_decoder() -> ErrorDecoder:
+    """efedllm's own decoder (what users' error messages come from) over every ABI of the project."""
+    return ErrorDecoder(container.abi for container in project.get_loaded_projects()[0])
 
 
 def error_selector(name: str) -> str:
-    matches = [sel for sel, e in error_table().items() if e["name"] == name]
-    if not matches:
-        raise ValueError(f"no custom error named {name!r} in the project's ABIs")
-    assert len(matches) == 1, f"error name {name!r} has several signatures"
-    return matches[0]
+    return "0x" + error_decoder().selector(name).hex()
 
 
 def decode_error(data: str) -> tuple[str, tuple]:
     """(name, args) of custom-error revert data; ("<unknown 0x...>", ()) for data no ABI declares."""
     if not data or data == "0x":
         return "<no revert data>", ()
-    selector = data[:10].lower()
-    entry = error_table().get(selector)
-    if entry is None:
-        return f"<unknown {selector}>", ()
-    args = abi_decode(entry["types"], bytes.fromhex(data[10:]))
-    return entry["name"], tuple(args)
+    found = error_decoder().error_of(data)
+    if found is None:
+        return f"<unknown {data[:10].lower()}>", ()
+    name, args = found
+    return name, tuple((args or {}).values())
 
 
 def _trace(txid: str) -> dict:
@@ -419,34 +385,18 @@ def system(deploy):
     return deploy()
 
 
-@pytest.fixture(scope="module")
-def params(system):
-    return system.params
+def _part_of_system(name: str):
+    """A module fixture ``name``: that field of ``system`` (``params``, ``schedule``, ``pool``, ...)."""
+
+    @pytest.fixture(scope="module", name=name)
+    def part(system):
+        return getattr(system, name)
+
+    return part
 
 
-@pytest.fixture(scope="module")
-def schedule(system):
-    return system.schedule
-
-
-@pytest.fixture(scope="module")
-def pool(system):
-    return system.pool
-
-
-@pytest.fixture(scope="module")
-def registry(system):
-    return system.registry
-
-
-@pytest.fixture(scope="module")
-def ledger(system):
-    return system.ledger
-
-
-@pytest.fixture(scope="module")
-def scoring(system):
-    return system.scoring
+params, schedule, pool, registry, ledger, scoring = map(
+    _part_of_system, ("params", "schedule", "pool", "registry", "ledger", "scoring"))
 
 
 # ------------------------------------------------------------------------------------------------ time

@@ -21,22 +21,28 @@ def test_contracts_are_wired_to_each_other(system):
     assert s.scoring.rewardPool() == s.pool
 
 
+# (System field, getter) -> the ProtocolParams field the deployed value must equal
+PARAMETERS = {
+    ("schedule", "EPOCH_LENGTH"): "epoch_length",
+    ("schedule", "COMMIT_WORK_WINDOW"): "commit_work_window",
+    ("schedule", "COMMIT_SCORES_WINDOW"): "commit_scores_window",
+    ("schedule", "REVEAL_WINDOW"): "reveal_window",
+    ("schedule", "FINALIZE_WINDOW"): "finalize_window",
+    ("schedule", "settlementDelay"): "settlement_delay",
+    ("registry", "NUM_LAYERS"): "num_layers",
+    ("registry", "minStake"): "min_stake",
+    ("registry", "unbondingPeriod"): "unbonding_period",
+    ("registry", "slashFraction"): "slash_fraction",
+    ("scoring", "theta"): "theta",
+    ("scoring", "minVerifiers"): "min_verifiers",
+    ("scoring", "immunityEpochs"): "immunity_epochs",
+}
+
+
 def test_parameters_come_from_protocol_params(system, params):
-    s = system
-    assert s.schedule.EPOCH_LENGTH() == params.epoch_length
-    assert s.schedule.COMMIT_WORK_WINDOW() == params.commit_work_window
-    assert s.schedule.COMMIT_SCORES_WINDOW() == params.commit_scores_window
-    assert s.schedule.REVEAL_WINDOW() == params.reveal_window
-    assert s.schedule.FINALIZE_WINDOW() == params.finalize_window
-    assert s.schedule.settlementDelay() == params.settlement_delay
-    assert s.registry.NUM_LAYERS() == params.num_layers
-    assert s.registry.minStake() == params.min_stake
-    assert s.registry.unbondingPeriod() == params.unbonding_period
-    assert s.registry.slashFraction() == params.slash_fraction
-    assert s.scoring.theta() == params.theta
-    assert s.scoring.minVerifiers() == params.min_verifiers
-    assert s.scoring.immunityEpochs() == params.immunity_epochs
-    assert s.ledger.MAX_WORK_UNITS() == 2**40
+    deployed = {(c, g): getattr(getattr(system, c), g)() for c, g in PARAMETERS}
+    assert deployed == {key: getattr(params, field) for key, field in PARAMETERS.items()}
+    assert system.ledger.MAX_WORK_UNITS() == 2**40
 
 
 @pytest.mark.parametrize("grant", plan.GRANTS, ids=lambda g: f"{g.contract}.{g.role}")

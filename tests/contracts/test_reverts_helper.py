@@ -1,7 +1,8 @@
 """The `reverts` helper itself: every other test relies on it telling custom errors apart."""
 
 import pytest
-from conftest import decode_error, error_selector, error_table, reverts
+from conftest import decode_error, error_selector, reverts
+from eth_abi import encode as abi_encode
 
 Failed = pytest.fail.Exception
 
@@ -11,7 +12,8 @@ def test_selectors_are_computed_from_the_abis():
     assert error_selector("AccessControlUnauthorizedAccount") == "0xe2517d3f"
     assert error_selector("EnforcedPause") == "0xd93c0665"
     assert error_selector("ReentrancyGuardReentrantCall") == "0x3ee5aeb5"
-    assert error_table()[error_selector("InsufficientStake")]["signature"] == "InsufficientStake(uint256,uint256)"
+    data = error_selector("InsufficientStake") + abi_encode(["uint256", "uint256"], [1, 2]).hex()
+    assert decode_error(data) == ("InsufficientStake", (1, 2))
 
 
 def test_matching_name_and_args_pass(registry, servers, params):

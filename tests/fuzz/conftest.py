@@ -10,28 +10,24 @@ on the real model.
 from __future__ import annotations
 
 import os
-
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
-from eth_account import Account
+from harness import Served  # this folder's (pytest puts a conftest's folder on sys.path)
 from hypothesis import HealthCheck, settings
-from transformers import AutoConfig, AutoModelForCausalLM
+from server_setup import CHAIN_ID, COMMITTED_EPOCH, HIDDEN, LAYERS, LIMITS, SERVER, VERIFIER
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from efedllm import merkle  # noqa: E402
-from efedllm.model.span import LayerSpan  # noqa: E402
-from efedllm.server import openings  # noqa: E402
-from efedllm.rpc.messages import Throughput  # noqa: E402
-from efedllm.server.app import HOOKS, create_app  # noqa: E402
-from efedllm.server.config import ServerConfig, ServerLimits  # noqa: E402
-from efedllm.server.records import TaskStore  # noqa: E402
-from efedllm.server.work import recorder  # noqa: E402
-from harness import Served  # noqa: E402
+from efedllm import merkle
+from efedllm.model.span import LayerSpan
+from efedllm.server import openings
+from efedllm.rpc.messages import Throughput
+from efedllm.server.app import HOOKS, create_app
+from efedllm.server.config import ServerConfig
+from efedllm.server.records import TaskStore
+from efedllm.server.work import recorder
+from tests.support.tiny_model import write_tiny_model
 
 # The same examples on every run by default, so that a red run is a regression and CI stays reproducible;
 # EFEDLLM_FUZZ_EXPLORE=1 draws fresh random examples (a failure prints the blob to replay it).
@@ -40,23 +36,12 @@ settings.register_profile("fuzz", deadline=None, derandomize=not os.environ.get(
                                                  HealthCheck.filter_too_much])
 settings.load_profile("fuzz")
 
-HIDDEN, LAYERS = 64, 6
-CHAIN_ID = 31337
-SERVER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
-COMMITTED_EPOCH = 3
-VERIFIER = Account.from_key(b"\x09" * 32)
-LIMITS = ServerLimits(max_sessions=4, max_sequence=64, max_step_tokens=16, max_body_bytes=256 * 1024,
-                      max_cache_bytes=3 * 64 * 2 * LAYERS * 2 * 16 * 4, session_ttl=300)
 
 
 @pytest.fixture(scope="session")
 def tiny_folder(tmp_path_factory) -> Path:
-    config = AutoConfig.for_model("llama", hidden_size=HIDDEN, intermediate_size=128, num_hidden_layers=LAYERS,
-                                  num_attention_heads=4, num_key_value_heads=2, vocab_size=300,
-                                  max_position_embeddings=128, tie_word_embeddings=False)
-    torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tiny-llama")
-    AutoModelForCausalLM.from_config(config).eval().save_pretrained(folder, safe_serialization=True)
+    write_tiny_model(folder)
     return folder
 
 

@@ -1,21 +1,20 @@
 """Serving an aiohttp app to synchronous hypothesis tests, sending it raw HTTP, and judging each answer.
 
-``Served`` runs the app under aiohttp's own ``TestServer`` on an event loop of its own (a background thread), so
-a hypothesis test (synchronous) sends it real HTTP over loopback with ``http.client``, which leaves paths and
+``Served`` runs the app on an event loop of its own in a background thread (tests/support/serving.py), so a
+hypothesis test (synchronous) sends it real HTTP over loopback with ``http.client``, which leaves paths and
 bodies exactly as drawn: no client-side normalisation hides a path trick from the server.
 """
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import json
-import threading
 from dataclasses import dataclass
 
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from hypothesis import event
+
+from tests.support.serving import ServedApp
 
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 
@@ -32,32 +31,11 @@ class Answer:
         return json.loads(self.body)
 
 
-class Served:
+class Served(ServedApp):
     """``app`` served on 127.0.0.1 from a loop thread; ``request`` is synchronous. A context manager."""
 
     def __init__(self, app: web.Application):
-        self.app = app
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="fuzz-served", daemon=True)
-        self.server: TestServer | None = None
-
-    def __enter__(self) -> Served:
-        self.thread.start()
-        self.server = TestServer(self.app, host="127.0.0.1")
-        self.run(self.server.start_server())
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.run(self.server.close())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-
-    def run(self, coroutine, timeout: float = 60):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
-
-    @property
-    def port(self) -> int:
-        return self.server.port
+        super().__init__(app, timeout=60)
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> Answer:
         return request("127.0.0.1", self.port, method, path, body, headers)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import torch
-from conftest import CHAIN_ID, COMMITTED_EPOCH, HIDDEN, LAYERS, LIMITS, SERVER, VERIFIER
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from harness import METHODS, assert_well_formed
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from server_setup import CHAIN_ID, COMMITTED_EPOCH, HIDDEN, LAYERS, LIMITS, SERVER, VERIFIER
 from strategies import (
     ANY_INT, CONTENT_TYPES, EDGE_INTS, JSON_VALUES, PATH_TRICKS, PATHOLOGICAL_JSON, QUERY, SEGMENT, TEXT,
     forward_bodies, headers_with, json_bytes, session_ids,
@@ -97,36 +98,50 @@ SUFFIXES = st.sampled_from(["", "/forward", "/forward/", "/x"])
 ROUTE_SEGMENTS = st.lists(SEGMENT | PATH_TRICKS, min_size=0, max_size=4)
 
 
-@settings(max_examples=100)
-@given(query=QUERY, method=st.sampled_from(["GET", "HEAD"]), headers=INFO_HEADERS)
-def test_info_answers_whatever_the_query(served_server, query, method, headers):
-    check_info(served_server, query=query, method=method, headers=headers, hidden_size=HIDDEN)
+def route_tests(*, hidden_size: int, num_layers: int, max_tokens: int, examples: dict[str, int]) -> tuple:
+    """The route properties as hypothesis tests of the module-scoped fixture ``target`` (the app here, a real
+    process in test_real_server.py), ``examples[name]`` examples each; a module assigns them to its test names."""
+
+    @settings(max_examples=examples["info"])
+    @given(query=QUERY, method=st.sampled_from(["GET", "HEAD"]), headers=INFO_HEADERS)
+    def info(target, query, method, headers):
+        check_info(target, query=query, method=method, headers=headers, hidden_size=hidden_size)
+
+    @settings(max_examples=examples["open_session"])
+    @given(body=SESSION_BODIES, content_type=CONTENT_TYPES)
+    def open_session(target, body, content_type):
+        check_open_session(target, body=body, content_type=content_type, num_layers=num_layers)
+
+    @settings(max_examples=examples["forward"])
+    @given(bodies=st.lists(forward_bodies(hidden_size=hidden_size, max_tokens=max_tokens), min_size=1, max_size=3),
+           content_type=CONTENT_TYPES)
+    def forward(target, bodies, content_type):
+        check_forward(target, bodies=bodies, content_type=content_type, hidden_size=hidden_size, max_tokens=max_tokens)
+
+    @settings(max_examples=examples["session_paths"])
+    @given(data=st.data(), method=st.sampled_from(METHODS), suffix=SUFFIXES,
+           body=st.none() | forward_bodies(hidden_size=hidden_size, max_tokens=max_tokens))
+    def session_paths(target, data, method, suffix, body):
+        check_session_path(target, data=data, method=method, suffix=suffix, body=body)
+
+    @settings(max_examples=examples["any_route"])
+    @given(method=st.sampled_from(METHODS), segments=ROUTE_SEGMENTS, query=QUERY,
+           body=st.none() | st.binary(max_size=256))
+    def any_route(target, method, segments, query, body):
+        check_any_route(target, method=method, segments=segments, query=query, body=body)
+
+    return info, open_session, forward, session_paths, any_route
 
 
-@settings(max_examples=500)
-@given(body=SESSION_BODIES, content_type=CONTENT_TYPES)
-def test_open_session_with_any_body(served_server, body, content_type):
-    check_open_session(served_server, body=body, content_type=content_type, num_layers=LAYERS)
+@pytest.fixture(scope="module")
+def target(served_server):
+    return served_server
 
 
-@settings(max_examples=1000)
-@given(bodies=st.lists(forward_bodies(hidden_size=HIDDEN, max_tokens=MAX_TOKENS), min_size=1, max_size=3),
-       content_type=CONTENT_TYPES)
-def test_forward_with_any_body(served_server, bodies, content_type):
-    check_forward(served_server, bodies=bodies, content_type=content_type, hidden_size=HIDDEN, max_tokens=MAX_TOKENS)
-
-
-@settings(max_examples=400)
-@given(data=st.data(), method=st.sampled_from(METHODS), suffix=SUFFIXES,
-       body=st.none() | forward_bodies(hidden_size=HIDDEN, max_tokens=MAX_TOKENS))
-def test_session_paths_with_any_id(served_server, data, method, suffix, body):
-    check_session_path(served_server, data=data, method=method, suffix=suffix, body=body)
-
-
-@settings(max_examples=300)
-@given(method=st.sampled_from(METHODS), segments=ROUTE_SEGMENTS, query=QUERY, body=st.none() | st.binary(max_size=256))
-def test_any_route(served_server, method, segments, query, body):
-    check_any_route(served_server, method=method, segments=segments, query=query, body=body)
+(test_info_answers_whatever_the_query, test_open_session_with_any_body, test_forward_with_any_body,
+ test_session_paths_with_any_id, test_any_route) = route_tests(
+    hidden_size=HIDDEN, num_layers=LAYERS, max_tokens=MAX_TOKENS,
+    examples={"info": 100, "open_session": 500, "forward": 1000, "session_paths": 400, "any_route": 300})
 
 
 # ------------------------------------------------------------------------------------------------ openings

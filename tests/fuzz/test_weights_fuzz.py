@@ -10,10 +10,10 @@ import hashlib
 from urllib.parse import quote
 
 import pytest
-from conftest import LAYERS
 from harness import METHODS, Served, assert_well_formed
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from server_setup import LAYERS
 from strategies import ANY_INT, PATH_TRICKS, QUERY, SEGMENT, TEXT
 
 from efedllm.compression.codec import CODECS

@@ -10,17 +10,12 @@ asserted.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-import load  # noqa: E402
-
-from efedllm.client import DistributedModel  # noqa: E402
-from efedllm.localnet import stop_all  # noqa: E402
+from bench import load
+from efedllm.client import DistributedModel
+from efedllm.localnet import stop_all
 
 SESSIONS, ROUNDS, TOKENS = 16, 2, 8
 MAX_CACHE_BYTES = 32 * 2**20

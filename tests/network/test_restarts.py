@@ -28,6 +28,7 @@ from efedllm.localnet import WALKED_PARAMS, ServerProcess, VerifierProcess, Walk
 
 SERVERS = {"A": (1, "0:15"), "B": (2, "15:30")}
 VERIFIER = 9
+PARAMS = WALKED_PARAMS  # the deployment's (tests/support/chain.py)
 TOKENS = 8
 PROMPT = "Name a river."
 
@@ -37,11 +38,6 @@ def anvil(tmp_path_factory):
     state = tmp_path_factory.mktemp("chain") / "state.json"
     with Anvil(AnvilConfig(port=0, accounts=10, state=state)) as node:
         yield node
-
-
-@pytest.fixture(scope="module")
-def params():
-    return WALKED_PARAMS
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,7 @@ from efedllm.localnet import WALKED_PARAMS, ServerProcess, VerifierProcess, Walk
 HERE = Path(__file__).resolve().parent
 SERVERS = {"s1": (1, "0:15"), "s2": (2, "15:30"), "s3": (3, "15:30")}
 VERIFIER = 9
+PARAMS = WALKED_PARAMS  # the deployment's (tests/support/chain.py)
 HOSTS = ["chain", *SERVERS, "verifier", "client"]
 CHAIN_PORT, SERVER_PORT = 18545, 18100
 CLIENT_TIMEOUT_S = 4.0
@@ -111,11 +112,6 @@ def hosts():
 def anvil(hosts):
     with HostAnvil(hosts, "chain") as node:
         yield node
-
-
-@pytest.fixture(scope="module")
-def params():
-    return WALKED_PARAMS
 
 
 @pytest.fixture(scope="module")

@@ -23,18 +23,9 @@ from efedllm.client import DistributedModel
 from efedllm.localnet import WALKED_PARAMS, ServerProcess, VerifierProcess, Walker, start_all, stop_all
 
 SERVER = 1
-VERIFIERS = (7, 8, 9)
+VERIFIERS = (7, 8, 9)  # granted VERIFIER_ROLE at deployment (tests/support/chain.py)
+PARAMS = dataclasses.replace(WALKED_PARAMS, min_verifiers=2)
 ABSENT = 9
-
-
-@pytest.fixture(scope="module")
-def params():
-    return dataclasses.replace(WALKED_PARAMS, min_verifiers=2)
-
-
-@pytest.fixture(scope="module")
-def verifier_accounts():
-    return VERIFIERS
 
 
 @pytest.fixture(scope="module")

@@ -42,12 +42,23 @@ def env(deployment, tmp_path_factory):
     return {"EFEDLLM_DEPLOYMENTS": str(directory)}
 
 
-@pytest.fixture(scope="module")
-def server(w3, deployment, env):
-    """Node account 3, registered for layers 0:10 with 2 ETH, straight through the registry."""
-    protocol = Protocol(w3, deployment, Signer(w3.eth.accounts[3]))
+def registered(w3, deployment, account: int) -> Protocol:
+    """Node account ``account``, registered for layers 0:10 with 2 ETH, straight through the registry."""
+    protocol = Protocol(w3, deployment, Signer(w3.eth.accounts[account]))
     protocol.tx.send(protocol.registry.functions.register(ENDPOINT, 0, 10), value=2 * ETHER, label="register")
     return protocol
+
+
+@pytest.fixture(scope="module")
+def server(w3, deployment, env):
+    """Node account 3 as registered (2 ETH for 0:10): the tests that read it share it, in any order."""
+    return registered(w3, deployment, 3)
+
+
+@pytest.fixture(scope="module")
+def staker(w3, deployment, env):
+    """Node account 6 as registered, for the test that changes its stake (so ``server`` stays as registered)."""
+    return registered(w3, deployment, 6)
 
 
 def record(protocol, address=None):
@@ -74,39 +85,39 @@ def test_status_shows_the_record_from_the_chain(anvil, env, server):
     assert me in other.stdout
 
 
-def test_stake_unstake_and_withdraw(anvil, w3, env, server):
-    me = server.signer.address
-    staked = cli(anvil, env, "server", "stake", "--amount", "0.5")
+def test_stake_unstake_and_withdraw(anvil, w3, env, staker):
+    me = staker.signer.address
+    staked = cli(anvil, env, "server", "stake", "--amount", "0.5", account=6)
     assert staked.returncode == 0, staked.stderr
-    assert record(server).stake == 2 * ETHER + ETHER // 2
+    assert record(staker).stake == 2 * ETHER + ETHER // 2
     assert "now has 2.500000 ETH bonded" in staked.stdout
 
-    too_much = cli(anvil, env, "server", "unstake", "--amount", "3")
+    too_much = cli(anvil, env, "server", "unstake", "--amount", "3", account=6)
     assert_one_line_error(too_much, "requestUnstake reverted: AmountExceedsStake(")
     assert "asked for 3.000000 ETH but only 2.500000 ETH is bonded" in too_much.stderr
 
-    unstaked = cli(anvil, env, "server", "unstake", "--amount", "2")
+    unstaked = cli(anvil, env, "server", "unstake", "--amount", "2", account=6)
     assert unstaked.returncode == 0, unstaked.stderr
-    after = record(server)
+    after = record(staker)
     assert (after.stake, after.unbonding, after.status) == (ETHER // 2, 2 * ETHER, Status.INACTIVE)
     assert f"unlocks at {utc(after.unlock_time)}" in unstaked.stdout
 
-    status = cli(anvil, env, "server", "status").stdout
+    status = cli(anvil, env, "server", "status", account=6).stdout
     assert "inactive: bonded stake below minStake" in status and "2.000000 ETH, unlocks at" in status
 
-    early = cli(anvil, env, "server", "withdraw")
+    early = cli(anvil, env, "server", "withdraw", account=6)
     assert_one_line_error(early, f"withdraw reverted: StillUnbonding(unlockTime={after.unlock_time})")
     assert f"still unbonding until {utc(after.unlock_time)}" in early.stderr
 
     warp_to(w3, after.unlock_time)
     before = w3.eth.get_balance(me)
-    withdrawn = cli(anvil, env, "server", "withdraw")
+    withdrawn = cli(anvil, env, "server", "withdraw", account=6)
     assert withdrawn.returncode == 0, withdrawn.stderr
     assert "withdrew 2.000000 ETH" in withdrawn.stdout
-    assert record(server).unbonding == 0
+    assert record(staker).unbonding == 0
     assert 2 * ETHER - 10**16 < w3.eth.get_balance(me) - before <= 2 * ETHER  # less the gas
 
-    again = cli(anvil, env, "server", "withdraw")
+    again = cli(anvil, env, "server", "withdraw", account=6)
     assert_one_line_error(again, "withdraw reverted: NothingToWithdraw(): nothing is unbonding")
 
 

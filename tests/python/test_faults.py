@@ -19,11 +19,7 @@ from efedllm.localnet import WALKED_PARAMS, ServerProcess, VerifierProcess, Walk
 
 FAULTS = {"noise": "0:6", "replay": "6:12", "skip": "12:18", "inflate": "18:24", "refuse": "24:30"}
 VERIFIER = 9
-
-
-@pytest.fixture(scope="module")
-def params():
-    return WALKED_PARAMS
+PARAMS = WALKED_PARAMS  # the deployment's (tests/support/chain.py)
 
 
 @pytest.fixture(scope="module")

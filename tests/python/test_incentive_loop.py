@@ -33,19 +33,10 @@ pytestmark = pytest.mark.parametrize("node_kind", NODE_KINDS, scope="module")  #
 
 SERVERS = {"A": (1, "0:10", []), "B": (2, "10:20", []), "F": (3, "20:30", ["--fault", "noise", "--fault-scale", "0.005"]),
            "C": (4, "0:10", ["--rebalance", "--auto-claim"])}
-VERIFIERS = (7, 8, 9)
+VERIFIERS = (7, 8, 9)  # granted VERIFIER_ROLE at deployment (tests/support/chain.py)
+PARAMS = dataclasses.replace(WALKED_PARAMS, min_verifiers=2)
 LIAR = 9
 PROMPTS = ("Name three animals that live in the sea.", "What is two plus two?")
-
-
-@pytest.fixture(scope="module")
-def params():
-    return dataclasses.replace(WALKED_PARAMS, min_verifiers=2)
-
-
-@pytest.fixture(scope="module")
-def verifier_accounts():
-    return VERIFIERS
 
 
 @pytest.fixture(scope="module")

@@ -15,20 +15,14 @@ from efedllm.errors import EfedError
 from efedllm.model.head import ModelEnds
 from efedllm.model.source import SUPPORTED_ARCHITECTURES, resolve
 from efedllm.model.span import LayerSpan
+from tests.support.tiny_model import write_tiny_model
 
 CPU = torch.device("cpu")
 
 
 def tiny_model_folder(tmp_path, model_type: str):
-    config = AutoConfig.for_model(
-        model_type, hidden_size=64, intermediate_size=128, num_hidden_layers=6, num_attention_heads=4,
-        num_key_value_heads=2, vocab_size=300, max_position_embeddings=128, tie_word_embeddings=False,
-    )
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config).eval()
     folder = tmp_path / model_type
-    model.save_pretrained(folder, safe_serialization=True)
-    return folder, model
+    return folder, write_tiny_model(folder, model_type)
 
 
 @pytest.mark.parametrize("model_type", SUPPORTED_ARCHITECTURES)

@@ -15,9 +15,8 @@ import requests
 import torch
 
 from efedllm import wire
-from efedllm.chain.anvil import free_port
 from efedllm.client import DistributedModel
-from efedllm.localnet import ServerProcess
+from tests.support.processes import no_chain_server
 
 HIDDEN = 576
 LIMITS = ["--max-sessions", "3", "--max-sequence", "64", "--max-step-tokens", "48", "--max-body-bytes", "200000",
@@ -26,10 +25,8 @@ LIMITS = ["--max-sessions", "3", "--max-sequence", "64", "--max-step-tokens", "4
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    log = tmp_path_factory.mktemp("logs") / "server.log"
-    process = ServerProcess("0:30", free_port(), args=["--no-chain", *LIMITS], log_path=log).start().wait_ready()
-    yield process
-    process.stop()
+    with no_chain_server(tmp_path_factory.mktemp("logs"), LIMITS) as process:
+        yield process
 
 
 @pytest.fixture

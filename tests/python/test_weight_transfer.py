@@ -6,12 +6,9 @@ proxy between the two alters or cuts bytes in flight to show that a span which d
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 import pytest
 import requests
@@ -33,33 +30,10 @@ from efedllm.server.main import load
 from efedllm.weights import fetch_span
 from efedllm.weights.app import create_app
 from efedllm.weights.source import WeightSource
+from tests.support.serving import ServedApp
 
 CPU = torch.device("cpu")
 FIRST, COUNT = 28, 2  # a small span keeps the transfers short
-
-
-@contextmanager
-def serving(app: web.Application):
-    """``app`` on a free loopback port, in a thread with its own event loop."""
-    port, loop, ready = free_port(), asyncio.new_event_loop(), threading.Event()
-    runner = web.AppRunner(app, access_log=None)
-
-    def run():
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(30)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
 
 
 class Tamper:
@@ -103,15 +77,15 @@ def model():
 
 @pytest.fixture(scope="module")
 def source(model):
-    with serving(create_app(WeightSource(model.folder, name=model.name))) as url:
-        yield url
+    with ServedApp(create_app(WeightSource(model.folder, name=model.name))) as served:
+        yield served.url
 
 
 @pytest.fixture(scope="module")
 def proxy(source):
     tamper = Tamper(source)
-    with serving(tamper.app()) as url:
-        tamper.url = url
+    with ServedApp(tamper.app()) as served:
+        tamper.url = served.url
         yield tamper
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from efedllm import merkle
 from efedllm.chain.anvil import free_port, warp_to
 from efedllm.chain.params import ProtocolParams
@@ -19,10 +17,8 @@ from efedllm.client import DistributedModel
 from efedllm.localnet import ServerProcess
 from efedllm.server.records import TaskStore
 
-
-@pytest.fixture(scope="module")
-def params():
-    return ProtocolParams(epoch_length=600, unbonding_period=1200)  # one epoch outlasts a restart
+# the deployment's (tests/support/chain.py): one epoch outlasts a restart
+PARAMS = ProtocolParams(epoch_length=600, unbonding_period=1200)
 
 
 def test_a_server_restarted_mid_epoch_commits_every_task(w3, anvil, deployment, tmp_path):

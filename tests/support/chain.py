@@ -1,11 +1,13 @@
-"""Chain fixtures shared by the test suites that run real networks (tests/python, tests/network): a real dev chain
-per test module (Anvil unless the module asks for another node kind), contracts compiled once per session, and
-where a module's processes keep their files.
+"""Chain fixtures shared by the test suites that run real chains (tests/python, tests/network, tests/browser): a
+real dev chain per test module (Anvil unless the module asks for another node kind), contracts compiled once per
+session, and where a module's processes keep their files.
 
-A suite's conftest.py imports them by name (``from chain_fixtures import *``); a module overrides any of them
-(``params``, ``deployment``, ``anvil``) by defining a fixture of the same name. A module runs on every node kind
-with ``pytestmark = pytest.mark.parametrize("node_kind", NODE_KINDS, scope="module")``; the chain fixture keeps
-its name ``anvil`` whichever node it is."""
+A suite's conftest.py imports them by name (``from tests.support.chain import *``). A module chooses its
+deployment with two constants instead of copies of these fixtures: ``PARAMS`` (the protocol parameters, default
+``ProtocolParams()``) and ``VERIFIERS`` (the node accounts granted VERIFIER_ROLE, default ``(9,)``); it overrides
+a fixture (``anvil``, ``deployment``) by defining one of the same name only where it needs another kind. A module
+runs on every node kind with ``pytestmark = pytest.mark.parametrize("node_kind", NODE_KINDS, scope="module")``;
+the chain fixture keeps its name ``anvil`` whichever node it is."""
 
 from __future__ import annotations
 
@@ -51,14 +53,15 @@ def w3(anvil) -> Web3:
 
 
 @pytest.fixture(scope="module")
-def params() -> ProtocolParams:
-    return ProtocolParams()
+def params(request) -> ProtocolParams:
+    """The module's ``PARAMS``, or the defaults."""
+    return getattr(request.module, "PARAMS", ProtocolParams())
 
 
 @pytest.fixture(scope="module")
-def verifier_accounts() -> tuple[int, ...]:
-    """The node accounts granted VERIFIER_ROLE at deployment (a module overrides this fixture for more)."""
-    return (9,)
+def verifier_accounts(request) -> tuple[int, ...]:
+    """The node accounts granted VERIFIER_ROLE at deployment: the module's ``VERIFIERS``, or account 9."""
+    return tuple(getattr(request.module, "VERIFIERS", (9,)))
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,2 @@
+"""What the test suites share: chain fixtures (``chain``), an aiohttp app served from a thread (``serving``),
+tiny random models (``tiny_model``), a server process without a chain (``processes``)."""
