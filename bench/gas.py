@@ -33,11 +33,12 @@ VERIFIERS = 3
 
 def run_network(w3, artifacts, n: int) -> dict[str, int]:
     accounts = w3.eth.accounts
-    governor, client, verifiers, servers = accounts[0], accounts[1], accounts[2:2 + VERIFIERS], accounts[5:5 + n]
+    governor, client, verifiers, servers = accounts[0], accounts[1], accounts[2 : 2 + VERIFIERS], accounts[5 : 5 + n]
     params = ProtocolParams(min_verifiers=VERIFIERS)
     decoder = ErrorDecoder(a.abi for a in artifacts.values())
-    deployment = deploy(w3, Transactor(w3, Signer(governor), decoder), params=params, artifacts=artifacts,
-                        verifiers=verifiers)
+    deployment = deploy(
+        w3, Transactor(w3, Signer(governor), decoder), params=params, artifacts=artifacts, verifiers=verifiers
+    )
     as_ = lambda who: Protocol(w3, deployment, Signer(who))  # noqa: E731
     gas: dict[str, int] = {}
 
@@ -53,19 +54,26 @@ def run_network(w3, artifacts, n: int) -> dict[str, int]:
     span = 10
     for i, server in enumerate(servers):
         first = (i * span) % params.num_layers
-        send(server, p.registry.functions.register(f"http://10.0.0.{i % 250}:8000", first, span),
-             "register" if i == n - 1 else None, value=2 * ONE)
+        send(
+            server,
+            p.registry.functions.register(f"http://10.0.0.{i % 250}:8000", first, span),
+            "register" if i == n - 1 else None,
+            value=2 * ONE,
+        )
     send(servers[0], p.registry.functions.addStake(), "addStake", value=ONE)
     send(servers[0], p.registry.functions.updateServer("http://10.0.0.1:8001", 0, span), "updateServer")
 
     warp_to(w3, p.window_start(epoch, Phase.COMMIT_WORK))
     for i, server in enumerate(servers):
-        send(server, p.ledger.functions.commitWork(epoch, keccak(text=f"root{i}"), 100 + i),
-             "commitWork" if i == n - 1 else None)
+        send(
+            server,
+            p.ledger.functions.commitWork(epoch, keccak(text=f"root{i}"), 100 + i),
+            "commitWork" if i == n - 1 else None,
+        )
     warp_to(w3, p.window_start(epoch, Phase.COMMIT_SCORES))
     send(verifiers[0], p.ledger.functions.drawSeed(epoch), "drawSeed")
     ordered = sorted(servers, key=lambda a: int(a, 16))
-    failing = set(ordered[:: 10])  # every tenth server fails: the slashing path is measured too
+    failing = set(ordered[::10])  # every tenth server fails: the slashing path is measured too
     accs = [ONE // 10 if s in failing else ONE for s in ordered]
     salt = b"\x11" * 32
     for v in verifiers:
@@ -101,22 +109,33 @@ def main() -> int:
 
     largest = results[max(args.sizes)]
     single = [k for k in largest if "servers" not in k and k not in ("finalize", "reveal")]
-    print("\nGas per operation (network of %d servers)\n" % max(args.sizes))
+    print(f"\nGas per operation (network of {max(args.sizes)} servers)\n")
     print(table(["operation", "gas"], [[k, f"{largest[k]:,}"] for k in sorted(single)]))
 
     print("\nScaling with the number of servers N (one finalize transaction for all N; 3 verifiers)\n")
     rows = []
     base = results[min(args.sizes)]
     for n, g in results.items():
-        rows.append([n, f"{g['finalize']:,}", f"{g['finalize'] // n:,}", f"{g['reveal']:,}", f"{g['reveal'] // n:,}",
-                     f"{g['claimRewards (1 epoch)']:,}", f"{g['register']:,}",
-                     f"{g['finalize'] / BLOCK_GAS_LIMIT:.1%}"])
+        rows.append(
+            [
+                n,
+                f"{g['finalize']:,}",
+                f"{g['finalize'] // n:,}",
+                f"{g['reveal']:,}",
+                f"{g['reveal'] // n:,}",
+                f"{g['claimRewards (1 epoch)']:,}",
+                f"{g['register']:,}",
+                f"{g['finalize'] / BLOCK_GAS_LIMIT:.1%}",
+            ]
+        )
     print(table(["N", "finalize", "finalize/N", "reveal", "reveal/N", "claim", "register", "of 30M block"], rows))
 
     ratio = (largest["finalize"] / max(args.sizes)) / (base["finalize"] / min(args.sizes))
     claim_ratio = largest["claimRewards (1 epoch)"] / base["claimRewards (1 epoch)"]
     fits = largest["finalize"] < BLOCK_GAS_LIMIT
-    print(f"\nfinalize gas per server at N={max(args.sizes)} vs N={min(args.sizes)}: {ratio:.3f}x (target: flat, ~1.0x)")
+    print(
+        f"\nfinalize gas per server at N={max(args.sizes)} vs N={min(args.sizes)}: {ratio:.3f}x (target: flat, ~1.0x)"
+    )
     print(f"claim gas at N={max(args.sizes)} vs N={min(args.sizes)}: {claim_ratio:.3f}x (target: flat, ~1.0x)")
     print(f"finalize of {max(args.sizes)} servers fits in one 30M-gas block: {'yes' if fits else 'NO'}")
     return 0 if fits else 1

@@ -21,13 +21,13 @@ import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `efedllm generate` runs the client
 
-import torch  # noqa: E402
+import torch
 
-from efedllm.chain.anvil import free_port  # noqa: E402
-from efedllm.cli.common import table  # noqa: E402
-from efedllm.client import DistributedModel  # noqa: E402
-from efedllm.localnet import ServerProcess, start_all, stop_all  # noqa: E402
-from efedllm.model.source import resolve  # noqa: E402
+from efedllm.chain.anvil import free_port
+from efedllm.cli.common import table
+from efedllm.client import DistributedModel
+from efedllm.localnet import ServerProcess, start_all, stop_all
+from efedllm.model.source import resolve
 
 PROMPT = "Write a short story about a lighthouse keeper."
 SINGLE_PROCESS_WORKER = """
@@ -76,16 +76,24 @@ def main() -> int:
     print("starting 3 servers and the single-process baseline ...", file=sys.stderr, flush=True)
     start_all(servers)
     default_env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}  # transformers as users run it
-    envs = {"single process (OpenMP default)": default_env,
-            "single process (OpenMP passive)": {**default_env, "OMP_WAIT_POLICY": "PASSIVE"}}
+    envs = {
+        "single process (OpenMP default)": default_env,
+        "single process (OpenMP passive)": {**default_env, "OMP_WAIT_POLICY": "PASSIVE"},
+    }
     try:
         client = DistributedModel.from_pretrained(servers=[s.url for s in servers])
         ids = client.encode(prompt=PROMPT)
         n = args.tokens
-        workers = {name: subprocess.Popen([sys.executable, "-c", SINGLE_PROCESS_WORKER, str(source.folder),
-                                           json.dumps(ids[0].tolist()), str(n)],
-                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-                   for name, env in envs.items()}
+        workers = {
+            name: subprocess.Popen(
+                [sys.executable, "-c", SINGLE_PROCESS_WORKER, str(source.folder), json.dumps(ids[0].tolist()), str(n)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            for name, env in envs.items()
+        }
 
         def run_single(worker) -> tuple[float, float]:
             worker.stdin.write("run\n")
@@ -95,7 +103,9 @@ def main() -> int:
         def run_distributed() -> tuple[float, float]:
             stamps = []
             started = time.perf_counter()
-            client.generate(ids, max_new_tokens=n, eos_token_id=[], on_token=lambda _t: stamps.append(time.perf_counter()))
+            client.generate(
+                ids, max_new_tokens=n, eos_token_id=[], on_token=lambda _t: stamps.append(time.perf_counter())
+            )
             return stamps[0] - started, (len(stamps) - 1) / (stamps[-1] - stamps[0])
 
         run_distributed()  # warm-up every path
@@ -113,26 +123,45 @@ def main() -> int:
         server_peak = servers[1].peak_rss_bytes()
     finally:
         stop_all(servers)
-    whole_peak = int(subprocess.run([sys.executable, "-c", WHOLE_MODEL_PROBE, str(source.folder), str(n)],
-                                    capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
-    runtime_peak = int(subprocess.run([sys.executable, "-c", RUNTIME_PROBE], capture_output=True, text=True,
-                                      check=True).stdout.strip().splitlines()[-1])
+    whole_peak = int(
+        subprocess.run(
+            [sys.executable, "-c", WHOLE_MODEL_PROBE, str(source.folder), str(n)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    runtime_peak = int(
+        subprocess.run([sys.executable, "-c", RUNTIME_PROBE], capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
 
     med = {k: (statistics.median(t for t, _ in v), statistics.median(r for _, r in v)) for k, v in results.items()}
     dist = med["distributed (3 servers)"]
     single_ = max((v for k, v in med.items() if k.startswith("single")), key=lambda v: v[1])  # the faster one
-    print(f"\n{PROMPT!r}, {n} new tokens, float32 on {torch.get_num_threads()} CPU threads, "
-          f"median of {args.rounds} alternating rounds\n")
-    print(table(["path", "tokens/s", "time to first token"],
-                [[k, f"{r:.1f}", f"{t * 1000:.0f} ms"] for k, (t, r) in med.items()]))
+    print(
+        f"\n{PROMPT!r}, {n} new tokens, float32 on {torch.get_num_threads()} CPU threads, "
+        f"median of {args.rounds} alternating rounds\n"
+    )
+    print(
+        table(
+            ["path", "tokens/s", "time to first token"],
+            [[k, f"{r:.1f}", f"{t * 1000:.0f} ms"] for k, (t, r) in med.items()],
+        )
+    )
     print(f"\nthroughput ratio distributed / faster single process: {dist[1] / single_[1]:.2f}x (target >= 0.90x)")
     print(f"time-to-first-token ratio distributed / single: {dist[0] / single_[0]:.2f}x")
     print(f"\npeak RSS, server with layers 10:20 (10 of 30): {server_peak / 2**20:.0f} MiB")
     print(f"peak RSS, process with the whole model:        {whole_peak / 2**20:.0f} MiB")
     print(f"memory ratio: {server_peak / whole_peak:.2f}x (target < 0.50x)")
     print(f"runtime alone (python, torch, aiohttp, the efedllm server modules): {runtime_peak / 2**20:.0f} MiB")
-    print(f"memory above that runtime, server vs whole model: {(server_peak - runtime_peak) / 2**20:.0f} vs "
-          f"{(whole_peak - runtime_peak) / 2**20:.0f} MiB = {(server_peak - runtime_peak) / (whole_peak - runtime_peak):.2f}x")
+    print(
+        f"memory above that runtime, server vs whole model: {(server_peak - runtime_peak) / 2**20:.0f} vs "
+        f"{(whole_peak - runtime_peak) / 2**20:.0f} MiB = {(server_peak - runtime_peak) / (whole_peak - runtime_peak):.2f}x"
+    )
     return 0
 
 

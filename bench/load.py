@@ -25,22 +25,33 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `efedllm generate` runs the client
 
-import requests  # noqa: E402
-import torch  # noqa: E402
+import requests
+import torch
 
-from efedllm.chain.anvil import free_port  # noqa: E402
-from efedllm.cli.common import table  # noqa: E402
-from efedllm.client import DistributedModel  # noqa: E402
-from efedllm.client.peers import StaticPeers  # noqa: E402
-from efedllm.localnet import ServerProcess, start_all, stop_all  # noqa: E402
+from efedllm.chain.anvil import free_port
+from efedllm.cli.common import table
+from efedllm.client import DistributedModel
+from efedllm.client.peers import StaticPeers
+from efedllm.localnet import ServerProcess, start_all, stop_all
 
 SPANS = ("0:10", "10:20", "20:30")
 PROMPTS = (
-    "Name a large animal.", "What is the capital of Italy?", "Give me a word that rhymes with cat.",
-    "Write a short greeting.", "What colour is the sky?", "Name a prime number.", "Describe rain in one line.",
-    "What do bees make?", "Name a planet.", "Say something about the sea.", "What is two plus three?",
-    "Name a fruit that is yellow.", "Which season is the coldest?", "Name a musical instrument.",
-    "What do you call a baby cat?", "Give a synonym for happy.",
+    "Name a large animal.",
+    "What is the capital of Italy?",
+    "Give me a word that rhymes with cat.",
+    "Write a short greeting.",
+    "What colour is the sky?",
+    "Name a prime number.",
+    "Describe rain in one line.",
+    "What do bees make?",
+    "Name a planet.",
+    "Say something about the sea.",
+    "What is two plus three?",
+    "Name a fruit that is yellow.",
+    "Which season is the coldest?",
+    "Name a musical instrument.",
+    "What do you call a baby cat?",
+    "Give a synonym for happy.",
 )
 
 
@@ -73,19 +84,31 @@ class Run:
 
 
 def start_servers(*, max_cache_bytes: int, log_dir: Path | None = None) -> list[ServerProcess]:
-    servers = [ServerProcess(span, free_port(), ["--no-chain", "--max-cache-bytes", str(max_cache_bytes)],
-                             log_path=log_dir / f"server-{span.replace(':', '-')}.log" if log_dir else None)
-               for span in SPANS]
+    servers = [
+        ServerProcess(
+            span,
+            free_port(),
+            ["--no-chain", "--max-cache-bytes", str(max_cache_bytes)],
+            log_path=log_dir / f"server-{span.replace(':', '-')}.log" if log_dir else None,
+        )
+        for span in SPANS
+    ]
     return start_all(servers)
 
 
 def clients(template: DistributedModel, urls: list[str], count: int) -> list[DistributedModel]:
     """``count`` clients that share ``template``'s loaded ends (read only) but each keep their own sessions; they
     time requests out as the template does."""
-    return [DistributedModel(ends=template.ends, tokenizer=template.tokenizer,
-                             generation_config=template.generation_config, peers=StaticPeers(urls),
-                             timeout=template.timeout)
-            for _ in range(count)]
+    return [
+        DistributedModel(
+            ends=template.ends,
+            tokenizer=template.tokenizer,
+            generation_config=template.generation_config,
+            peers=StaticPeers(urls),
+            timeout=template.timeout,
+        )
+        for _ in range(count)
+    ]
 
 
 def generate(model: DistributedModel, prompt: int, ids: torch.Tensor, tokens: int) -> Generation:
@@ -93,8 +116,9 @@ def generate(model: DistributedModel, prompt: int, ids: torch.Tensor, tokens: in
     try:
         out = model.generate(ids, max_new_tokens=tokens, eos_token_id=[])[0].tolist()
     except Exception as exc:  # noqa: BLE001 - counted, reported, and failed on by the caller
-        return Generation(prompt=prompt, tokens=[], seconds=time.monotonic() - started,
-                          error=f"{exc.__class__.__name__}: {exc}")
+        return Generation(
+            prompt=prompt, tokens=[], seconds=time.monotonic() - started, error=f"{exc.__class__.__name__}: {exc}"
+        )
     return Generation(prompt=prompt, tokens=out, seconds=time.monotonic() - started)
 
 
@@ -104,8 +128,9 @@ def run_single(model: DistributedModel, inputs: list[torch.Tensor], *, tokens: i
     return Run(generations=generations, wall_s=time.monotonic() - started)
 
 
-def run_concurrent(models: list[DistributedModel], inputs: list[torch.Tensor], *, rounds: int, tokens: int,
-                   deadline_s: float) -> Run:
+def run_concurrent(
+    models: list[DistributedModel], inputs: list[torch.Tensor], *, rounds: int, tokens: int, deadline_s: float
+) -> Run:
     """Session ``i`` generates prompt ``i`` (mod the prompts) ``rounds`` times; all sessions start together, and
     whatever has not ended ``deadline_s`` seconds later counts as failed."""
     results: list[list[Generation]] = [[] for _ in models]
@@ -189,24 +214,57 @@ def status_bytes(server: ServerProcess, key: str) -> int:
 def mismatches(reference: Run, load: Run) -> list[str]:
     """Every concurrent generation that failed or differs from the single client's tokens for its prompt."""
     expected = {g.prompt: g.tokens for g in reference.generations}
-    return [g.error or f"prompt {g.prompt}: {g.tokens} != {expected[g.prompt]}"
-            for g in load.generations if g.error or g.tokens != expected[g.prompt]]
+    return [
+        g.error or f"prompt {g.prompt}: {g.tokens} != {expected[g.prompt]}"
+        for g in load.generations
+        if g.error or g.tokens != expected[g.prompt]
+    ]
 
 
 def report(single: Run, load: Run, memory: list[ServerMemory], *, sessions: int, max_cache_bytes: int) -> str:
     mib = lambda b: f"{b / 2**20:.1f}"  # noqa: E731
-    rows = [[name, len(run.completed), sum(len(g.tokens) for g in run.completed), f"{run.wall_s:.1f}",
-             f"{run.tokens_per_s:.1f}", f"{run.latency(0.5):.2f}", f"{run.latency(0.95):.2f}"]
-            for name, run in (("1 client, one request at a time", single), (f"{sessions} concurrent sessions", load))]
-    lines = [table(["load", "requests", "tokens", "wall s", "tokens/s", "p50 latency s", "p95 latency s"], rows),
-             f"\nthroughput {sessions} concurrent / single: {load.tokens_per_s / single.tokens_per_s:.2f}x; "
-             f"p50 latency {load.latency(0.5) / single.latency(0.5):.1f}x",
-             f"identical to the single client: {len(load.generations) - len(mismatches(single, load))} of "
-             f"{len(load.generations)}\n",
-             table(["server", "max cache MiB", "peak cache MiB", "peak sessions", "RSS at rest MiB", "peak RSS MiB",
-                    "growth MiB"],
-                   [[m.server.layers, mib(max_cache_bytes), mib(m.peak_cache_bytes), m.peak_sessions, mib(m.rest_rss),
-                     mib(m.peak_rss), mib(m.peak_rss - m.rest_rss)] for m in memory])]
+    rows = [
+        [
+            name,
+            len(run.completed),
+            sum(len(g.tokens) for g in run.completed),
+            f"{run.wall_s:.1f}",
+            f"{run.tokens_per_s:.1f}",
+            f"{run.latency(0.5):.2f}",
+            f"{run.latency(0.95):.2f}",
+        ]
+        for name, run in (("1 client, one request at a time", single), (f"{sessions} concurrent sessions", load))
+    ]
+    lines = [
+        table(["load", "requests", "tokens", "wall s", "tokens/s", "p50 latency s", "p95 latency s"], rows),
+        f"\nthroughput {sessions} concurrent / single: {load.tokens_per_s / single.tokens_per_s:.2f}x; "
+        f"p50 latency {load.latency(0.5) / single.latency(0.5):.1f}x",
+        f"identical to the single client: {len(load.generations) - len(mismatches(single, load))} of "
+        f"{len(load.generations)}\n",
+        table(
+            [
+                "server",
+                "max cache MiB",
+                "peak cache MiB",
+                "peak sessions",
+                "RSS at rest MiB",
+                "peak RSS MiB",
+                "growth MiB",
+            ],
+            [
+                [
+                    m.server.layers,
+                    mib(max_cache_bytes),
+                    mib(m.peak_cache_bytes),
+                    m.peak_sessions,
+                    mib(m.rest_rss),
+                    mib(m.peak_rss),
+                    mib(m.peak_rss - m.rest_rss),
+                ]
+                for m in memory
+            ],
+        ),
+    ]
     return "\n".join(lines)
 
 
@@ -215,8 +273,9 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=16, help="concurrent client sessions (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=2, help="generations per session (default: %(default)s)")
     parser.add_argument("--tokens", type=int, default=8, help="new tokens per generation (default: %(default)s)")
-    parser.add_argument("--max-cache-mib", type=float, default=32,
-                        help="each server's --max-cache-bytes, in MiB (default: %(default)s)")
+    parser.add_argument(
+        "--max-cache-mib", type=float, default=32, help="each server's --max-cache-bytes, in MiB (default: %(default)s)"
+    )
     parser.add_argument("--deadline", type=float, default=300, help="seconds the load may take (default: %(default)s)")
     args = parser.parse_args()
     max_cache_bytes = int(args.max_cache_mib * 2**20)
@@ -235,8 +294,10 @@ def main() -> int:
             load = run_concurrent(models, inputs, rounds=args.rounds, tokens=args.tokens, deadline_s=args.deadline)
     finally:
         stop_all(servers)
-    print(f"\n{args.tokens} new tokens per generation, float32 on {os.cpu_count()} CPU cores, "
-          f"servers {', '.join(SPANS)} on loopback\n")
+    print(
+        f"\n{args.tokens} new tokens per generation, float32 on {os.cpu_count()} CPU cores, "
+        f"servers {', '.join(SPANS)} on loopback\n"
+    )
     print(report(single, load, watch.memory, sessions=args.sessions, max_cache_bytes=max_cache_bytes))
     bad = mismatches(single, load)
     for line in bad[:5]:

@@ -29,14 +29,19 @@ from efedllm.model.span import LayerSpan
 from efedllm.verifier.softmax import CLAMP_OFFSET, LutSoftmax, SoftmaxConfig
 
 OFFSETS = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0)
-PROMPT = ("Write a short story about a lighthouse keeper who finds a message in a bottle on a stormy night, "
-          "and describe the sea, the town and its people.")
+PROMPT = (
+    "Write a short story about a lighthouse keeper who finds a message in a bottle on a stormy night, "
+    "and describe the sea, the town and its people."
+)
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--configs", default="2x16,8x2,3x16,4x8,6x4,4x16,5x16",
-                   help="comma-separated KxB digit/base pairs (default: %(default)s)")
+    p.add_argument(
+        "--configs",
+        default="2x16,8x2,3x16,4x8,6x4,4x16,5x16",
+        help="comma-separated KxB digit/base pairs (default: %(default)s)",
+    )
     p.add_argument("--workers", type=int, default=2, help="softmax workers W (default: %(default)s)")
     p.add_argument("--rounds", type=int, default=5, help="timing rounds, the fastest counts (default: %(default)s)")
     args = p.parse_args()
@@ -46,8 +51,8 @@ def main() -> int:
     source = resolve()
     span, ends = LayerSpan(source.folder, 0, 30, device=cpu), ModelEnds(source.folder, device=cpu)
     ids = AutoTokenizer.from_pretrained(source.folder).apply_chat_template(
-        [{"role": "user", "content": PROMPT}], add_generation_prompt=True, return_tensors="pt",
-        return_dict=True)["input_ids"]
+        [{"role": "user", "content": PROMPT}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )["input_ids"]
     hidden = ends.embed_tokens(ids)
     recorded: list[torch.Tensor] = []
 
@@ -59,8 +64,11 @@ def main() -> int:
     explicit = span(hidden, span.new_cache(), past=0, softmax=recording)
     token = int(ends.logits(reference)[0, -1].argmax())
     probabilities = [torch.softmax(s, dim=-1) for s in recorded]
-    print(f"{ids.shape[1]} prompt tokens, {len(recorded)} layers x {recorded[0].shape[1]} heads of scores; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, W={args.workers}", file=sys.stderr)
+    print(
+        f"{ids.shape[1]} prompt tokens, {len(recorded)} layers x {recorded[0].shape[1]} heads of scores; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, W={args.workers}",
+        file=sys.stderr,
+    )
 
     def recompute_error(out):
         return float((out - reference).abs().max() / reference.abs().max())
@@ -74,8 +82,18 @@ def main() -> int:
 
     torch_softmax = lambda s: torch.softmax(s, dim=-1)  # noqa: E731
     explicit_ratio = _ratio(lambda: span(hidden, span.new_cache(), past=0, softmax=torch_softmax), sdpa, args.rounds)
-    rows = [["torch.softmax (explicit attention)", "-", "0", "0", f"{recompute_error(explicit):.1e}",
-             "yes" if int(ends.logits(explicit)[0, -1].argmax()) == token else "NO", "1.0", f"{explicit_ratio:.2f}"]]
+    rows = [
+        [
+            "torch.softmax (explicit attention)",
+            "-",
+            "0",
+            "0",
+            f"{recompute_error(explicit):.1e}",
+            "yes" if int(ends.logits(explicit)[0, -1].argmax()) == token else "NO",
+            "1.0",
+            f"{explicit_ratio:.2f}",
+        ]
+    ]
     for k, b in configs:
         config = SoftmaxConfig(digits=k, base=b, workers=args.workers)
         with LutSoftmax(config=config) as lut:
@@ -84,13 +102,34 @@ def main() -> int:
             same = int(ends.logits(out)[0, -1].argmax()) == token
             softmax_ratio = _ratio(lambda: softmax_all(lut), lambda: softmax_all(torch_softmax), args.rounds)
             recompute_ratio = _ratio(lambda: span(hidden, span.new_cache(), past=0, softmax=lut), sdpa, args.rounds)
-        rows.append([f"{k} x {b}", f"{config.table_entries}", f"{max(float(e.max()) for e in errors):.1e}",
-                     f"{sum(float(e.sum()) for e in errors) / sum(e.numel() for e in errors):.1e}",
-                     f"{recompute_error(out):.1e}", "yes" if same else "NO", f"{softmax_ratio:.1f}",
-                     f"{recompute_ratio:.2f}"])
+        rows.append(
+            [
+                f"{k} x {b}",
+                f"{config.table_entries}",
+                f"{max(float(e.max()) for e in errors):.1e}",
+                f"{sum(float(e.sum()) for e in errors) / sum(e.numel() for e in errors):.1e}",
+                f"{recompute_error(out):.1e}",
+                "yes" if same else "NO",
+                f"{softmax_ratio:.1f}",
+                f"{recompute_ratio:.2f}",
+            ]
+        )
         print(f"  {k} x {b} done", file=sys.stderr)
-    print(table(["K x b", "table entries", "max abs err", "mean abs err", "hidden rel err (30 layers)",
-                 "same next token", "time / torch.softmax", "recompute time / SDPA"], rows))
+    print(
+        table(
+            [
+                "K x b",
+                "table entries",
+                "max abs err",
+                "mean abs err",
+                "hidden rel err (30 layers)",
+                "same next token",
+                "time / torch.softmax",
+                "recompute time / SDPA",
+            ],
+            rows,
+        )
+    )
 
     workers = []
     for w in (1, 2, 4):

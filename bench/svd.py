@@ -21,14 +21,18 @@ import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import torch  # noqa: E402
+import torch
 
-from efedllm.cli.common import table  # noqa: E402
-from efedllm.compression import svd  # noqa: E402
-from efedllm.model.source import resolve  # noqa: E402
-from efedllm.model.weights import read_tensors  # noqa: E402
+from efedllm.cli.common import table
+from efedllm.compression import svd
+from efedllm.model.source import resolve
+from efedllm.model.weights import read_tensors
 
-MODEL_MATRICES = ("model.embed_tokens.weight", "model.layers.15.mlp.up_proj.weight", "model.layers.15.self_attn.o_proj.weight")
+MODEL_MATRICES = (
+    "model.embed_tokens.weight",
+    "model.layers.15.mlp.up_proj.weight",
+    "model.layers.15.self_attn.o_proj.weight",
+)
 
 
 def decaying(size: int, alpha: float) -> torch.Tensor:
@@ -64,29 +68,61 @@ def compare(name: str, w: torch.Tensor, args) -> list:
     best, got = energy(s_full), energy(s_fast)
     gap = 100 * (best - got)
     ok = full / fast >= 5 and gap <= 0.5
-    return [name, f"{m}x{n}", k, f"{full:.3f}", f"{fast:.3f}", f"{full / fast:.1f}x", f"{best:.4f}", f"{got:.4f}",
-            f"{gap:.2f}", "yes" if ok else "no"]
+    return [
+        name,
+        f"{m}x{n}",
+        k,
+        f"{full:.3f}",
+        f"{fast:.3f}",
+        f"{full / fast:.1f}x",
+        f"{best:.4f}",
+        f"{got:.4f}",
+        f"{gap:.2f}",
+        "yes" if ok else "no",
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fraction", type=float, default=0.1, help="rank as a share of min(m, n) (default: %(default)s)")
+    parser.add_argument(
+        "--fraction", type=float, default=0.1, help="rank as a share of min(m, n) (default: %(default)s)"
+    )
     parser.add_argument("--niter", type=int, default=svd.NITER, help="power iterations (default: %(default)s)")
-    parser.add_argument("--oversample", type=int, default=svd.OVERSAMPLE, help="extra sampled columns (default: %(default)s)")
+    parser.add_argument(
+        "--oversample", type=int, default=svd.OVERSAMPLE, help="extra sampled columns (default: %(default)s)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per matrix, best reported (default: %(default)s)")
     parser.add_argument("--size", type=int, default=4096, help="side of the synthetic matrix (default: %(default)s)")
     parser.add_argument("--alpha", type=float, default=0.5, help="synthetic spectrum i^-alpha (default: %(default)s)")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; rank {args.fraction:.0%} of min(m, n); "
-          f"randomized: niter {args.niter}, oversample {args.oversample}", flush=True)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; rank {args.fraction:.0%} of min(m, n); "
+        f"randomized: niter {args.niter}, oversample {args.oversample}",
+        flush=True,
+    )
     folder = resolve().folder
     matrices = read_tensors(folder, MODEL_MATRICES, device=torch.device("cpu"), dtype=torch.float32)
     rows = [compare(name.removeprefix("model."), w, args) for name, w in matrices.items()]
     print(f"  building the {args.size}x{args.size} matrix ...", flush=True)
     rows.append(compare(f"synthetic i^-{args.alpha:g}", decaying(args.size, args.alpha), args))
     print()
-    print(table(["matrix", "shape", "k", "full s", "randomized s", "speed-up", "optimal energy", "randomized energy",
-                 "gap (points)", "target met"], rows))
+    print(
+        table(
+            [
+                "matrix",
+                "shape",
+                "k",
+                "full s",
+                "randomized s",
+                "speed-up",
+                "optimal energy",
+                "randomized energy",
+                "gap (points)",
+                "target met",
+            ],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -27,35 +27,49 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import torch  # noqa: E402
-from transformers import AutoTokenizer  # noqa: E402
+import torch
+from transformers import AutoTokenizer
 
-from efedllm import merkle  # noqa: E402
-from efedllm.aids.config import FaultConfig  # noqa: E402
-from efedllm.aids.faults import Fault  # noqa: E402
-from efedllm.chain.params import ProtocolParams  # noqa: E402
-from efedllm.layers import parse_span  # noqa: E402
-from efedllm.model.decoder import KVCache  # noqa: E402
-from efedllm.model.source import DEFAULT_MODEL  # noqa: E402
-from efedllm.server.records import TaskStore  # noqa: E402
-from efedllm.verifier.checks import TOLERANCE, check_opening, deviation  # noqa: E402
-from efedllm.verifier.reference import ReferenceModel  # noqa: E402
-from efedllm.verifier.scoring import check_openings  # noqa: E402
-from efedllm.verifier.sampling import DEFAULT_SAMPLES, detection_probability, sample_indices  # noqa: E402
+from efedllm import merkle
+from efedllm.aids.config import FaultConfig
+from efedllm.aids.faults import Fault
+from efedllm.chain.params import ProtocolParams
+from efedllm.layers import parse_span
+from efedllm.model.decoder import KVCache
+from efedllm.model.source import DEFAULT_MODEL
+from efedllm.server.records import TaskStore
+from efedllm.verifier.checks import TOLERANCE, check_opening, deviation
+from efedllm.verifier.reference import ReferenceModel
+from efedllm.verifier.sampling import DEFAULT_SAMPLES, detection_probability, sample_indices
+from efedllm.verifier.scoring import check_openings
 
 SERVER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
-PROMPTS = ["Explain why the sky is blue to a child.", "Write a short poem about autumn leaves.",
-           "What are the main causes of inflation?", "Give me three tips for learning a new language.",
-           "Describe how a bicycle works."]
+PROMPTS = [
+    "Explain why the sky is blue to a child.",
+    "Write a short poem about autumn leaves.",
+    "What are the main causes of inflation?",
+    "Give me three tips for learning a new language.",
+    "Describe how a bicycle works.",
+]
 
 
-def serve(model: ReferenceModel, tokenizer, store: TaskStore, *, first: int, end: int, sessions: int, steps: int,
-          fault: Fault | None) -> float:
+def serve(
+    model: ReferenceModel,
+    tokenizer,
+    store: TaskStore,
+    *,
+    first: int,
+    end: int,
+    sessions: int,
+    steps: int,
+    fault: Fault | None,
+) -> float:
     """Serve the workload through layers [first, end) and record it; returns the span's compute seconds."""
     compute = 0.0
     for s in range(sessions):
-        text = tokenizer.apply_chat_template([{"role": "user", "content": PROMPTS[s % len(PROMPTS)]}],
-                                             add_generation_prompt=True, tokenize=False)
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": PROMPTS[s % len(PROMPTS)]}], add_generation_prompt=True, tokenize=False
+        )
         tokens = tokenizer(text)["input_ids"]
         front_cache, span_cache, back_cache, past = KVCache(), KVCache(), KVCache(), 0
         new = tokens
@@ -88,11 +102,20 @@ def check_all(model: ReferenceModel, store: TaskStore) -> tuple[list[bool], list
     for index in range(units):
         opening = store.opening(1, index)  # reading the opening is the server's work, not the verifier's
         started = time.perf_counter()
-        verdict = check_opening(opening, server=SERVER, epoch=1, index=index, root=root, work_units=units,
-                                num_layers=model.num_layers, recompute=recompute, tolerance=TOLERANCE[torch.float32])
+        verdict = check_opening(
+            opening,
+            server=SERVER,
+            epoch=1,
+            index=index,
+            root=root,
+            work_units=units,
+            num_layers=model.num_layers,
+            recompute=recompute,
+            tolerance=TOLERANCE[torch.float32],
+        )
         seconds += time.perf_counter() - started
         verdicts.append(verdict.passed)
-        deviations.append(deviation(opening.output, recomputed[-1][:, -opening.steps[-1]:]))
+        deviations.append(deviation(opening.output, recomputed[-1][:, -opening.steps[-1] :]))
     return verdicts, deviations, seconds / units
 
 
@@ -103,8 +126,9 @@ def sampled_check_seconds(model: ReferenceModel, store: TaskStore, *, seeds: int
     for _ in range(seeds):
         opened = {i: store.opening(1, i) for i in sample_indices(rng.randbytes(32), SERVER, units, DEFAULT_SAMPLES)}
         started = time.perf_counter()
-        verdicts = check_openings(opened, server=SERVER, epoch=1, root=root, work_units=units, model=model,
-                                  tolerance=TOLERANCE[torch.float32])
+        verdicts = check_openings(
+            opened, server=SERVER, epoch=1, root=root, work_units=units, model=model, tolerance=TOLERANCE[torch.float32]
+        )
         total += time.perf_counter() - started
         assert all(v.passed for v in verdicts)
     return total / seeds
@@ -139,8 +163,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         honest = TaskStore(Path(tmp) / "honest.sqlite", server=SERVER)
         print(f"serving {args.sessions} sessions x ({args.steps} decode steps + prefill) on layers {first}:{end} ...")
-        server_s = serve(model, tokenizer, honest, first=first, end=end, sessions=args.sessions, steps=args.steps,
-                         fault=None)
+        server_s = serve(
+            model, tokenizer, honest, first=first, end=end, sessions=args.sessions, steps=args.steps, fault=None
+        )
         units = honest.commitment(1)[1]
         print(f"checking all {units} honest tasks ...")
         honest_ok, honest_dev, per_check = check_all(model, honest)
@@ -159,8 +184,10 @@ def main() -> None:
     per_task = server_s / units
     print("\n== verifier compute per epoch vs the server's (one server, default sampling) ==")
     print(f"server: {units} tasks in {server_s:.2f}s ({per_task * 1000:.1f} ms/task)")
-    print(f"verifier: {samples} openings in {sample_s:.2f}s (each session's longest opened prefix recomputed once; "
-          f"{per_check * 1000:.0f} ms per opening checked alone) + canary {canary_s:.2f}s = {verifier_s:.2f}s")
+    print(
+        f"verifier: {samples} openings in {sample_s:.2f}s (each session's longest opened prefix recomputed once; "
+        f"{per_check * 1000:.0f} ms per opening checked alone) + canary {canary_s:.2f}s = {verifier_s:.2f}s"
+    )
     print(f"{'tasks per epoch':>16}  {'verifier / server':>17}")
     print(f"{units:>16}  {verifier_s / server_s:>16.1%}  this run")
     for seconds in (ProtocolParams().epoch_length, 600, 3600):
@@ -170,21 +197,33 @@ def main() -> None:
 
     bad = [i for i, ok in enumerate(cheat_ok) if not ok]
     rng = random.Random(0)
-    caught = sum(any(not cheat_ok[i] for i in sample_indices(rng.randbytes(32), SERVER, units, DEFAULT_SAMPLES))
-                 for _ in range(args.trials))
+    caught = sum(
+        any(not cheat_ok[i] for i in sample_indices(rng.randbytes(32), SERVER, units, DEFAULT_SAMPLES))
+        for _ in range(args.trials)
+    )
     print("\n== detection within one epoch ==")
-    print(f"corrupted tasks: {len(bad)} of {units} ({len(bad) / units:.1%}); faulted by the server: {fault.steps_faulted}")
-    print(f"computed probability (hypergeometric, {samples} of {units}): "
-          f"{detection_probability(corrupted=len(bad) / units, samples=DEFAULT_SAMPLES, work_units=units):.4f}")
-    print(f"computed, large epoch (with replacement): {detection_probability(corrupted=args.corrupted, samples=DEFAULT_SAMPLES):.4f}")
+    print(
+        f"corrupted tasks: {len(bad)} of {units} ({len(bad) / units:.1%}); faulted by the server: {fault.steps_faulted}"
+    )
+    print(
+        f"computed probability (hypergeometric, {samples} of {units}): "
+        f"{detection_probability(corrupted=len(bad) / units, samples=DEFAULT_SAMPLES, work_units=units):.4f}"
+    )
+    print(
+        f"computed, large epoch (with replacement): {detection_probability(corrupted=args.corrupted, samples=DEFAULT_SAMPLES):.4f}"
+    )
     print(f"observed over {args.trials} seeds: {caught / args.trials:.4f}")
     paper_acc = cheat_ok.count(True) / units
-    print(f"the cheater's acc under --policy paper (passed / checked, expected over the sample): {paper_acc:.3f}, "
-          f"above theta = {ProtocolParams().theta / 10**18:.1f}: never slashed; under --policy strict: 0 whenever caught")
+    print(
+        f"the cheater's acc under --policy paper (passed / checked, expected over the sample): {paper_acc:.3f}, "
+        f"above theta = {ProtocolParams().theta / 10**18:.1f}: never slashed; under --policy strict: 0 whenever caught"
+    )
     print("\n== honest server ==")
     print(f"honest tasks failing their check: {honest_ok.count(False)} of {units} (false positives)")
-    print(f"largest honest deviation: {max(honest_dev):.2e}; tolerance {TOLERANCE[torch.float32]:.0e} "
-          f"({TOLERANCE[torch.float32] / max(max(honest_dev), 1e-12):.0f}x margin)")
+    print(
+        f"largest honest deviation: {max(honest_dev):.2e}; tolerance {TOLERANCE[torch.float32]:.0e} "
+        f"({TOLERANCE[torch.float32] / max(max(honest_dev), 1e-12):.0f}x margin)"
+    )
 
 
 if __name__ == "__main__":

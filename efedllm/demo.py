@@ -43,8 +43,13 @@ class Role:
 ROLES = (
     Role(name="A", account=1, layers="0:10"),
     Role(name="B", account=2, layers="10:20"),
-    Role(name="F", account=3, layers="20:30", extra=("--fault", "noise", "--fault-scale", "0.005"),
-         note="faulty on purpose"),
+    Role(
+        name="F",
+        account=3,
+        layers="20:30",
+        extra=("--fault", "noise", "--fault-scale", "0.005"),
+        note="faulty on purpose",
+    ),
     Role(name="C", account=4, layers="0:10", extra=("--rebalance", "--auto-claim"), note="spare, rebalancing"),
 )
 VERIFIERS = (7, 8)
@@ -72,7 +77,9 @@ class Demo:
         return self.protocol.w3.eth.accounts[account]
 
     def _chain_args(self, account: int) -> list[str]:
-        return chain_args(rpc_url=self.rpc_url, deployment=self.deployment_path, account=account, data_dir=self.work_dir)
+        return chain_args(
+            rpc_url=self.rpc_url, deployment=self.deployment_path, account=account, data_dir=self.work_dir
+        )
 
     def start(self) -> None:
         from efedllm.chain.anvil import free_port
@@ -80,12 +87,20 @@ class Demo:
         logs = self.work_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         for role in ROLES:
-            self.processes.append(ServerProcess(role.layers, free_port(), [*self._chain_args(role.account), *role.extra],
-                                                log_path=logs / f"server-{role.name}.log"))
+            self.processes.append(
+                ServerProcess(
+                    role.layers,
+                    free_port(),
+                    [*self._chain_args(role.account), *role.extra],
+                    log_path=logs / f"server-{role.name}.log",
+                )
+            )
         for v in VERIFIERS:
             self.processes.append(VerifierProcess(self._chain_args(v), log_path=logs / f"verifier-{v}.log"))
-        self.log(f"starting {len(ROLES)} servers and {len(VERIFIERS)} verifiers (each loads its part of the model; "
-                 f"logs in {logs})")
+        self.log(
+            f"starting {len(ROLES)} servers and {len(VERIFIERS)} verifiers (each loads its part of the model; "
+            f"logs in {logs})"
+        )
         start_all(self.processes, timeout=600)
         for role in ROLES:
             note = f" ({role.note})" if role.note else ""
@@ -95,10 +110,17 @@ class Demo:
         ids = client.generate(prompt=self.prompt, max_new_tokens=self.max_new_tokens, eos_token_id=[])
         text = client.tokenizer.decode(ids[0], skip_special_tokens=True)
         names = {self.address(r.account): r.name for r in ROLES}
-        route = [{"server": names.get(h.peer.address, h.peer.address), "address": h.peer.address,
-                  "layers": f"{h.start}:{h.end}"} for h in client.last_route]
-        self.report["generations"].append({"epoch": self.protocol.current_epoch(), "route": route, "text": text,
-                                           "tokens": ids[0].tolist()})
+        route = [
+            {
+                "server": names.get(h.peer.address, h.peer.address),
+                "address": h.peer.address,
+                "layers": f"{h.start}:{h.end}",
+            }
+            for h in client.last_route
+        ]
+        self.report["generations"].append(
+            {"epoch": self.protocol.current_epoch(), "route": route, "text": text, "tokens": ids[0].tolist()}
+        )
         self.log("route: " + " -> ".join(f"{r['server']} [{r['layers']}]" for r in route))
         self.log(f"generated: {text!r}")
 
@@ -114,8 +136,13 @@ class Demo:
         for address, score in scores.items():
             acc, s, outcome = score.acc, score.score, score.outcome
             committed = work.get(address)
-            entry[address] = {"server": names[address], "acc": acc, "score": s, "outcome": outcome.label,
-                              "work_units": committed.work_units if committed else 0}
+            entry[address] = {
+                "server": names[address],
+                "acc": acc,
+                "score": s,
+                "outcome": outcome.label,
+                "work_units": committed.work_units if committed else 0,
+            }
             if outcome:
                 self.log(f"epoch {epoch}: {names[address]}: acc {acc / ONE:.2f}, S {s / ONE:.2f} -> {outcome.label}")
         self.report["epochs"][epoch] = {"scores": entry, "pool": self.protocol.pool.functions.poolSize(epoch).call()}
@@ -135,14 +162,21 @@ class Demo:
         self.settle(walker, e1, {r["address"] for r in self.report["generations"][-1]["route"]})
 
         self.log("waiting for a server to take over layers nobody serves any more")
-        wait_for(lambda: protocol.missing_layers() == [], "the takeover of the slashed server's layers",
-                 timeout=300, processes=self.processes)
+        wait_for(
+            lambda: protocol.missing_layers() == [],
+            "the takeover of the slashed server's layers",
+            timeout=300,
+            processes=self.processes,
+        )
         names = {self.address(r.account): r for r in ROLES}
         for s in protocol.servers():
             role = names[s.address]
             if f"{s.first_layer}:{s.first_layer + s.num_layers}" != role.layers and s.status == Status.ACTIVE:
-                self.report["takeover"] = {"server": role.name, "address": s.address,
-                                           "layers": f"{s.first_layer}:{s.first_layer + s.num_layers}"}
+                self.report["takeover"] = {
+                    "server": role.name,
+                    "address": s.address,
+                    "layers": f"{s.first_layer}:{s.first_layer + s.num_layers}",
+                }
                 self.log(f"server {role.name} moved to layers {self.report['takeover']['layers']} (updateServer)")
 
         e2 = protocol.current_epoch()
@@ -170,8 +204,12 @@ class Demo:
                 continue
             me = self.address(role.account)
             owed = [e for e in epochs if pool.rewardWeight(e, me).call()]
-            wait_for(lambda: all(pool.hasClaimed(e, me).call() for e in owed), f"{role.name}'s automatic claim",
-                     timeout=120, processes=self.processes)
+            wait_for(
+                lambda me=me, owed=owed: all(pool.hasClaimed(e, me).call() for e in owed),
+                f"{role.name}'s automatic claim",
+                timeout=120,
+                processes=self.processes,
+            )
             if owed:
                 amount = sum(pool.shareOf(e, me).call() for e in owed)
                 self.report["claims"].append({"server": role.name, "epochs": owed, "amount": amount, "how": "auto"})

@@ -14,8 +14,12 @@ def json_error(status: int, message: str, *, headers: Mapping[str, str] | None =
     return web.json_response({"error": message, "status": status}, status=status, headers=headers)
 
 
-def json_errors(log: logging.Logger, client_errors: Mapping[type[Exception], Callable[[Exception], int]] | None = None,
-                *, headers: Mapping[str, str] | None = None):
+def json_errors(
+    log: logging.Logger,
+    client_errors: Mapping[type[Exception], Callable[[Exception], int]] | None = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+):
     """An aiohttp middleware: exceptions of the types in ``client_errors`` become JSON errors with the status
     their function gives; aiohttp's own HTTP errors keep their status; anything else is a logged 500."""
 
@@ -33,7 +37,7 @@ def json_errors(log: logging.Logger, client_errors: Mapping[type[Exception], Cal
                 raise
             text = exc.reason if exc.text is None or exc.text.startswith(str(exc.status)) else exc.text
             return json_error(exc.status, text, headers=headers)
-        except Exception:  # noqa: BLE001 - a bug: log it, answer 500, keep serving
+        except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
             return json_error(500, "internal server error", headers=headers)
 

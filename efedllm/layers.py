@@ -14,7 +14,10 @@ def parse_span(text: str, num_layers: int | None = None) -> tuple[int, int]:
         raise EfedError(f"layers must look like START:END (e.g. 10:20), got {text!r}") from None
     if first < 0 or end <= first or (num_layers is not None and end > num_layers):
         limit = f" of a {num_layers}-layer model" if num_layers is not None else ""
-        raise EfedError(f"layers {text} are out of range{limit}: need 0 <= START < END" + (f" <= {num_layers}" if num_layers else ""))
+        raise EfedError(
+            f"layers {text} are out of range{limit}: need 0 <= START < END"
+            + (f" <= {num_layers}" if num_layers else "")
+        )
     return first, end - first
 
 

@@ -31,8 +31,16 @@ EFEDLLM = [sys.executable, "-m", "efedllm.cli.main"]
 
 def chain_args(*, rpc_url: str, deployment: Path, account: int, data_dir: Path) -> list[str]:
     """The options that put an ``efedllm`` server or verifier on a dev chain as the node's account ``account``."""
-    return ["--rpc-url", rpc_url, "--deployment", str(deployment), "--node-account", str(account),
-            "--data-dir", str(data_dir / f"data-{account}")]
+    return [
+        "--rpc-url",
+        rpc_url,
+        "--deployment",
+        str(deployment),
+        "--node-account",
+        str(account),
+        "--data-dir",
+        str(data_dir / f"data-{account}"),
+    ]
 
 
 @dataclass
@@ -49,8 +57,12 @@ class EfedllmProcess:
 
     def start(self):
         log = open(self.log_path, "w") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen([*self.launcher, *EFEDLLM, *self.command], stdout=log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"})
+        self.process = subprocess.Popen(
+            [*self.launcher, *EFEDLLM, *self.command],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
+        )
         return self
 
     def log_tail(self, chars: int = 1500) -> str:
@@ -94,10 +106,23 @@ class EfedllmProcess:
 class ServerProcess(EfedllmProcess):
     """``efedllm server run --layers LAYERS --port PORT ARGS...``; ready when it answers ``GET /info``."""
 
-    def __init__(self, layers: str, port: int, args: list[str] | None = None, *, env: dict[str, str] | None = None,
-                 log_path: Path | None = None, host: str = "127.0.0.1", launcher: list[str] | None = None):
-        super().__init__(["server", "run", "--layers", layers, "--host", host, "--port", str(port), *(args or [])],
-                         env=env or {}, log_path=log_path, launcher=launcher or [])
+    def __init__(
+        self,
+        layers: str,
+        port: int,
+        args: list[str] | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        log_path: Path | None = None,
+        host: str = "127.0.0.1",
+        launcher: list[str] | None = None,
+    ):
+        super().__init__(
+            ["server", "run", "--layers", layers, "--host", host, "--port", str(port), *(args or [])],
+            env=env or {},
+            log_path=log_path,
+            launcher=launcher or [],
+        )
         self.layers, self.host, self.port = layers, host, port
 
     def __str__(self) -> str:
@@ -123,8 +148,9 @@ class ServerProcess(EfedllmProcess):
 class VerifierProcess(EfedllmProcess):
     """``efedllm verifier ARGS...``; ready once it says it is running."""
 
-    def __init__(self, args: list[str], *, log_path: Path, env: dict[str, str] | None = None,
-                 launcher: list[str] | None = None):
+    def __init__(
+        self, args: list[str], *, log_path: Path, env: dict[str, str] | None = None, launcher: list[str] | None = None
+    ):
         super().__init__(["verifier", *args], env=env or {}, log_path=log_path, launcher=launcher or [])
 
     def __str__(self) -> str:
@@ -173,15 +199,23 @@ def stop_all(servers: list[EfedllmProcess]) -> None:
         server.stop()
 
 
-WALKED_PARAMS = ProtocolParams(epoch_length=3600, commit_work_window=900, commit_scores_window=900,
-                               reveal_window=900, finalize_window=900, unbonding_period=20_000, min_verifiers=1)
+WALKED_PARAMS = ProtocolParams(
+    epoch_length=3600,
+    commit_work_window=900,
+    commit_scores_window=900,
+    reveal_window=900,
+    finalize_window=900,
+    unbonding_period=20_000,
+    min_verifiers=1,
+)
 """Parameters for a network driven by ``Walker``: the windows tile an epoch (epoch e's four windows run during
 epoch e+1's work phase), and chain time keeps flowing between warps, so every window is far longer than what a
 slow machine needs to act in it."""
 
 
-def wait_for(condition: Callable[[], object], what: str, *, timeout: float = 240.0,
-             processes: Iterable[EfedllmProcess] = ()) -> object:
+def wait_for(
+    condition: Callable[[], object], what: str, *, timeout: float = 240.0, processes: Iterable[EfedllmProcess] = ()
+) -> object:
     deadline = time.monotonic() + timeout
     while not (result := condition()):
         if time.monotonic() > deadline:
@@ -206,15 +240,21 @@ class Walker:
         epoch = self.protocol.current_epoch() + 1
         self.warp(epoch, Phase.WORK)
         servers = [p for p in self.processes if isinstance(p, ServerProcess)]
-        wait_for(lambda: all(p.info().epoch in (None, epoch) for p in servers),
-                 f"servers to notice epoch {epoch}", processes=servers)
+        wait_for(
+            lambda: all(p.info().epoch in (None, epoch) for p in servers),
+            f"servers to notice epoch {epoch}",
+            processes=servers,
+        )
         return epoch
 
     def commitments(self, epoch: int, servers: Iterable[str]) -> dict[str, Commitment]:
         self.warp(epoch, Phase.COMMIT_WORK)
         servers = list(servers)
-        wait_for(lambda: all(self.protocol.commitment_of(epoch, s).work_units for s in servers),
-                 f"work commitments of epoch {epoch}", processes=self.processes)
+        wait_for(
+            lambda: all(self.protocol.commitment_of(epoch, s).work_units for s in servers),
+            f"work commitments of epoch {epoch}",
+            processes=self.processes,
+        )
         return {s: self.protocol.commitment_of(epoch, s) for s in servers}
 
     def scores(self, epoch: int, verifiers: Iterable[str], servers: Iterable[str]) -> dict[str, Score]:
@@ -231,13 +271,21 @@ class Walker:
             return revealed
 
         self.warp(epoch, Phase.COMMIT_SCORES)
-        wait_for(lambda: all(committed(v) for v in verifiers),
-                 f"score commitments of epoch {epoch}", timeout=600, processes=self.processes)
+        wait_for(
+            lambda: all(committed(v) for v in verifiers),
+            f"score commitments of epoch {epoch}",
+            timeout=600,
+            processes=self.processes,
+        )
         self.warp(epoch, Phase.REVEAL_SCORES)
-        wait_for(lambda: all(revealed(v) for v in verifiers),
-                 f"score reveals of epoch {epoch}", processes=self.processes)
+        wait_for(
+            lambda: all(revealed(v) for v in verifiers), f"score reveals of epoch {epoch}", processes=self.processes
+        )
         self.warp(epoch, Phase.FINALIZE)
         servers = list(servers)
-        wait_for(lambda: all(self.protocol.score_of(epoch, s).outcome for s in servers),
-                 f"finalize of epoch {epoch}", processes=self.processes)
+        wait_for(
+            lambda: all(self.protocol.score_of(epoch, s).outcome for s in servers),
+            f"finalize of epoch {epoch}",
+            processes=self.processes,
+        )
         return {s: self.protocol.score_of(epoch, s) for s in servers}

@@ -31,7 +31,9 @@ def levels(leaves: Sequence[bytes]) -> list[list[bytes]]:
     level = [leaf_node(leaf) for leaf in leaves]
     out = [level]
     while len(level) > 1:
-        level = [inner_node(level[i], level[i + 1]) if i + 1 < len(level) else level[i] for i in range(0, len(level), 2)]
+        level = [
+            inner_node(level[i], level[i + 1]) if i + 1 < len(level) else level[i] for i in range(0, len(level), 2)
+        ]
         out.append(level)
     return out
 

@@ -43,8 +43,10 @@ class OpeningRequest:
     signature: str = ""
 
     def message(self) -> str:
-        return (f"efedllm opening\nchain:{self.chain_id}\nserver:{Web3.to_checksum_address(self.server)}\n"
-                f"epoch:{self.epoch}\nindex:{self.index}\nnonce:{self.nonce}\nexpires:{self.expires}")
+        return (
+            f"efedllm opening\nchain:{self.chain_id}\nserver:{Web3.to_checksum_address(self.server)}\n"
+            f"epoch:{self.epoch}\nindex:{self.index}\nnonce:{self.nonce}\nexpires:{self.expires}"
+        )
 
     def signer(self) -> str:
         """The address that signed this request (raises OpeningError for a malformed signature)."""
@@ -60,7 +62,15 @@ class OpeningRequest:
     def from_json(cls, body: object) -> OpeningRequest:
         if not isinstance(body, dict):
             raise OpeningError("body must be a JSON object")
-        want = {"chain_id": int, "server": str, "epoch": int, "index": int, "nonce": str, "expires": int, "signature": str}
+        want = {
+            "chain_id": int,
+            "server": str,
+            "epoch": int,
+            "index": int,
+            "nonce": str,
+            "expires": int,
+            "signature": str,
+        }
         for name, kind in want.items():
             value = body.get(name)
             if not isinstance(value, kind) or isinstance(value, bool):
@@ -77,8 +87,14 @@ class OpeningRequest:
 def sign_request(*, sign, chain_id: int, server: str, epoch: int, index: int, ttl: int = 120) -> OpeningRequest:
     """A fresh request for leaf ``index`` of ``server``'s ``epoch``; ``sign`` turns a text into an EIP-191
     signature (efedllm.chain.connection.message_signer)."""
-    unsigned = OpeningRequest(chain_id=chain_id, server=Web3.to_checksum_address(server), epoch=epoch, index=index,
-                              nonce="0x" + secrets.token_hex(16), expires=int(time.time()) + ttl)
+    unsigned = OpeningRequest(
+        chain_id=chain_id,
+        server=Web3.to_checksum_address(server),
+        epoch=epoch,
+        index=index,
+        nonce="0x" + secrets.token_hex(16),
+        expires=int(time.time()) + ttl,
+    )
     return OpeningRequest(**{**asdict(unsigned), "signature": "0x" + sign(unsigned.message()).hex().removeprefix("0x")})
 
 
@@ -96,8 +112,11 @@ class Opening:
 
 
 def encode_opening(opening: Opening) -> bytes:
-    meta = {"record": json.dumps(opening.record), "proof": json.dumps(["0x" + p.hex() for p in opening.proof]),
-            "steps": json.dumps(opening.steps)}
+    meta = {
+        "record": json.dumps(opening.record),
+        "proof": json.dumps(["0x" + p.hex() for p in opening.proof]),
+        "steps": json.dumps(opening.steps),
+    }
     return st_save({"inputs": opening.inputs.contiguous(), "output": opening.output.contiguous()}, metadata=meta)
 
 
@@ -106,7 +125,7 @@ def decode_opening(data: bytes) -> Opening:
     try:
         tensors = st_load(data)
         header_len = int.from_bytes(data[:8], "little")
-        meta = json.loads(data[8:8 + header_len]).get("__metadata__") or {}
+        meta = json.loads(data[8 : 8 + header_len]).get("__metadata__") or {}
         record = json.loads(meta["record"])
         proof = [bytes.fromhex(p.removeprefix("0x")) for p in json.loads(meta["proof"])]
         steps = [int(s) for s in json.loads(meta["steps"])]

@@ -42,11 +42,34 @@ class TaskRecord:
 
     def leaf(self, server: str) -> bytes:
         """The Merkle leaf: ABI-encoded so that a contract could check it too."""
-        return keccak(abi_encode(
-            ["uint256", "address", "uint256", "uint256", "bytes32", "uint256", "uint256", "bytes32", "bytes32", "bytes32"],
-            [self.epoch, server, self.start, self.end, keccak(text=self.session), self.step, self.past,
-             self.prefix_hash, self.input_hash, self.output_hash],
-        ))
+        return keccak(
+            abi_encode(
+                [
+                    "uint256",
+                    "address",
+                    "uint256",
+                    "uint256",
+                    "bytes32",
+                    "uint256",
+                    "uint256",
+                    "bytes32",
+                    "bytes32",
+                    "bytes32",
+                ],
+                [
+                    self.epoch,
+                    server,
+                    self.start,
+                    self.end,
+                    keccak(text=self.session),
+                    self.step,
+                    self.past,
+                    self.prefix_hash,
+                    self.input_hash,
+                    self.output_hash,
+                ],
+            )
+        )
 
     @classmethod
     def from_fields(cls, fields: dict) -> TaskRecord:

@@ -41,7 +41,9 @@ def decode(data: bytes, *, hidden_size: int, dtype: torch.dtype, max_tokens: int
         raise WireError(f"expected exactly one tensor named {KEY!r}, got {sorted(tensors)[:5]}")
     hidden = tensors[KEY]
     if hidden.dtype != dtype:
-        raise WireError(f"hidden states must be {str(dtype).removeprefix('torch.')}, got {str(hidden.dtype).removeprefix('torch.')}")
+        raise WireError(
+            f"hidden states must be {str(dtype).removeprefix('torch.')}, got {str(hidden.dtype).removeprefix('torch.')}"
+        )
     if hidden.dim() != 3 or hidden.shape[0] != 1 or hidden.shape[2] != hidden_size:
         raise WireError(f"hidden states must have shape [1, tokens, {hidden_size}], got {list(hidden.shape)}")
     if not 1 <= hidden.shape[1] <= max_tokens:

@@ -49,8 +49,7 @@ def main(overrides: str = "{}"):
         block=first_block,
         params=params,
         contracts={
-            name: ContractRecord(address=address, abi=built_abi(containers, name))
-            for name, address in deployed.items()
+            name: ContractRecord(address=address, abi=built_abi(containers, name)) for name, address in deployed.items()
         },
     )
     path = deployment.save()

@@ -20,6 +20,7 @@ run_suite() {
   fi
 }
 
+run_suite lint python -m pytest -p no:pytest-brownie tests/lint "$@"
 run_suite contracts brownie test tests/contracts "$@"
 run_suite python python -m pytest -p no:pytest-brownie tests/python "$@"
 run_suite network python -m pytest -p no:pytest-brownie tests/network "$@"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import random
+
 import torch
 
 from efedllm.aids.config import STEP_KINDS, FaultConfig

@@ -39,8 +39,11 @@ def sample_text() -> str:
 
 
 def settings(energies=DEFAULT_ENERGIES, ratios=DEFAULT_RATIOS) -> list[CodecSpec]:
-    return ([CodecSpec(), CodecSpec(codec="float16"), CodecSpec(codec="bfloat16")]
-            + [CodecSpec(codec="svd", energy=e) for e in energies] + [CodecSpec(codec="svd", ratio=r) for r in ratios])
+    return (
+        [CodecSpec(), CodecSpec(codec="float16"), CodecSpec(codec="bfloat16")]
+        + [CodecSpec(codec="svd", energy=e) for e in energies]
+        + [CodecSpec(codec="svd", ratio=r) for r in ratios]
+    )
 
 
 def layer_tensors(folder: Path, num_layers: int) -> dict[str, torch.Tensor]:
@@ -48,8 +51,9 @@ def layer_tensors(folder: Path, num_layers: int) -> dict[str, torch.Tensor]:
     from efedllm.model.weights import weight_files
     from efedllm.weights.source import layer_index
 
-    names = sorted((n for n in weight_files(folder) if 0 <= layer_index(n) < num_layers),
-                   key=lambda n: (layer_index(n), n))
+    names = sorted(
+        (n for n in weight_files(folder) if 0 <= layer_index(n) < num_layers), key=lambda n: (layer_index(n), n)
+    )
     return read_tensors(folder, names, device=CPU, dtype=torch.float32)
 
 
@@ -84,15 +88,19 @@ class Evaluator:
         text_ids = tokenizer(sample_text(), return_tensors="pt")["input_ids"]
         prompts = []
         for prompt in PROMPTS:
-            ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                                return_tensors="pt")
+            ids = tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt"
+            )
             prompts.append(ids if torch.is_tensor(ids) else ids["input_ids"])
         return cls(tokenizer=tokenizer, ends=ends, span=span, text_ids=text_ids, prompt_ids=prompts)
 
     @torch.no_grad()
     def set_weights(self, tensors: dict[str, torch.Tensor]) -> None:
-        params = {f"model.layers.{self.span.first + i}.{k}": p for i, layer in enumerate(self.span.layers)
-                  for k, p in layer.named_parameters()}
+        params = {
+            f"model.layers.{self.span.first + i}.{k}": p
+            for i, layer in enumerate(self.span.layers)
+            for k, p in layer.named_parameters()
+        }
         for name, tensor in tensors.items():
             params[name].copy_(tensor)
 
@@ -143,16 +151,23 @@ def measure(folder: Path, specs: list[CodecSpec], *, link_mbps: float = LINK_MBP
         row["top1_agreement"] = float((top1 == ref_top1).float().mean())
         row["greedy_prefix"] = sum(map(_prefix, greedy, ref_greedy)) / (len(greedy) * GREEDY_TOKENS)
         eos = evaluator.tokenizer.eos_token_id
-        answer = greedy[0][:greedy[0].index(eos)] if eos in greedy[0] else greedy[0]
+        answer = greedy[0][: greedy[0].index(eos)] if eos in greedy[0] else greedy[0]
         row["greedy_first_prompt"] = evaluator.tokenizer.decode(answer, skip_special_tokens=True)
         rows.append(row)
     evaluator.set_weights(tensors)
-    return {"svd_seconds": svd_seconds, "link_mbps": link_mbps, "rows": rows, "prompts": list(PROMPTS),
-            "matrices": sum(1 for w in tensors.values() if w.dim() == 2), "tokens": int(evaluator.text_ids.shape[1])}
+    return {
+        "svd_seconds": svd_seconds,
+        "link_mbps": link_mbps,
+        "rows": rows,
+        "prompts": list(PROMPTS),
+        "matrices": sum(1 for w in tensors.values() if w.dim() == 2),
+        "tokens": int(evaluator.text_ids.shape[1]),
+    }
 
 
-def _run_setting(evaluator: Evaluator, tensors: dict, thin: dict, spec: CodecSpec, link_mbps: float, *,
-                 reference: dict | None):
+def _run_setting(
+    evaluator: Evaluator, tensors: dict, thin: dict, spec: CodecSpec, link_mbps: float, *, reference: dict | None
+):
     """The row of one setting, with the top-1 predictions and greedy tokens; where every decoded tensor is
     bit-identical to the original (an svd setting that factored nothing), the reference's results stand."""
     encode_s = decode_s = 0.0
@@ -181,9 +196,19 @@ def _run_setting(evaluator: Evaluator, tensors: dict, thin: dict, spec: CodecSpe
         ppl, top1 = evaluator.score_text()
         greedy = [evaluator.greedy(ids) for ids in evaluator.prompt_ids]
     energies = [e for layer in energies_by_layer.values() for e in layer]
-    return {**row, "min_energy": min(energies), "p_total": math.prod(sum(v) / len(v) for v in energies_by_layer.values()),
-            "perplexity": ppl, "encode_s": encode_s, "reconstruct_s": decode_s,
-            "transfer_s": sent * 8 / (link_mbps * 1e6)}, top1, greedy
+    return (
+        {
+            **row,
+            "min_energy": min(energies),
+            "p_total": math.prod(sum(v) / len(v) for v in energies_by_layer.values()),
+            "perplexity": ppl,
+            "encode_s": encode_s,
+            "reconstruct_s": decode_s,
+            "transfer_s": sent * 8 / (link_mbps * 1e6),
+        },
+        top1,
+        greedy,
+    )
 
 
 def _prefix(a: list[int], b: list[int]) -> int:

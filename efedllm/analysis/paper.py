@@ -15,8 +15,12 @@ from efedllm.compression.sizes import compression_ratio, k_for_ratio, max_useful
 
 BYTES_PER_ELEMENT = 4
 TABLE2_DIMS = (5, 10, 100, 10_000)
-PAPER_TABLE2 = {5: (250, 50, 0.80), 10: (2_000, 200, 0.90), 100: (2 * 10**6, 20_000, 0.99),
-                10_000: (2 * 10**12, 2 * 10**8, 0.9999)}
+PAPER_TABLE2 = {
+    5: (250, 50, 0.80),
+    10: (2_000, 200, 0.90),
+    100: (2 * 10**6, 20_000, 0.99),
+    10_000: (2 * 10**12, 2 * 10**8, 0.9999),
+}
 """Table 2 as printed: dimension -> (centralized reads, federated reads, reduction)."""
 GPT2_C_ATTN = (768, 2304)
 PAPER_EQ10 = 0.5332
@@ -29,6 +33,7 @@ PAPER_FIG7_CLAIM = (0.7, 0.60)
 
 
 # --- 4.1: Theorem 4.1 and Table 2 ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, kw_only=True)
 class Reads:
@@ -57,19 +62,34 @@ def table2(dims: Sequence[int] = TABLE2_DIMS) -> list[dict]:
     rows = []
     for d in dims:
         reads = memory_reads(d, d, d)
-        rows.append({"dim": d, "centralized": reads.centralized, "federated": reads.federated,
-                     "reduction": reads.reduction, "theorem": theorem_41(d, d), "paper": PAPER_TABLE2.get(d)})
+        rows.append(
+            {
+                "dim": d,
+                "centralized": reads.centralized,
+                "federated": reads.federated,
+                "reduction": reads.reduction,
+                "theorem": theorem_41(d, d),
+                "paper": PAPER_TABLE2.get(d),
+            }
+        )
     return rows
 
 
 # --- 4.2: eq. 9, 10, 13 ---------------------------------------------------------------------------------------
 
+
 def eq10(m: int = GPT2_C_ATTN[0], n: int = GPT2_C_ATTN[1], *, fraction: float = 0.4) -> dict:
     """Eq. 10 when the top ``fraction`` of the min(m, n) singular values are kept (k rounded down)."""
     k = math.floor(fraction * min(m, n))
-    return {"m": m, "n": n, "k": k, "ratio": compression_ratio(m, n, k), "saved": 1 - compression_ratio(m, n, k),
-            "paper_approx_saved": (m - k) * (n - k) / (m * n),
-            "paper_text_ratio": (m * k + k * k + k * n) / (m * n)}
+    return {
+        "m": m,
+        "n": n,
+        "k": k,
+        "ratio": compression_ratio(m, n, k),
+        "saved": 1 - compression_ratio(m, n, k),
+        "paper_approx_saved": (m - k) * (n - k) / (m * n),
+        "paper_text_ratio": (m * k + k * k + k * n) / (m * n),
+    }
 
 
 def p_total(energies: Sequence[Sequence[float]]) -> float:
@@ -78,6 +98,7 @@ def p_total(energies: Sequence[Sequence[float]]) -> float:
 
 
 # --- 4.3: eq. 15, Table 3, eq. 16 and 17 ----------------------------------------------------------------------
+
 
 @dataclass(frozen=True, kw_only=True)
 class Table3:
@@ -119,8 +140,9 @@ READINGS = {
 reading is computed: (row of the original WX, row of the optimized compressed WX)."""
 
 
-def bandwidth_reduce(ratio: float, *, m: int = BERT_FFN[0], n: int = BERT_FFN[1], t: int = BERT_SEQUENCE,
-                     batch: int = BERT_BATCH) -> dict[str, float]:
+def bandwidth_reduce(
+    ratio: float, *, m: int = BERT_FFN[0], n: int = BERT_FFN[1], t: int = BERT_SEQUENCE, batch: int = BERT_BATCH
+) -> dict[str, float]:
     """Eq. 16 with eq. 17 (weight and input reads from Table 3, plus the output write m t) for each reading.
 
     The batch makes X n x (batch t): without the hierarchy every column re-reads the weights, with it the weights
@@ -149,26 +171,60 @@ def claims() -> list[tuple[str, str, str]]:
     out = []
     rows = table2()
     exact = all(r["paper"] and (r["centralized"], r["federated"]) == r["paper"][:2] for r in rows)
-    out.append(("Table 2 reads for dims 5, 10, 100, 10000", "2d^3 and 2d^2, reduction 1 - 1/d",
-                "follows" if exact else "differs"))
+    out.append(
+        (
+            "Table 2 reads for dims 5, 10, 100, 10000",
+            "2d^3 and 2d^2, reduction 1 - 1/d",
+            "follows" if exact else "differs",
+        )
+    )
     e = eq10()
-    out.append((f"eq. 10, 768x2304, top 40% -> {PAPER_EQ10:.2%}", f"k={e['k']}: {e['ratio']:.2%}",
-                "follows" if round(e["ratio"], 4) == PAPER_EQ10 else "differs"))
-    out.append(("91.32% energy retained at 40% (GPT-2)", "needs GPT-2's weights, not available offline",
-                "not checkable here; see `analyze energy` for the real model"))
-    out.append(("savings approximated as (m-k)(n-k)", f"{e['paper_approx_saved']:.2%} vs exact {e['saved']:.2%} saved",
-                "overstates the saving by (k^2 + k)/(m n)"))
-    out.append(("sent size m k + k^2 + k n (text) vs (m + n + 1) k (eq. 10)",
-                f"{e['paper_text_ratio']:.2%} vs {e['ratio']:.2%}", "inconsistent: Sigma_k is diagonal, k numbers suffice"))
+    out.append(
+        (
+            f"eq. 10, 768x2304, top 40% -> {PAPER_EQ10:.2%}",
+            f"k={e['k']}: {e['ratio']:.2%}",
+            "follows" if round(e["ratio"], 4) == PAPER_EQ10 else "differs",
+        )
+    )
+    out.append(
+        (
+            "91.32% energy retained at 40% (GPT-2)",
+            "needs GPT-2's weights, not available offline",
+            "not checkable here; see `analyze energy` for the real model",
+        )
+    )
+    out.append(
+        (
+            "savings approximated as (m-k)(n-k)",
+            f"{e['paper_approx_saved']:.2%} vs exact {e['saved']:.2%} saved",
+            "overstates the saving by (k^2 + k)/(m n)",
+        )
+    )
+    out.append(
+        (
+            "sent size m k + k^2 + k n (text) vs (m + n + 1) k (eq. 10)",
+            f"{e['paper_text_ratio']:.2%} vs {e['ratio']:.2%}",
+            "inconsistent: Sigma_k is diagonal, k numbers suffice",
+        )
+    )
     square = compression_ratio(576, 576, math.floor(0.4 * 576))
     wide = eq10()["saved"], 1 - compression_ratio(768, 2304, math.floor(0.5 * 768))
-    out.append(("top 40-50% of singular values saves 40-60% of bandwidth",
-                f"768x2304: {min(wide):.0%}-{max(wide):.0%} saved; square 576x576 at 40%: {1 - square:.0%}, at 50%: none",
-                "holds only for strongly rectangular matrices, and then 33-47%, not 60%"))
+    out.append(
+        (
+            "top 40-50% of singular values saves 40-60% of bandwidth",
+            f"768x2304: {min(wide):.0%}-{max(wide):.0%} saved; square 576x576 at 40%: {1 - square:.0%}, at 50%: none",
+            "holds only for strongly rectangular matrices, and then 33-47%, not 60%",
+        )
+    )
     claim_ratio, claim_rate = PAPER_FIG7_CLAIM
     rates = bandwidth_reduce(claim_ratio)
     got = ", ".join(f"{k}: {v:.1%}" for k, v in rates.items())
     at = ratio_for_reduce(claim_rate, "svd, no hierarchy")
-    out.append((f"Fig. 7: ratio {claim_ratio} reduces bandwidth by {claim_rate:.0%}", got,
-                f"does not follow from eq. 16/17 under any reading; 60% is reached at ratio {at:.2f} (svd, no hierarchy)"))
+    out.append(
+        (
+            f"Fig. 7: ratio {claim_ratio} reduces bandwidth by {claim_rate:.0%}",
+            got,
+            f"does not follow from eq. 16/17 under any reading; 60% is reached at ratio {at:.2f} (svd, no hierarchy)",
+        )
+    )
     return out

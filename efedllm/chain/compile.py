@@ -39,7 +39,9 @@ def project_root() -> Path:
     for candidate in candidates:
         if candidate and (Path(candidate) / "brownie-config.yaml").is_file():
             return Path(candidate).resolve()
-    raise EfedError("no eFedLLM project found (brownie-config.yaml); run from the repository or set EFEDLLM_PROJECT_ROOT")
+    raise EfedError(
+        "no eFedLLM project found (brownie-config.yaml); run from the repository or set EFEDLLM_PROJECT_ROOT"
+    )
 
 
 def compiler_settings(root: Path) -> dict:

@@ -31,9 +31,11 @@ def connect(rpc_url: str, *, timeout: float = 10.0) -> Web3:
     """A Web3 connected to ``rpc_url``; raises EfedError when nothing answers there."""
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
     try:
-        w3.eth.chain_id
+        _ = w3.eth.chain_id  # the first request: fails here when nothing answers
     except (OSError, Web3Exception, ValueError) as exc:
-        raise EfedError(f"no chain reachable at {rpc_url} ({type(exc).__name__}); start one with `efedllm chain up`") from None
+        raise EfedError(
+            f"no chain reachable at {rpc_url} ({type(exc).__name__}); start one with `efedllm chain up`"
+        ) from None
     return w3
 
 

@@ -26,8 +26,10 @@ def require_shanghai(w3: Web3) -> None:
     except (Web3Exception, ValueError) as exc:
         error = (getattr(exc, "rpc_response", None) or {}).get("error")
         reason = error.get("message", exc) if isinstance(error, dict) else exc
-        raise EfedError(f"this node runs a pre-Shanghai EVM (it rejects PUSH0, which the contracts use: "
-                        f"{str(reason).splitlines()[0][:100]}); start it with --hardfork shanghai or later") from None
+        raise EfedError(
+            f"this node runs a pre-Shanghai EVM (it rejects PUSH0, which the contracts use: "
+            f"{str(reason).splitlines()[0][:100]}); start it with --hardfork shanghai or later"
+        ) from None
 
 
 def deploy(

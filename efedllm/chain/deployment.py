@@ -140,9 +140,14 @@ def _check_abi(name: str, abi: Any) -> None:
             raise ValueError(f"contract {name}: an ABI entry is not an object with a type: {str(item)[:80]}")
         if item["type"] in ("function", "event", "error"):
             inputs = item.get("inputs")
-            if not (isinstance(item.get("name"), str) and isinstance(inputs, list)
-                    and all(isinstance(i, dict) and isinstance(i.get("type"), str) for i in inputs)):
-                raise ValueError(f"contract {name}: ABI {item['type']} entry {str(item.get('name'))[:40]!r} "
-                                 f"needs a name and a list of typed inputs")
+            if not (
+                isinstance(item.get("name"), str)
+                and isinstance(inputs, list)
+                and all(isinstance(i, dict) and isinstance(i.get("type"), str) for i in inputs)
+            ):
+                raise ValueError(
+                    f"contract {name}: ABI {item['type']} entry {str(item.get('name'))[:40]!r} "
+                    f"needs a name and a list of typed inputs"
+                )
     if not any(item["type"] == "function" for item in abi):
         raise ValueError(f"contract {name} has no functions in its ABI")

@@ -40,8 +40,10 @@ def _phase(value: int) -> str:
     return Phase(value).name.lower().replace("_", "-")
 
 
-ROLES = {keccak(text=name): name for name in
-         ("GOVERNOR_ROLE", "VERIFIER_ROLE", "SLASHER_ROLE", "SCORER_ROLE", "DEPOSITOR_ROLE")}
+ROLES = {
+    keccak(text=name): name
+    for name in ("GOVERNOR_ROLE", "VERIFIER_ROLE", "SLASHER_ROLE", "SCORER_ROLE", "DEPOSITOR_ROLE")
+}
 ROLES[b"\0" * 32] = "DEFAULT_ADMIN_ROLE"
 
 MEANINGS: dict[str, str | Callable[[dict[str, Any]], str]] = {
@@ -50,8 +52,9 @@ MEANINGS: dict[str, str | Callable[[dict[str, Any]], str]] = {
     "NotRegistered": lambda a: f"{a['server']} is not registered as a server (register with `efedllm server run`)",
     "ServerIsDeactivated": "the server was slashed and deactivated: it can only unstake and withdraw what is left",
     "InsufficientStake": lambda a: f"stake {ether(a['stake'])} is below the minimum {ether(a['minStake'])}",
-    "InvalidSpan": lambda a: (f"layers {a['firstLayer']}:{a['firstLayer'] + a['numLayers']} do not fit "
-                              f"the model's {a['modelLayers']} layers"),
+    "InvalidSpan": lambda a: (
+        f"layers {a['firstLayer']}:{a['firstLayer'] + a['numLayers']} do not fit the model's {a['modelLayers']} layers"
+    ),
     "InvalidEndpoint": "the endpoint URL is empty or too long",
     "ZeroAmount": "the amount must be more than zero",
     "AmountExceedsStake": lambda a: f"asked for {ether(a['amount'])} but only {ether(a['stake'])} is bonded",
@@ -65,8 +68,9 @@ MEANINGS: dict[str, str | Callable[[dict[str, Any]], str]] = {
     "NotRollable": lambda a: f"the pool of epoch {a['epoch']} is not settled, empty, earned or already rolled over",
     "WeightAlreadyRecorded": lambda a: f"the reward weight of {a['server']} in epoch {a['epoch']} is already recorded",
     # EpochSchedule and every contract's phase checks
-    "WrongPhase": lambda a: (f"epoch {a['epoch']} is in its {_phase(a['actual'])} phase; "
-                             f"this needs {_phase(a['expected'])}"),
+    "WrongPhase": lambda a: (
+        f"epoch {a['epoch']} is in its {_phase(a['actual'])} phase; this needs {_phase(a['expected'])}"
+    ),
     "InvalidSchedule": "the epoch schedule's lengths must be positive and its genesis not in the past",
     # WorkLedger
     "ServerNotEligible": lambda a: f"{a['server']} is not an active or inactive server, so it may not commit work",
@@ -86,10 +90,12 @@ MEANINGS: dict[str, str | Callable[[dict[str, Any]], str]] = {
     "ServersNotSorted": lambda a: f"servers must be in ascending address order (at index {a['index']})",
     "UnknownServer": lambda a: f"{a['server']} is not a registered server",
     # Governed and OpenZeppelin
-    "ParameterOutOfBounds": lambda a: (f"{a['name'].rstrip(bytes(1)).decode()} = {a['value']} is outside "
-                                       f"[{a['min']}, {a['max']}]"),
-    "AccessControlUnauthorizedAccount": lambda a: (f"{a['account']} lacks "
-                                                   f"{ROLES.get(a['neededRole'], '0x' + a['neededRole'].hex())}"),
+    "ParameterOutOfBounds": lambda a: (
+        f"{a['name'].rstrip(bytes(1)).decode()} = {a['value']} is outside [{a['min']}, {a['max']}]"
+    ),
+    "AccessControlUnauthorizedAccount": lambda a: (
+        f"{a['account']} lacks {ROLES.get(a['neededRole'], '0x' + a['neededRole'].hex())}"
+    ),
     "EnforcedPause": "governance has paused the contract",
     "ExpectedPause": "the contract is not paused",
     "ReentrancyGuardReentrantCall": "a reentrant call was refused",

@@ -16,9 +16,9 @@ from decimal import Decimal, InvalidOperation
 
 from web3 import Web3
 
+from efedllm.chain.explain import ROLES, ether
 from efedllm.chain.params import ETHER, ONE
 from efedllm.chain.protocol import Phase, Protocol
-from efedllm.chain.explain import ROLES, ether
 from efedllm.errors import EfedError
 
 ETH, FRACTION, SECONDS, COUNT = "ETH", "fraction", "seconds", "count"
@@ -45,20 +45,54 @@ class Parameter:
 
 
 PARAMETERS = (
-    Parameter(name="min-stake", onchain="minStake", contract="ServerRegistry", setter="setMinStake", unit=ETH,
-              help="least bonded stake of an active server"),
-    Parameter(name="unbonding-period", onchain="unbondingPeriod", contract="ServerRegistry",
-              setter="setUnbondingPeriod", unit=SECONDS,
-              help="how long unstaked ether stays slashable; more than an epoch plus its windows"),
-    Parameter(name="slash-fraction", onchain="slashFraction", contract="ServerRegistry", setter="setSlashFraction",
-              unit=FRACTION, help="share of bonded plus unbonding stake slashed on deactivation, 0 to 1"),
-    Parameter(name="theta", onchain="theta", contract="TrustScoring", setter="setTheta", unit=FRACTION,
-              help="θ: least trust score S_i that keeps a server active and paid, 0 to 1"),
-    Parameter(name="min-verifiers", onchain="minVerifiers", contract="TrustScoring", setter="setMinVerifiers",
-              unit=COUNT, help="revealed accuracies needed to score a server in an epoch"),
-    Parameter(name="immunity-epochs", onchain="immunityEpochs", contract="TrustScoring",
-              setter="setImmunityEpochs", unit=COUNT,
-              help="epochs after registering in which a low score is not slashed"),
+    Parameter(
+        name="min-stake",
+        onchain="minStake",
+        contract="ServerRegistry",
+        setter="setMinStake",
+        unit=ETH,
+        help="least bonded stake of an active server",
+    ),
+    Parameter(
+        name="unbonding-period",
+        onchain="unbondingPeriod",
+        contract="ServerRegistry",
+        setter="setUnbondingPeriod",
+        unit=SECONDS,
+        help="how long unstaked ether stays slashable; more than an epoch plus its windows",
+    ),
+    Parameter(
+        name="slash-fraction",
+        onchain="slashFraction",
+        contract="ServerRegistry",
+        setter="setSlashFraction",
+        unit=FRACTION,
+        help="share of bonded plus unbonding stake slashed on deactivation, 0 to 1",
+    ),
+    Parameter(
+        name="theta",
+        onchain="theta",
+        contract="TrustScoring",
+        setter="setTheta",
+        unit=FRACTION,
+        help="θ: least trust score S_i that keeps a server active and paid, 0 to 1",
+    ),
+    Parameter(
+        name="min-verifiers",
+        onchain="minVerifiers",
+        contract="TrustScoring",
+        setter="setMinVerifiers",
+        unit=COUNT,
+        help="revealed accuracies needed to score a server in an epoch",
+    ),
+    Parameter(
+        name="immunity-epochs",
+        onchain="immunityEpochs",
+        contract="TrustScoring",
+        setter="setImmunityEpochs",
+        unit=COUNT,
+        help="epochs after registering in which a low score is not slashed",
+    ),
 )
 """Every bounded setter of the contracts except ``ServerRegistry.setWeight`` (per server: ``admin set-weight``)."""
 
@@ -115,8 +149,10 @@ def checksummed(text: str, *, what: str) -> str:
     (a typo in a checksummed address is refused, not sent to)."""
     mixed = text[2:] not in (text[2:].lower(), text[2:].upper())
     if not Web3.is_address(text) or (mixed and not Web3.is_checksum_address(text)):
-        raise EfedError(f"{what} {text!r} is not an address (0x and 40 hex digits; a mixed-case address must "
-                        f"carry a valid checksum)")
+        raise EfedError(
+            f"{what} {text!r} is not an address (0x and 40 hex digits; a mixed-case address must "
+            f"carry a valid checksum)"
+        )
     address = Web3.to_checksum_address(text)
     if int(address, 16) == 0:
         raise EfedError(f"{what} is the zero address")
@@ -125,8 +161,11 @@ def checksummed(text: str, *, what: str) -> str:
 
 def pausable(protocol: Protocol) -> list[str]:
     """The deployment's contracts that can be paused (all but the schedule), by name."""
-    return [name for name, record in protocol.deployment.contracts.items()
-            if any(item.get("type") == "function" and item.get("name") == "pause" for item in record.abi)]
+    return [
+        name
+        for name, record in protocol.deployment.contracts.items()
+        if any(item.get("type") == "function" and item.get("name") == "pause" for item in record.abi)
+    ]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -186,16 +225,17 @@ class RoleHolder:
 def role_holders(protocol: Protocol) -> list[RoleHolder]:
     """Who holds which role on every contract now: RoleGranted and RoleRevoked events since the deployment
     replayed in order, each survivor confirmed with ``hasRole``."""
-    labels = {address: name for name, address in
-              ((n, r.address) for n, r in protocol.deployment.contracts.items())}
+    labels = {address: name for name, address in ((n, r.address) for n, r in protocol.deployment.contracts.items())}
     governor = protocol.deployment.governor
     holders: list[RoleHolder] = []
     for name in protocol.deployment.contracts:
         contract = protocol.contract(name)
         if not any(item.get("name") == "hasRole" for item in protocol.deployment.contracts[name].abi):
             continue
-        logs = [*contract.events.RoleGranted().get_logs(from_block=protocol.deployment.block),
-                *contract.events.RoleRevoked().get_logs(from_block=protocol.deployment.block)]
+        logs = [
+            *contract.events.RoleGranted().get_logs(from_block=protocol.deployment.block),
+            *contract.events.RoleRevoked().get_logs(from_block=protocol.deployment.block),
+        ]
         logs.sort(key=lambda e: (e["blockNumber"], e["logIndex"]))
         held: dict[tuple[bytes, str], None] = {}
         for event in logs:
@@ -208,6 +248,5 @@ def role_holders(protocol: Protocol) -> list[RoleHolder]:
             if not contract.functions.hasRole(role, account).call():
                 continue
             who = "governor (deployer)" if account == governor else labels.get(account, "")
-            holders.append(RoleHolder(contract=name, role=ROLES.get(role, "0x" + role.hex()), holder=account,
-                                      who=who))
+            holders.append(RoleHolder(contract=name, role=ROLES.get(role, "0x" + role.hex()), holder=account, who=who))
     return holders

@@ -85,8 +85,10 @@ def dev_keys(kind: NodeKind, count: int) -> list[str]:
     from eth_account import Account
 
     Account.enable_unaudited_hdwallet_features()
-    return [Account.from_mnemonic(DEV_MNEMONICS[kind], account_path=f"m/44'/60'/0'/0/{i}").key.to_0x_hex()
-            for i in range(count)]
+    return [
+        Account.from_mnemonic(DEV_MNEMONICS[kind], account_path=f"m/44'/60'/0'/0/{i}").key.to_0x_hex()
+        for i in range(count)
+    ]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -122,9 +124,22 @@ class LocalNode:
     def _anvil_command(self) -> list[str]:
         c = self.config
         cmd = [
-            str(node_binary("anvil")), "--host", c.host, "--port", str(self.port), "--accounts", str(c.accounts),
-            "--balance", str(c.balance_ether), "--gas-limit", str(c.gas_limit), "--chain-id", str(self.chain_id),
-            "--base-fee", "0", "--silent",
+            str(node_binary("anvil")),
+            "--host",
+            c.host,
+            "--port",
+            str(self.port),
+            "--accounts",
+            str(c.accounts),
+            "--balance",
+            str(c.balance_ether),
+            "--gas-limit",
+            str(c.gas_limit),
+            "--chain-id",
+            str(self.chain_id),
+            "--base-fee",
+            "0",
+            "--silent",
         ]
         if c.block_time:
             cmd += ["--block-time", str(c.block_time)]
@@ -137,10 +152,23 @@ class LocalNode:
     def _ganache_command(self) -> list[str]:
         c = self.config
         cmd = [
-            str(node_binary("ganache")), "--server.host", c.host, "--server.port", str(self.port),
-            "--wallet.totalAccounts", str(c.accounts), "--wallet.defaultBalance", str(c.balance_ether),
-            "--wallet.deterministic", "--miner.blockGasLimit", str(c.gas_limit), "--chain.chainId", str(self.chain_id),
-            "--chain.hardfork", c.hardfork or "shanghai", "--logging.quiet",
+            str(node_binary("ganache")),
+            "--server.host",
+            c.host,
+            "--server.port",
+            str(self.port),
+            "--wallet.totalAccounts",
+            str(c.accounts),
+            "--wallet.defaultBalance",
+            str(c.balance_ether),
+            "--wallet.deterministic",
+            "--miner.blockGasLimit",
+            str(c.gas_limit),
+            "--chain.chainId",
+            str(self.chain_id),
+            "--chain.hardfork",
+            c.hardfork or "shanghai",
+            "--logging.quiet",
         ]
         if c.block_time:
             cmd += ["--miner.blockTime", str(c.block_time)]

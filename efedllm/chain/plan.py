@@ -47,18 +47,42 @@ def steps(params: ProtocolParams, governor: str) -> list[Step]:
     """The deployment steps, in order, for ``params`` with ``governor`` as admin of every contract."""
     p = params
     return [
-        Step("EpochSchedule", lambda a: [
-            p.genesis, p.epoch_length, p.commit_work_window, p.commit_scores_window, p.reveal_window,
-            p.finalize_window,
-        ]),
+        Step(
+            "EpochSchedule",
+            lambda a: [
+                p.genesis,
+                p.epoch_length,
+                p.commit_work_window,
+                p.commit_scores_window,
+                p.reveal_window,
+                p.finalize_window,
+            ],
+        ),
         Step("RewardPool", lambda a: [governor, a["EpochSchedule"]]),
-        Step("ServerRegistry", lambda a: [
-            governor, a["EpochSchedule"], a["RewardPool"], p.num_layers, p.min_stake, p.unbonding_period,
-            p.slash_fraction,
-        ]),
+        Step(
+            "ServerRegistry",
+            lambda a: [
+                governor,
+                a["EpochSchedule"],
+                a["RewardPool"],
+                p.num_layers,
+                p.min_stake,
+                p.unbonding_period,
+                p.slash_fraction,
+            ],
+        ),
         Step("WorkLedger", lambda a: [governor, a["EpochSchedule"], a["ServerRegistry"]]),
-        Step("TrustScoring", lambda a: [
-            governor, a["EpochSchedule"], a["ServerRegistry"], a["WorkLedger"], a["RewardPool"], p.theta,
-            p.min_verifiers, p.immunity_epochs,
-        ]),
+        Step(
+            "TrustScoring",
+            lambda a: [
+                governor,
+                a["EpochSchedule"],
+                a["ServerRegistry"],
+                a["WorkLedger"],
+                a["RewardPool"],
+                p.theta,
+                p.min_verifiers,
+                p.immunity_epochs,
+            ],
+        ),
     ]

@@ -33,14 +33,18 @@ class Protocol:
     def __init__(self, w3: Web3, deployment: Deployment, signer: Signer | None = None):
         chain_id = w3.eth.chain_id
         if chain_id != deployment.chain_id:
-            raise EfedError(f"wrong network: the deployment is for chain {deployment.chain_id}, the RPC serves {chain_id}")
+            raise EfedError(
+                f"wrong network: the deployment is for chain {deployment.chain_id}, the RPC serves {chain_id}"
+            )
         self.w3, self.deployment, self.signer = w3, deployment, signer
         self._decoders: dict[tuple[str, str, int], StructDecoder] = {}
         self.decoder = ErrorDecoder(record.abi for record in deployment.contracts.values())
         for name, record in deployment.contracts.items():  # a stale file (a dev chain restarted) fails here, by name
             if not w3.eth.get_code(record.address):
-                raise EfedError(f"no contract at {record.address} ({name}) on chain {chain_id}: the deployment file "
-                                f"does not match this chain; deploy again or use the file of this deployment")
+                raise EfedError(
+                    f"no contract at {record.address} ({name}) on chain {chain_id}: the deployment file "
+                    f"does not match this chain; deploy again or use the file of this deployment"
+                )
 
     def contract(self, name: str):
         record = self.deployment.contracts[name]

@@ -64,8 +64,11 @@ class ErrorDecoder:
         """The 4-byte selector of the custom error ``name``; ValueError when no ABI, or several signatures, have it."""
         found = [selector for selector, (known, _, _) in self._errors.items() if known == name]
         if len(found) != 1:
-            raise ValueError(f"no custom error named {name!r} in the ABIs" if not found else
-                             f"the custom error {name!r} has several signatures")
+            raise ValueError(
+                f"no custom error named {name!r} in the ABIs"
+                if not found
+                else f"the custom error {name!r} has several signatures"
+            )
         return found[0]
 
 

@@ -117,9 +117,14 @@ class Windows:
 
     def start(self, phase: Phase) -> int:
         """Timestamp at which the epoch enters ``phase`` (Work .. Settled)."""
-        starts = {Phase.WORK: self.work_start, Phase.COMMIT_WORK: self.work_end,
-                  Phase.COMMIT_SCORES: self.commit_work_end, Phase.REVEAL_SCORES: self.commit_scores_end,
-                  Phase.FINALIZE: self.reveal_end, Phase.SETTLED: self.finalize_end}
+        starts = {
+            Phase.WORK: self.work_start,
+            Phase.COMMIT_WORK: self.work_end,
+            Phase.COMMIT_SCORES: self.commit_work_end,
+            Phase.REVEAL_SCORES: self.commit_scores_end,
+            Phase.FINALIZE: self.reveal_end,
+            Phase.SETTLED: self.finalize_end,
+        }
         return starts[phase]
 
 
@@ -143,7 +148,8 @@ class StructDecoder(Generic[T]):
         if set(self.names) != expected or len(self.names) != len(expected):
             raise StructMismatch(
                 f"{function} returns a struct with fields {sorted(self.names)} in the deployment's ABI, but "
-                f"{cls.__name__} has {sorted(expected)}: update efedllm/chain/views.py (or redeploy)")
+                f"{cls.__name__} has {sorted(expected)}: update efedllm/chain/views.py (or redeploy)"
+            )
 
     def __call__(self, value: Any, **extra: Any) -> T:
         if len(value) != len(self.names):

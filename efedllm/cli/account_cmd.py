@@ -21,13 +21,18 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("account", help="create and list encrypted keystores (the keys --keystore uses)")
     commands = parser.add_subparsers(dest="account_command", required=True, metavar="ACTION")
     new = commands.add_parser("new", help="create a new key in an encrypted JSON keystore and print its address")
-    new.add_argument("--keystore", type=Path, default=None, metavar="PATH",
-                     help=f"write the keystore to PATH (default: <address>.json in ${KEYSTORE_DIR_ENV} or "
-                          f"~/.efedllm/keystores)")
+    new.add_argument(
+        "--keystore",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help=f"write the keystore to PATH (default: <address>.json in ${KEYSTORE_DIR_ENV} or ~/.efedllm/keystores)",
+    )
     new.set_defaults(run=run_new)
     list_ = commands.add_parser("list", help="list the keystores in a folder: address and file")
-    list_.add_argument("--dir", type=Path, default=None,
-                       help=f"the folder (default: ${KEYSTORE_DIR_ENV} or ~/.efedllm/keystores)")
+    list_.add_argument(
+        "--dir", type=Path, default=None, help=f"the folder (default: ${KEYSTORE_DIR_ENV} or ~/.efedllm/keystores)"
+    )
     list_.set_defaults(run=run_list)
 
 
@@ -39,8 +44,11 @@ def run_new(args: argparse.Namespace) -> int:
             raise EfedError("the two passwords differ; nothing written")
     keystore = create_keystore(password, path=args.keystore)
     print(f"created {keystore.address} in {keystore.path}")
-    print(f"sign with it: --keystore {keystore.path} (password from ${KEYSTORE_PASSWORD_ENV} or a prompt); "
-          f"keep a copy of the file and the password: without both the key is lost", flush=True)
+    print(
+        f"sign with it: --keystore {keystore.path} (password from ${KEYSTORE_PASSWORD_ENV} or a prompt); "
+        f"keep a copy of the file and the password: without both the key is lost",
+        flush=True,
+    )
     return 0
 
 

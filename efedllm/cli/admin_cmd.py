@@ -28,19 +28,27 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("admin", help="governance: verifiers, parameters, weights, pause, pool roll-over")
     commands = parser.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
 
-    for name, text in (("grant-verifier", "grant VERIFIER_ROLE to an address"),
-                       ("revoke-verifier", "revoke VERIFIER_ROLE from an address")):
+    for name, text in (
+        ("grant-verifier", "grant VERIFIER_ROLE to an address"),
+        ("revoke-verifier", "revoke VERIFIER_ROLE from an address"),
+    ):
         cmd = commands.add_parser(name, help=text + " (governor)")
         cmd.add_argument("address", metavar="ADDRESS", help="the verifier's address")
         add_chain_options(cmd, signs=True)
         cmd.set_defaults(run=run_verifier, grant=name == "grant-verifier")
 
     names = ", ".join(f"{p.name} ({p.unit}: {p.help})" for p in PARAMETERS)
-    set_ = commands.add_parser("set", help="set a protocol parameter within its on-chain bounds (governor)",
-                               description=f"Parameters: {names}.")
+    set_ = commands.add_parser(
+        "set",
+        help="set a protocol parameter within its on-chain bounds (governor)",
+        description=f"Parameters: {names}.",
+    )
     set_.add_argument("parameter", metavar="PARAM", help="one of: " + ", ".join(p.name for p in PARAMETERS))
-    set_.add_argument("value", metavar="VALUE", help="the new value, in the parameter's unit (ETH, a fraction "
-                                                    "such as 0.5, seconds or a count)")
+    set_.add_argument(
+        "value",
+        metavar="VALUE",
+        help="the new value, in the parameter's unit (ETH, a fraction such as 0.5, seconds or a count)",
+    )
     add_chain_options(set_, signs=True)
     set_.set_defaults(run=run_set)
 
@@ -50,20 +58,28 @@ def register(subparsers) -> None:
     add_chain_options(weight, signs=True)
     weight.set_defaults(run=run_set_weight)
 
-    for name, text in (("pause", "stop the state-changing entry points of the contracts"),
-                       ("unpause", "lift a pause")):
+    for name, text in (("pause", "stop the state-changing entry points of the contracts"), ("unpause", "lift a pause")):
         cmd = commands.add_parser(name, help=text + " (governor)")
-        cmd.add_argument("--contract", action="append", default=None, metavar="NAME",
-                         help="only this contract (repeatable; default: every pausable contract)")
+        cmd.add_argument(
+            "--contract",
+            action="append",
+            default=None,
+            metavar="NAME",
+            help="only this contract (repeatable; default: every pausable contract)",
+        )
         add_chain_options(cmd, signs=True)
         cmd.set_defaults(run=run_pause, pause=name == "pause")
 
-    roll = commands.add_parser("roll-over", help="move settled pools that no server earned into the current "
-                                                 "epoch (anyone may)")
+    roll = commands.add_parser(
+        "roll-over", help="move settled pools that no server earned into the current epoch (anyone may)"
+    )
     roll.add_argument("epochs", nargs="*", metavar="EPOCH", help="the settled epochs to roll over")
-    roll.add_argument("--all-settled", action="store_true",
-                      help="every settled epoch whose pool nobody earned and that was not rolled over yet "
-                           "(default: only the EPOCHs given)")
+    roll.add_argument(
+        "--all-settled",
+        action="store_true",
+        help="every settled epoch whose pool nobody earned and that was not rolled over yet "
+        "(default: only the EPOCHs given)",
+    )
     add_chain_options(roll, signs=True)
     roll.set_defaults(run=run_roll_over)
 
@@ -82,8 +98,10 @@ def run_verifier(args: argparse.Namespace) -> int:
         return 0
     action = "grantRole" if args.grant else "revokeRole"
     send(protocol, [(getattr(contract.functions, action)(role, address), action)])
-    say(f"{'granted VERIFIER_ROLE to' if args.grant else 'revoked VERIFIER_ROLE from'} {address} "
-        f"on {VERIFIER_ROLE_HOLDER}")
+    say(
+        f"{'granted VERIFIER_ROLE to' if args.grant else 'revoked VERIFIER_ROLE from'} {address} "
+        f"on {VERIFIER_ROLE_HOLDER}"
+    )
     return 0
 
 
@@ -110,8 +128,10 @@ def run_set_weight(args: argparse.Namespace) -> int:
     old = ServerRecord.from_tuple(server, contract.functions.getServer(server).call()).weight
     send(protocol, [(getattr(contract.functions, setter)(server, weight), setter)])
     new = ServerRecord.from_tuple(server, contract.functions.getServer(server).call()).weight
-    say(f"weight of {server}: {governance.show_value(old, governance.FRACTION)} -> "
-        f"{governance.show_value(new, governance.FRACTION)}")
+    say(
+        f"weight of {server}: {governance.show_value(old, governance.FRACTION)} -> "
+        f"{governance.show_value(new, governance.FRACTION)}"
+    )
     return 0
 
 
@@ -151,8 +171,10 @@ def run_roll_over(args: argparse.Namespace) -> int:
         for event in protocol.pool.events.PoolRolledOver().process_receipt(receipt, errors=DISCARD):
             a = event["args"]
             size = protocol.pool.functions.poolSize(a["toEpoch"]).call(block_identifier=receipt["blockNumber"])
-            say(f"rolled {ether(a['amount'])} over from epoch {a['fromEpoch']} into epoch {a['toEpoch']} "
-                f"(its pool now holds {ether(size)})")
+            say(
+                f"rolled {ether(a['amount'])} over from epoch {a['fromEpoch']} into epoch {a['toEpoch']} "
+                f"(its pool now holds {ether(size)})"
+            )
     return 0
 
 
@@ -181,4 +203,3 @@ def _contracts(protocol: Protocol, wanted: list[str] | None) -> list[str]:
             raise EfedError(f"--contract {name!r} is not a pausable contract; pausable: {', '.join(names)}")
         chosen.append(by_lower[name.lower()])
     return list(dict.fromkeys(chosen))
-

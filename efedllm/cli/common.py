@@ -21,12 +21,15 @@ from efedllm.chain.protocol import Protocol
 
 def add_chain_options(parser: argparse.ArgumentParser, *, signs: bool, reads_deployment: bool = True) -> None:
     parser.add_argument(
-        "--rpc-url", default=os.environ.get("EFEDLLM_RPC_URL", DEFAULT_RPC_URL),
+        "--rpc-url",
+        default=os.environ.get("EFEDLLM_RPC_URL", DEFAULT_RPC_URL),
         help="EVM JSON-RPC endpoint (default: $EFEDLLM_RPC_URL or %(default)s)",
     )
     if reads_deployment:
         parser.add_argument(
-            "--deployment", type=Path, default=None,
+            "--deployment",
+            type=Path,
+            default=None,
             help="deployment file (default: <dir>/<chain id>.json, dir from $EFEDLLM_DEPLOYMENTS or ./deployments)",
         )
     if signs:
@@ -36,12 +39,17 @@ def add_chain_options(parser: argparse.ArgumentParser, *, signs: bool, reads_dep
 def add_signer_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("signing (the key never goes on the command line)")
     group.add_argument(
-        "--keystore", type=Path, default=None,
+        "--keystore",
+        type=Path,
+        default=None,
         help="encrypted JSON keystore; password from $EFEDLLM_KEYSTORE_PASSWORD or a prompt "
-             "(default: the key in $EFEDLLM_PRIVATE_KEY, else the node's first unlocked account)",
+        "(default: the key in $EFEDLLM_PRIVATE_KEY, else the node's first unlocked account)",
     )
     group.add_argument(
-        "--node-account", type=int, default=None, metavar="INDEX",
+        "--node-account",
+        type=int,
+        default=None,
+        metavar="INDEX",
         help="sign with the node's unlocked account INDEX (local dev chains such as Anvil; default: 0)",
     )
 
@@ -59,11 +67,17 @@ PLAIN_LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 
 def add_logging_options(parser: argparse.ArgumentParser, *, default: str = "info") -> None:
     group = parser.add_argument_group("logging (to stderr)")
-    group.add_argument("--log-level", choices=LOG_LEVELS, default=default,
-                       help="level of efedllm's own log lines; other libraries log warnings only (default: %(default)s)")
-    group.add_argument("--log-json", action="store_true",
-                       help="write progress and log lines as one JSON object per line, for log collectors "
-                            "(default: plain text)")
+    group.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=default,
+        help="level of efedllm's own log lines; other libraries log warnings only (default: %(default)s)",
+    )
+    group.add_argument(
+        "--log-json",
+        action="store_true",
+        help="write progress and log lines as one JSON object per line, for log collectors (default: plain text)",
+    )
 
 
 def setup_logging(args: argparse.Namespace, *, name: str):

@@ -43,9 +43,12 @@ SECRET_VALUE = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 def install(parser: argparse.ArgumentParser) -> None:
     """Give ``parser`` and every subcommand under it a ``--config`` flag (read by ``apply`` before parsing)."""
     for sub in _walk(parser):
-        sub.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
-                         help=f"TOML file of flag defaults; flags given here still win "
-                              f"(default: ${CONFIG_ENV} if set, else none)")
+        sub.add_argument(
+            "--config",
+            metavar="FILE",
+            default=argparse.SUPPRESS,
+            help=f"TOML file of flag defaults; flags given here still win (default: ${CONFIG_ENV} if set, else none)",
+        )
 
 
 def apply(parser: argparse.ArgumentParser, argv: list[str]) -> Path | None:
@@ -138,15 +141,23 @@ def _check_everything(parser: argparse.ArgumentParser, data: dict, path: Path, w
         shown = ".".join([*where, key])
         name = key.replace("_", "-")
         values = value if isinstance(value, list) else [value]
-        if SECRET_NAMES.match(name.lower()) or any(isinstance(v, str) and SECRET_VALUE.match(v.strip()) for v in values):
-            raise EfedError(f"{path}: refusing {shown!r}: a private key never goes in a config file; "
-                            f"use $EFEDLLM_PRIVATE_KEY or --keystore")
+        if SECRET_NAMES.match(name.lower()) or any(
+            isinstance(v, str) and SECRET_VALUE.match(v.strip()) for v in values
+        ):
+            raise EfedError(
+                f"{path}: refusing {shown!r}: a private key never goes in a config file; "
+                f"use $EFEDLLM_PRIVATE_KEY or --keystore"
+            )
         if isinstance(value, dict):
             if key not in children:
-                raise EfedError(f"{path}: [{shown}] names no subcommand (expected one of: {', '.join(children) or 'none'})")
+                raise EfedError(
+                    f"{path}: [{shown}] names no subcommand (expected one of: {', '.join(children) or 'none'})"
+                )
             _check_everything(children[key], value, path, (*where, key))
         elif name not in flags or name in ("config", "help", "version"):
-            raise EfedError(f"{path}: unknown key {shown!r}: no such flag" + (f" under `{' '.join(where)}`" if where else ""))
+            raise EfedError(
+                f"{path}: unknown key {shown!r}: no such flag" + (f" under `{' '.join(where)}`" if where else "")
+            )
         else:
             _convert(flags[name], value, f"{path}: {shown}")
 

@@ -25,11 +25,18 @@ DEFAULT_PORT = 8600
 def register(subparsers) -> None:
     parser = subparsers.add_parser("dashboard", help="serve the web dashboard of a deployment on localhost")
     add_chain_options(parser, signs=False)
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="interface to listen on (default: %(default)s; 0.0.0.0 lets phones on the LAN in)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to listen on (default: %(default)s; 0.0.0.0 lets phones on the LAN in)",
+    )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="HTTP port (default: %(default)s)")
-    parser.add_argument("--poll", type=float, default=1.0,
-                        help="seconds between the page's checks for a new block (default: %(default)s)")
+    parser.add_argument(
+        "--poll",
+        type=float,
+        default=1.0,
+        help="seconds between the page's checks for a new block (default: %(default)s)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -58,8 +65,11 @@ async def serve(config: DashboardConfig, *, host: str, port: int) -> None:
         raise EfedError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from None
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     source = config.deployment or f"{config.deployments_dir}/<chain id>.json"
-    print(f"dashboard at http://{shown}:{port}/ reading {config.rpc_url} (read-only calls relayed via /rpc), "
-          f"deployment {source}; Ctrl-C to stop", flush=True)
+    print(
+        f"dashboard at http://{shown}:{port}/ reading {config.rpc_url} (read-only calls relayed via /rpc), "
+        f"deployment {source}; Ctrl-C to stop",
+        flush=True,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -30,21 +30,37 @@ def say(message: str) -> None:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="run a whole local eFedLLM network through two epochs and report it")
-    parser.add_argument("--rpc-url", default=None,
-                        help="use this running dev chain (Anvil or Ganache) instead of starting one "
-                             "(default: start one, see --node)")
-    parser.add_argument("--node", choices=NODE_KINDS, default="anvil",
-                        help="the dev chain node to start when no --rpc-url is given (default: %(default)s)")
-    parser.add_argument("--work-dir", type=Path, default=None,
-                        help="deployment, logs and server data (default: a temporary directory)")
-    parser.add_argument("--prompt", default="Name three animals that live in the sea.",
-                        help="what the client asks (default: %(default)s)")
-    parser.add_argument("--max-new-tokens", type=int, default=16,
-                        help="tokens the client generates each time (default: %(default)s)")
+    parser.add_argument(
+        "--rpc-url",
+        default=None,
+        help="use this running dev chain (Anvil or Ganache) instead of starting one (default: start one, see --node)",
+    )
+    parser.add_argument(
+        "--node",
+        choices=NODE_KINDS,
+        default="anvil",
+        help="the dev chain node to start when no --rpc-url is given (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--work-dir", type=Path, default=None, help="deployment, logs and server data (default: a temporary directory)"
+    )
+    parser.add_argument(
+        "--prompt",
+        default="Name three animals that live in the sea.",
+        help="what the client asks (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=16, help="tokens the client generates each time (default: %(default)s)"
+    )
     parser.add_argument("--summary-json", type=Path, default=None, help="also write the report as JSON (default: no)")
-    parser.add_argument("--no-dashboard", action="store_true", help="do not start the web dashboard (default: start it)")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the network (and dashboard) running after the summary until Ctrl-C (default: off)")
+    parser.add_argument(
+        "--no-dashboard", action="store_true", help="do not start the web dashboard (default: start it)"
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the network (and dashboard) running after the summary until Ctrl-C (default: off)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -68,17 +84,27 @@ def run(args: argparse.Namespace) -> int:
         artifacts = compile_contracts()
         tx = Transactor(w3, Signer(w3.eth.accounts[0]), ErrorDecoder(a.abi for a in artifacts.values()))
         params = dataclasses.replace(WALKED_PARAMS, min_verifiers=len(VERIFIERS))
-        deployment = deploy(w3, tx, params=params, artifacts=artifacts,
-                            verifiers=[w3.eth.accounts[v] for v in VERIFIERS])
+        deployment = deploy(
+            w3, tx, params=params, artifacts=artifacts, verifiers=[w3.eth.accounts[v] for v in VERIFIERS]
+        )
         path = deployment.save(work / "deployments")
         say(f"[{time.monotonic() - started:5.0f}s] contracts deployed; deployment file {path}")
         protocol = Protocol(w3, deployment)
-        demo = Demo(protocol=protocol, deployment_path=path, work_dir=work, rpc_url=rpc_url, prompt=args.prompt,
-                    max_new_tokens=args.max_new_tokens, say=say, started=started)
+        demo = Demo(
+            protocol=protocol,
+            deployment_path=path,
+            work_dir=work,
+            rpc_url=rpc_url,
+            prompt=args.prompt,
+            max_new_tokens=args.max_new_tokens,
+            say=say,
+            started=started,
+        )
         stack.callback(stop_all, demo.processes)
         if not args.no_dashboard:
-            dashboard = DashboardProcess(free_port(), ["--rpc-url", rpc_url, "--deployment", str(path)],
-                                         log_path=work / "dashboard.log")
+            dashboard = DashboardProcess(
+                free_port(), ["--rpc-url", rpc_url, "--deployment", str(path)], log_path=work / "dashboard.log"
+            )
             demo.processes.append(dashboard)  # started with the servers and verifiers
         demo.start()
         if not args.no_dashboard:
@@ -115,15 +141,31 @@ def print_summary(protocol: Protocol, report: dict, *, deployment_block: int) ->
     epochs = sorted(int(e) for e in report["epochs"])
     rows = []
     for s in sorted(protocol.servers(), key=lambda s: names[s.address]):
-        cells = [names[s.address], s.address[:10] + "…", f"{s.first_layer}:{s.first_layer + s.num_layers}",
-                 s.status.name.lower(), ether(s.stake), s.times_slashed]
+        cells = [
+            names[s.address],
+            s.address[:10] + "…",
+            f"{s.first_layer}:{s.first_layer + s.num_layers}",
+            s.status.name.lower(),
+            ether(s.stake),
+            s.times_slashed,
+        ]
         for epoch in epochs:
             score = protocol.score_of(epoch, s.address)
-            cells.append(f"{score.acc / ONE:.2f} / {score.score / ONE:.2f} {score.outcome.label}" if score.outcome else "-")
+            cells.append(
+                f"{score.acc / ONE:.2f} / {score.score / ONE:.2f} {score.outcome.label}" if score.outcome else "-"
+            )
         cells.append(ether(claimed.get(s.address, 0)))
         rows.append(cells)
-    headers = ["server", "address", "layers", "status", "stake", "slashed", *(f"epoch {e}: acc / S" for e in epochs),
-               "rewards claimed"]
+    headers = [
+        "server",
+        "address",
+        "layers",
+        "status",
+        "stake",
+        "slashed",
+        *(f"epoch {e}: acc / S" for e in epochs),
+        "rewards claimed",
+    ]
     say("\n== servers (read from the chain) ==")
     say(table(headers, rows))
     say("\n== generations ==")
@@ -135,4 +177,6 @@ def print_summary(protocol: Protocol, report: dict, *, deployment_block: int) ->
     say("\n== pools ==")
     for epoch in epochs:
         pool = protocol.pool_of(epoch)
-        say(f"epoch {epoch}: funded {ether(pool.funded)}, slashed stake {ether(pool.slashed)}, paid {ether(pool.claimed)}")
+        say(
+            f"epoch {epoch}: funded {ether(pool.funded)}, slashed stake {ether(pool.slashed)}, paid {ether(pool.claimed)}"
+        )

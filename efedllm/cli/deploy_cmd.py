@@ -19,11 +19,22 @@ from efedllm.cli.status_cmd import print_deployment
 def register(subparsers) -> None:
     parser = subparsers.add_parser("deploy", help="compile and deploy the contracts, write the deployment file")
     add_chain_options(parser, signs=True, reads_deployment=False)
-    parser.add_argument("--out", type=Path, default=None,
-                        help="directory for <chain id>.json (default: $EFEDLLM_DEPLOYMENTS or ./deployments)")
-    parser.add_argument("--verifier", action="append", default=[], metavar="ADDRESS",
-                        help="grant VERIFIER_ROLE to ADDRESS (repeatable; default: no verifiers)")
-    group = parser.add_argument_group("protocol parameters (fractions in 18-decimal fixed point, times in s, stake in wei)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="directory for <chain id>.json (default: $EFEDLLM_DEPLOYMENTS or ./deployments)",
+    )
+    parser.add_argument(
+        "--verifier",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="grant VERIFIER_ROLE to ADDRESS (repeatable; default: no verifiers)",
+    )
+    group = parser.add_argument_group(
+        "protocol parameters (fractions in 18-decimal fixed point, times in s, stake in wei)"
+    )
     add_dataclass_options(group, ProtocolParams)
     parser.set_defaults(run=run)
 
@@ -35,10 +46,15 @@ def run(args: argparse.Namespace) -> int:
     print("compiling contracts ...", flush=True)
     artifacts = compile_contracts()
     tx = Transactor(w3, signer, ErrorDecoder(a.abi for a in artifacts.values()))
-    deployment = deploy(w3, tx, params=params, artifacts=artifacts, verifiers=args.verifier,
-                        progress=lambda message: print(" ", message, flush=True))
+    deployment = deploy(
+        w3,
+        tx,
+        params=params,
+        artifacts=artifacts,
+        verifiers=args.verifier,
+        progress=lambda message: print(" ", message, flush=True),
+    )
     path = deployment.save(args.out)
     print(f"wrote {path}")
     print_deployment(Protocol(w3, deployment), path=path)
     return 0
-

@@ -6,20 +6,20 @@ local chain, and a loss of funds anywhere else. The listing says so when the nod
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from eth_account import Account
 from web3 import Web3
 
 from efedllm.chain.connection import connect
-from efedllm.chain.node import DEV_MNEMONICS
 from efedllm.chain.explain import ether
+from efedllm.chain.node import DEV_MNEMONICS
 
 PUBLIC_MNEMONICS = {kind.capitalize(): mnemonic for kind, mnemonic in DEV_MNEMONICS.items()}
 """Mnemonics whose keys everyone knows, by the node that uses them by default."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def public_addresses(mnemonic: str, count: int) -> tuple[str, ...]:
     Account.enable_unaudited_hdwallet_features()
     return tuple(Account.from_mnemonic(mnemonic, account_path=f"m/44'/60'/0'/0/{i}").address for i in range(count))
@@ -34,6 +34,8 @@ def dev_accounts_report(url: str) -> str:
         lines.append(f"  ({i}) {address}  {ether(w3.eth.get_balance(address))}")
     for node, mnemonic in PUBLIC_MNEMONICS.items():
         if accounts and tuple(accounts) == public_addresses(mnemonic, len(accounts)):
-            lines.append(f"these are {node}'s well-known test accounts (mnemonic \"{mnemonic}\"): their private keys "
-                         f"are public; never send real funds to them or use them on another chain")
+            lines.append(
+                f'these are {node}\'s well-known test accounts (mnemonic "{mnemonic}"): their private keys '
+                f"are public; never send real funds to them or use them on another chain"
+            )
     return "\n".join(lines)

@@ -32,8 +32,16 @@ def flag(name: str) -> str:
     return f"--{name.replace('_', '-')}"
 
 
-def add_dataclass_options(parser, cls, *, skip=(), only=None, help: dict[str, str] | None = None,
-                          choices: dict[str, tuple] | None = None, defaults: dict[str, Any] | None = None) -> None:
+def add_dataclass_options(
+    parser,
+    cls,
+    *,
+    skip=(),
+    only=None,
+    help: dict[str, str] | None = None,
+    choices: dict[str, tuple] | None = None,
+    defaults: dict[str, Any] | None = None,
+) -> None:
     """Add one flag per field of ``cls`` to ``parser`` (or an argument group): all fields but ``skip``, or those
     in ``only``; ``help``, ``choices`` and ``defaults`` override what the dataclass says for some fields."""
     docs, hints = field_docs(cls), typing.get_type_hints(cls)
@@ -85,8 +93,13 @@ def field_docs(cls) -> dict[str, str]:
         tree = ast.parse(textwrap.dedent(inspect.getsource(base)))
         body = tree.body[0].body
         for node, after in pairwise(body):
-            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr)
-                    and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)
+            ):
                 text = " ".join(inspect.cleandoc(after.value.value).split("\n\n")[0].split()).replace("``", "`")
                 if text[1:2].islower():  # "Port to listen on" -> "port ...", as the other flags; "KV-cache" stays
                     text = text[0].lower() + text[1:]
@@ -109,4 +122,3 @@ def _unwrap(hint):
         if len(args) == 1:
             return args[0]
     return hint
-

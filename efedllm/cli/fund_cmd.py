@@ -21,11 +21,16 @@ from efedllm.errors import EfedError
 def register(subparsers) -> None:
     parser = subparsers.add_parser("fund", help="add ETH to an epoch's reward pool (anyone may)")
     target = parser.add_mutually_exclusive_group()
-    target.add_argument("--epoch", default=None, metavar="E",
-                        help="fund epoch E, the current one or a later one (default: the current epoch, read "
-                             "from the latest block when sending)")
-    target.add_argument("--next", action="store_true",
-                        help="fund the epoch after the current one (default: the current epoch)")
+    target.add_argument(
+        "--epoch",
+        default=None,
+        metavar="E",
+        help="fund epoch E, the current one or a later one (default: the current epoch, read "
+        "from the latest block when sending)",
+    )
+    target.add_argument(
+        "--next", action="store_true", help="fund the epoch after the current one (default: the current epoch)"
+    )
     parser.add_argument("--amount", required=True, metavar="ETH", help="ETH to add to the pool (required, no default)")
     add_chain_options(parser, signs=True)
     parser.set_defaults(run=run)
@@ -39,9 +44,11 @@ def run(args: argparse.Namespace) -> int:
     clock = governance.now(protocol)
     epoch = wanted if wanted is not None else clock.epoch + 1 if args.next else clock.epoch
     if epoch < clock.epoch:
-        raise EfedError(f"epoch {epoch} can no longer be funded: its funding window is over; the current epoch is "
-                        f"{clock.epoch} (block {clock.block}, {utc(clock.timestamp)}): fund --epoch {clock.epoch} "
-                        f"or later, or leave --epoch out")
+        raise EfedError(
+            f"epoch {epoch} can no longer be funded: its funding window is over; the current epoch is "
+            f"{clock.epoch} (block {clock.block}, {utc(clock.timestamp)}): fund --epoch {clock.epoch} "
+            f"or later, or leave --epoch out"
+        )
     balance = protocol.w3.eth.get_balance(me)
     if balance < amount:
         raise EfedError(f"{me} holds {ether(balance)}, less than the {ether(amount)} to fund")
@@ -50,10 +57,15 @@ def run(args: argparse.Namespace) -> int:
     except RevertError as exc:
         later = governance.now(protocol)
         if exc.error is None and epoch < later.epoch:  # mined in a block of the next epoch: EpochClosed on chain
-            raise EfedError(f"{exc}: epoch {epoch} closed before the transaction was mined (the current epoch is "
-                            f"now {later.epoch}); nothing was funded, only gas spent") from None
+            raise EfedError(
+                f"{exc}: epoch {epoch} closed before the transaction was mined (the current epoch is "
+                f"now {later.epoch}); nothing was funded, only gas spent"
+            ) from None
         raise
     size = protocol.pool.functions.poolSize(epoch).call(block_identifier=receipt["blockNumber"])
-    print(f"funded epoch {epoch} with {ether(amount)} from {me} (tx 0x{bytes(receipt['transactionHash']).hex()}, "
-          f"block {receipt['blockNumber']}); the pool of epoch {epoch} now holds {ether(size)}", flush=True)
+    print(
+        f"funded epoch {epoch} with {ether(amount)} from {me} (tx 0x{bytes(receipt['transactionHash']).hex()}, "
+        f"block {receipt['blockNumber']}); the pool of epoch {epoch} now holds {ether(size)}",
+        flush=True,
+    )
     return 0

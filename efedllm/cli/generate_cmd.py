@@ -12,24 +12,43 @@ from efedllm.model.source import DEFAULT_MODEL
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("generate", help="generate text through the network's servers")
-    parser.add_argument("prompt", nargs="?", default=None,
-                        help="the prompt (sent through the model's chat template unless --no-chat); with --chat, "
-                             "the first message (default: none; required without --chat)")
-    parser.add_argument("--chat", action="store_true",
-                        help="interactive chat: keeps the conversation, streams each answer; /exit, Ctrl-D or "
-                             "Ctrl-C ends it (default: off)")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="packaged model name or Hugging Face folder (default: %(default)s)")
-    parser.add_argument("--max-new-tokens", type=int, default=64,
-                        help="most tokens generated per answer (default: %(default)s)")
+    parser.add_argument(
+        "prompt",
+        nargs="?",
+        default=None,
+        help="the prompt (sent through the model's chat template unless --no-chat); with --chat, "
+        "the first message (default: none; required without --chat)",
+    )
+    parser.add_argument(
+        "--chat",
+        action="store_true",
+        help="interactive chat: keeps the conversation, streams each answer; /exit, Ctrl-D or "
+        "Ctrl-C ends it (default: off)",
+    )
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL, help="packaged model name or Hugging Face folder (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=64, help="most tokens generated per answer (default: %(default)s)"
+    )
     parser.add_argument("--sample", action="store_true", help="sample instead of greedy decoding (default: greedy)")
     parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default: %(default)s)")
-    parser.add_argument("--top-k", type=int, default=0, help="sample from the k most likely tokens; 0: all (default: %(default)s)")
+    parser.add_argument(
+        "--top-k", type=int, default=0, help="sample from the k most likely tokens; 0: all (default: %(default)s)"
+    )
     parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=None, help="random seed for sampling (default: none)")
-    parser.add_argument("--no-chat", action="store_true",
-                        help="send the prompt as raw text, without the chat template (default: chat template)")
-    parser.add_argument("--servers", default=None, metavar="URL,URL",
-                        help="use these servers instead of the chain's list (development; default: the chain's)")
+    parser.add_argument(
+        "--no-chat",
+        action="store_true",
+        help="send the prompt as raw text, without the chat template (default: chat template)",
+    )
+    parser.add_argument(
+        "--servers",
+        default=None,
+        metavar="URL,URL",
+        help="use these servers instead of the chain's list (development; default: the chain's)",
+    )
     parser.add_argument("--show-route", action="store_true", help="print the route used (default: off)")
     add_chain_options(parser, signs=False)
     parser.set_defaults(run=run)
@@ -44,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
 
     servers = args.servers.split(",") if args.servers else None
     protocol = None if servers else open_protocol(args, signs=False)
-    model = DistributedModel.from_pretrained(args.model, protocol=protocol, servers=servers,
-                                             progress=lambda m: print(m, file=sys.stderr, flush=True))
+    model = DistributedModel.from_pretrained(
+        args.model, protocol=protocol, servers=servers, progress=lambda m: print(m, file=sys.stderr, flush=True)
+    )
     if args.chat:
         return chat(model, args)
     answer(model, args, prompt=args.prompt)
@@ -55,9 +75,18 @@ def run(args: argparse.Namespace) -> int:
 def answer(model, args: argparse.Namespace, *, prompt: str | None = None, messages: list[dict] | None = None) -> str:
     """Generate one answer, streaming it to stdout; returns its text."""
     printer = StreamPrinter(model.tokenizer)
-    model.generate(prompt=prompt, messages=messages, chat=not args.no_chat, max_new_tokens=args.max_new_tokens,
-                   do_sample=args.sample, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                   seed=args.seed, on_token=printer)
+    model.generate(
+        prompt=prompt,
+        messages=messages,
+        chat=not args.no_chat,
+        max_new_tokens=args.max_new_tokens,
+        do_sample=args.sample,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+        on_token=printer,
+    )
     print(flush=True)
     if args.show_route:
         for hop in model.last_route:
@@ -112,6 +141,6 @@ class StreamPrinter:
         self.tokens.append(token)
         text = self.text()
         if len(text) > self.shown and not text.endswith("\ufffd"):
-            sys.stdout.write(text[self.shown:])
+            sys.stdout.write(text[self.shown :])
             sys.stdout.flush()
             self.shown = len(text)

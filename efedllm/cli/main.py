@@ -14,18 +14,42 @@ signal.signal(signal.SIGINT, signal.SIG_DFL)
 # while they wait: OpenMP's default busy-wait burns the cores the active stage needs. Set before torch loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from web3.exceptions import BadFunctionCallOutput, ContractLogicError, MismatchedABI
+
 from efedllm import __version__
-from efedllm.cli import config
-from efedllm.cli import account_cmd, admin_cmd, fund_cmd
 from efedllm.cli import (
-    analyze_cmd, chain_cmd, dashboard_cmd, demo_cmd, deploy_cmd, generate_cmd, server_cmd, status_cmd, verifier_cmd,
+    account_cmd,
+    admin_cmd,
+    analyze_cmd,
+    chain_cmd,
+    config,
+    dashboard_cmd,
+    demo_cmd,
+    deploy_cmd,
+    fund_cmd,
+    generate_cmd,
+    server_cmd,
+    status_cmd,
+    verifier_cmd,
     weights_cmd,
 )
 from efedllm.errors import EfedError
-from web3.exceptions import BadFunctionCallOutput, ContractLogicError, MismatchedABI
 
-SUBCOMMANDS = (chain_cmd, deploy_cmd, server_cmd, verifier_cmd, generate_cmd, status_cmd, dashboard_cmd, demo_cmd,
-               weights_cmd, analyze_cmd, fund_cmd, admin_cmd, account_cmd)
+SUBCOMMANDS = (
+    chain_cmd,
+    deploy_cmd,
+    server_cmd,
+    verifier_cmd,
+    generate_cmd,
+    status_cmd,
+    dashboard_cmd,
+    demo_cmd,
+    weights_cmd,
+    analyze_cmd,
+    fund_cmd,
+    admin_cmd,
+    account_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,8 +88,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         # a view call answered nothing or reverted: the contracts are not the ones the deployment file names
-        print(f"efedllm: error: the chain does not answer as the deployment file describes "
-              f"({type(exc).__name__}: {str(exc)[:120]}); is the file for this chain and current?", file=sys.stderr)
+        print(
+            f"efedllm: error: the chain does not answer as the deployment file describes "
+            f"({type(exc).__name__}: {str(exc)[:120]}); is the file for this chain and current?",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         print("efedllm: interrupted", file=sys.stderr)

@@ -25,8 +25,11 @@ def say(message: str) -> None:
 
 def register(commands) -> None:
     status = commands.add_parser("status", help="show a server's on-chain record, last score and pending rewards")
-    status.add_argument("--address", default=None,
-                        help="the server to show (default: the signer's address; no key needed with --address)")
+    status.add_argument(
+        "--address",
+        default=None,
+        help="the server to show (default: the signer's address; no key needed with --address)",
+    )
     add_chain_options(status, signs=True)
     status.set_defaults(run=run_status)
     stake = commands.add_parser("stake", help="add stake to a registered server (reactivates it at minStake)")
@@ -34,9 +37,13 @@ def register(commands) -> None:
     add_chain_options(stake, signs=True)
     stake.set_defaults(run=run_stake)
     unstake = commands.add_parser("unstake", help="start unbonding stake; withdraw it after the unbonding period")
-    unstake.add_argument("--amount", required=True, metavar="ETH",
-                         help="ETH to unbond (required, no default); it stays slashable until it unlocks, and "
-                              "a server left below minStake stops being routed to and paid")
+    unstake.add_argument(
+        "--amount",
+        required=True,
+        metavar="ETH",
+        help="ETH to unbond (required, no default); it stays slashable until it unlocks, and "
+        "a server left below minStake stops being routed to and paid",
+    )
     add_chain_options(unstake, signs=True)
     unstake.set_defaults(run=run_unstake)
     withdraw = commands.add_parser("withdraw", help="pay out unbonded stake once its unlock time has passed")
@@ -56,8 +63,11 @@ def run_status(args: argparse.Namespace) -> int:
     rows = [
         ("server", address),
         ("endpoint", record.endpoint),
-        ("layers", f"{record.first_layer}:{record.first_layer + record.num_layers} ({record.num_layers} of "
-                   f"{registry.NUM_LAYERS().call()})"),
+        (
+            "layers",
+            f"{record.first_layer}:{record.first_layer + record.num_layers} ({record.num_layers} of "
+            f"{registry.NUM_LAYERS().call()})",
+        ),
         ("status", _status(record)),
         ("stake", f"{ether(record.stake)} bonded (minStake {ether(min_stake)})"),
         ("unbonding", _unbonding(record, now)),
@@ -66,8 +76,14 @@ def run_status(args: argparse.Namespace) -> int:
     ]
     epochs = claimable_epochs(protocol, address)
     pending = protocol.pool.functions.pendingRewards(address, epochs).call() if epochs else 0
-    rows.append(("rewards", f"{ether(pending)} claimable for epoch(s) {', '.join(map(str, epochs))}; "
-                            f"claim with `efedllm server claim`" if pending else "nothing to claim"))
+    rows.append(
+        (
+            "rewards",
+            f"{ether(pending)} claimable for epoch(s) {', '.join(map(str, epochs))}; claim with `efedllm server claim`"
+            if pending
+            else "nothing to claim",
+        )
+    )
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         say(f"{name.ljust(width)}  {value}")
@@ -79,8 +95,10 @@ def run_stake(args: argparse.Namespace) -> int:
     amount = wei(args.amount)
     protocol.tx.send(protocol.registry.functions.addStake(), value=amount, label="addStake")
     record = server_record(protocol, protocol.signer.address)
-    say(f"added {ether(amount)}: {protocol.signer.address} now has {ether(record.stake)} bonded, "
-        f"status {record.status.name.lower()}")
+    say(
+        f"added {ether(amount)}: {protocol.signer.address} now has {ether(record.stake)} bonded, "
+        f"status {record.status.name.lower()}"
+    )
     return 0
 
 
@@ -89,8 +107,10 @@ def run_unstake(args: argparse.Namespace) -> int:
     amount = wei(args.amount)
     protocol.tx.send(protocol.registry.functions.requestUnstake(amount), label="requestUnstake")
     record = server_record(protocol, protocol.signer.address)
-    say(f"unbonding {ether(record.unbonding)} (slashable until it unlocks at {utc(record.unlock_time)}; then run "
-        f"`efedllm server withdraw`); {ether(record.stake)} still bonded, status {record.status.name.lower()}")
+    say(
+        f"unbonding {ether(record.unbonding)} (slashable until it unlocks at {utc(record.unlock_time)}; then run "
+        f"`efedllm server withdraw`); {ether(record.stake)} still bonded, status {record.status.name.lower()}"
+    )
     return 0
 
 
@@ -117,8 +137,9 @@ def check_registration(protocol: Protocol, *, endpoint: str, first: int, count: 
 def server_record(protocol: Protocol, address: str, *, required: bool = True) -> ServerRecord:
     record = protocol.server(address)
     if required and record.status == Status.NONE:
-        raise EfedError(f"{address} is not registered as a server on this deployment (register with "
-                        f"`efedllm server run`)")
+        raise EfedError(
+            f"{address} is not registered as a server on this deployment (register with `efedllm server run`)"
+        )
     return record
 
 
@@ -159,5 +180,7 @@ def _last_score(protocol: Protocol, address: str) -> str:
     epoch, score = protocol.last_score(address)
     if score.outcome == Outcome.NONE:
         return "not scored yet"
-    return (f"epoch {epoch}: acc {score.acc / ONE:.4f}, S {score.score / ONE:.4f} (l {score.num_layers}/max "
-            f"{score.max_layers}, {score.verifiers} verifier(s)) -> {score.outcome.label}")
+    return (
+        f"epoch {epoch}: acc {score.acc / ONE:.4f}, S {score.score / ONE:.4f} (l {score.num_layers}/max "
+        f"{score.max_layers}, {score.verifiers} verifier(s)) -> {score.outcome.label}"
+    )

@@ -6,14 +6,14 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
+from efedllm.aids.config import KINDS, FaultConfig
 from efedllm.chain.params import ETHER
-from efedllm.errors import EfedError
 from efedllm.cli import server_account
 from efedllm.cli.common import add_chain_options, add_logging_options, ether, open_protocol, setup_logging
 from efedllm.cli.flags import add_dataclass_options, dataclass_from_args
+from efedllm.errors import EfedError
 from efedllm.layers import parse_span
 from efedllm.model.source import DEFAULT_MODEL
-from efedllm.aids.config import KINDS, FaultConfig
 from efedllm.server.config import ServerConfig, ServerLimits
 
 
@@ -26,8 +26,12 @@ def register(subparsers) -> None:
     commands = parser.add_subparsers(dest="server_command", required=True, metavar="ACTION")
     _register_run(commands)
     claim = commands.add_parser("claim", help="claim this server's rewards for every settled epoch")
-    claim.add_argument("--epochs", default=None, metavar="E,E,...",
-                       help="claim only these epochs (default: every settled epoch with an unclaimed share)")
+    claim.add_argument(
+        "--epochs",
+        default=None,
+        metavar="E,E,...",
+        help="claim only these epochs (default: every settled epoch with an unclaimed share)",
+    )
     add_chain_options(claim, signs=True)
     claim.set_defaults(run=run_claim)
     server_account.register(commands)
@@ -35,18 +39,28 @@ def register(subparsers) -> None:
 
 def _register_run(commands) -> None:
     parser = commands.add_parser("run", help="serve a span of the model's layers and register it on chain")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="packaged model name or Hugging Face folder (default: %(default)s)")
-    parser.add_argument("--layers", required=True, metavar="START:END",
-                        help="layers to serve, e.g. 10:20 (END exclusive; required, no default: "
-                             "`efedllm status` shows uncovered layers)")
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL, help="packaged model name or Hugging Face folder (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--layers",
+        required=True,
+        metavar="START:END",
+        help="layers to serve, e.g. 10:20 (END exclusive; required, no default: "
+        "`efedllm status` shows uncovered layers)",
+    )
     add_dataclass_options(parser, ServerConfig, only=("host", "port", "public_url", "device", "data_dir"))
     parser.add_argument("--stake", type=float, default=1.0, help="ETH staked when registering (default: %(default)s)")
-    parser.add_argument("--no-chain", action="store_true",
-                        help="serve without registering on chain (development: clients must be given --servers; "
-                             "default: register)")
+    parser.add_argument(
+        "--no-chain",
+        action="store_true",
+        help="serve without registering on chain (development: clients must be given --servers; default: register)",
+    )
     add_dataclass_options(parser, ServerConfig, only=("rebalance", "max_layers", "auto_claim"))
     weights = parser.add_argument_group("weights from a weight source (efedllm weights serve)")
-    add_dataclass_options(weights, ServerConfig, only=("weights_from", "weights_codec", "weights_energy", "weights_ratio"))
+    add_dataclass_options(
+        weights, ServerConfig, only=("weights_from", "weights_codec", "weights_energy", "weights_ratio")
+    )
     add_dataclass_options(parser.add_argument_group("limits"), ServerLimits)
     _add_fault_options(parser)
     add_logging_options(parser)
@@ -56,19 +70,37 @@ def _register_run(commands) -> None:
 
 # --- TEST AIDS (--fault): kept in this one block ---------------------------------------------------------------
 
+
 def _add_fault_options(parser) -> None:
     default = {f.name: f.default for f in fields(FaultConfig)}  # the dataclass owns the defaults
     faults = parser.add_argument_group(
-        "TEST AIDS: misbehave on purpose, to show that verifiers catch it (never use these for real)")
-    faults.add_argument("--fault", choices=KINDS, default=None,
-                        help="noise: perturb outputs; replay: return another step's output; skip: skip the layers; "
-                             "inflate: claim more work units; refuse: refuse openings (default: none)")
-    faults.add_argument("--fault-rate", type=float, default=default["rate"],
-                        help="fraction of steps affected, or extra work units claimed for inflate (default: %(default)s)")
-    faults.add_argument("--fault-scale", type=float, default=default["scale"],
-                        help="noise standard deviation relative to the output's (default: %(default)s)")
-    faults.add_argument("--fault-seed", type=int, default=default["seed"],
-                        help="random seed choosing the steps affected (default: %(default)s)")
+        "TEST AIDS: misbehave on purpose, to show that verifiers catch it (never use these for real)"
+    )
+    faults.add_argument(
+        "--fault",
+        choices=KINDS,
+        default=None,
+        help="noise: perturb outputs; replay: return another step's output; skip: skip the layers; "
+        "inflate: claim more work units; refuse: refuse openings (default: none)",
+    )
+    faults.add_argument(
+        "--fault-rate",
+        type=float,
+        default=default["rate"],
+        help="fraction of steps affected, or extra work units claimed for inflate (default: %(default)s)",
+    )
+    faults.add_argument(
+        "--fault-scale",
+        type=float,
+        default=default["scale"],
+        help="noise standard deviation relative to the output's (default: %(default)s)",
+    )
+    faults.add_argument(
+        "--fault-seed",
+        type=int,
+        default=default["seed"],
+        help="random seed choosing the steps affected (default: %(default)s)",
+    )
 
 
 def _fault(args: argparse.Namespace) -> FaultConfig | None:
@@ -83,8 +115,14 @@ def _fault(args: argparse.Namespace) -> FaultConfig | None:
 def run(args: argparse.Namespace) -> int:
     progress = setup_logging(args, name="efedllm.server")
     first, count = parse_span(args.layers)
-    config = dataclass_from_args(ServerConfig, args, model=args.model, first_layer=first, num_layers=count,
-                                 limits=dataclass_from_args(ServerLimits, args))
+    config = dataclass_from_args(
+        ServerConfig,
+        args,
+        model=args.model,
+        first_layer=first,
+        num_layers=count,
+        limits=dataclass_from_args(ServerLimits, args),
+    )
     fault = _fault(args)
     protocol = None if args.no_chain else open_protocol(args, signs=True)
     stake = int(args.stake * ETHER)

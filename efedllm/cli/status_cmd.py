@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from efedllm.chain.protocol import Protocol
-from efedllm.layers import compact_layers
 from efedllm.cli.common import add_chain_options, ether, fixed, open_protocol, table
+from efedllm.layers import compact_layers
 
 FRACTIONS = {"slashFraction", "theta"}
 WEI = {"minStake"}
@@ -42,16 +42,30 @@ def print_deployment(protocol: Protocol, *, path: Path | None = None) -> None:
 
 def print_servers(protocol: Protocol) -> None:
     epoch = protocol.current_epoch()
-    print(f"\nepoch {epoch} ({protocol.phase(epoch).name.lower()}), "
-          f"pool of this epoch {ether(protocol.pool.functions.poolSize(epoch).call())}")
+    print(
+        f"\nepoch {epoch} ({protocol.phase(epoch).name.lower()}), "
+        f"pool of this epoch {ether(protocol.pool.functions.poolSize(epoch).call())}"
+    )
     servers = protocol.servers()
     if not servers:
         print("no servers registered yet")
     else:
-        rows = [[s.address, s.endpoint, f"{s.first_layer}:{s.first_layer + s.num_layers}", s.status.name.lower(),
-                 ether(s.stake), ether(s.unbonding), s.times_slashed] for s in servers]
+        rows = [
+            [
+                s.address,
+                s.endpoint,
+                f"{s.first_layer}:{s.first_layer + s.num_layers}",
+                s.status.name.lower(),
+                ether(s.stake),
+                ether(s.unbonding),
+                s.times_slashed,
+            ]
+            for s in servers
+        ]
         print(table(["server", "endpoint", "layers", "status", "stake", "unbonding", "slashed"], rows))
     missing = protocol.missing_layers()
     total = len(protocol.coverage())
-    print(f"coverage: {total - len(missing)}/{total} layers served"
-          + (f"; uncovered: {compact_layers(missing)}" if missing else ""))
+    print(
+        f"coverage: {total - len(missing)}/{total} layers served"
+        + (f"; uncovered: {compact_layers(missing)}" if missing else "")
+    )

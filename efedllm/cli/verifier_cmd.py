@@ -17,18 +17,34 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("verifier", help="verify servers' work each epoch and submit their scores")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="the model to verify against (default: %(default)s)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when present, else cpu)")
-    parser.add_argument("--data-dir", type=Path, default=Path(DATA_DIR),
-                        help="where the verifier keeps its commit/reveal state (default: %(default)s)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(DATA_DIR),
+        help="where the verifier keeps its commit/reveal state (default: %(default)s)",
+    )
     add_dataclass_options(parser, VerifyConfig)
-    parser.add_argument("--softmax", choices=("exact", "lut"), default="exact",
-                        help="attention softmax when recomputing: exact (fused kernel) or lut (paper eq. 21-22: shift, "
-                             "K-digit base-b lookup tables, split across workers; docs/SOFTMAX.md) (default: %(default)s)")
+    parser.add_argument(
+        "--softmax",
+        choices=("exact", "lut"),
+        default="exact",
+        help="attention softmax when recomputing: exact (fused kernel) or lut (paper eq. 21-22: shift, "
+        "K-digit base-b lookup tables, split across workers; docs/SOFTMAX.md) (default: %(default)s)",
+    )
     parser.add_argument("--softmax-digits", type=int, default=4, help="K for --softmax lut (default: %(default)s)")
     parser.add_argument("--softmax-base", type=int, default=16, help="b for --softmax lut (default: %(default)s)")
-    parser.add_argument("--softmax-workers", type=int, default=2,
-                        help="workers the exponentials and sums are split across (default: %(default)s)")
-    parser.add_argument("--lie", choices=("always-0", "always-1"), default=None,
-                        help="TEST AID: report this accuracy for every server whatever the checks say (default: off)")
+    parser.add_argument(
+        "--softmax-workers",
+        type=int,
+        default=2,
+        help="workers the exponentials and sums are split across (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lie",
+        choices=("always-0", "always-1"),
+        default=None,
+        help="TEST AID: report this accuracy for every server whatever the checks say (default: off)",
+    )
     add_logging_options(parser)
     add_chain_options(parser, signs=True)
     parser.set_defaults(run=run)
@@ -51,8 +67,9 @@ def run(args: argparse.Namespace) -> int:
     if args.softmax == "lut":
         from efedllm.verifier.softmax import LutSoftmax, SoftmaxConfig
 
-        softmax = LutSoftmax(config=SoftmaxConfig(digits=args.softmax_digits, base=args.softmax_base,
-                                                  workers=args.softmax_workers))
+        softmax = LutSoftmax(
+            config=SoftmaxConfig(digits=args.softmax_digits, base=args.softmax_base, workers=args.softmax_workers)
+        )
     model = ReferenceModel(args.model, device=args.device, softmax=softmax, progress=say)
     tokenizer = AutoTokenizer.from_pretrained(model.folder)
     config = dataclass_from_args(VerifyConfig, args)

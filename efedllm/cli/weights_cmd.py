@@ -14,7 +14,9 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("weights", help="serve a model's layer weights to servers (raw or SVD-compressed)")
     sub = parser.add_subparsers(dest="weights_command", required=True, metavar="ACTION")
     serve = sub.add_parser("serve", help="serve GET /manifest and GET /tensors/NAME for every layer span")
-    serve.add_argument("--model", default=DEFAULT_MODEL, help="packaged model name or Hugging Face folder (default: %(default)s)")
+    serve.add_argument(
+        "--model", default=DEFAULT_MODEL, help="packaged model name or Hugging Face folder (default: %(default)s)"
+    )
     add_dataclass_options(serve, SourceConfig)
     serve.set_defaults(run=run)
 
@@ -30,8 +32,9 @@ def run(args: argparse.Namespace) -> int:
     say = lambda message: print(message, flush=True)  # noqa: E731
     config = dataclass_from_args(SourceConfig, args)
     model = resolve(args.model, progress=say)
-    source = WeightSource(model.folder, name=model.name, method=config.svd_method, cache_bytes=config.cache_bytes,
-                          progress=say)
+    source = WeightSource(
+        model.folder, name=model.name, method=config.svd_method, cache_bytes=config.cache_bytes, progress=say
+    )
     say(f"serving the weights of {model.name} ({source.num_layers} layers) on http://{config.host}:{config.port}")
     web.run_app(create_app(source), host=config.host, port=config.port, print=None, access_log=None)
     return 0

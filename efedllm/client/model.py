@@ -33,8 +33,15 @@ from efedllm.model.span import pick_device
 
 
 class DistributedModel:
-    def __init__(self, *, ends: ModelEnds, tokenizer, generation_config: GenerationConfig, peers,
-                 timeout: float = REQUEST_TIMEOUT_S):
+    def __init__(
+        self,
+        *,
+        ends: ModelEnds,
+        tokenizer,
+        generation_config: GenerationConfig,
+        peers,
+        timeout: float = REQUEST_TIMEOUT_S,
+    ):
         self.ends, self.tokenizer, self.generation_config, self.peer_source = ends, tokenizer, generation_config, peers
         self.timeout = timeout
         """Seconds one request to a server may take before the client routes around that server."""
@@ -45,9 +52,16 @@ class DistributedModel:
         """The session of the generation under way (for progress displays and tests)."""
 
     @classmethod
-    def from_pretrained(cls, model: str = DEFAULT_MODEL, *, protocol=None, servers: list[str] | None = None,
-                        device: str | None = None, timeout: float = REQUEST_TIMEOUT_S,
-                        progress=lambda message: None) -> DistributedModel:
+    def from_pretrained(
+        cls,
+        model: str = DEFAULT_MODEL,
+        *,
+        protocol=None,
+        servers: list[str] | None = None,
+        device: str | None = None,
+        timeout: float = REQUEST_TIMEOUT_S,
+        progress=lambda message: None,
+    ) -> DistributedModel:
         """Load the model's ends locally; find servers on chain (``protocol``) or at explicit ``servers`` URLs.
         ``timeout``: seconds one request to a server may take before the client routes around that server."""
         if (protocol is None) == (servers is None):
@@ -62,7 +76,9 @@ class DistributedModel:
         peers = ChainPeers(protocol) if protocol is not None else StaticPeers(servers)
         return cls(ends=ends, tokenizer=tokenizer, generation_config=generation_config, peers=peers, timeout=timeout)
 
-    def encode(self, *, prompt: str | None = None, messages: list[dict] | None = None, chat: bool = True) -> torch.Tensor:
+    def encode(
+        self, *, prompt: str | None = None, messages: list[dict] | None = None, chat: bool = True
+    ) -> torch.Tensor:
         """Token ids of a prompt; through the chat template for instruct models unless ``chat`` is False."""
         if messages is None:
             if prompt is None:
@@ -103,7 +119,9 @@ class DistributedModel:
         eos = self._eos(eos_token_id)
         warpers = self._warpers(do_sample, temperature, top_k, top_p)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        session = self.current_session = InferenceSession(self.peer_source.peers(), self.num_layers, timeout=self.timeout)
+        session = self.current_session = InferenceSession(
+            self.peer_source.peers(), self.num_layers, timeout=self.timeout
+        )
         new_tokens, all_logits = [], []
         try:
             step_input = input_ids

@@ -52,9 +52,15 @@ class StaticPeers:
 
     def peers(self) -> list[Peer]:
         return [
-            Peer(endpoint=url, first=i.first_layer, end=i.first_layer + i.num_layers,
-                 decode_tokens_per_s=decode_speed(i), address=i.address)
-            for url, i in zip(self.endpoints, probe_all(self.endpoints)) if i
+            Peer(
+                endpoint=url,
+                first=i.first_layer,
+                end=i.first_layer + i.num_layers,
+                decode_tokens_per_s=decode_speed(i),
+                address=i.address,
+            )
+            for url, i in zip(self.endpoints, probe_all(self.endpoints))
+            if i
         ]
 
 
@@ -72,8 +78,9 @@ class ChainPeers:
         try:
             return self._peers()
         except (OSError, Web3Exception) as exc:  # the node is down or restarting: say so, the next call may work
-            raise EfedError(f"cannot read the server list from the chain ({exc.__class__.__name__}); "
-                            "is the node up?") from None
+            raise EfedError(
+                f"cannot read the server list from the chain ({exc.__class__.__name__}); is the node up?"
+            ) from None
 
     def _peers(self) -> list[Peer]:
         records = [s for s in self.protocol.servers() if s.status == Status.ACTIVE]
@@ -84,7 +91,14 @@ class ChainPeers:
                 continue
             _, last = self.protocol.last_score(record.address)
             trust = last.score / ONE if last.outcome else 1.0  # outcome None: never scored yet
-            peers.append(Peer(endpoint=record.endpoint, first=record.first_layer, end=record.first_layer + record.num_layers,
-                              decode_tokens_per_s=decode_speed(info),
-                              trust=trust, address=record.address))
+            peers.append(
+                Peer(
+                    endpoint=record.endpoint,
+                    first=record.first_layer,
+                    end=record.first_layer + record.num_layers,
+                    decode_tokens_per_s=decode_speed(info),
+                    trust=trust,
+                    address=record.address,
+                )
+            )
         return peers

@@ -39,7 +39,9 @@ class Hop:
 
 class NoRouteError(EfedError):
     def __init__(self, missing: list[int]):
-        super().__init__(f"no route covers every layer: no reachable active server serves layers {compact_layers(missing)}")
+        super().__init__(
+            f"no route covers every layer: no reachable active server serves layers {compact_layers(missing)}"
+        )
         self.missing = missing
 
 

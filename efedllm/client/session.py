@@ -17,7 +17,11 @@ import torch
 from efedllm.client.routing import Hop, Peer, plan_route
 from efedllm.errors import EfedError
 from efedllm.rpc.client import (  # noqa: F401 - RETRYABLE_STATUS, CONNECT_TIMEOUT_S: re-exported for callers
-    CONNECT_TIMEOUT_S, REQUEST_TIMEOUT_S, RETRYABLE_STATUS, ServerClient, ServerFailure,
+    CONNECT_TIMEOUT_S,
+    REQUEST_TIMEOUT_S,
+    RETRYABLE_STATUS,
+    ServerClient,
+    ServerFailure,
 )
 
 log = logging.getLogger("efedllm.client")
@@ -31,8 +35,15 @@ class RemoteHop:
 
 
 class InferenceSession:
-    def __init__(self, peers: list[Peer], num_layers: int, *, http: requests.Session | None = None,
-                 timeout: float = REQUEST_TIMEOUT_S, max_failovers: int = 8):
+    def __init__(
+        self,
+        peers: list[Peer],
+        num_layers: int,
+        *,
+        http: requests.Session | None = None,
+        timeout: float = REQUEST_TIMEOUT_S,
+        max_failovers: int = 8,
+    ):
         self.peers = list(peers)
         self.num_layers = num_layers
         self.http = http or requests.Session()
@@ -79,11 +90,15 @@ class InferenceSession:
     def _fail_over(self, index: int, exc: ServerFailure) -> None:
         """Replace hop ``index`` by a new route over its layers, rebuilt from its input history."""
         remote = self.hops[index]
-        log.warning("server %s failed (%s); re-routing layers %d:%d", exc.endpoint, exc, remote.hop.start, remote.hop.end)
+        log.warning(
+            "server %s failed (%s); re-routing layers %d:%d", exc.endpoint, exc, remote.hop.start, remote.hop.end
+        )
         self._mark_failed(exc)
-        self.hops[index:index + 1] = self._reroute(remote.hop.start, remote.hop.end, remote.history, last=exc)
+        self.hops[index : index + 1] = self._reroute(remote.hop.start, remote.hop.end, remote.history, last=exc)
 
-    def _reroute(self, start: int, end: int, history: list[torch.Tensor], *, last: ServerFailure | None) -> list[RemoteHop]:
+    def _reroute(
+        self, start: int, end: int, history: list[torch.Tensor], *, last: ServerFailure | None
+    ) -> list[RemoteHop]:
         """Hops over layers [start, end) on servers not known to have failed, with ``history`` replayed."""
         while True:
             if self.failovers > self.max_failovers:

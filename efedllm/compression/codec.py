@@ -57,6 +57,7 @@ class CodecSpec:
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> CodecSpec:
         """From URL query parameters (``codec``, ``energy``, ``ratio``), as a weight source receives them."""
+
         def number(key):
             text = query.get(key)
             if text is None:
@@ -65,13 +66,18 @@ class CodecSpec:
                 return float(text)
             except ValueError:
                 raise InvalidParameter(f"{key} must be a number, got {text[:40]!r}") from None
+
         return cls(codec=query.get("codec", "raw"), energy=number("energy"), ratio=number("ratio"))
 
     def query(self) -> dict[str, str]:
         return {k: str(v) for k, v in asdict(self).items() if v is not None}
 
     def describe(self) -> str:
-        return self.codec + (f" e={self.energy:g}" if self.energy else "") + (f" ratio={self.ratio:g}" if self.ratio else "")
+        return (
+            self.codec
+            + (f" e={self.energy:g}" if self.energy else "")
+            + (f" ratio={self.ratio:g}" if self.ratio else "")
+        )
 
     @property
     def lossless(self) -> bool:
@@ -86,8 +92,14 @@ class Encoded:
     entry: dict
 
 
-def encode_tensor(name: str, tensor: torch.Tensor, spec: CodecSpec, *, method: svd.Method = "auto",
-                  precomputed: svd.Thin | None = None) -> Encoded:
+def encode_tensor(
+    name: str,
+    tensor: torch.Tensor,
+    spec: CodecSpec,
+    *,
+    method: svd.Method = "auto",
+    precomputed: svd.Thin | None = None,
+) -> Encoded:
     """``tensor`` as a blob in ``spec``'s codec (or raw where the codec does not apply); ``precomputed``: its thin
     SVD made earlier, when many settings are tried on one matrix."""
     tensor = tensor.detach().to("cpu", torch.float32).contiguous()
@@ -102,8 +114,14 @@ def encode_tensor(name: str, tensor: torch.Tensor, spec: CodecSpec, *, method: s
             codec, parts = "svd", {"u": factors.u, "s": factors.s, "vh": factors.vh}
             extra = {"k": factors.k, "energy": round(factors.energy, 6), "method": factors.method}
     data = st_save({k: v.contiguous() for k, v in parts.items()}, metadata={"name": name, "codec": codec})
-    entry = {"name": name, "codec": codec, "shape": list(tensor.shape), "bytes": len(data),
-             "sha256": hashlib.sha256(data).hexdigest(), **extra}
+    entry = {
+        "name": name,
+        "codec": codec,
+        "shape": list(tensor.shape),
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        **extra,
+    }
     return Encoded(data=data, entry=entry)
 
 
@@ -126,8 +144,14 @@ def decode_tensor(entry: Mapping, data: bytes) -> torch.Tensor:
     if codec == "svd":
         k = entry.get("k")
         u, s, vh = parts["u"], parts["s"], parts["vh"]
-        if len(shape) != 2 or not isinstance(k, int) or (u.shape, s.shape, vh.shape) != ((shape[0], k), (k,), (k, shape[1])):
-            raise EfedError(f"tensor {name}: factor shapes {list(u.shape)}, {list(s.shape)}, {list(vh.shape)} do not match {list(shape)} at k={k}")
+        if (
+            len(shape) != 2
+            or not isinstance(k, int)
+            or (u.shape, s.shape, vh.shape) != ((shape[0], k), (k,), (k, shape[1]))
+        ):
+            raise EfedError(
+                f"tensor {name}: factor shapes {list(u.shape)}, {list(s.shape)}, {list(vh.shape)} do not match {list(shape)} at k={k}"
+            )
         if not svd.saves_bytes(shape[0], shape[1], k):
             raise EfedError(f"tensor {name}: rank {k} factors are no smaller than the matrix")
         tensor = svd.Factors(u=u, s=s, vh=vh, energy=float(entry.get("energy", 0)), method="received").reconstruct()

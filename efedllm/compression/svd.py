@@ -84,8 +84,9 @@ def full_svd(w: torch.Tensor) -> Thin:
     return torch.linalg.svd(w, full_matrices=False)
 
 
-def randomized_svd(w: torch.Tensor, rank: int, *, niter: int = NITER, oversample: int = OVERSAMPLE,
-                   seed: int = 0) -> Thin:
+def randomized_svd(
+    w: torch.Tensor, rank: int, *, niter: int = NITER, oversample: int = OVERSAMPLE, seed: int = 0
+) -> Thin:
     """Top-``rank`` SVD by Halko et al.'s randomized range finder (torch.svd_lowrank), seeded so that the same
     matrix always gives the same factors (a weight source must serve the bytes its manifest announced)."""
     w = w if w.dtype == torch.float64 else w.float()
@@ -108,8 +109,15 @@ def factor(w: torch.Tensor, *, k: int, method: Method = "full", precomputed: Thi
     return _factors(u[:, :k], s[:k], vh[:k], total=_total(w), method=chosen)
 
 
-def truncate(w: torch.Tensor, *, energy: float | None = None, ratio: float | None = None, k: int | None = None,
-             method: Method = "full", precomputed: Thin | None = None) -> Factors | None:
+def truncate(
+    w: torch.Tensor,
+    *,
+    energy: float | None = None,
+    ratio: float | None = None,
+    k: int | None = None,
+    method: Method = "full",
+    precomputed: Thin | None = None,
+) -> Factors | None:
     """Rank-k factors of ``w`` with k from exactly one of ``energy`` (eq. 12), ``ratio`` (eq. 15) or ``k``;
     None when factors would not be smaller than ``w`` ((m + n + 1) k >= m n)."""
     if sum(x is not None for x in (energy, ratio, k)) != 1:
@@ -142,8 +150,13 @@ def _total(w: torch.Tensor) -> float:
 
 
 def _factors(u, s, vh, *, total: float, method: str) -> Factors:
-    return Factors(u=u.contiguous(), s=s.contiguous(), vh=vh.contiguous(), method=method,
-                   energy=float((s.double() ** 2).sum() / total))
+    return Factors(
+        u=u.contiguous(),
+        s=s.contiguous(),
+        vh=vh.contiguous(),
+        method=method,
+        energy=float((s.double() ** 2).sum() / total),
+    )
 
 
 def _randomized_for_energy(w: torch.Tensor, energy: float, total: float):

@@ -19,16 +19,25 @@ import aiohttp
 from aiohttp import web
 
 from efedllm import http
-
 from efedllm.chain.deployment import Deployment, read_json
 from efedllm.errors import EfedError
 
 log = logging.getLogger("efedllm.dashboard")
 
-READ_METHODS = frozenset({
-    "eth_chainId", "net_version", "web3_clientVersion", "eth_blockNumber", "eth_getBlockByNumber", "eth_call",
-    "eth_getLogs", "eth_getCode", "eth_getBalance", "eth_getTransactionReceipt",
-})
+READ_METHODS = frozenset(
+    {
+        "eth_chainId",
+        "net_version",
+        "web3_clientVersion",
+        "eth_blockNumber",
+        "eth_getBlockByNumber",
+        "eth_call",
+        "eth_getLogs",
+        "eth_getCode",
+        "eth_getBalance",
+        "eth_getTransactionReceipt",
+    }
+)
 NO_CACHE = {"Cache-Control": "no-store"}
 
 
@@ -61,7 +70,9 @@ class NoChain(Exception):
 async def _upstream(app: web.Application, body: bytes) -> tuple[int, bytes]:
     config = app[CONFIG]
     try:
-        async with app[SESSION].post(config.rpc_url, data=body, headers={"content-type": "application/json"}) as response:
+        async with app[SESSION].post(
+            config.rpc_url, data=body, headers={"content-type": "application/json"}
+        ) as response:
             return response.status, await response.read()
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
         raise NoChain(f"no chain reachable at {config.rpc_url} ({type(exc).__name__})") from None
@@ -76,8 +87,13 @@ async def relay(request: web.Request) -> web.Response:
     calls = payload if isinstance(payload, list) else [payload]
     if not calls or not all(isinstance(c, dict) for c in calls):
         return json_error(400, "expected a JSON-RPC request or a batch of them")
-    refused = sorted({str(c.get("method"))[:80] for c in calls
-                      if not (isinstance(c.get("method"), str) and c["method"] in READ_METHODS)})
+    refused = sorted(
+        {
+            str(c.get("method"))[:80]
+            for c in calls
+            if not (isinstance(c.get("method"), str) and c["method"] in READ_METHODS)
+        }
+    )
     if refused:
         return json_error(403, f"the dashboard relays read-only calls only; refused: {', '.join(refused)}")
     try:
@@ -113,8 +129,10 @@ async def deployment_file(request: web.Request) -> web.Response:
 
 async def page_config(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
-    return web.json_response({"rpc": "rpc", "deployment": "deployment.json", "rpcUrl": config.rpc_url,
-                              "pollMs": config.poll_ms}, headers=NO_CACHE)
+    return web.json_response(
+        {"rpc": "rpc", "deployment": "deployment.json", "rpcUrl": config.rpc_url, "pollMs": config.poll_ms},
+        headers=NO_CACHE,
+    )
 
 
 async def asset(request: web.Request) -> web.FileResponse:

@@ -31,7 +31,9 @@ def ensure_bundle(*, progress=print) -> Path:
     node = shutil.which("node")
     buildable = node and (frontend / "build.mjs").is_file() and (frontend.parent / "node_modules" / "esbuild").is_dir()
     if buildable:
-        result = subprocess.run([node, str(frontend / "build.mjs")], cwd=frontend.parent, capture_output=True, text=True)
+        result = subprocess.run(
+            [node, str(frontend / "build.mjs")], cwd=frontend.parent, capture_output=True, text=True
+        )
         if result.returncode != 0:
             raise EfedError(f"building the dashboard failed: {(result.stderr or result.stdout).strip()[-600:]}")
         if "up to date" not in result.stdout:

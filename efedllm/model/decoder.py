@@ -46,11 +46,18 @@ class DecoderConfig:
     def from_dict(cls, c: dict) -> DecoderConfig:
         model_type = c.get("model_type")
         if model_type not in SUPPORTED_ARCHITECTURES:
-            raise EfedError(f"architecture {model_type!r} is not supported (supported: {', '.join(SUPPORTED_ARCHITECTURES)})")
+            raise EfedError(
+                f"architecture {model_type!r} is not supported (supported: {', '.join(SUPPORTED_ARCHITECTURES)})"
+            )
         if c.get("hidden_act", "silu") != "silu":
             raise EfedError(f"activation {c.get('hidden_act')!r} is not supported (only silu)")
         rope = c.get("rope_parameters") or {}
-        rope_type = rope.get("rope_type") or (c.get("rope_scaling") or {}).get("rope_type") or (c.get("rope_scaling") or {}).get("type") or "default"
+        rope_type = (
+            rope.get("rope_type")
+            or (c.get("rope_scaling") or {}).get("rope_type")
+            or (c.get("rope_scaling") or {}).get("type")
+            or "default"
+        )
         if rope_type != "default":
             raise EfedError(f"RoPE type {rope_type!r} is not supported by the server runtime (only default RoPE)")
         heads = c["num_attention_heads"]
@@ -174,7 +181,9 @@ class KVCache:
 
 def rotary(c: DecoderConfig, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sin of default RoPE at ``positions`` ([batch, tokens]), computed in float32 as transformers does."""
-    inv_freq = 1.0 / (c.rope_theta ** (torch.arange(0, c.head_dim, 2, dtype=torch.float, device=positions.device) / c.head_dim))
+    inv_freq = 1.0 / (
+        c.rope_theta ** (torch.arange(0, c.head_dim, 2, dtype=torch.float, device=positions.device) / c.head_dim)
+    )
     freqs = positions[..., None].float() * inv_freq
     emb = torch.cat((freqs, freqs), dim=-1)
     return emb.cos().to(dtype), emb.sin().to(dtype)

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from efedllm.model.weights import has_tensor, read_tensors

@@ -71,7 +71,9 @@ def _check_folder(folder: Path) -> None:
         raise EfedError(f"{folder} is not a Hugging Face model folder (no config.json)")
     model_type = json.loads(config_path.read_text()).get("model_type")
     if model_type not in SUPPORTED_ARCHITECTURES:
-        raise EfedError(f"{folder}: architecture {model_type!r} is not supported (supported: {', '.join(SUPPORTED_ARCHITECTURES)})")
+        raise EfedError(
+            f"{folder}: architecture {model_type!r} is not supported (supported: {', '.join(SUPPORTED_ARCHITECTURES)})"
+        )
     if not any(folder.glob("*.safetensors")):
         raise EfedError(f"{folder} has no .safetensors weights")
 

@@ -33,7 +33,9 @@ class LayerSpan(torch.nn.Module):
             raise EfedError(f"layers {first}:{first + count} are outside the model's 0:{total}")
         self.config, self.first, self.count, self.device, self.dtype = config, first, count, device, dtype
         with torch.device("meta"):
-            self.layers = torch.nn.ModuleList(DecoderLayer(config, config.sliding_windows[first + i]) for i in range(count))
+            self.layers = torch.nn.ModuleList(
+                DecoderLayer(config, config.sliding_windows[first + i]) for i in range(count)
+            )
         for i, layer in enumerate(self.layers):
             # The tensors read from disk become the parameters (assign=True): no second copy at any moment.
             names = {f"model.layers.{first + i}.{k}": k for k in layer.state_dict()}
@@ -45,8 +47,16 @@ class LayerSpan(torch.nn.Module):
         return KVCache()
 
     @torch.inference_mode()
-    def forward(self, hidden: torch.Tensor, cache: KVCache, *, past: int, start: int | None = None,
-                end: int | None = None, softmax: Softmax | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        hidden: torch.Tensor,
+        cache: KVCache,
+        *,
+        past: int,
+        start: int | None = None,
+        end: int | None = None,
+        softmax: Softmax | None = None,
+    ) -> torch.Tensor:
         """Run ``hidden`` ([batch, new tokens, hidden size]) through layers ``[start, end)`` (absolute indices,
         default: the whole span) after the ``past`` tokens that ``cache`` already holds for those layers.
         ``softmax``: compute attention explicitly with this softmax instead of the fused SDPA kernel (a

@@ -24,11 +24,13 @@ def weight_files(folder: Path) -> dict[str, Path]:
     names: dict[str, Path] = {}
     for file in files:
         with safe_open(file, framework="pt") as f:
-            names.update({name: file for name in f.keys()})
+            names.update({name: file for name in f.keys()})  # noqa: SIM118 - safe_open has keys(), no __iter__
     return names
 
 
-def read_tensors(folder: Path, names: Iterable[str], *, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+def read_tensors(
+    folder: Path, names: Iterable[str], *, device: torch.device, dtype: torch.dtype
+) -> dict[str, torch.Tensor]:
     """The named tensors, each read from disk straight into its own buffer.
 
     Reading with plain file reads rather than a memory map keeps the peak memory of a server at what it keeps:
@@ -61,9 +63,18 @@ def read_tensors(folder: Path, names: Iterable[str], *, device: torch.device, dt
     return out
 
 
-_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64,
-           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
-           "BOOL": torch.bool}
+_DTYPES = {
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "F64": torch.float64,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
 
 
 def has_tensor(folder: Path, name: str) -> bool:

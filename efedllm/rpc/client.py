@@ -47,8 +47,14 @@ class ServerRefused(EfedError):
 
 
 class ServerClient:
-    def __init__(self, endpoint: str, *, http: requests.Session | None = None, timeout: float = REQUEST_TIMEOUT_S,
-                 connect_timeout: float = CONNECT_TIMEOUT_S):
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        http: requests.Session | None = None,
+        timeout: float = REQUEST_TIMEOUT_S,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
+    ):
         if not timeout > 0:
             raise EfedError(f"the request timeout must be positive, not {timeout}")
         self.endpoint = endpoint
@@ -64,8 +70,9 @@ class ServerClient:
         try:
             response = self.http.get(self.url(routes.INFO), timeout=timeout)
         except requests.RequestException as exc:
-            raise ServerFailure(self.endpoint, f"no /info: {exc.__class__.__name__}",
-                                cause=exc.__class__.__name__) from None
+            raise ServerFailure(
+                self.endpoint, f"no /info: {exc.__class__.__name__}", cause=exc.__class__.__name__
+            ) from None
         self.check(response)
         try:
             body = response.json()
@@ -75,23 +82,30 @@ class ServerClient:
 
     def open_session(self, start: int, end: int) -> SessionOpened:
         try:
-            response = self.http.post(self.url(routes.SESSIONS), json=OpenSession(start=start, end=end).to_json(),
-                                      timeout=self.timeout)
+            response = self.http.post(
+                self.url(routes.SESSIONS), json=OpenSession(start=start, end=end).to_json(), timeout=self.timeout
+            )
         except requests.RequestException as exc:
-            raise ServerFailure(self.endpoint, f"cannot open a session: {exc.__class__.__name__}",
-                                cause=exc.__class__.__name__) from None
+            raise ServerFailure(
+                self.endpoint, f"cannot open a session: {exc.__class__.__name__}", cause=exc.__class__.__name__
+            ) from None
         self.check(response)
         try:
             return SessionOpened.from_json(response.json())
         except ValueError as exc:  # MessageError, or not JSON at all
-            raise ServerFailure(self.endpoint, f"cannot open a session: malformed answer ({exc})",
-                                cause="malformed answer") from None
+            raise ServerFailure(
+                self.endpoint, f"cannot open a session: malformed answer ({exc})", cause="malformed answer"
+            ) from None
 
     def forward(self, session: str, hidden: torch.Tensor, *, max_tokens: int = 1 << 30) -> torch.Tensor:
         """The server's output for ``hidden``; wire.WireError when its answer does not decode."""
         try:
-            response = self.http.post(self.url(routes.forward(session)), data=wire.encode(hidden),
-                                      headers={"Content-Type": wire.CONTENT_TYPE}, timeout=self.timeout)
+            response = self.http.post(
+                self.url(routes.forward(session)),
+                data=wire.encode(hidden),
+                headers={"Content-Type": wire.CONTENT_TYPE},
+                timeout=self.timeout,
+            )
         except requests.RequestException as exc:
             raise ServerFailure(self.endpoint, exc.__class__.__name__, cause=exc.__class__.__name__) from None
         self.check(response)

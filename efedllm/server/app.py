@@ -69,10 +69,21 @@ def server_info(app: web.Application) -> ServerInfo:
     span, limits = now.span, config.limits
     live = {name: value() for name, value in app[LIVE_INFO].items()}
     return ServerInfo(
-        **app[ANNOUNCED], endpoint=config.endpoint, model=config.model, first_layer=span.first, num_layers=span.count,
-        hidden_size=span.config.hidden_size, dtype=str(span.dtype).removeprefix("torch."), device=str(span.device),
-        max_sequence=limits.max_sequence, max_step_tokens=limits.max_step_tokens, max_sessions=limits.max_sessions,
-        **live, sessions=len(now.store), cache_bytes=now.store.cache_bytes)
+        **app[ANNOUNCED],
+        endpoint=config.endpoint,
+        model=config.model,
+        first_layer=span.first,
+        num_layers=span.count,
+        hidden_size=span.config.hidden_size,
+        dtype=str(span.dtype).removeprefix("torch."),
+        device=str(span.device),
+        max_sequence=limits.max_sequence,
+        max_step_tokens=limits.max_step_tokens,
+        max_sessions=limits.max_sessions,
+        **live,
+        sessions=len(now.store),
+        cache_bytes=now.store.cache_bytes,
+    )
 
 
 async def info(request: web.Request) -> web.Response:
@@ -89,7 +100,9 @@ async def open_session(request: web.Request) -> web.Response:
     start = span.first if asked.start is None else asked.start
     end = span.first + span.count if asked.end is None else asked.end
     if not span.first <= start < end <= span.first + span.count:
-        raise SessionError(400, f"layers {start}:{end} are not within this server's span {span.first}:{span.first + span.count}")
+        raise SessionError(
+            400, f"layers {start}:{end} are not within this server's span {span.first}:{span.first + span.count}"
+        )
     session = store.open(start, end, span.new_cache())
     return web.json_response(SessionOpened(session=session.id, start=start, end=end).to_json(), status=201)
 
@@ -157,8 +170,9 @@ def use_span(app: web.Application, span: LayerSpan) -> None:
     app[SERVING][0] = Serving(span=span, store=store)
 
 
-def create_app(span: LayerSpan, config: ServerConfig, *, throughput: Throughput,
-               address: str | None = None) -> web.Application:
+def create_app(
+    span: LayerSpan, config: ServerConfig, *, throughput: Throughput, address: str | None = None
+) -> web.Application:
     """The server's app; ``throughput`` as measured at start, ``address`` its chain account (None off chain)."""
     app = web.Application(middlewares=[errors_as_json], client_max_size=config.limits.max_body_bytes)
     app[CONFIG] = config

@@ -55,7 +55,9 @@ class ServerConfig:
     of loading the local model."""
     weights_codec: str = field(default="raw", metadata={"choices": CODECS})
     """How the weights travel: raw float32 (lossless), float16, bfloat16 or svd factors."""
-    weights_energy: float | None = field(default=None, metadata={"metavar": "E", "default_help": "none; give this or --weights-ratio"})
+    weights_energy: float | None = field(
+        default=None, metadata={"metavar": "E", "default_help": "none; give this or --weights-ratio"}
+    )
     """svd: keep this share of each matrix's energy, eq. 12."""
     weights_ratio: float | None = field(default=None, metadata={"metavar": "R"})
     """svd: factor each matrix to this share of its size, eq. 15; exactly one of energy and ratio."""

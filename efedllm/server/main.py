@@ -64,8 +64,16 @@ def weights_folder(config: ServerConfig, first: int, count: int, *, progress=pri
         return source.folder, source.name
     from efedllm.weights.client import fetch_span
 
-    fetched = fetch_span(config.weights_from, first=first, count=count, codec=config.weights_codec,
-                         energy=config.weights_energy, ratio=config.weights_ratio, model=config.model, progress=progress)
+    fetched = fetch_span(
+        config.weights_from,
+        first=first,
+        count=count,
+        codec=config.weights_codec,
+        energy=config.weights_energy,
+        ratio=config.weights_ratio,
+        model=config.model,
+        progress=progress,
+    )
     for line in fetched.summary():
         progress(line)
     return fetched.folder, fetched.report["model"]
@@ -74,7 +82,9 @@ def weights_folder(config: ServerConfig, first: int, count: int, *, progress=pri
 def load(config: ServerConfig, *, progress=print) -> tuple[LayerSpan, dict]:
     span = load_span(config, config.first_layer, config.num_layers, progress=progress)
     speed = throughput.measure(span)
-    progress(f"throughput: {speed['decode_tokens_per_s']:.1f} tokens/s decoding, {speed['prefill_tokens_per_s']:.0f} tokens/s prefill")
+    progress(
+        f"throughput: {speed['decode_tokens_per_s']:.1f} tokens/s decoding, {speed['prefill_tokens_per_s']:.0f} tokens/s prefill"
+    )
     return span, speed
 
 
@@ -93,7 +103,9 @@ def announce(protocol: Protocol, config: ServerConfig, *, stake: int, progress=p
         return
     if (record.endpoint, record.first_layer, record.num_layers) != span:
         protocol.tx.send(registry.updateServer(*span), label="updateServer")
-        progress(f"updated {me} on chain to {config.endpoint}, layers {config.first_layer}:{config.first_layer + config.num_layers}")
+        progress(
+            f"updated {me} on chain to {config.endpoint}, layers {config.first_layer}:{config.first_layer + config.num_layers}"
+        )
 
 
 async def serve(app: web.Application, config: ServerConfig, *, background=(), progress=print) -> None:
@@ -114,13 +126,20 @@ async def serve(app: web.Application, config: ServerConfig, *, background=(), pr
     await runner.cleanup()
 
 
-def run(config: ServerConfig, *, protocol: Protocol | None, stake: int, progress=print,
-        extensions: tuple[Callable[[ServerParts], None], ...] = ()) -> None:
+def run(
+    config: ServerConfig,
+    *,
+    protocol: Protocol | None,
+    stake: int,
+    progress=print,
+    extensions: tuple[Callable[[ServerParts], None], ...] = (),
+) -> None:
     span, speed = load(config, progress=progress)
     if protocol is not None:
         announce(protocol, config, stake=stake, progress=progress)
-    app = create_app(span, config, throughput=Throughput(**speed),
-                     address=protocol.signer.address if protocol else None)
+    app = create_app(
+        span, config, throughput=Throughput(**speed), address=protocol.signer.address if protocol else None
+    )
     parts = ServerParts(app=app)
     background = []
     if protocol is not None:
@@ -129,14 +148,20 @@ def run(config: ServerConfig, *, protocol: Protocol | None, stake: int, progress
         tracker = EpochTracker(protocol)
         app[HOOKS].append(recorder(store, tracker))
         app[LIVE_INFO]["epoch"] = lambda: tracker.epoch
-        parts.openings = openings.handler(store=store, roles=openings.VerifierRoles(protocol),
-                                          chain_id=protocol.w3.eth.chain_id)
+        parts.openings = openings.handler(
+            store=store, roles=openings.VerifierRoles(protocol), chain_id=protocol.w3.eth.chain_id
+        )
         parts.committer = committer = Committer(protocol, store)
         background = [tracker.run, committer.run]
         progress(f"recording tasks in {store.path}; {len(committer.pending())} epoch(s) awaiting commitment")
         if config.rebalance:
-            rebalancer = Rebalancer(protocol, app, config, progress=progress,
-                                    load=lambda first, count: load_span(config, first, count, progress=progress))
+            rebalancer = Rebalancer(
+                protocol,
+                app,
+                config,
+                progress=progress,
+                load=lambda first, count: load_span(config, first, count, progress=progress),
+            )
             background.append(rebalancer.run)
         if config.auto_claim:
             background.append(lambda: auto_claim(protocol))

@@ -37,8 +37,17 @@ def target_span(coverage: list[int], *, mine: range, capacity: int) -> range | N
 
 
 class Rebalancer:
-    def __init__(self, protocol: Protocol, app: web.Application, config: ServerConfig, *,
-                 load: Callable[[int, int], LayerSpan], interval: float = 2.0, jitter: float = 3.0, progress=print):
+    def __init__(
+        self,
+        protocol: Protocol,
+        app: web.Application,
+        config: ServerConfig,
+        *,
+        load: Callable[[int, int], LayerSpan],
+        interval: float = 2.0,
+        jitter: float = 3.0,
+        progress=print,
+    ):
         self.protocol, self.app, self.config, self.load = protocol, app, config, load
         self.interval, self.jitter, self.progress = interval, jitter, progress
 

@@ -46,29 +46,48 @@ class TaskStore:
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
 
-    def record(self, *, epoch: int, session: str, start: int, end: int, past: int, inputs: torch.Tensor,
-               outputs: torch.Tensor) -> TaskRecord:
+    def record(
+        self, *, epoch: int, session: str, start: int, end: int, past: int, inputs: torch.Tensor, outputs: torch.Tensor
+    ) -> TaskRecord:
         """Persist one served step (before its output is returned to the client)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT step, prefix_hash, input_hash FROM tasks WHERE session = ? ORDER BY step DESC LIMIT 1", (session,)
+                "SELECT step, prefix_hash, input_hash FROM tasks WHERE session = ? ORDER BY step DESC LIMIT 1",
+                (session,),
             ).fetchone()
             step = 0 if row is None else row[0] + 1
             prefix = ZERO_PREFIX if row is None else next_prefix(row[1], row[2])
-            index = self._db.execute("SELECT COALESCE(MAX(idx), -1) + 1 FROM tasks WHERE epoch = ?", (epoch,)).fetchone()[0]
-            record = TaskRecord(epoch, index, session, step, start, end, past, prefix, tensor_hash(inputs),
-                                tensor_hash(outputs))
+            index = self._db.execute(
+                "SELECT COALESCE(MAX(idx), -1) + 1 FROM tasks WHERE epoch = ?", (epoch,)
+            ).fetchone()[0]
+            record = TaskRecord(
+                epoch, index, session, step, start, end, past, prefix, tensor_hash(inputs), tensor_hash(outputs)
+            )
             self._db.execute(
                 "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (epoch, index, session, step, start, end, past, prefix, record.input_hash, record.output_hash,
-                 wire.encode(inputs), wire.encode(outputs)),
+                (
+                    epoch,
+                    index,
+                    session,
+                    step,
+                    start,
+                    end,
+                    past,
+                    prefix,
+                    record.input_hash,
+                    record.output_hash,
+                    wire.encode(inputs),
+                    wire.encode(outputs),
+                ),
             )
             return record
 
     def records(self, epoch: int) -> list[TaskRecord]:
         rows = self._db.execute(
             "SELECT epoch, idx, session, step, start_layer, end_layer, past, prefix_hash, input_hash, output_hash "
-            "FROM tasks WHERE epoch = ? ORDER BY idx", (epoch,)).fetchall()
+            "FROM tasks WHERE epoch = ? ORDER BY idx",
+            (epoch,),
+        ).fetchall()
         return [TaskRecord(*row) for row in rows]
 
     def tree(self, epoch: int) -> tuple[list[TaskRecord], list[list[bytes]]]:
@@ -77,8 +96,9 @@ class TaskStore:
 
     def session_inputs(self, session: str, *, up_to_step: int) -> list[torch.Tensor]:
         """The inputs of ``session``'s steps 0..up_to_step (the prefix an opening carries)."""
-        rows = self._db.execute("SELECT input FROM tasks WHERE session = ? AND step <= ? ORDER BY step",
-                                (session, up_to_step)).fetchall()
+        rows = self._db.execute(
+            "SELECT input FROM tasks WHERE session = ? AND step <= ? ORDER BY step", (session, up_to_step)
+        ).fetchall()
         return [wire.load(row[0]) for row in rows]
 
     def opening(self, epoch: int, index: int) -> Opening | None:
@@ -93,8 +113,13 @@ class TaskStore:
         record = records[index]
         inputs = self.session_inputs(record.session, up_to_step=record.step)
         fields = {k: ("0x" + v.hex() if isinstance(v, bytes) else v) for k, v in asdict(record).items()}
-        return Opening(record=fields, proof=merkle.proof(tree, index), steps=[t.shape[1] for t in inputs],
-                       inputs=torch.cat(inputs, dim=1), output=wire.load(self.output(epoch, index)))
+        return Opening(
+            record=fields,
+            proof=merkle.proof(tree, index),
+            steps=[t.shape[1] for t in inputs],
+            inputs=torch.cat(inputs, dim=1),
+            output=wire.load(self.output(epoch, index)),
+        )
 
     def use_nonce(self, nonce: str, *, expires: int, now: int) -> bool:
         """Remember a signed request's nonce until it expires; False when it was seen before (a replay)."""

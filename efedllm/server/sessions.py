@@ -8,7 +8,6 @@ import time
 from dataclasses import dataclass, field
 
 from efedllm.model.decoder import KVCache
-
 from efedllm.server.config import ServerLimits
 
 
@@ -68,7 +67,9 @@ class SessionStore:
     def reserve(self, session: Session, tokens: int) -> None:
         """Check that ``tokens`` more fit in the session and in the server's cache memory."""
         if session.length + tokens > self.limits.max_sequence:
-            raise SessionError(413, f"sequence would reach {session.length + tokens} tokens; the limit is {self.limits.max_sequence}")
+            raise SessionError(
+                413, f"sequence would reach {session.length + tokens} tokens; the limit is {self.limits.max_sequence}"
+            )
         if self.cache_bytes + tokens * self.bytes_per_token > self.limits.max_cache_bytes:
             raise SessionError(507, "KV-cache memory of this server is full; retry later or use another server")
 

@@ -38,8 +38,15 @@ def recorder(store: TaskStore, tracker: EpochTracker):
     """The step hook that persists each served step (before its output is returned)."""
 
     def record(*, session, inputs, outputs, past) -> None:
-        store.record(epoch=tracker.epoch, session=session.id, start=session.start, end=session.end, past=past,
-                     inputs=inputs, outputs=outputs)
+        store.record(
+            epoch=tracker.epoch,
+            session=session.id,
+            start=session.start,
+            end=session.end,
+            past=past,
+            inputs=inputs,
+            outputs=outputs,
+        )
 
     return record
 
@@ -66,8 +73,9 @@ class Committer:
                 self.store.save_commitment(epoch, root, len(records), MISSED)
                 continue
             units = self.claim_units(len(records))
-            receipt = self.protocol.tx.send(self.protocol.ledger.functions.commitWork(epoch, root, units),
-                                            label="commitWork")
+            receipt = self.protocol.tx.send(
+                self.protocol.ledger.functions.commitWork(epoch, root, units), label="commitWork"
+            )
             self.store.save_commitment(epoch, root, len(records), receipt["transactionHash"].hex())
             log.info("epoch %d: committed %d tasks, root 0x%s", epoch, len(records), root.hex())
 

@@ -75,8 +75,18 @@ class PrefixMemo:
         return outputs
 
 
-def check_opening(opening: Opening, *, server: str, epoch: int, index: int, root: bytes, work_units: int,
-                  num_layers: int, recompute: Recompute, tolerance: float) -> Verdict:
+def check_opening(
+    opening: Opening,
+    *,
+    server: str,
+    epoch: int,
+    index: int,
+    root: bytes,
+    work_units: int,
+    num_layers: int,
+    recompute: Recompute,
+    tolerance: float,
+) -> Verdict:
     """Check ``opening`` of leaf ``index`` against the on-chain commitment (``root``, ``work_units``)."""
     try:
         record = TaskRecord.from_fields(opening.record)
@@ -89,9 +99,15 @@ def check_opening(opening: Opening, *, server: str, epoch: int, index: int, root
     if not 0 <= record.start < record.end <= num_layers:
         return Verdict.caught(f"layers {record.start}:{record.end} are not layers of the model")
     steps, inputs, output = opening.steps, opening.inputs, opening.output
-    if (not steps or min(steps) < 1 or inputs.dim() != 3 or sum(steps) != inputs.shape[1]
-            or sum(steps[:-1]) != record.past or output.shape != (1, steps[-1], inputs.shape[2])
-            or inputs.dtype != output.dtype):
+    if (
+        not steps
+        or min(steps) < 1
+        or inputs.dim() != 3
+        or sum(steps) != inputs.shape[1]
+        or sum(steps[:-1]) != record.past
+        or output.shape != (1, steps[-1], inputs.shape[2])
+        or inputs.dtype != output.dtype
+    ):
         return Verdict.caught("the opened tensors do not have the record's shape")
     chunks = torch.split(inputs, steps, dim=1)
     prefix = ZERO_PREFIX
@@ -103,7 +119,7 @@ def check_opening(opening: Opening, *, server: str, epoch: int, index: int, root
         return Verdict.caught("the opened input or output does not match the committed hashes")
     if not torch.isfinite(inputs).all():
         return Verdict.caught("the opened inputs are not finite")
-    expected = recompute(inputs, record.start, record.end)[:, -steps[-1]:]
+    expected = recompute(inputs, record.start, record.end)[:, -steps[-1] :]
     error = deviation(output, expected.to(output.dtype))
     if not error <= tolerance:
         return Verdict.caught(f"the output deviates from recomputation by {error:.2e} (tolerance {tolerance:.0e})")

@@ -18,8 +18,12 @@ FLOAT32_TOLERANCE = 1e-3
 
 @dataclass(frozen=True, kw_only=True)
 class VerifyConfig:
-    samples: int = field(default=DEFAULT_SAMPLES, metadata={
-        "default_help": "%(default)s, which catches a server corrupting 10%% of its tasks with probability >= 0.99"})
+    samples: int = field(
+        default=DEFAULT_SAMPLES,
+        metadata={
+            "default_help": "%(default)s, which catches a server corrupting 10%% of its tasks with probability >= 0.99"
+        },
+    )
     """Committed tasks opened per server per epoch (verifier/sampling.py)."""
     canaries: int = 1
     """Canary prompts per server per epoch."""

@@ -43,8 +43,7 @@ class VerifierState:
 
 
 class Verifier:
-    def __init__(self, protocol: Protocol, model, tokenizer, config: VerifyConfig, *, data_dir: Path,
-                 progress=print):
+    def __init__(self, protocol: Protocol, model, tokenizer, config: VerifyConfig, *, data_dir: Path, progress=print):
         self.protocol, self.model, self.tokenizer, self.config = protocol, model, tokenizer, config
         self.progress = progress
         self.accuracy = lambda tally: tally.accuracy(config.policy)
@@ -88,26 +87,41 @@ class Verifier:
             work = self.protocol.commitment_of(epoch, s.address)
             if s.status == Status.ACTIVE or (s.status == Status.INACTIVE and work.work_units > 0):
                 targets.append((s, work))
-        self.progress(f"epoch {epoch}: verifying {len(targets)} server(s) "
-                      f"({self.config.samples} openings each at most, {self.config.canaries} canary prompt(s))")
+        self.progress(
+            f"epoch {epoch}: verifying {len(targets)} server(s) "
+            f"({self.config.samples} openings each at most, {self.config.canaries} canary prompt(s))"
+        )
         results = {}
         for s, work in targets:
             target = Target(address=s.address, endpoint=s.endpoint, first_layer=s.first_layer, num_layers=s.num_layers)
-            tally = verify_server(target, model=self.model, tokenizer=self.tokenizer, config=self.config,
-                                  sign=self.sign, chain_id=self.chain_id, epoch=epoch, seed=seed, root=work.root,
-                                  work_units=work.work_units, rng=self.rng)
+            tally = verify_server(
+                target,
+                model=self.model,
+                tokenizer=self.tokenizer,
+                config=self.config,
+                sign=self.sign,
+                chain_id=self.chain_id,
+                epoch=epoch,
+                seed=seed,
+                root=work.root,
+                work_units=work.work_units,
+                rng=self.rng,
+            )
             acc = self.accuracy(tally)
             results[s.address] = acc
             caught = f"; caught: {tally.frauds[0]}" if tally.frauds else ""
-            self.progress(f"epoch {epoch}: {s.address} acc {acc / ONE:.3f} ({tally.passed}/{tally.checked} checks, "
-                          f"{work.work_units} work units){caught}")
+            self.progress(
+                f"epoch {epoch}: {s.address} acc {acc / ONE:.3f} ({tally.passed}/{tally.checked} checks, "
+                f"{work.work_units} work units){caught}"
+            )
         servers = sorted(results, key=lambda a: int(a, 16))
         st.update(servers=servers, accuracies=[results[a] for a in servers], salt="0x" + secrets.token_hex(32))
         if servers:
             salt = bytes.fromhex(st["salt"][2:])
             digest = self.protocol.scoring.functions.scoresHash(self.me, epoch, servers, st["accuracies"], salt).call()
-            receipt = self.protocol.tx.send(self.protocol.scoring.functions.commitScores(epoch, digest),
-                                            label="commitScores")
+            receipt = self.protocol.tx.send(
+                self.protocol.scoring.functions.commitScores(epoch, digest), label="commitScores"
+            )
             st["committed"] = receipt["transactionHash"].hex()
             self.progress(f"epoch {epoch}: committed scores for {len(servers)} server(s)")
         else:
@@ -115,8 +129,9 @@ class Verifier:
         self.state.save()
 
     def reveal(self, epoch: int, st: dict) -> None:
-        call = self.protocol.scoring.functions.revealScores(epoch, st["servers"], st["accuracies"],
-                                                            bytes.fromhex(st["salt"][2:]))
+        call = self.protocol.scoring.functions.revealScores(
+            epoch, st["servers"], st["accuracies"], bytes.fromhex(st["salt"][2:])
+        )
         st["revealed"] = self.protocol.tx.send(call, label="revealScores")["transactionHash"].hex()
         self.state.save()
         self.progress(f"epoch {epoch}: revealed scores")
@@ -132,8 +147,10 @@ class Verifier:
         for address in servers:
             score = self.protocol.score_of(epoch, address)
             if score.outcome:  # outcome None: nothing happened to this server
-                self.progress(f"epoch {epoch}: finalized {address}: acc {score.acc / ONE:.3f}, "
-                              f"S {score.score / ONE:.3f} -> {score.outcome.label}")
+                self.progress(
+                    f"epoch {epoch}: finalized {address}: acc {score.acc / ONE:.3f}, "
+                    f"S {score.score / ONE:.3f} -> {score.outcome.label}"
+                )
 
     # ------------------------------------------------------------------ loop
 

@@ -18,8 +18,10 @@ class ReferenceModel:
         self.layers = LayerSpan(source.folder, 0, source.num_layers, device=self.device)
         self.num_layers, self.dtype, self.softmax = source.num_layers, self.layers.dtype, softmax
         self.folder = source.folder
-        progress(f"verifier model: {source.name}, {self.num_layers} layers on {self.device}"
-                 + (" with the decomposed softmax" if softmax else ""))
+        progress(
+            f"verifier model: {source.name}, {self.num_layers} layers on {self.device}"
+            + (" with the decomposed softmax" if softmax else "")
+        )
 
     def run(self, hidden: torch.Tensor, cache: KVCache, *, past: int, start: int, end: int) -> torch.Tensor:
         if start == end:

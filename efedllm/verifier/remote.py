@@ -48,14 +48,19 @@ def _post(session: requests.Session, url: str, *, timeout: float, fresh=None, **
     return reason
 
 
-def fetch_opening(session: requests.Session, target: Target, *, sign, chain_id: int, epoch: int, index: int,
-                  timeout: float = 60.0):
+def fetch_opening(
+    session: requests.Session, target: Target, *, sign, chain_id: int, epoch: int, index: int, timeout: float = 60.0
+):
     """The decoded opening of leaf ``index``, or a Verdict when there is none to check."""
+
     # A fresh nonce for every try: resending a request that reached the server would be refused as a replay
     # (409), which counts as fraud, so a lost answer must not turn into a slashing of an honest server.
     def signed() -> dict:
-        return {"json": sign_request(sign=sign, chain_id=chain_id, server=target.address, epoch=epoch,
-                                     index=index).to_json()}
+        return {
+            "json": sign_request(
+                sign=sign, chain_id=chain_id, server=target.address, epoch=epoch, index=index
+            ).to_json()
+        }
 
     answer = _post(session, target.endpoint.rstrip("/") + routes.OPENINGS, fresh=signed, timeout=timeout)
     if isinstance(answer, str):
@@ -84,8 +89,16 @@ def _retried(call):
     return reason
 
 
-def run_canary(session: requests.Session, target: Target, model: ReferenceModel, prompt: list[int], *,
-               decode_steps: int, tolerance: float, timeout: float = 60.0) -> list[Verdict]:
+def run_canary(
+    session: requests.Session,
+    target: Target,
+    model: ReferenceModel,
+    prompt: list[int],
+    *,
+    decode_steps: int,
+    tolerance: float,
+    timeout: float = 60.0,
+) -> list[Verdict]:
     """Send ``prompt`` through ``target``'s span (prefill, then greedy decode steps) exactly as a client would,
     and compare each answer with the verifier's own computation. One verdict per step."""
     start, end = target.first_layer, target.first_layer + target.num_layers
@@ -108,8 +121,9 @@ def run_canary(session: requests.Session, target: Target, model: ReferenceModel,
             except wire.WireError as exc:
                 verdicts.append(Verdict.caught(f"canary step {step}: {exc}"))
                 break
-            verdicts.append(Verdict.ok() if error <= tolerance else
-                            Verdict.caught(f"canary step {step} deviates by {error:.2e}"))
+            verdicts.append(
+                Verdict.ok() if error <= tolerance else Verdict.caught(f"canary step {step} deviates by {error:.2e}")
+            )
             back = model.run(expected, cache, past=past, start=end, end=model.num_layers)
             past += len(new)
             tokens.append(model.next_token(back))

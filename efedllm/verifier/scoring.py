@@ -58,17 +58,48 @@ class Tally:
         return self.passed * ONE // self.checked
 
 
-def check_openings(opened: dict[int, Opening], *, server: str, epoch: int, root: bytes, work_units: int,
-                   model: ReferenceModel, tolerance: float) -> list[Verdict]:
+def check_openings(
+    opened: dict[int, Opening],
+    *,
+    server: str,
+    epoch: int,
+    root: bytes,
+    work_units: int,
+    model: ReferenceModel,
+    tolerance: float,
+) -> list[Verdict]:
     """Verdicts on a server's opened tasks, longest prefixes first so that each session is recomputed once."""
     memo = PrefixMemo(model.recompute)
-    return [check_opening(opened[index], server=server, epoch=epoch, index=index, root=root, work_units=work_units,
-                          num_layers=model.num_layers, recompute=memo, tolerance=tolerance)
-            for index in sorted(opened, key=lambda i: -opened[i].inputs.shape[1])]
+    return [
+        check_opening(
+            opened[index],
+            server=server,
+            epoch=epoch,
+            index=index,
+            root=root,
+            work_units=work_units,
+            num_layers=model.num_layers,
+            recompute=memo,
+            tolerance=tolerance,
+        )
+        for index in sorted(opened, key=lambda i: -opened[i].inputs.shape[1])
+    ]
 
 
-def verify_server(target: Target, *, model: ReferenceModel, tokenizer, config: VerifyConfig, sign, chain_id: int,
-                  epoch: int, seed: bytes, root: bytes, work_units: int, rng: random.Random) -> Tally:
+def verify_server(
+    target: Target,
+    *,
+    model: ReferenceModel,
+    tokenizer,
+    config: VerifyConfig,
+    sign,
+    chain_id: int,
+    epoch: int,
+    seed: bytes,
+    root: bytes,
+    work_units: int,
+    rng: random.Random,
+) -> Tally:
     """Every check of one server for ``epoch``: sampled openings of its commitment, then canaries."""
     tally = Tally(target.address)
     http = requests.Session()
@@ -84,19 +115,40 @@ def verify_server(target: Target, *, model: ReferenceModel, tokenizer, config: V
             down = answer if not answer.fraud else None
         else:
             opened[index] = answer
-    for verdict in check_openings(opened, server=target.address, epoch=epoch, root=root, work_units=work_units,
-                                  model=model, tolerance=config.tolerance):
+    for verdict in check_openings(
+        opened,
+        server=target.address,
+        epoch=epoch,
+        root=root,
+        work_units=work_units,
+        model=model,
+        tolerance=config.tolerance,
+    ):
         tally.add(verdict)
     for _ in range(config.canaries):
         text = rng.choice(CANARY_TEXTS)
         prompt = tokenizer(text)["input_ids"]
-        for verdict in run_canary(http, target, model, prompt, decode_steps=config.canary_steps,
-                                  tolerance=config.tolerance):
+        for verdict in run_canary(
+            http, target, model, prompt, decode_steps=config.canary_steps, tolerance=config.tolerance
+        ):
             tally.add(verdict)
     if tally.frauds:
-        log.warning("epoch %d: %s: %d/%d passed; caught: %s", epoch, target.address, tally.passed, tally.checked,
-                    tally.frauds[0])
+        log.warning(
+            "epoch %d: %s: %d/%d passed; caught: %s",
+            epoch,
+            target.address,
+            tally.passed,
+            tally.checked,
+            tally.frauds[0],
+        )
     else:
-        log.info("epoch %d: %s: %d/%d passed (%d openings, %d unreachable)", epoch, target.address, tally.passed,
-                 tally.checked, len(indices), len(tally.unreachable))
+        log.info(
+            "epoch %d: %s: %d/%d passed (%d openings, %d unreachable)",
+            epoch,
+            target.address,
+            tally.passed,
+            tally.checked,
+            len(indices),
+            len(tally.unreachable),
+        )
     return tally

@@ -60,8 +60,10 @@ class SoftmaxConfig:
 
     def __post_init__(self):
         if self.digits < 1 or self.base < 2 or self.workers < 1:
-            raise InvalidParameter(f"softmax needs digits >= 1, base >= 2 and workers >= 1 (got K={self.digits}, "
-                                   f"b={self.base}, W={self.workers})")
+            raise InvalidParameter(
+                f"softmax needs digits >= 1, base >= 2 and workers >= 1 (got K={self.digits}, "
+                f"b={self.base}, W={self.workers})"
+            )
         if self.base**self.digits >= _MAX_LEVELS:
             raise InvalidParameter(f"base**digits = {self.base}**{self.digits} does not fit in 62 bits")
         if self.clamp is not None and not self.clamp > 0:
@@ -141,8 +143,9 @@ class LutSoftmax:
         denominator = torch.where(denominator > 0, denominator, torch.ones_like(denominator))
         return (torch.cat([y for y, _ in results], dim=-1) / denominator).to(scores.dtype)
 
-    def _chunk_exp(self, z: torch.Tensor, allowed: torch.Tensor, z_hat: torch.Tensor, tables: torch.Tensor,
-                   bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _chunk_exp(
+        self, z: torch.Tensor, allowed: torch.Tensor, z_hat: torch.Tensor, tables: torch.Tensor, bits: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One worker's part: the chunk's exponentials by table lookups, and their row sums in fixed point."""
         c = self.config
         q = torch.round((z_hat - z) / c.scale)  # eq. 21 then quantisation: x = z_hat - z >= 0

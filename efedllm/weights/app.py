@@ -33,8 +33,9 @@ errors_as_json = json_errors(log, {EfedError: lambda exc: 400})
 
 async def info(request: web.Request) -> web.Response:
     source = request.app[SOURCE]
-    return web.json_response({"model": source.name, "num_layers": source.num_layers, "codecs": list(CODECS),
-                              "svd_method": source.method})
+    return web.json_response(
+        {"model": source.name, "num_layers": source.num_layers, "codecs": list(CODECS), "svd_method": source.method}
+    )
 
 
 async def manifest(request: web.Request) -> web.Response:

@@ -45,21 +45,41 @@ class FetchedSpan:
         r = self.report
         matrices = [t for t in r["tensors"] if len(t["shape"]) == 2]
         factored = [t for t in matrices if t["codec"] == "svd"]
-        lines = [f"weights for layers {r['first']}:{r['first'] + r['count']} of {r['model']} "
-                 f"{'from cache' if self.from_cache else 'received'}: {r['bytes']:,} bytes in {r['codec']} "
-                 f"({r['bytes'] / r['raw_float32_bytes']:.1%} of float32), checksums verified"
-                 + (f", {r['seconds']:.1f}s" if not self.from_cache else "")]
+        lines = [
+            f"weights for layers {r['first']}:{r['first'] + r['count']} of {r['model']} "
+            f"{'from cache' if self.from_cache else 'received'}: {r['bytes']:,} bytes in {r['codec']} "
+            f"({r['bytes'] / r['raw_float32_bytes']:.1%} of float32), checksums verified"
+            + (f", {r['seconds']:.1f}s" if not self.from_cache else "")
+        ]
         if r["codec"].startswith("svd"):
             ks = ", ".join(f"{t['name'].split('.', 3)[-1].removesuffix('.weight')} k={t['k']}" for t in factored[:7])
-            lines.append(f"svd: {len(factored)} of {len(matrices)} matrices factored, the others raw (factors would "
-                         f"not be smaller)" + (f"; retained energy >= {min(t['energy'] for t in factored):.4f}; {ks}"
-                                               + (" ..." if len(factored) > 7 else "") if factored else ""))
+            lines.append(
+                f"svd: {len(factored)} of {len(matrices)} matrices factored, the others raw (factors would "
+                f"not be smaller)"
+                + (
+                    f"; retained energy >= {min(t['energy'] for t in factored):.4f}; {ks}"
+                    + (" ..." if len(factored) > 7 else "")
+                    if factored
+                    else ""
+                )
+            )
         return lines
 
 
-def fetch_span(url: str, *, first: int, count: int, codec: str = "raw", energy: float | None = None,
-               ratio: float | None = None, model: str | None = None, cache: Path | None = None,
-               progress=print, bar: bool = True, timeout: float = 120.0) -> FetchedSpan:
+def fetch_span(
+    url: str,
+    *,
+    first: int,
+    count: int,
+    codec: str = "raw",
+    energy: float | None = None,
+    ratio: float | None = None,
+    model: str | None = None,
+    cache: Path | None = None,
+    progress=print,
+    bar: bool = True,
+    timeout: float = 120.0,
+) -> FetchedSpan:
     """Layers [first, first + count) from the weight source at ``url``, verified, in a local folder.
 
     ``model``, when given, must name the model the source serves (a packaged name or a folder's name)."""
@@ -77,13 +97,16 @@ def fetch_span(url: str, *, first: int, count: int, codec: str = "raw", energy: 
         if _verified(folder, digest):
             report = json.loads((folder / "report.json").read_text())
             return FetchedSpan(folder=folder, manifest_sha256=digest, from_cache=True, report=report)
-        progress(f"fetching layers {first}:{first + count} from {base} in {spec.describe()}: {manifest['bytes']:,} bytes")
+        progress(
+            f"fetching layers {first}:{first + count} from {base} in {spec.describe()}: {manifest['bytes']:,} bytes"
+        )
         report = _download(http, base, manifest, spec, folder, timeout=timeout, bar=bar)
     return FetchedSpan(folder=folder, manifest_sha256=digest, from_cache=False, report=report)
 
 
-def _download(http: requests.Session, base: str, manifest: dict, spec: CodecSpec, folder: Path, *, timeout: float,
-              bar: bool) -> dict:
+def _download(
+    http: requests.Session, base: str, manifest: dict, spec: CodecSpec, folder: Path, *, timeout: float, bar: bool
+) -> dict:
     """Every tensor of the manifest, checked and decoded, into ``folder`` (via a partial folder that only a
     complete, verified download turns into ``folder``); the report of what was received."""
     started = time.monotonic()
@@ -93,8 +116,15 @@ def _download(http: requests.Session, base: str, manifest: dict, spec: CodecSpec
     tmp.mkdir(parents=True)
     try:
         files = {}
-        with tqdm(total=manifest["bytes"], unit="B", unit_scale=True, desc=f"layers {first}:{first + count}",
-                  file=sys.stderr, disable=not bar, mininterval=1.0) as meter:
+        with tqdm(
+            total=manifest["bytes"],
+            unit="B",
+            unit_scale=True,
+            desc=f"layers {first}:{first + count}",
+            file=sys.stderr,
+            disable=not bar,
+            mininterval=1.0,
+        ) as meter:
             for layer in range(first, first + count):
                 tensors = {}
                 for entry in (e for e in manifest["tensors"] if layer_index(e["name"]) == layer):
@@ -106,11 +136,14 @@ def _download(http: requests.Session, base: str, manifest: dict, spec: CodecSpec
         report = {key: manifest[key] for key in ("model", "first", "count", "bytes", "raw_float32_bytes")}
         report["codec"] = spec.describe()
         report["seconds"] = round(time.monotonic() - started, 3)
-        report["tensors"] = [{k: e[k] for k in ("name", "codec", "shape", "bytes", "k", "energy") if k in e}
-                             for e in manifest["tensors"]]
+        report["tensors"] = [
+            {k: e[k] for k in ("name", "codec", "shape", "bytes", "k", "energy") if k in e} for e in manifest["tensors"]
+        ]
         (tmp / "config.json").write_text(json.dumps(manifest["config"], indent=2))
         (tmp / "report.json").write_text(json.dumps(report, indent=1))
-        (tmp / "verified.json").write_text(json.dumps({"manifest_sha256": manifest["sha256"], "files": files}, indent=1))
+        (tmp / "verified.json").write_text(
+            json.dumps({"manifest_sha256": manifest["sha256"], "files": files}, indent=1)
+        )
         shutil.rmtree(folder, ignore_errors=True)
         tmp.replace(folder)
     except BaseException:
@@ -137,8 +170,10 @@ def _get_manifest(http: requests.Session, base: str, first: int, count: int, spe
 def _check_manifest(m: dict, *, first: int, count: int, spec: CodecSpec, model: str | None) -> None:
     """The manifest is the one asked for and every entry is well formed and inside the span."""
     if (m.get("first"), m.get("count"), m.get("codec")) != (first, count, spec.query()):
-        raise EfedError(f"weight source answered layers {m.get('first')}+{m.get('count')} in {m.get('codec')}, "
-                        f"not {first}+{count} in {spec.query()}")
+        raise EfedError(
+            f"weight source answered layers {m.get('first')}+{m.get('count')} in {m.get('codec')}, "
+            f"not {first}+{count} in {spec.query()}"
+        )
     if model is not None and m.get("model") != Path(model).name:
         raise EfedError(f"the weight source serves {m.get('model')!r}, not {Path(model).name!r}")
     config = m.get("config")
@@ -149,11 +184,18 @@ def _check_manifest(m: dict, *, first: int, count: int, spec: CodecSpec, model: 
         raise EfedError("weight manifest lists no tensors")
     names = set()
     for e in tensors:
-        ok = (isinstance(e, dict) and isinstance(e.get("name"), str) and e["name"] not in names
-              and layer_index(e["name"]) in range(first, first + count)
-              and isinstance(e.get("bytes"), int) and 0 < e["bytes"] < 1 << 34
-              and isinstance(e.get("sha256"), str) and _SHA256.match(e["sha256"])
-              and isinstance(e.get("shape"), list) and all(isinstance(s, int) and s > 0 for s in e["shape"]))
+        ok = (
+            isinstance(e, dict)
+            and isinstance(e.get("name"), str)
+            and e["name"] not in names
+            and layer_index(e["name"]) in range(first, first + count)
+            and isinstance(e.get("bytes"), int)
+            and 0 < e["bytes"] < 1 << 34
+            and isinstance(e.get("sha256"), str)
+            and _SHA256.match(e["sha256"])
+            and isinstance(e.get("shape"), list)
+            and all(isinstance(s, int) and s > 0 for s in e["shape"])
+        )
         if not ok:
             raise EfedError(f"weight manifest: malformed entry {str(e)[:200]}")
         names.add(e["name"])

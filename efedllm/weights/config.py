@@ -14,9 +14,16 @@ class SourceConfig:
     """Interface to listen on."""
     port: int = 8100
     """Port to listen on."""
-    svd_method: str = field(default="auto", metadata={"choices": METHODS, "help": (
-        "how SVD factors are computed: full, randomized (torch.svd_lowrank) or auto "
-        f"(randomized for matrices whose smaller side exceeds {RANDOMIZED_ABOVE})")})
+    svd_method: str = field(
+        default="auto",
+        metadata={
+            "choices": METHODS,
+            "help": (
+                "how SVD factors are computed: full, randomized (torch.svd_lowrank) or auto "
+                f"(randomized for matrices whose smaller side exceeds {RANDOMIZED_ABOVE})"
+            ),
+        },
+    )
     cache_mib: int = 1024
     """Memory for encoded tensors kept between requests, in MiB."""
 

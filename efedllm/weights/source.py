@@ -27,10 +27,23 @@ CPU = torch.device("cpu")
 
 
 class WeightSource:
-    def __init__(self, folder: Path, *, name: str, method: svd.Method = "auto", cache_bytes: int = 1 << 30,
-                 progress=lambda message: None):
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        name: str,
+        method: svd.Method = "auto",
+        cache_bytes: int = 1 << 30,
+        progress=lambda message: None,
+    ):
         svd.pick_method(1, 1, method)  # validates
-        self.folder, self.name, self.method, self.cache_bytes, self.progress = folder, name, method, cache_bytes, progress
+        self.folder, self.name, self.method, self.cache_bytes, self.progress = (
+            folder,
+            name,
+            method,
+            cache_bytes,
+            progress,
+        )
         self.config = json.loads((folder / "config.json").read_text())
         self.num_layers = int(self.config["num_hidden_layers"])
         self.layers: dict[int, list[str]] = {i: [] for i in range(self.num_layers)}
@@ -57,11 +70,23 @@ class WeightSource:
             for tensor_name in self.layers[layer]:
                 entries.append(self._encoded(tensor_name, spec, tensors.get(tensor_name)).entry)
         raw_bytes = sum(4 * _numel(e["shape"]) for e in entries)
-        self.progress(f"manifest for layers {first}:{first + count} in {spec.describe()}: "
-                      f"{sum(e['bytes'] for e in entries):,} bytes in {time.monotonic() - started:.1f}s")
-        return seal({"format": FORMAT, "model": self.name, "first": first, "count": count, "codec": spec.query(),
-                     "config": self.config, "tensors": entries, "bytes": sum(e["bytes"] for e in entries),
-                     "raw_float32_bytes": raw_bytes})
+        self.progress(
+            f"manifest for layers {first}:{first + count} in {spec.describe()}: "
+            f"{sum(e['bytes'] for e in entries):,} bytes in {time.monotonic() - started:.1f}s"
+        )
+        return seal(
+            {
+                "format": FORMAT,
+                "model": self.name,
+                "first": first,
+                "count": count,
+                "codec": spec.query(),
+                "config": self.config,
+                "tensors": entries,
+                "bytes": sum(e["bytes"] for e in entries),
+                "raw_float32_bytes": raw_bytes,
+            }
+        )
 
     def blob(self, tensor_name: str, spec: CodecSpec) -> bytes:
         if tensor_name not in self.layer_of:

@@ -27,8 +27,20 @@ POLL_S = 0.3
 def dashboard_process(rpc_url: str, deployment: Path, *, poll: float = POLL_S):
     """`efedllm dashboard` as a user starts it; yields its base URL."""
     port = free_port()
-    cmd = [sys.executable, "-m", "efedllm.cli.main", "dashboard", "--rpc-url", rpc_url, "--deployment", str(deployment),
-           "--port", str(port), "--poll", str(poll)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "efedllm.cli.main",
+        "dashboard",
+        "--rpc-url",
+        rpc_url,
+        "--deployment",
+        str(deployment),
+        "--port",
+        str(port),
+        "--poll",
+        str(poll),
+    ]
     process = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         said = []

@@ -20,9 +20,18 @@ from efedllm.chain.protocol import Phase, Protocol
 from efedllm.chain.transactions import ErrorDecoder, Transactor
 
 PARAMS = ProtocolParams(
-    num_layers=30, epoch_length=100, commit_work_window=20, commit_scores_window=20, reveal_window=20,
-    finalize_window=20, unbonding_period=400, min_stake=ETHER, slash_fraction=ONE // 2, theta=ONE // 2,
-    min_verifiers=2, immunity_epochs=0,
+    num_layers=30,
+    epoch_length=100,
+    commit_work_window=20,
+    commit_scores_window=20,
+    reveal_window=20,
+    finalize_window=20,
+    unbonding_period=400,
+    min_stake=ETHER,
+    slash_fraction=ONE // 2,
+    theta=ONE // 2,
+    min_verifiers=2,
+    immunity_epochs=0,
 )
 
 # account index -> (endpoint, first layer, layer count, stake in ETH, weight w_i)
@@ -108,7 +117,7 @@ def deploy_protocol(w3: Web3) -> Deployment:
 
 
 def acc(x: float) -> int:
-    return int(round(x * ONE))
+    return round(x * ONE)
 
 
 def run_history(w3: Web3, deployment: Deployment) -> Scenario:
@@ -120,13 +129,23 @@ def run_history(w3: Web3, deployment: Deployment) -> Scenario:
     s.fund(1, 2)
 
     s.commit_work(0, {1: 100, 2: 120, 3: 200, 4: 50})
-    s.score(0, [{1: acc(0.95), 2: acc(0.9), 3: acc(0.97), 4: acc(0.9)},
-                {1: acc(0.93), 2: acc(0.92), 3: acc(0.99), 4: acc(0.8)}])
+    s.score(
+        0,
+        [
+            {1: acc(0.95), 2: acc(0.9), 3: acc(0.97), 4: acc(0.9)},
+            {1: acc(0.93), 2: acc(0.92), 3: acc(0.99), 4: acc(0.8)},
+        ],
+    )
     s.finalize(0, [1, 2, 3, 4])
 
     s.commit_work(1, {1: 80, 2: 90, 3: 210, 4: 40})
-    s.score(1, [{1: acc(0.96), 2: acc(0.91), 3: acc(0.95), 4: acc(0.2)},
-                {1: acc(0.94), 2: acc(0.89), 3: acc(0.96), 4: acc(0.1)}])
+    s.score(
+        1,
+        [
+            {1: acc(0.96), 2: acc(0.91), 3: acc(0.95), 4: acc(0.2)},
+            {1: acc(0.94), 2: acc(0.89), 3: acc(0.96), 4: acc(0.1)},
+        ],
+    )
     s.finalize(1, [1, 2, 3, 4])  # server 4 falls below θ: slashed, deactivated, layers 24-29 uncovered
 
     s.at(2, Phase.WORK)

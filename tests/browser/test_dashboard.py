@@ -11,7 +11,6 @@ from web3 import Web3
 from efedllm.chain.params import ETHER
 from efedllm.chain.protocol import Outcome, Phase, Protocol, Status
 from efedllm.layers import compact_layers
-
 from tests.browser.pages import PHONE, dashboard_process, open_page, screenshot
 
 NOT_SHOWN = {"RewardWeightRecorded", "RoleGranted", "RoleRevoked", "RoleAdminChanged"}
@@ -87,7 +86,10 @@ def test_server_table_shows_what_the_registry_holds(page, chain):
             assert cells["score"]["value"] == "" and cells["score"]["text"] == "—"
         else:
             assert (int(cells["acc"]["value"]), int(cells["score"]["value"])) == (acc, s_i)
-            assert int(page.get_attribute(f'tr[data-address="{s.address.lower()}"] td[data-col="score"]', "data-epoch")) == last_epoch
+            assert (
+                int(page.get_attribute(f'tr[data-address="{s.address.lower()}"] td[data-col="score"]', "data-epoch"))
+                == last_epoch
+            )
             assert cells["score"]["text"].startswith(f"{s_i / 1e18:.4f}")
             css = page.get_attribute(f'tr[data-address="{s.address.lower()}"] .score', "class")
             assert ("pass" in css) == (s_i >= theta)
@@ -104,17 +106,25 @@ def test_server_table_shows_what_the_registry_holds(page, chain):
 
 def test_table_sorts_by_column(page):
     page.click('#servers th[data-sort="stake"]')
-    stakes = [int(v) for v in page.eval_on_selector_all('#servers td[data-col="stake"]', "tds => tds.map(t => t.dataset.value)")]
+    stakes = [
+        int(v)
+        for v in page.eval_on_selector_all('#servers td[data-col="stake"]', "tds => tds.map(t => t.dataset.value)")
+    ]
     assert stakes == sorted(stakes, reverse=True) and len(set(stakes)) > 1
     page.click('#servers th[data-sort="stake"]')
-    stakes = [int(v) for v in page.eval_on_selector_all('#servers td[data-col="stake"]', "tds => tds.map(t => t.dataset.value)")]
+    stakes = [
+        int(v)
+        for v in page.eval_on_selector_all('#servers td[data-col="stake"]', "tds => tds.map(t => t.dataset.value)")
+    ]
     assert stakes == sorted(stakes)
     page.click('#servers th[data-sort="address"]')
 
 
 def test_coverage_marks_uncovered_layers(page, chain):
     coverage = chain.coverage()
-    cells = page.eval_on_selector_all(".coverage .layer", "ls => ls.map(l => [+l.dataset.layer, +l.dataset.count, l.classList.contains('uncovered')])")
+    cells = page.eval_on_selector_all(
+        ".coverage .layer", "ls => ls.map(l => [+l.dataset.layer, +l.dataset.count, l.classList.contains('uncovered')])"
+    )
     assert [(layer, count, count == 0) for layer, count in enumerate(coverage)] == [tuple(c) for c in cells]
     missing = chain.missing_layers()
     assert missing == list(range(24, 30))  # the slashed server's span
@@ -137,14 +147,23 @@ def test_epoch_panel_and_parameters(page, chain):
     for e in range(epoch + 1):
         pool = chain.pool_of(e)
         row = f'table.epochs tr[data-epoch="{e}"]'
-        got = page.eval_on_selector(row, "tr => Object.fromEntries([...tr.querySelectorAll('td[data-value]')].map(td => [td.dataset.col, td.dataset.value]))")
+        got = page.eval_on_selector(
+            row,
+            "tr => Object.fromEntries([...tr.querySelectorAll('td[data-value]')].map(td => [td.dataset.col, td.dataset.value]))",
+        )
         assert {k: int(v) for k, v in got.items()} == {
-            "size": chain.pool.functions.poolSize(e).call(), "funded": pool.funded, "slashed": pool.slashed, "rolledIn": pool.rolled_in,
-            "claimed": pool.claimed}
+            "size": chain.pool.functions.poolSize(e).call(),
+            "funded": pool.funded,
+            "slashed": pool.slashed,
+            "rolledIn": pool.rolled_in,
+            "claimed": pool.claimed,
+        }
     bars = page.evaluate("efedDashboard.charts().pools.bars")
     for bar in bars:
         pool = chain.pool_of(bar["x"])
-        assert [p["value"] for p in bar["parts"]] == pytest.approx([pool.funded / 1e18, pool.slashed / 1e18, pool.rolled_in / 1e18])
+        assert [p["value"] for p in bar["parts"]] == pytest.approx(
+            [pool.funded / 1e18, pool.slashed / 1e18, pool.rolled_in / 1e18]
+        )
     page.goto(page.url.split("#")[0] + "#/")
     page.wait_for_selector("#servers tbody tr")
 
@@ -162,9 +181,13 @@ def test_charts_hold_the_chain_history(page, chain):
         for e in range(current + 1):
             score = chain.score_of(e, s.address)
             if score.outcome not in NO_SCORE:
-                expected.append({"epoch": e, "score": str(score.score), "acc": str(score.acc), "outcome": score.outcome})
+                expected.append(
+                    {"epoch": e, "score": str(score.score), "acc": str(score.acc), "outcome": score.outcome}
+                )
         assert series[s.address.lower()] == expected
-    assert any(p["outcome"] == Outcome.SLASHED for points in series.values() for p in points), "a slashing shows in the scores"
+    assert any(p["outcome"] == Outcome.SLASHED for points in series.values() for p in points), (
+        "a slashing shows in the scores"
+    )
 
     ends = last_block_of_epochs(chain)
     registry = chain.registry.functions
@@ -196,15 +219,32 @@ def chain_events(p: Protocol) -> list[tuple[str, int, str, int]]:
         for item in record.abi:
             if item["type"] == "event" and item["name"] not in NOT_SHOWN:
                 topics["0x" + event_abi_to_log_topic(item).hex()] = item["name"]
-    logs = p.w3.eth.get_logs({"fromBlock": p.deployment.block, "toBlock": "latest",
-                              "address": [r.address for r in p.deployment.contracts.values()]})
-    return [(topics[Web3.to_hex(log["topics"][0])], log["blockNumber"], Web3.to_hex(log["transactionHash"]), log["logIndex"])
-            for log in logs if Web3.to_hex(log["topics"][0]) in topics]
+    logs = p.w3.eth.get_logs(
+        {
+            "fromBlock": p.deployment.block,
+            "toBlock": "latest",
+            "address": [r.address for r in p.deployment.contracts.values()],
+        }
+    )
+    return [
+        (
+            topics[Web3.to_hex(log["topics"][0])],
+            log["blockNumber"],
+            Web3.to_hex(log["transactionHash"]),
+            log["logIndex"],
+        )
+        for log in logs
+        if Web3.to_hex(log["topics"][0]) in topics
+    ]
 
 
 def feed_rows(page) -> list[tuple[str, int, str, int]]:
-    return [tuple(r) for r in page.eval_on_selector_all(
-        ".feed .ev", "evs => evs.map(e => [e.dataset.event, +e.dataset.block, e.dataset.tx, +e.dataset.logIndex])")]
+    return [
+        tuple(r)
+        for r in page.eval_on_selector_all(
+            ".feed .ev", "evs => evs.map(e => [e.dataset.event, +e.dataset.block, e.dataset.tx, +e.dataset.logIndex])"
+        )
+    ]
 
 
 def test_event_feed_lists_every_event_with_block_and_tx(page, chain):
@@ -214,8 +254,19 @@ def test_event_feed_lists_every_event_with_block_and_tx(page, chain):
     assert 50 < len(expected) <= 100
     assert feed_rows(page) == expected
     kinds = {e[0] for e in expected}
-    assert {"ServerRegistered", "WorkCommitted", "ScoresCommitted", "ScoresRevealed", "ServerScored", "StatusChanged",
-            "Slashed", "EpochFunded", "RewardsClaimed", "UnstakeRequested", "StakeAdded"} <= kinds
+    assert {
+        "ServerRegistered",
+        "WorkCommitted",
+        "ScoresCommitted",
+        "ScoresRevealed",
+        "ServerScored",
+        "StatusChanged",
+        "Slashed",
+        "EpochFunded",
+        "RewardsClaimed",
+        "UnstakeRequested",
+        "StakeAdded",
+    } <= kinds
     page.click('#event-filters button[data-category="slashing"]')
     assert feed_rows(page) == [e for e in expected if e[0] in ("Slashed", "SlashDeposited")]
     slashed = page.inner_text('.ev[data-event="Slashed"] .ev-text')
@@ -233,8 +284,11 @@ def test_server_page_shows_its_history(page, chain, history):
     record = chain.registry.functions.getServer(bad).call()
     assert int(page.get_attribute('[data-kpi="stake"]', "data-value")) == record[8]
     assert page.inner_text('[data-kpi="slashes"]') == "1"
-    rows = page.eval_on_selector_all("table.history tbody tr", "trs => trs.map(tr => [+tr.dataset.epoch, "
-                                     "Object.fromEntries([...tr.querySelectorAll('td[data-col]')].map(td => [td.dataset.col, td.dataset.value ?? td.innerText]))])")
+    rows = page.eval_on_selector_all(
+        "table.history tbody tr",
+        "trs => trs.map(tr => [+tr.dataset.epoch, "
+        "Object.fromEntries([...tr.querySelectorAll('td[data-col]')].map(td => [td.dataset.col, td.dataset.value ?? td.innerText]))])",
+    )
     assert [r[0] for r in rows] == [1, 0]
     for epoch, cells in rows:
         score = chain.score_of(epoch, bad)
@@ -247,7 +301,8 @@ def test_server_page_shows_its_history(page, chain, history):
     stake = charts["server-stake"]["series"][0]["raw"]
     assert [(p["epoch"], int(p["stake"]), int(p["unbonding"])) for p in stake] == [
         (e, *(lambda r: (r[8], r[9]))(chain.registry.functions.getServer(bad).call(block_identifier=ends[e])))
-        for e in range(stake[0]["epoch"], chain.current_epoch() + 1)]
+        for e in range(stake[0]["epoch"], chain.current_epoch() + 1)
+    ]
     assert [int(p["stake"]) for p in stake][:2] == [2 * ETHER, 2 * ETHER] and int(stake[-1]["stake"]) == ETHER
     events = page.eval_on_selector_all(".feed .ev", "evs => evs.map(e => e.dataset.server)")
     assert events and set(events) == {bad.lower()}
@@ -283,6 +338,8 @@ def test_screenshots_of_the_main_views(browser, page, dash):
         phone.goto(dash + "#/events")
         phone.wait_for_selector("#event-feed .ev")
         screenshot(phone, "events-phone", full_page=False)
-        assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], "the page scrolls sideways on a phone"
+        assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], (
+            "the page scrolls sideways on a phone"
+        )
     finally:
         phone.context.close()

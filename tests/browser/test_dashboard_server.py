@@ -13,7 +13,6 @@ from efedllm.chain.anvil import Anvil, AnvilConfig, free_port
 from efedllm.dashboard import bundle
 from efedllm.dashboard.app import DashboardConfig
 from efedllm.errors import EfedError
-
 from tests.browser.pages import dashboard_thread
 
 
@@ -55,15 +54,30 @@ def test_relay_passes_reads_single_and_batched(dash):
     assert status == 200 and sorted(a["id"] for a in answers) == [1, 2]
 
 
-@pytest.mark.parametrize("method", ["eth_sendTransaction", "eth_sendRawTransaction", "anvil_setBalance", "evm_mine",
-                                    "personal_sign", "debug_traceTransaction"])
+@pytest.mark.parametrize(
+    "method",
+    [
+        "eth_sendTransaction",
+        "eth_sendRawTransaction",
+        "anvil_setBalance",
+        "evm_mine",
+        "personal_sign",
+        "debug_traceTransaction",
+    ],
+)
 def test_relay_refuses_anything_but_reads(dash, node, method):
-    before = urllib.request.urlopen(urllib.request.Request(
-        node.url, data=json.dumps(call("eth_blockNumber")).encode(), headers={"content-type": "application/json"})).read()
+    before = urllib.request.urlopen(
+        urllib.request.Request(
+            node.url, data=json.dumps(call("eth_blockNumber")).encode(), headers={"content-type": "application/json"}
+        )
+    ).read()
     status, answer = post(dash + "rpc", [call("eth_blockNumber"), call(method)])
     assert status == 403 and method in answer["error"]
-    after = urllib.request.urlopen(urllib.request.Request(
-        node.url, data=json.dumps(call("eth_blockNumber")).encode(), headers={"content-type": "application/json"})).read()
+    after = urllib.request.urlopen(
+        urllib.request.Request(
+            node.url, data=json.dumps(call("eth_blockNumber")).encode(), headers={"content-type": "application/json"}
+        )
+    ).read()
     assert before == after
 
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
+import scenario
 
 from efedllm.chain.anvil import Anvil, AnvilConfig, free_port
 from efedllm.chain.connection import connect
 from efedllm.dashboard.app import DashboardConfig
-
-import scenario
 from tests.browser.pages import dashboard_thread, open_page, screenshot
 
 RETRY_WAIT_MS = 20_000  # the page retries every 3 s
@@ -30,7 +29,9 @@ def error_of(page) -> dict:
 
 
 def wait_for_error(page, kind: str) -> dict:
-    page.wait_for_function(f"efedDashboard.error && efedDashboard.error.kind === {kind!r}", timeout=RETRY_WAIT_MS, polling=100)
+    page.wait_for_function(
+        f"efedDashboard.error && efedDashboard.error.kind === {kind!r}", timeout=RETRY_WAIT_MS, polling=100
+    )
     assert page.locator(f'.state[data-state="{kind}"]').is_visible()
     return error_of(page)
 
@@ -104,11 +105,14 @@ def test_contracts_missing_on_a_restarted_chain(browser, dist, deployed):
                 page.context.close()
 
 
-@pytest.mark.parametrize("content, kind, says", [
-    (None, "no-deployment", "no deployment file at"),
-    ("{not json", "bad-deployment", "not valid JSON"),
-    ('{"format": 1, "chainId": 31337}', "bad-deployment", "missing field"),
-])
+@pytest.mark.parametrize(
+    "content, kind, says",
+    [
+        (None, "no-deployment", "no deployment file at"),
+        ("{not json", "bad-deployment", "not valid JSON"),
+        ('{"format": 1, "chainId": 31337}', "bad-deployment", "missing field"),
+    ],
+)
 def test_missing_or_broken_deployment_file(browser, dist, deployed, tmp_path, content, kind, says):
     node, _ = deployed
     path = tmp_path / "31337.json"

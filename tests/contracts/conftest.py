@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from brownie import Wei, accounts, chain, project, rpc, web3
@@ -326,7 +327,8 @@ def frozen_clock():
     if not rpc.is_child() and os.environ.get("EFEDLLM_TESTS_ON_FOREIGN_NODE") != "1":
         pytest.exit(
             "brownie attached to an RPC node it did not start (port 8545 in use); stop that node, or set "
-            "EFEDLLM_TESTS_ON_FOREIGN_NODE=1 to run these tests on it anyway", returncode=3,
+            "EFEDLLM_TESTS_ON_FOREIGN_NODE=1 to run these tests on it anyway",
+            returncode=3,
         )
     _freeze_clock()
 
@@ -396,7 +398,8 @@ def _part_of_system(name: str):
 
 
 params, schedule, pool, registry, ledger, scoring = map(
-    _part_of_system, ("params", "schedule", "pool", "registry", "ledger", "scoring"))
+    _part_of_system, ("params", "schedule", "pool", "registry", "ledger", "scoring")
+)
 
 
 # ------------------------------------------------------------------------------------------------ time
@@ -405,7 +408,7 @@ params, schedule, pool, registry, ledger, scoring = map(
 class Clock:
     """Moves the frozen chain clock of one deployment's schedule."""
 
-    _STARTS = {
+    _STARTS: ClassVar[dict] = {
         Phase.WORK: 0,
         Phase.COMMIT_WORK: 1,
         Phase.COMMIT_SCORES: 2,
@@ -499,8 +502,9 @@ class Protocol:
         self.clock = clock
         self.verifiers = list(verifiers)
 
-    def register(self, server, first: int = 0, n: int | None = None, stake: int | None = None,
-                 endpoint: str | None = None):
+    def register(
+        self, server, first: int = 0, n: int | None = None, stake: int | None = None, endpoint: str | None = None
+    ):
         n = self.system.params.num_layers - first if n is None else n
         stake = self.system.params.min_stake if stake is None else stake
         if endpoint is None:
@@ -547,8 +551,7 @@ class Protocol:
 
     def finalize(self, epoch: int, servers: Iterable, sender=None):
         self._at(epoch, Phase.FINALIZE)
-        return self.system.scoring.finalize(epoch, [str(s) for s in servers],
-                                            {"from": sender or self.system.governor})
+        return self.system.scoring.finalize(epoch, [str(s) for s in servers], {"from": sender or self.system.governor})
 
     def run_epoch(self, epoch: int, work: Mapping, accuracies, finalize: Iterable | None = None):
         """commitWork, score and finalize ``epoch``; returns the finalize transaction."""

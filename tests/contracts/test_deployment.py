@@ -5,6 +5,7 @@ from dataclasses import replace
 import pytest
 from brownie import EpochSchedule, ServerRegistry, TrustScoring
 from conftest import ONE, TEST_PARAMS, bytes32, deploy_system, reverts, role
+
 from efedllm.chain import plan
 
 GOVERNED = ("RewardPool", "ServerRegistry", "WorkLedger", "TrustScoring")
@@ -130,15 +131,25 @@ def test_registry_constructor_checks_parameter_bounds(system, gov, field, value,
     args[field] = value
     with reverts("ParameterOutOfBounds", bytes32(name), value, low, high):
         ServerRegistry.deploy(
-            gov, system.schedule, system.pool, 30, args["min_stake"], args["unbonding_period"],
-            args["slash_fraction"], {"from": gov},
+            gov,
+            system.schedule,
+            system.pool,
+            30,
+            args["min_stake"],
+            args["unbonding_period"],
+            args["slash_fraction"],
+            {"from": gov},
         )
 
 
 @pytest.mark.parametrize(
     "index, value, name, low, high",
-    [(0, ONE + 1, "theta", 0, ONE), (1, 0, "minVerifiers", 1, 32), (1, 33, "minVerifiers", 1, 32),
-     (2, 1001, "immunityEpochs", 0, 1000)],
+    [
+        (0, ONE + 1, "theta", 0, ONE),
+        (1, 0, "minVerifiers", 1, 32),
+        (1, 33, "minVerifiers", 1, 32),
+        (2, 1001, "immunityEpochs", 0, 1000),
+    ],
 )
 def test_scoring_constructor_checks_parameter_bounds(system, gov, index, value, name, low, high):
     args = [ONE // 2, 2, 0]
@@ -175,6 +186,10 @@ def test_roles_are_administered_by_the_default_admin(system):
         contract = system.by_name[name]
         assert contract.supportsInterface("0x7965db0b")  # IAccessControl
         assert not contract.supportsInterface("0xffffffff")
-    for contract, role_name in [(system.scoring, "VERIFIER_ROLE"), (system.pool, "SCORER_ROLE"),
-                                (system.pool, "DEPOSITOR_ROLE"), (system.registry, "SLASHER_ROLE")]:
+    for contract, role_name in [
+        (system.scoring, "VERIFIER_ROLE"),
+        (system.pool, "SCORER_ROLE"),
+        (system.pool, "DEPOSITOR_ROLE"),
+        (system.registry, "SLASHER_ROLE"),
+    ]:
         assert contract.getRoleAdmin(role(role_name)) == role("DEFAULT_ADMIN_ROLE")

@@ -4,7 +4,17 @@ from dataclasses import replace
 
 import pytest
 from conftest import (
-    ONE, TEST_PARAMS, Clock, Outcome, Phase, Protocol, Status, plain, reverts, role, score_eq3,
+    ONE,
+    TEST_PARAMS,
+    Clock,
+    Outcome,
+    Phase,
+    Protocol,
+    Status,
+    plain,
+    reverts,
+    role,
+    score_eq3,
 )
 
 
@@ -30,11 +40,23 @@ def test_eq3_in_fixed_point(scoring, registry, pool, servers, gov, protocol):
     for s in (a, b, c):
         expected = score_eq3(accs[s], spans[s], 30, weights[s])
         assert expected >= TEST_PARAMS.theta
-        assert scoring.scoreOf(0, s).dict() == {"acc": accs[s], "score": expected, "numLayers": spans[s], "maxLayers": 30,
-                                             "verifiers": 3, "outcome": Outcome.PASSED}
+        assert scoring.scoreOf(0, s).dict() == {
+            "acc": accs[s],
+            "score": expected,
+            "numLayers": spans[s],
+            "maxLayers": 30,
+            "verifiers": 3,
+            "outcome": Outcome.PASSED,
+        }
         assert scored(tx, s) == {
-            "epoch": 0, "server": s, "acc": accs[s], "score": expected, "numLayers": spans[s], "maxLayers": 30,
-            "outcome": Outcome.PASSED, "rewardWeight": expected * work[s],
+            "epoch": 0,
+            "server": s,
+            "acc": accs[s],
+            "score": expected,
+            "numLayers": spans[s],
+            "maxLayers": 30,
+            "outcome": Outcome.PASSED,
+            "rewardWeight": expected * work[s],
         }
         assert pool.rewardWeight(0, s) == expected * work[s]
     assert scoring.scoreOf(0, b)["score"] == 999_999_999_999_999_999 * 7 * 3 // 30
@@ -81,7 +103,10 @@ def test_theta_boundary(scoring, registry, pool, servers, protocol, params, belo
         assert record["stake"] == params.min_stake // 2
         assert pool.rewardWeight(0, s) == 0
         assert plain(tx.events["Slashed"]) == {
-            "server": s, "epoch": 0, "amount": params.min_stake // 2, "stakeLeft": params.min_stake // 2,
+            "server": s,
+            "epoch": 0,
+            "amount": params.min_stake // 2,
+            "stakeLeft": params.min_stake // 2,
             "unbondingLeft": 0,
         }
         assert pool.epochPool(0)["slashed"] == params.min_stake // 2
@@ -156,8 +181,14 @@ def test_no_quorum_is_neither_scored_slashed_nor_paid(scoring, registry, pool, s
     protocol.commit_work(0, {s: 4})
     protocol.score(0, [{s: 0}], verifiers=verifiers[:1])  # minVerifiers is 2
     tx = protocol.finalize(0, [s])
-    assert scoring.scoreOf(0, s).dict() == {"acc": 0, "score": 0, "numLayers": 0, "maxLayers": 0, "verifiers": 1,
-                                         "outcome": Outcome.NO_QUORUM}
+    assert scoring.scoreOf(0, s).dict() == {
+        "acc": 0,
+        "score": 0,
+        "numLayers": 0,
+        "maxLayers": 0,
+        "verifiers": 1,
+        "outcome": Outcome.NO_QUORUM,
+    }
     assert scored(tx, s)["outcome"] == Outcome.NO_QUORUM
     assert registry.getServer(s)["status"] == Status.ACTIVE
     assert pool.rewardWeight(0, s) == 0
@@ -187,8 +218,7 @@ def test_median_of_three(scoring, servers, protocol):
     assert list(scoring.revealedAccuracies(0, s)) == [ONE * 2 // 10, ONE * 9 // 10, ONE * 6 // 10]
 
 
-def test_median_of_an_even_count_is_the_mean_of_the_middle_two(scoring, servers, verifiers, stranger, gov,
-                                                                 protocol):
+def test_median_of_an_even_count_is_the_mean_of_the_middle_two(scoring, servers, verifiers, stranger, gov, protocol):
     s = servers[0]
     protocol.register(s)
     scoring.grantRole(role("VERIFIER_ROLE"), stranger, {"from": gov})

@@ -17,11 +17,25 @@ import os
 from dataclasses import dataclass, field, replace
 
 import pytest
-from hypothesis import strategies as st
 from conftest import (
-    ETHER, ONE, TEST_PARAMS, Clock, Outcome, Phase, Status, balance, deploy_system, median, read_batch, reverts,
-    root_of, score_eq3, scores_hash, sort_addresses,
+    ETHER,
+    ONE,
+    TEST_PARAMS,
+    Clock,
+    Outcome,
+    Phase,
+    Status,
+    balance,
+    deploy_system,
+    median,
+    read_batch,
+    reverts,
+    root_of,
+    score_eq3,
+    scores_hash,
+    sort_addresses,
 )
+from hypothesis import strategies as st
 
 # the shortest unbonding period allowed (an epoch and its windows, plus one second), so withdrawals happen
 PARAMS = replace(TEST_PARAMS, min_verifiers=2, immunity_epochs=1, unbonding_period=181)
@@ -289,8 +303,7 @@ class StateMachine:
         if owed(addr) and not data.draw(st.booleans(), label="claim what is owed"):
             epochs = owed(addr)
         else:
-            epochs = data.draw(st.lists(st.sampled_from(settled), min_size=1, max_size=3, unique=True),
-                               label="epochs")
+            epochs = data.draw(st.lists(st.sampled_from(settled), min_size=1, max_size=3, unique=True), label="epochs")
 
         def claim():
             return self.system.pool.claimRewards(epochs, {"from": account})
@@ -430,7 +443,7 @@ class StateMachine:
                 done.add(addr)
                 expected.append(self._predict_and_apply(e, addr))
         tx = self.system.scoring.finalize(e, batch, {"from": self.client})
-        events = tx.events["ServerScored"] if "ServerScored" in tx.events else []
+        events = tx.events["ServerScored"] if "ServerScored" in tx.events else []  # noqa: SIM401 - brownie's EventDict has no get()
         assert [(str(ev["server"]), ev["outcome"], ev["score"], ev["rewardWeight"]) for ev in events] == expected
         for addr, _, _, weight in expected:
             if weight:
@@ -470,7 +483,10 @@ class StateMachine:
         registry, pool = self.system.registry, self.system.pool
         epochs = sorted(self.pools)
         values = read_batch(
-            (balance, registry), (balance, pool), (registry.totalBonded,), (registry.totalUnbonding,),
+            (balance, registry),
+            (balance, pool),
+            (registry.totalBonded,),
+            (registry.totalUnbonding,),
             *[(pool.epochPool, e) for e in epochs],
         )
         registry_balance, pool_balance, bonded, unbonding = values[:4]
@@ -480,7 +496,10 @@ class StateMachine:
             unclaimed += size - p["claimed"] - (size if p["rolledOut"] else 0)
             model = self.pools[e]
             assert (size, p["claimed"], p["totalWeight"], p["rolledOut"]) == (
-                model.size, model.claimed, model.total_weight, model.rolled_out,
+                model.size,
+                model.claimed,
+                model.total_weight,
+                model.rolled_out,
             ), f"pool of epoch {e}"
         assert (bonded, unbonding) == (self.bonded, self.unbonding)
         assert registry_balance == bonded + unbonding
@@ -526,6 +545,10 @@ def stateful_system(module_isolation, gov, servers, verifiers, client):
 
 def test_protocol_invariants(state_machine, stateful_system, servers, verifiers, client):
     state_machine(
-        StateMachine, stateful_system, servers, verifiers, client,
+        StateMachine,
+        stateful_system,
+        servers,
+        verifiers,
+        client,
         settings=EXAMPLES,
     )

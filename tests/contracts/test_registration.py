@@ -9,7 +9,11 @@ def test_register_records_the_server(registry, servers, params):
     tx = registry.register("http://gpu-0:8080", 5, 10, {"from": s, "value": 2 * params.min_stake})
 
     assert tx.events["ServerRegistered"] == {
-        "server": s, "endpoint": "http://gpu-0:8080", "firstLayer": 5, "numLayers": 10, "stake": 2 * params.min_stake,
+        "server": s,
+        "endpoint": "http://gpu-0:8080",
+        "firstLayer": 5,
+        "numLayers": 10,
+        "stake": 2 * params.min_stake,
     }
     assert tx.events["StatusChanged"] == {"server": s, "from": Status.NONE, "to": Status.ACTIVE, "epoch": 0}
     record = registry.getServer(s)

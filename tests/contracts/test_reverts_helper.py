@@ -56,4 +56,3 @@ def test_reverts_of_calls_are_matched_too(registry, servers, stranger, protocol)
     with pytest.raises(Failed, match="got AccessControlUnauthorizedAccount"):
         with reverts("NotRegistered"):
             registry.slash.call(servers[0], 0, {"from": stranger})
-

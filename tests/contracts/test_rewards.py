@@ -120,7 +120,8 @@ def test_claim_several_epochs_at_once(pool, servers, client, protocol):
     tx = pool.claimRewards([0, 1], {"from": a})
     assert tx.return_value == 4 * ETHER
     assert [plain(e) for e in tx.events["RewardsClaimed"]] == [
-        {"server": a, "epoch": 0, "amount": ETHER}, {"server": a, "epoch": 1, "amount": 3 * ETHER},
+        {"server": a, "epoch": 0, "amount": ETHER},
+        {"server": a, "epoch": 1, "amount": 3 * ETHER},
     ]
     # an epoch with a zero share is skipped rather than marked claimed
     pool.fundEpoch(2, {"from": client, "value": ETHER})

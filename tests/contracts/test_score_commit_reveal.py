@@ -90,7 +90,10 @@ def test_reveal_scores(scoring, reveal, protocol, clock):
     clock.to_phase(0, Phase.REVEAL_SCORES)
     tx = protocol.reveal_scores(reveal)
     assert plain(tx.events["ScoresRevealed"]) == {
-        "epoch": 0, "verifier": reveal.verifier, "servers": reveal.servers, "accuracies": reveal.accuracies,
+        "epoch": 0,
+        "verifier": reveal.verifier,
+        "servers": reveal.servers,
+        "accuracies": reveal.accuracies,
     }
     assert tuple(scoring.commitmentOf(0, reveal.verifier)) == (reveal.commitment, True)
     for server, acc in zip(reveal.servers, reveal.accuracies):
@@ -150,7 +153,7 @@ def test_reveal_that_does_not_match_the_commitment_reverts(reveal, servers, prot
     elif change == "accuracy":
         reveal.accuracies[0] += 1
     elif change == "server":
-        reveal.servers = sort_addresses(reveal.servers[:2] + [str(servers[3])])
+        reveal.servers = sort_addresses([*reveal.servers[:2], str(servers[3])])
     with reverts("CommitmentMismatch", 0, reveal.verifier):
         protocol.reveal_scores(reveal)
 

@@ -13,7 +13,11 @@ def test_slash_takes_a_fraction_of_bonded_plus_unbonding_stake(registry, pool, s
     # half of 2 ether, taken from bonded stake first
     assert tx.return_value == ETHER
     assert tx.events["Slashed"] == {
-        "server": s, "epoch": 3, "amount": ETHER, "stakeLeft": ETHER // 2, "unbondingLeft": ETHER // 2,
+        "server": s,
+        "epoch": 3,
+        "amount": ETHER,
+        "stakeLeft": ETHER // 2,
+        "unbondingLeft": ETHER // 2,
     }
     assert tx.events["StatusChanged"] == {"server": s, "from": Status.ACTIVE, "to": Status.DEACTIVATED, "epoch": 3}
     assert tx.events["SlashDeposited"] == {"epoch": 3, "server": s, "amount": ETHER}
@@ -90,8 +94,7 @@ def test_a_deactivated_server_keeps_only_unbond_and_withdraw(registry, servers, 
     assert registry.getServer(s)["status"] == Status.DEACTIVATED
 
 
-def test_slash_reverts_for_unknown_servers_and_unauthorized_callers(registry, servers, stranger, protocol,
-                                                                    gov_slasher):
+def test_slash_reverts_for_unknown_servers_and_unauthorized_callers(registry, servers, stranger, protocol, gov_slasher):
     with reverts("NotRegistered", stranger):
         registry.slash(stranger, 0, {"from": gov_slasher})
     protocol.register(servers[0])

@@ -8,8 +8,12 @@ def test_update_moves_span_and_endpoint(registry, servers, protocol):
     s = servers[0]
     protocol.register(s, 0, 10)
     tx = registry.updateServer("http://moved:9000", 10, 20, {"from": s})
-    assert tx.events["ServerUpdated"] == {"server": s, "endpoint": "http://moved:9000", "firstLayer": 10,
-                                          "numLayers": 20}
+    assert tx.events["ServerUpdated"] == {
+        "server": s,
+        "endpoint": "http://moved:9000",
+        "firstLayer": 10,
+        "numLayers": 20,
+    }
     record = registry.getServer(s)
     assert (record["endpoint"], record["firstLayer"], record["numLayers"]) == ("http://moved:9000", 10, 20)
     assert record["status"] == Status.ACTIVE

@@ -15,10 +15,19 @@ def test_commit_work_snapshots_the_span(ledger, registry, server, clock):
     root = root_of(server, 0)
     tx = ledger.commitWork(0, root, 250, {"from": server})
     assert tx.events["WorkCommitted"] == {
-        "epoch": 0, "server": server, "root": root, "workUnits": 250, "firstLayer": 4, "numLayers": 12,
+        "epoch": 0,
+        "server": server,
+        "root": root,
+        "workUnits": 250,
+        "firstLayer": 4,
+        "numLayers": 12,
     }
     assert ledger.commitmentOf(0, server).dict() == {
-        "root": root, "workUnits": 250, "firstLayer": 4, "numLayers": 12, "committedAt": t,
+        "root": root,
+        "workUnits": 250,
+        "firstLayer": 4,
+        "numLayers": 12,
+        "committedAt": t,
     }
     assert ledger.committedServers(0) == 1
 

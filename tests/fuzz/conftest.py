@@ -21,8 +21,8 @@ from server_setup import CHAIN_ID, COMMITTED_EPOCH, HIDDEN, LAYERS, LIMITS, SERV
 
 from efedllm import merkle
 from efedllm.model.span import LayerSpan
-from efedllm.server import openings
 from efedllm.rpc.messages import Throughput
+from efedllm.server import openings
 from efedllm.server.app import HOOKS, create_app
 from efedllm.server.config import ServerConfig
 from efedllm.server.records import TaskStore
@@ -31,11 +31,14 @@ from tests.support.tiny_model import write_tiny_model
 
 # The same examples on every run by default, so that a red run is a regression and CI stays reproducible;
 # EFEDLLM_FUZZ_EXPLORE=1 draws fresh random examples (a failure prints the blob to replay it).
-settings.register_profile("fuzz", deadline=None, derandomize=not os.environ.get("EFEDLLM_FUZZ_EXPLORE"), print_blob=True,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                                 HealthCheck.filter_too_much])
+settings.register_profile(
+    "fuzz",
+    deadline=None,
+    derandomize=not os.environ.get("EFEDLLM_FUZZ_EXPLORE"),
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 settings.load_profile("fuzz")
-
 
 
 @pytest.fixture(scope="session")
@@ -69,8 +72,15 @@ def task_store(tmp_path_factory) -> TaskStore:
     past = {"s1": 0, "s2": 0}
     for session, n in (("s1", 5), ("s1", 1), ("s2", 3), ("s1", 1), ("s2", 1)):
         x = torch.randn(1, n, HIDDEN)
-        store.record(epoch=COMMITTED_EPOCH, session=session, start=0, end=LAYERS, past=past[session], inputs=x,
-                     outputs=torch.tanh(x))
+        store.record(
+            epoch=COMMITTED_EPOCH,
+            session=session,
+            start=0,
+            end=LAYERS,
+            past=past[session],
+            inputs=x,
+            outputs=torch.tanh(x),
+        )
         past[session] += n
     records, _ = store.tree(COMMITTED_EPOCH)
     store.save_commitment(COMMITTED_EPOCH, merkle.root([r.leaf(SERVER) for r in records]), len(records), None)
@@ -83,8 +93,9 @@ def served_server(span, task_store):
     """The server app as ``efedllm server run`` builds it on chain: served steps recorded (epoch 4, uncommitted)
     and ``POST /openings`` over the same store."""
     config = ServerConfig(model="tiny-llama", first_layer=0, num_layers=LAYERS, limits=LIMITS)
-    app = create_app(span, config, address=SERVER,
-                     throughput=Throughput(decode_tokens_per_s=1.0, prefill_tokens_per_s=1.0))
+    app = create_app(
+        span, config, address=SERVER, throughput=Throughput(decode_tokens_per_s=1.0, prefill_tokens_per_s=1.0)
+    )
     app[HOOKS].append(recorder(task_store, SimpleNamespace(epoch=COMMITTED_EPOCH + 1)))
     roles = openings.VerifierRoles(KnownVerifiers(VERIFIER.address))
     app.router.add_post("/openings", openings.handler(store=task_store, roles=roles, chain_id=CHAIN_ID))

@@ -41,8 +41,15 @@ class Served(ServedApp):
         return request("127.0.0.1", self.port, method, path, body, headers)
 
 
-def request(host: str, port: int, method: str, path: str, body: bytes | None = None,
-            headers: dict | None = None, timeout: float = 60) -> Answer:
+def request(
+    host: str,
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict | None = None,
+    timeout: float = 60,
+) -> Answer:
     connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         connection.request(method, path, body=body, headers=headers or {})

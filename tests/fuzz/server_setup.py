@@ -13,5 +13,11 @@ CHAIN_ID = 31337
 SERVER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 COMMITTED_EPOCH = 3
 VERIFIER = Account.from_key(b"\x09" * 32)
-LIMITS = ServerLimits(max_sessions=4, max_sequence=64, max_step_tokens=16, max_body_bytes=256 * 1024,
-                      max_cache_bytes=3 * 64 * 2 * LAYERS * 2 * 16 * 4, session_ttl=300)
+LIMITS = ServerLimits(
+    max_sessions=4,
+    max_sequence=64,
+    max_step_tokens=16,
+    max_body_bytes=256 * 1024,
+    max_cache_bytes=3 * 64 * 2 * LAYERS * 2 * 16 * 4,
+    session_ttl=300,
+)

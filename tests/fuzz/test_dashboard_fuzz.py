@@ -39,13 +39,30 @@ def dashboard(anvil, tmp_path_factory):
         yield served
 
 
-WRITES = ["eth_sendTransaction", "eth_sendRawTransaction", "anvil_setBalance", "evm_mine", "evm_increaseTime",
-          "anvil_impersonateAccount", "eth_sign", "personal_sign", "debug_traceTransaction", "admin_addPeer"]
+WRITES = [
+    "eth_sendTransaction",
+    "eth_sendRawTransaction",
+    "anvil_setBalance",
+    "evm_mine",
+    "evm_increaseTime",
+    "anvil_impersonateAccount",
+    "eth_sign",
+    "personal_sign",
+    "debug_traceTransaction",
+    "admin_addPeer",
+]
 METHOD = st.one_of(st.sampled_from(sorted(READ_METHODS)), st.sampled_from(WRITES), TEXT, JSON_VALUES)
-CALL = st.fixed_dictionaries({"jsonrpc": st.just("2.0") | JSON_VALUES, "id": st.integers(0, 99) | JSON_VALUES},
-                             optional={"method": METHOD, "params": st.lists(JSON_VALUES, max_size=3) | JSON_VALUES})
-RPC_BODIES = st.one_of(CALL.map(json_bytes), st.lists(CALL, max_size=4).map(json_bytes), JSON_VALUES.map(json_bytes),
-                       PATHOLOGICAL_JSON, st.binary(max_size=256))
+CALL = st.fixed_dictionaries(
+    {"jsonrpc": st.just("2.0") | JSON_VALUES, "id": st.integers(0, 99) | JSON_VALUES},
+    optional={"method": METHOD, "params": st.lists(JSON_VALUES, max_size=3) | JSON_VALUES},
+)
+RPC_BODIES = st.one_of(
+    CALL.map(json_bytes),
+    st.lists(CALL, max_size=4).map(json_bytes),
+    JSON_VALUES.map(json_bytes),
+    PATHOLOGICAL_JSON,
+    st.binary(max_size=256),
+)
 
 
 @settings(max_examples=500)
@@ -62,8 +79,11 @@ def test_rpc_relay_with_any_body(dashboard, anvil, body):
 
 def test_nothing_but_reads_reached_the_chain(dashboard, anvil):
     """Runs after the relay's fuzzing: no block was mined and no balance changed through it."""
-    w3_call = lambda method, params: json.loads(dashboard.request(  # noqa: E731
-        "POST", "/rpc", json_bytes({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})).body)["result"]
+    w3_call = lambda method, params: json.loads(  # noqa: E731
+        dashboard.request(
+            "POST", "/rpc", json_bytes({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+        ).body
+    )["result"]
     assert int(w3_call("eth_blockNumber", []), 16) == 0
     refused = dashboard.request("POST", "/rpc", json_bytes({"jsonrpc": "2.0", "id": 1, "method": "evm_mine"}))
     assert refused.status == 403
@@ -71,10 +91,17 @@ def test_nothing_but_reads_reached_the_chain(dashboard, anvil):
 
 def good_deployment() -> dict:
     abi = [{"type": "function", "name": "x", "inputs": [], "outputs": [], "stateMutability": "view"}]
-    return {"format": 1, "chainId": 31337, "governor": "0x" + "11" * 20, "block": 0,
-            "params": ProtocolParams().to_dict(),
-            "contracts": {name: {"address": "0x" + f"{i + 1:02x}" * 20, "abi": abi} for i, name in
-                          enumerate(["EpochSchedule", "RewardPool", "ServerRegistry", "WorkLedger", "TrustScoring"])}}
+    return {
+        "format": 1,
+        "chainId": 31337,
+        "governor": "0x" + "11" * 20,
+        "block": 0,
+        "params": ProtocolParams().to_dict(),
+        "contracts": {
+            name: {"address": "0x" + f"{i + 1:02x}" * 20, "abi": abi}
+            for i, name in enumerate(["EpochSchedule", "RewardPool", "ServerRegistry", "WorkLedger", "TrustScoring"])
+        },
+    }
 
 
 def _child(node, key):
@@ -91,10 +118,24 @@ def mutated_deployments(draw) -> bytes:
     data = good_deployment()
     for _ in range(draw(st.integers(0, 3))):
         where = data
-        path = draw(st.sampled_from([("format",), ("chainId",), ("governor",), ("block",), ("params",),
-                                     ("params", "theta"), ("params", "epoch_length"), ("contracts",),
-                                     ("contracts", "RewardPool"), ("contracts", "RewardPool", "address"),
-                                     ("contracts", "WorkLedger", "abi"), ("contracts", "WorkLedger", "abi", 0)]))
+        path = draw(
+            st.sampled_from(
+                [
+                    ("format",),
+                    ("chainId",),
+                    ("governor",),
+                    ("block",),
+                    ("params",),
+                    ("params", "theta"),
+                    ("params", "epoch_length"),
+                    ("contracts",),
+                    ("contracts", "RewardPool"),
+                    ("contracts", "RewardPool", "address"),
+                    ("contracts", "WorkLedger", "abi"),
+                    ("contracts", "WorkLedger", "abi", 0),
+                ]
+            )
+        )
         for key in path[:-1]:  # an earlier mutation may have replaced or removed a parent: then skip this one
             where = _child(where, key)
         last = path[-1]
@@ -117,8 +158,11 @@ def test_deployment_json_with_any_file(dashboard, content):
 
 
 @settings(max_examples=200)
-@given(method=st.sampled_from(METHODS), segments=st.lists(SEGMENT | PATH_TRICKS, max_size=3),
-       body=st.none() | st.binary(max_size=256))
+@given(
+    method=st.sampled_from(METHODS),
+    segments=st.lists(SEGMENT | PATH_TRICKS, max_size=3),
+    body=st.none() | st.binary(max_size=256),
+)
 def test_any_route(dashboard, method, segments, body):
     answer = dashboard.request(method, "/" + "/".join(segments), body)
     assert_well_formed(answer)

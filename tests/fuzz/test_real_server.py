@@ -14,8 +14,18 @@ from efedllm.client import DistributedModel
 from tests.support.processes import no_chain_server
 
 HIDDEN, LAYERS, MAX_TOKENS = 576, 30, 48
-LIMITS = ["--max-sessions", "4", "--max-sequence", "96", "--max-step-tokens", str(MAX_TOKENS),
-          "--max-body-bytes", "400000", "--session-ttl", "60"]
+LIMITS = [
+    "--max-sessions",
+    "4",
+    "--max-sequence",
+    "96",
+    "--max-step-tokens",
+    str(MAX_TOKENS),
+    "--max-body-bytes",
+    "400000",
+    "--session-ttl",
+    "60",
+]
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +40,11 @@ def target(process) -> Remote:
 
 
 test_info, test_open_session, test_forward, test_session_paths, test_any_route = route_tests(
-    hidden_size=HIDDEN, num_layers=LAYERS, max_tokens=MAX_TOKENS,
-    examples={"info": 30, "open_session": 100, "forward": 150, "session_paths": 80, "any_route": 60})
+    hidden_size=HIDDEN,
+    num_layers=LAYERS,
+    max_tokens=MAX_TOKENS,
+    examples={"info": 30, "open_session": 100, "forward": 150, "session_paths": 80, "any_route": 60},
+)
 
 
 def test_alive_clean_and_still_right(process):

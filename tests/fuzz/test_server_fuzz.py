@@ -18,8 +18,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from server_setup import CHAIN_ID, COMMITTED_EPOCH, HIDDEN, LAYERS, LIMITS, SERVER, VERIFIER
 from strategies import (
-    ANY_INT, CONTENT_TYPES, EDGE_INTS, JSON_VALUES, PATH_TRICKS, PATHOLOGICAL_JSON, QUERY, SEGMENT, TEXT,
-    forward_bodies, headers_with, json_bytes, session_ids,
+    ANY_INT,
+    CONTENT_TYPES,
+    EDGE_INTS,
+    JSON_VALUES,
+    PATH_TRICKS,
+    PATHOLOGICAL_JSON,
+    QUERY,
+    SEGMENT,
+    TEXT,
+    forward_bodies,
+    headers_with,
+    json_bytes,
+    session_ids,
 )
 
 from efedllm import wire
@@ -92,7 +103,10 @@ INFO_HEADERS = st.dictionaries(st.from_regex(r"\AX-[A-Za-z]{1,10}\Z"), st.from_r
 SESSION_BODIES = st.one_of(
     st.fixed_dictionaries({}, optional={"start": JSON_VALUES | ANY_INT, "end": JSON_VALUES | ANY_INT}).map(json_bytes),
     st.fixed_dictionaries({"start": st.integers(-2, 32), "end": st.integers(-2, 32)}).map(json_bytes),
-    JSON_VALUES.map(json_bytes), PATHOLOGICAL_JSON, st.binary(max_size=512), st.none(),
+    JSON_VALUES.map(json_bytes),
+    PATHOLOGICAL_JSON,
+    st.binary(max_size=512),
+    st.none(),
 )
 SUFFIXES = st.sampled_from(["", "/forward", "/forward/", "/x"])
 ROUTE_SEGMENTS = st.lists(SEGMENT | PATH_TRICKS, min_size=0, max_size=4)
@@ -113,20 +127,27 @@ def route_tests(*, hidden_size: int, num_layers: int, max_tokens: int, examples:
         check_open_session(target, body=body, content_type=content_type, num_layers=num_layers)
 
     @settings(max_examples=examples["forward"])
-    @given(bodies=st.lists(forward_bodies(hidden_size=hidden_size, max_tokens=max_tokens), min_size=1, max_size=3),
-           content_type=CONTENT_TYPES)
+    @given(
+        bodies=st.lists(forward_bodies(hidden_size=hidden_size, max_tokens=max_tokens), min_size=1, max_size=3),
+        content_type=CONTENT_TYPES,
+    )
     def forward(target, bodies, content_type):
         check_forward(target, bodies=bodies, content_type=content_type, hidden_size=hidden_size, max_tokens=max_tokens)
 
     @settings(max_examples=examples["session_paths"])
-    @given(data=st.data(), method=st.sampled_from(METHODS), suffix=SUFFIXES,
-           body=st.none() | forward_bodies(hidden_size=hidden_size, max_tokens=max_tokens))
+    @given(
+        data=st.data(),
+        method=st.sampled_from(METHODS),
+        suffix=SUFFIXES,
+        body=st.none() | forward_bodies(hidden_size=hidden_size, max_tokens=max_tokens),
+    )
     def session_paths(target, data, method, suffix, body):
         check_session_path(target, data=data, method=method, suffix=suffix, body=body)
 
     @settings(max_examples=examples["any_route"])
-    @given(method=st.sampled_from(METHODS), segments=ROUTE_SEGMENTS, query=QUERY,
-           body=st.none() | st.binary(max_size=256))
+    @given(
+        method=st.sampled_from(METHODS), segments=ROUTE_SEGMENTS, query=QUERY, body=st.none() | st.binary(max_size=256)
+    )
     def any_route(target, method, segments, query, body):
         check_any_route(target, method=method, segments=segments, query=query, body=body)
 
@@ -138,10 +159,18 @@ def target(served_server):
     return served_server
 
 
-(test_info_answers_whatever_the_query, test_open_session_with_any_body, test_forward_with_any_body,
- test_session_paths_with_any_id, test_any_route) = route_tests(
-    hidden_size=HIDDEN, num_layers=LAYERS, max_tokens=MAX_TOKENS,
-    examples={"info": 100, "open_session": 500, "forward": 1000, "session_paths": 400, "any_route": 300})
+(
+    test_info_answers_whatever_the_query,
+    test_open_session_with_any_body,
+    test_forward_with_any_body,
+    test_session_paths_with_any_id,
+    test_any_route,
+) = route_tests(
+    hidden_size=HIDDEN,
+    num_layers=LAYERS,
+    max_tokens=MAX_TOKENS,
+    examples={"info": 100, "open_session": 500, "forward": 1000, "session_paths": 400, "any_route": 300},
+)
 
 
 # ------------------------------------------------------------------------------------------------ openings
@@ -159,8 +188,14 @@ def signed_requests(draw):
     """Requests really signed, by the verifier or a stranger: a valid request with up to two fields moved to
     (or past) a bound before signing, and sometimes one field changed after signing."""
     now = int(time.time())
-    fields = {"chain_id": CHAIN_ID, "server": SERVER, "epoch": COMMITTED_EPOCH, "index": draw(st.integers(0, 6)),
-              "nonce": draw(st.text(min_size=8, max_size=66)), "expires": now + 60}
+    fields = {
+        "chain_id": CHAIN_ID,
+        "server": SERVER,
+        "epoch": COMMITTED_EPOCH,
+        "index": draw(st.integers(0, 6)),
+        "nonce": draw(st.text(min_size=8, max_size=66)),
+        "expires": now + 60,
+    }
     edges = {
         "chain_id": st.sampled_from([1, 0]) | EDGE_INTS.filter(lambda v: v >= 0),
         "server": st.sampled_from([SERVER.lower(), "0x" + "11" * 20]),
@@ -179,10 +214,20 @@ def signed_requests(draw):
 
 OPENING_BODIES = st.one_of(
     st.fixed_dictionaries({}, optional={name: JSON_VALUES | ANY_INT for name in FIELDS}).map(json_bytes),
-    st.fixed_dictionaries({"chain_id": st.just(CHAIN_ID), "server": st.just(SERVER), "epoch": ANY_INT,
-                           "index": ANY_INT, "nonce": TEXT, "expires": ANY_INT,
-                           "signature": st.from_regex(r"\A0x[0-9a-f]{0,200}\Z") | TEXT}).map(json_bytes),
-    JSON_VALUES.map(json_bytes), PATHOLOGICAL_JSON, st.binary(max_size=512),
+    st.fixed_dictionaries(
+        {
+            "chain_id": st.just(CHAIN_ID),
+            "server": st.just(SERVER),
+            "epoch": ANY_INT,
+            "index": ANY_INT,
+            "nonce": TEXT,
+            "expires": ANY_INT,
+            "signature": st.from_regex(r"\A0x[0-9a-f]{0,200}\Z") | TEXT,
+        }
+    ).map(json_bytes),
+    JSON_VALUES.map(json_bytes),
+    PATHOLOGICAL_JSON,
+    st.binary(max_size=512),
 )
 
 
@@ -227,8 +272,14 @@ def test_still_serving_correctly_after_the_abuse(served_server, span):
         assert torch.equal(wire.load(answer.body), expected)
     close(served_server, sid)
     nonce = "0x" + "ab" * 16
-    fields = {"chain_id": CHAIN_ID, "server": SERVER, "epoch": COMMITTED_EPOCH, "index": 2, "nonce": nonce,
-              "expires": int(time.time()) + 60}
+    fields = {
+        "chain_id": CHAIN_ID,
+        "server": SERVER,
+        "epoch": COMMITTED_EPOCH,
+        "index": 2,
+        "nonce": nonce,
+        "expires": int(time.time()) + 60,
+    }
     answer = served_server.request("POST", "/openings", json_bytes({**fields, "signature": sign(VERIFIER, fields)}))
     assert answer.status == 200, answer
     assert decode_opening(answer.body).record["session"] == "s2"

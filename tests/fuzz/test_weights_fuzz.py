@@ -32,12 +32,24 @@ def served_weights(source):
         yield served
 
 
-NUMBERS = st.one_of(ANY_INT.map(str), st.floats().map(repr), st.sampled_from(
-    ["0.99", "0.5", "1", "0", "-0", "1e-320", "nan", "inf", "-inf", "0x10", "1_0", " 1", "\u0661", "\uff11", ""]), TEXT)
-CODEC_QUERY = st.fixed_dictionaries({}, optional={
-    "codec": st.sampled_from(CODECS) | TEXT, "energy": NUMBERS, "ratio": NUMBERS,
-    "first": st.integers(-2, LAYERS + 2).map(str) | NUMBERS, "count": st.integers(-2, LAYERS + 2).map(str) | NUMBERS,
-}).map(lambda q: "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in q.items()))
+NUMBERS = st.one_of(
+    ANY_INT.map(str),
+    st.floats().map(repr),
+    st.sampled_from(
+        ["0.99", "0.5", "1", "0", "-0", "1e-320", "nan", "inf", "-inf", "0x10", "1_0", " 1", "\u0661", "\uff11", ""]
+    ),
+    TEXT,
+)
+CODEC_QUERY = st.fixed_dictionaries(
+    {},
+    optional={
+        "codec": st.sampled_from(CODECS) | TEXT,
+        "energy": NUMBERS,
+        "ratio": NUMBERS,
+        "first": st.integers(-2, LAYERS + 2).map(str) | NUMBERS,
+        "count": st.integers(-2, LAYERS + 2).map(str) | NUMBERS,
+    },
+).map(lambda q: "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in q.items()))
 
 
 @settings(max_examples=500)
@@ -54,25 +66,42 @@ def test_manifest_with_any_query(served_weights, query):
 @settings(max_examples=500)
 @given(data=st.data(), query=st.one_of(CODEC_QUERY, QUERY))
 def test_tensors_with_any_name_and_query(served_weights, source, data, query):
-    name = data.draw(st.one_of(st.sampled_from(sorted(source.layer_of)).map(lambda n: quote(n, safe="")),
-                               SEGMENT, st.sampled_from(["model.embed_tokens.weight", "lm_head.weight",
-                                                         "model.layers.99.mlp.up_proj.weight", "config.json",
-                                                         "..%2Fconfig.json", "%2Fetc%2Fpasswd"])), label="name")
+    name = data.draw(
+        st.one_of(
+            st.sampled_from(sorted(source.layer_of)).map(lambda n: quote(n, safe="")),
+            SEGMENT,
+            st.sampled_from(
+                [
+                    "model.embed_tokens.weight",
+                    "lm_head.weight",
+                    "model.layers.99.mlp.up_proj.weight",
+                    "config.json",
+                    "..%2Fconfig.json",
+                    "%2Fetc%2Fpasswd",
+                ]
+            ),
+        ),
+        label="name",
+    )
     answer = served_weights.request("GET", f"/tensors/{name}?{query}")
     assert_well_formed(answer)
     assert answer.status in (200, 400, 404), answer
 
 
 @settings(max_examples=200)
-@given(method=st.sampled_from(METHODS), segments=st.lists(SEGMENT | PATH_TRICKS, max_size=4), query=QUERY,
-       body=st.none() | st.binary(max_size=256))
+@given(
+    method=st.sampled_from(METHODS),
+    segments=st.lists(SEGMENT | PATH_TRICKS, max_size=4),
+    query=QUERY,
+    body=st.none() | st.binary(max_size=256),
+)
 def test_any_route(served_weights, method, segments, query, body):
     answer = served_weights.request(method, "/" + "/".join(segments) + ("?" + query if query else ""), body)
     assert_well_formed(answer)
 
 
 def test_still_serving_after_the_abuse(served_weights):
-    manifest = served_weights.request("GET", f"/manifest?first=2&count=2&codec=svd&energy=0.9").json()
+    manifest = served_weights.request("GET", "/manifest?first=2&count=2&codec=svd&energy=0.9").json()
     assert manifest["count"] == 2 and manifest["tensors"]
     for entry in manifest["tensors"][:3]:
         blob = served_weights.request("GET", f"/tensors/{entry['name']}?codec=svd&energy=0.9")

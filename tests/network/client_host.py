@@ -49,7 +49,7 @@ def main() -> int:
         pause_after = request.get("pause_after")
         tokens: list[int] = []
 
-        def on_token(token: int) -> None:
+        def on_token(token: int, tokens=tokens, pause_after=pause_after) -> None:
             tokens.append(token)
             if len(tokens) == pause_after:
                 say({"paused": tokens, "route": route_of(model.current_session.route)})
@@ -57,13 +57,20 @@ def main() -> int:
 
         started = time.monotonic()
         try:
-            ids = model.generate(prompt=request["prompt"], max_new_tokens=request["max_new_tokens"], eos_token_id=[],
-                                 on_token=on_token)
+            ids = model.generate(
+                prompt=request["prompt"], max_new_tokens=request["max_new_tokens"], eos_token_id=[], on_token=on_token
+            )
         except Exception as exc:  # noqa: BLE001 - reported to the test, which decides
             say({"error": f"{exc.__class__.__name__}: {exc}"})
             continue
-        say({"tokens": ids[0].tolist(), "route": route_of(model.last_route), "failovers": model.last_failovers,
-             "seconds": time.monotonic() - started})
+        say(
+            {
+                "tokens": ids[0].tolist(),
+                "route": route_of(model.last_route),
+                "failovers": model.last_failovers,
+                "seconds": time.monotonic() - started,
+            }
+        )
     return 0
 
 

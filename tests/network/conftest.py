@@ -7,4 +7,4 @@ the same cores: OpenMP threads must wait passively, as every ``efedllm`` process
 import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-from tests.support.chain import *  # noqa: E402,F403
+from tests.support.chain import *  # noqa: F403

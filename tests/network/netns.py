@@ -52,6 +52,7 @@ def unavailable() -> str | None:
 
 def _remove_leftovers() -> None:
     """Namespaces and links of earlier runs whose process is gone (a killed test run cannot clean up)."""
+
     def dead(name: str) -> bool:
         match = re.match(rf"{PREFIX}(\d+)", name)
         return bool(match) and not Path(f"/proc/{match.group(1)}").exists()
@@ -143,5 +144,8 @@ class Hosts:
             yield
         finally:
             for host, peer in cuts:
-                subprocess.run([*self.launcher(host), "ip", "route", "del", "blackhole", f"{peer}/32"],
-                               capture_output=True, timeout=30)
+                subprocess.run(
+                    [*self.launcher(host), "ip", "route", "del", "blackhole", f"{peer}/32"],
+                    capture_output=True,
+                    timeout=30,
+                )

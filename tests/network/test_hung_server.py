@@ -75,7 +75,12 @@ def test_a_hung_server_is_timed_out_and_routed_around(servers):
             os.kill(server.process.pid, signal.SIGCONT)
 
     resumed = frozen[0]
-    alone = DistributedModel(ends=client.ends, tokenizer=client.tokenizer, generation_config=client.generation_config,
-                             peers=StaticPeers([resumed.url]), timeout=TIMEOUT_S)
+    alone = DistributedModel(
+        ends=client.ends,
+        tokenizer=client.tokenizer,
+        generation_config=client.generation_config,
+        peers=StaticPeers([resumed.url]),
+        timeout=TIMEOUT_S,
+    )
     assert generate(alone)[0] == expected  # the thawed server serves the same tokens: its state survived
     assert resumed.process.poll() is None

@@ -38,8 +38,9 @@ def test_sixteen_concurrent_sessions_complete_identically_within_the_memory_boun
     assert all(len(g.tokens) == TOKENS for g in single.generations)
 
     with load.MemoryWatch(servers) as watch:
-        run = load.run_concurrent(load.clients(template, urls, SESSIONS), inputs, rounds=ROUNDS, tokens=TOKENS,
-                                  deadline_s=DEADLINE_S)
+        run = load.run_concurrent(
+            load.clients(template, urls, SESSIONS), inputs, rounds=ROUNDS, tokens=TOKENS, deadline_s=DEADLINE_S
+        )
     print("\n" + load.report(single, run, watch.memory, sessions=SESSIONS, max_cache_bytes=MAX_CACHE_BYTES))
 
     assert len(run.generations) == SESSIONS * ROUNDS and run.wall_s < DEADLINE_S

@@ -43,15 +43,21 @@ def anvil(tmp_path_factory):
 @pytest.fixture(scope="module")
 def net(w3, deployment, network_files):
     root, chain = network_files.root, network_files.args
-    servers = {name: ServerProcess(layers, free_port(), chain(account), log_path=root / f"{name}.log")
-               for name, (account, layers) in SERVERS.items()}
+    servers = {
+        name: ServerProcess(layers, free_port(), chain(account), log_path=root / f"{name}.log")
+        for name, (account, layers) in SERVERS.items()
+    }
     verifier = VerifierProcess(chain(VERIFIER), log_path=root / "verifier.log")
     start_all([*servers.values(), verifier])
     protocol = Protocol(w3, deployment)
-    yield {"servers": servers, "verifier": verifier, "protocol": protocol,
-           "walker": Walker(protocol, [*servers.values(), verifier]),
-           "client": DistributedModel.from_pretrained(protocol=protocol),
-           "address": {name: w3.eth.accounts[account] for name, (account, _) in SERVERS.items()}}
+    yield {
+        "servers": servers,
+        "verifier": verifier,
+        "protocol": protocol,
+        "walker": Walker(protocol, [*servers.values(), verifier]),
+        "client": DistributedModel.from_pretrained(protocol=protocol),
+        "address": {name: w3.eth.accounts[account] for name, (account, _) in SERVERS.items()},
+    }
     stop_all([*servers.values(), verifier])
 
 
@@ -94,16 +100,25 @@ def test_the_chain_node_restarted_mid_epoch_and_everyone_resumes(net, anvil, w3)
     logged = {p.log_path: len(p.log_path.read_text()) for p in processes}
 
     def since_stop(p) -> str:
-        return p.log_path.read_text()[logged[p.log_path]:]
+        return p.log_path.read_text()[logged[p.log_path] :]
 
     stopped = []
     tokens = generate(client, on_token=lambda _t: stopped or stopped.append(anvil.stop()))
     assert stopped and tokens == expected  # the route was planned; the servers finished it without a chain
     with pytest.raises(EfedError, match="cannot read the server list from the chain"):
         generate(client)
-    wait_for(lambda: all(re.search(r"cannot read the current epoch|committing work failed", since_stop(s))
-                         for s in net["servers"].values()) and "verifier step failed" in since_stop(net["verifier"]),
-             "servers and verifier to notice that the chain is away", timeout=60, processes=processes)
+    wait_for(
+        lambda: (
+            all(
+                re.search(r"cannot read the current epoch|committing work failed", since_stop(s))
+                for s in net["servers"].values()
+            )
+            and "verifier step failed" in since_stop(net["verifier"])
+        ),
+        "servers and verifier to notice that the chain is away",
+        timeout=60,
+        processes=processes,
+    )
 
     anvil.start()
     w3.provider.make_request("evm_mine", [])

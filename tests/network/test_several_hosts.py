@@ -22,9 +22,9 @@ import sys
 import threading
 from pathlib import Path
 
+import netns
 import pytest
 
-import netns
 from efedllm.chain.anvil import Anvil, AnvilConfig
 from efedllm.chain.params import ONE
 from efedllm.chain.protocol import Outcome, Protocol, Status
@@ -59,9 +59,22 @@ class ClientHost:
     def __init__(self, hosts: netns.Hosts, *, rpc_url: str, deployment: Path, log_path: Path):
         self.log_path = log_path
         self.process = subprocess.Popen(
-            [*hosts.launcher("client"), sys.executable, str(HERE / "client_host.py"), "--rpc-url", rpc_url,
-             "--deployment", str(deployment), "--timeout", str(CLIENT_TIMEOUT_S)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(log_path, "w"), text=True)  # noqa: SIM115
+            [
+                *hosts.launcher("client"),
+                sys.executable,
+                str(HERE / "client_host.py"),
+                "--rpc-url",
+                rpc_url,
+                "--deployment",
+                str(deployment),
+                "--timeout",
+                str(CLIENT_TIMEOUT_S),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=open(log_path, "w"),  # noqa: SIM115 - the process owns the file
+            text=True,
+        )
         self.lines: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         assert self.receive(timeout=180) == {"ready": True}
@@ -120,16 +133,22 @@ def net(hosts, network_files):
     servers = {}
     for name, (account, layers) in SERVERS.items():
         url = f"http://{hosts.address(name)}:{SERVER_PORT}"
-        servers[name] = ServerProcess(layers, SERVER_PORT, [*chain(account), "--public-url", url],
-                                      host=hosts.address(name), launcher=hosts.launcher(name),
-                                      log_path=root / f"{name}.log")
+        servers[name] = ServerProcess(
+            layers,
+            SERVER_PORT,
+            [*chain(account), "--public-url", url],
+            host=hosts.address(name),
+            launcher=hosts.launcher(name),
+            log_path=root / f"{name}.log",
+        )
     verifier = VerifierProcess(chain(VERIFIER), launcher=hosts.launcher("verifier"), log_path=root / "verifier.log")
     processes = [*servers.values(), verifier]
     start_all(processes)
     client = None
     try:
-        client = ClientHost(hosts, rpc_url=network_files.rpc_url, deployment=network_files.deployment_path,
-                            log_path=root / "client.log")
+        client = ClientHost(
+            hosts, rpc_url=network_files.rpc_url, deployment=network_files.deployment_path, log_path=root / "client.log"
+        )
         yield {"servers": servers, "verifier": verifier, "client": client, "processes": processes}
     finally:
         if client:

@@ -69,8 +69,9 @@ def test_the_quorum_rule_decides_while_a_verifier_is_down_and_nobody_is_slashed(
     assert governor.pool.functions.rewardWeight(e2, server).call() == 0
     untouched()
 
-    back = net["verifiers"][ABSENT] = VerifierProcess(net["verifiers"][ABSENT].command[1:],
-                                                      log_path=net["verifiers"][ABSENT].log_path.with_name("back.log"))
+    back = net["verifiers"][ABSENT] = VerifierProcess(
+        net["verifiers"][ABSENT].command[1:], log_path=net["verifiers"][ABSENT].log_path.with_name("back.log")
+    )
     back.start().wait_ready()
     walker.processes.append(back)
     _, score = epoch_with([w3.eth.accounts[v] for v in VERIFIERS])

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from efedllm.cli.main import main
 from efedllm.analysis import paper as A
+from efedllm.cli.main import main
 
 
 def test_table2_and_theorem_41_reproduce_the_paper():

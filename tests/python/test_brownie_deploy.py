@@ -38,8 +38,11 @@ def test_brownie_and_web3_deployments_are_identical(tmp_path):
     try:
         result = subprocess.run(
             [str(BIN / "brownie"), "run", "scripts/deploy.py", "main", json.dumps({"genesis": GENESIS})],
-            cwd=ROOT, env={**env, "EFEDLLM_DEPLOYMENTS": str(tmp_path / "brownie")},
-            capture_output=True, text=True, timeout=300,
+            cwd=ROOT,
+            env={**env, "EFEDLLM_DEPLOYMENTS": str(tmp_path / "brownie")},
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
         from_brownie = json.loads((tmp_path / "brownie" / "31337.json").read_text())
@@ -49,9 +52,21 @@ def test_brownie_and_web3_deployments_are_identical(tmp_path):
 
     with Anvil(AnvilConfig(port=0, accounts=10)) as chain:
         result = subprocess.run(
-            [str(BIN / "efedllm"), "deploy", "--rpc-url", chain.url, "--genesis", str(GENESIS),
-             "--out", str(tmp_path / "web3")],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+            [
+                str(BIN / "efedllm"),
+                "deploy",
+                "--rpc-url",
+                chain.url,
+                "--genesis",
+                str(GENESIS),
+                "--out",
+                str(tmp_path / "web3"),
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert result.returncode == 0, result.stderr
         from_web3 = json.loads((tmp_path / "web3" / "31337.json").read_text())

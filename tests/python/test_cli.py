@@ -15,6 +15,7 @@ from eth_account import Account
 
 from efedllm.chain.anvil import free_port
 from efedllm.chain.connection import connect
+from efedllm.errors import EfedError
 
 EFEDLLM = str(Path(sys.executable).with_name("efedllm"))
 
@@ -57,8 +58,14 @@ def test_bad_private_key(anvil, deployments):
 def test_keystore_with_wrong_password(anvil, deployments, tmp_path):
     keystore = tmp_path / "key.json"
     keystore.write_text(json.dumps(Account.encrypt(Account.create().key, "right")))
-    result = run("deploy", "--rpc-url", anvil.url, "--keystore", str(keystore),
-                 env={**deployments, "EFEDLLM_KEYSTORE_PASSWORD": "wrong"})
+    result = run(
+        "deploy",
+        "--rpc-url",
+        anvil.url,
+        "--keystore",
+        str(keystore),
+        env={**deployments, "EFEDLLM_KEYSTORE_PASSWORD": "wrong"},
+    )
     assert_one_line_error(result, "wrong password")
 
 
@@ -113,5 +120,5 @@ def test_chain_up_serves_rpc_and_stops_on_ctrl_c():
         assert proc.wait(timeout=15) == 0
     finally:
         proc.kill()
-    with pytest.raises(Exception):
+    with pytest.raises(EfedError):
         connect(f"http://127.0.0.1:{port}", timeout=2)

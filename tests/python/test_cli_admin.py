@@ -17,6 +17,7 @@ import threading
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
+from test_cli import EFEDLLM, assert_one_line_error, run
 from web3 import Web3
 
 from efedllm.chain.anvil import free_port, warp_to
@@ -24,7 +25,6 @@ from efedllm.chain.connection import Signer, load_signer, message_signer
 from efedllm.chain.governance import PARAMETERS, WEIGHT_SETTER
 from efedllm.chain.params import ETHER, ONE
 from efedllm.chain.protocol import Phase, Protocol
-from test_cli import EFEDLLM, assert_one_line_error, run
 
 GOVERNOR, STRANGER, FUNDER, CANDIDATE, SERVER = 0, 4, 5, 6, 3
 
@@ -82,11 +82,13 @@ def test_funding_a_closed_epoch_is_refused_and_sends_nothing(anvil, w3, env, cha
     funder = w3.eth.accounts[FUNDER]
     before = (w3.eth.get_balance(funder), w3.eth.get_transaction_count(funder))
     closed = cli(anvil, env, "fund", "--epoch", "0", "--amount", "1", account=FUNDER)
-    assert_one_line_error(closed, f"epoch 0 can no longer be funded: its funding window is over; the current "
-                                  f"epoch is {current}")
+    assert_one_line_error(
+        closed, f"epoch 0 can no longer be funded: its funding window is over; the current epoch is {current}"
+    )
     assert_one_line_error(cli(anvil, env, "fund", "--amount", "0", account=FUNDER), "--amount must be a positive")
-    assert_one_line_error(cli(anvil, env, "fund", "--epoch", "x", "--amount", "1", account=FUNDER),
-                          "--epoch: 'x' is not an epoch number")
+    assert_one_line_error(
+        cli(anvil, env, "fund", "--epoch", "x", "--amount", "1", account=FUNDER), "--epoch: 'x' is not an epoch number"
+    )
     assert (w3.eth.get_balance(funder), w3.eth.get_transaction_count(funder)) == before
 
 
@@ -98,15 +100,16 @@ def test_grant_and_revoke_the_verifier_role(anvil, w3, env, chain):
     assert not chain.is_verifier(candidate)
     assert "granted VERIFIER_ROLE to" in ok(cli(anvil, env, "admin", "grant-verifier", candidate))
     assert chain.is_verifier(candidate)
-    assert "already holds VERIFIER_ROLE; nothing sent" in ok(cli(anvil, env, "admin", "grant-verifier",
-                                                                   candidate.lower()))
+    assert "already holds VERIFIER_ROLE; nothing sent" in ok(
+        cli(anvil, env, "admin", "grant-verifier", candidate.lower())
+    )
     assert "revoked VERIFIER_ROLE from" in ok(cli(anvil, env, "admin", "revoke-verifier", candidate))
     assert not chain.is_verifier(candidate)
 
     typo = candidate[:-1] + (candidate[-1].lower() if candidate[-1].isupper() else candidate[-1].upper())
     if typo[-1].isdigit():  # the last character has no case: break the checksum elsewhere
         i = next(i for i, c in enumerate(candidate) if i > 1 and c.isalpha())
-        typo = candidate[:i] + candidate[i].swapcase() + candidate[i + 1:]
+        typo = candidate[:i] + candidate[i].swapcase() + candidate[i + 1 :]
     nonce = w3.eth.get_transaction_count(w3.eth.accounts[GOVERNOR])
     assert_one_line_error(cli(anvil, env, "admin", "grant-verifier", typo), "is not an address")
     assert_one_line_error(cli(anvil, env, "admin", "grant-verifier", "0x1234"), "is not an address")
@@ -132,9 +135,12 @@ def test_someone_without_the_role_is_refused_by_name(anvil, w3, env, chain):
 
 
 def test_the_parameter_table_covers_every_setter(deployment):
-    setters = {(name, item["name"]) for name, record in deployment.contracts.items() for item in record.abi
-               if item["type"] == "function" and item["stateMutability"] != "view"
-               and re.match(r"set[A-Z]", item["name"])}
+    setters = {
+        (name, item["name"])
+        for name, record in deployment.contracts.items()
+        for item in record.abi
+        if item["type"] == "function" and item["stateMutability"] != "view" and re.match(r"set[A-Z]", item["name"])
+    }
     assert setters == {(p.contract, p.setter) for p in PARAMETERS} | {WEIGHT_SETTER}
     for p in PARAMETERS:  # every getter exists and the names match the ones `efedllm status` shows
         assert any(item.get("name") == p.onchain for item in deployment.contracts[p.contract].abi)
@@ -166,8 +172,11 @@ def test_set_parameters_within_and_outside_their_bounds(anvil, w3, env, chain):
 
 def test_set_a_servers_weight(anvil, w3, env, chain, deployment):
     server = Protocol(w3, deployment, Signer(w3.eth.accounts[SERVER]))
-    server.tx.send(server.registry.functions.register("http://127.0.0.1:9", 0, 10),
-                   value=server.registry.functions.minStake().call(), label="register")
+    server.tx.send(
+        server.registry.functions.register("http://127.0.0.1:9", 0, 10),
+        value=server.registry.functions.minStake().call(),
+        label="register",
+    )
     address = server.signer.address
     out = ok(cli(anvil, env, "admin", "set-weight", address, "1.5"))
     assert f"weight of {address}: 1 -> 1.5" in out
@@ -176,8 +185,10 @@ def test_set_a_servers_weight(anvil, w3, env, chain, deployment):
     assert_one_line_error(too_big, "setWeight reverted: ParameterOutOfBounds(")
     assert "weight = 101000000000000000000 is outside [1, 100000000000000000000]" in too_big.stderr
     nobody = w3.eth.accounts[STRANGER]
-    assert_one_line_error(cli(anvil, env, "admin", "set-weight", nobody, "2"),
-                          f"setWeight reverted: NotRegistered(server={nobody}): {nobody} is not registered")
+    assert_one_line_error(
+        cli(anvil, env, "admin", "set-weight", nobody, "2"),
+        f"setWeight reverted: NotRegistered(server={nobody}): {nobody} is not registered",
+    )
     assert_one_line_error(cli(anvil, env, "admin", "set-weight", address, "0"), "W must be more than 0")
 
 
@@ -195,8 +206,10 @@ def test_pause_and_unpause(anvil, w3, env, chain):
     out = ok(cli(anvil, env, "admin", "pause"))
     assert "RewardPool is already paused" in out and "paused: ServerRegistry, WorkLedger, TrustScoring" in out
     assert all(paused().values())
-    assert_one_line_error(cli(anvil, env, "admin", "pause", "--contract", "EpochSchedule"),
-                          "--contract 'EpochSchedule' is not a pausable contract; pausable: RewardPool")
+    assert_one_line_error(
+        cli(anvil, env, "admin", "pause", "--contract", "EpochSchedule"),
+        "--contract 'EpochSchedule' is not a pausable contract; pausable: RewardPool",
+    )
     assert "unpaused: RewardPool, ServerRegistry, WorkLedger, TrustScoring" in ok(cli(anvil, env, "admin", "unpause"))
     assert not any(paused().values())
 
@@ -213,21 +226,23 @@ def test_roll_over_unearned_settled_pools(anvil, w3, env, chain, deployment):
     assert "phase, not settled yet" in not_yet.stderr
 
     warp_to(w3, chain.window_start(epoch, Phase.SETTLED))
-    waiting = {e: chain.pool.functions.poolSize(e).call() for e in range(epoch + 1)
-               if chain.pool.functions.poolSize(e).call()}
+    waiting = {
+        e: chain.pool.functions.poolSize(e).call() for e in range(epoch + 1) if chain.pool.functions.poolSize(e).call()
+    }
     assert epoch in waiting and len(waiting) >= 2  # this pool and those the first test funded, all unearned
     out = ok(cli(anvil, env, "admin", "roll-over", "--all-settled", account=FUNDER))  # anyone may roll over
     target = int(re.search(r"into epoch (\d+)", out).group(1))
     assert target > epoch
-    for e, size in waiting.items():
-        assert chain.pool.functions.epochPool(e).call()[-1] is True  # rolledOut
+    for e in waiting:
+        assert chain.pool_of(e).rolled_out is True
         assert f"from epoch {e} into epoch {target}" in out
-    assert chain.pool.functions.epochPool(target).call()[2] >= sum(waiting.values())  # rolledIn
+    assert chain.pool_of(target).rolled_in >= sum(waiting.values())
 
     again = cli(anvil, env, "admin", "roll-over", str(epoch), account=FUNDER)
     assert_one_line_error(again, f"epoch {epoch} cannot be rolled over: its pool was already rolled over")
-    assert "no settled pool waits to be rolled over" in ok(cli(anvil, env, "admin", "roll-over", "--all-settled",
-                                                               account=FUNDER))
+    assert "no settled pool waits to be rolled over" in ok(
+        cli(anvil, env, "admin", "roll-over", "--all-settled", account=FUNDER)
+    )
 
 
 # ---------------------------------------------------------------- roles
@@ -241,8 +256,10 @@ def test_roles_lists_every_holder(anvil, w3, env, deployment):
         for role in ("DEFAULT_ADMIN_ROLE", "GOVERNOR_ROLE"):
             assert any(line.split()[:3] == [name, role, governor] for line in lines), (name, role)
     assert any(line.split()[:3] == ["TrustScoring", "VERIFIER_ROLE", w3.eth.accounts[9]] for line in lines)
-    assert any(line.split()[:4] == ["RewardPool", "DEPOSITOR_ROLE", deployment.address("ServerRegistry"),
-                                    "ServerRegistry"] for line in lines)
+    assert any(
+        line.split()[:4] == ["RewardPool", "DEPOSITOR_ROLE", deployment.address("ServerRegistry"), "ServerRegistry"]
+        for line in lines
+    )
     assert w3.eth.accounts[CANDIDATE] not in out  # granted, then revoked
 
 
@@ -275,15 +292,18 @@ def test_account_new_list_and_sign_with_it(anvil, w3, env, chain, tmp_path, monk
     signature = message_signer(w3, signer)("hello")
     assert Account.recover_message(encode_defunct(text="hello"), signature=signature) == address
     w3.eth.send_transaction({"from": w3.eth.accounts[GOVERNOR], "to": address, "value": ETHER})
-    funded = run("fund", "--amount", "0.25", "--rpc-url", anvil.url, "--keystore", str(path),
-                 env={**env, **password})
+    funded = run("fund", "--amount", "0.25", "--rpc-url", anvil.url, "--keystore", str(path), env={**env, **password})
     assert f"with 0.250000 ETH from {address}" in ok(funded)  # the new key signed a real transaction
 
 
 def test_chain_up_lists_the_dev_accounts(tmp_path):
     port = free_port()
-    proc = subprocess.Popen([EFEDLLM, "chain", "up", "--port", str(port), "--accounts", "3"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [EFEDLLM, "chain", "up", "--port", str(port), "--accounts", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     watchdog = threading.Timer(120, proc.kill)
     watchdog.start()
     try:

@@ -18,18 +18,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_cli import EFEDLLM, assert_one_line_error, run
 
 from efedllm.chain.anvil import free_port, warp_to
-from efedllm.chain.params import ETHER
 from efedllm.chain.connection import Signer
-from efedllm.chain.protocol import Protocol, Status
 from efedllm.chain.explain import utc
+from efedllm.chain.params import ETHER
+from efedllm.chain.protocol import Protocol, Status
 from efedllm.cli.common import setup_logging
 from efedllm.cli.config import _walk
 from efedllm.cli.config import apply as apply_config
 from efedllm.cli.main import build_parser
 from efedllm.localnet import ServerProcess
-from test_cli import EFEDLLM, assert_one_line_error, run
 
 ENDPOINT = "http://127.0.0.1:9"
 
@@ -79,8 +79,15 @@ def test_status_shows_the_record_from_the_chain(anvil, env, server):
     assert "active since epoch" in out and "2.000000 ETH bonded (minStake 1.000000 ETH)" in out
     assert "not scored yet" in out and "nothing to claim" in out
     # --address reads anyone's record and needs no key: a broken key in the environment does not matter
-    other = run("server", "status", "--rpc-url", anvil.url, "--address", me.lower(),
-                env={**env, "EFEDLLM_PRIVATE_KEY": "0x1234"})
+    other = run(
+        "server",
+        "status",
+        "--rpc-url",
+        anvil.url,
+        "--address",
+        me.lower(),
+        env={**env, "EFEDLLM_PRIVATE_KEY": "0x1234"},
+    )
     assert other.returncode == 0, other.stderr
     assert me in other.stdout
 
@@ -132,7 +139,9 @@ def test_unregistered_account(anvil, w3, env, deployment):
     assert_one_line_error(cli(anvil, env, "server", "status", account=4), f"{stranger} is not registered as a server")
     staked = cli(anvil, env, "server", "stake", "--amount", "1", account=4)
     assert_one_line_error(staked, f"addStake reverted: NotRegistered(server={stranger}): {stranger} is not registered")
-    assert_one_line_error(cli(anvil, env, "server", "stake", "--amount", "-1", account=4), "--amount must be a positive")
+    assert_one_line_error(
+        cli(anvil, env, "server", "stake", "--amount", "-1", account=4), "--amount must be a positive"
+    )
 
 
 def test_server_run_refuses_before_loading_the_model(anvil, env):
@@ -141,8 +150,11 @@ def test_server_run_refuses_before_loading_the_model(anvil, env):
     out_of_range = cli(anvil, env, "server", "run", "--layers", "25:35", account=5)
     assert_one_line_error(out_of_range, "layers 25:35 are out of range of a 30-layer model")
     too_little = cli(anvil, env, "server", "run", "--layers", "0:10", "--stake", "0.5", account=5)
-    assert_one_line_error(too_little, "register reverted: InsufficientStake(stake=500000000000000000, "
-                                      "minStake=1000000000000000000): stake 0.500000 ETH is below the minimum")
+    assert_one_line_error(
+        too_little,
+        "register reverted: InsufficientStake(stake=500000000000000000, "
+        "minStake=1000000000000000000): stake 0.500000 ETH is below the minimum",
+    )
     assert "loaded layers" not in out_of_range.stdout + too_little.stdout
     assert time.monotonic() - started < 60
 
@@ -151,8 +163,9 @@ def test_no_chain_no_deployment_and_bad_key(anvil, env, tmp_path):
     url = f"http://127.0.0.1:{free_port()}"
     assert_one_line_error(run("server", "status", "--rpc-url", url, env=env), f"no chain reachable at {url}")
     empty = {"EFEDLLM_DEPLOYMENTS": str(tmp_path / "none")}
-    assert_one_line_error(run("server", "stake", "--amount", "1", "--rpc-url", anvil.url, env=empty),
-                          "no deployment file")
+    assert_one_line_error(
+        run("server", "stake", "--amount", "1", "--rpc-url", anvil.url, env=empty), "no deployment file"
+    )
     bad_key = run("server", "withdraw", "--rpc-url", anvil.url, env={**env, "EFEDLLM_PRIVATE_KEY": "0xnothex"})
     assert_one_line_error(bad_key, "EFEDLLM_PRIVATE_KEY is not a valid private key")
 
@@ -170,15 +183,21 @@ def test_config_file_gives_defaults_and_flags_win(anvil, env, server, tmp_path):
     assert via_env.returncode == 0 and server.signer.address in via_env.stdout
 
 
-@pytest.mark.parametrize("text, message", [
-    ('private-key = "0x{}"\n'.format("ab" * 32), "refusing 'private-key': a private key never goes in a config file"),
-    ('[server.run]\nkey = "whatever"\n', "refusing 'server.run.key'"),
-    ('[deploy]\nverifier = ["0x{}"]\nnote = "0x{}"\n'.format("11" * 20, "cd" * 32), "refusing 'deploy.note'"),
-    ('rpc-ulr = "http://x"\n', "unknown key 'rpc-ulr'"),
-    ('[server.run]\nport = "eighty"\n', "server.run.port: invalid value 'eighty'"),
-    ('[server.run]\nrebalance = "yes"\n', "server.run.rebalance must be true or false"),
-    ('[sever]\nport = 1\n', "[sever] names no subcommand"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            'private-key = "0x{}"\n'.format("ab" * 32),
+            "refusing 'private-key': a private key never goes in a config file",
+        ),
+        ('[server.run]\nkey = "whatever"\n', "refusing 'server.run.key'"),
+        ('[deploy]\nverifier = ["0x{}"]\nnote = "0x{}"\n'.format("11" * 20, "cd" * 32), "refusing 'deploy.note'"),
+        ('rpc-ulr = "http://x"\n', "unknown key 'rpc-ulr'"),
+        ('[server.run]\nport = "eighty"\n', "server.run.port: invalid value 'eighty'"),
+        ('[server.run]\nrebalance = "yes"\n', "server.run.rebalance must be true or false"),
+        ("[sever]\nport = 1\n", "[sever] names no subcommand"),
+    ],
+)
 def test_config_file_refuses_keys_and_mistakes(env, tmp_path, text, message):
     config = tmp_path / "bad.toml"
     config.write_text(text)
@@ -217,8 +236,12 @@ def test_log_json_writes_one_object_per_line(capsys):
 @pytest.fixture(scope="module")
 def whole_model_server(tmp_path_factory):
     port = free_port()
-    server = ServerProcess("0:30", port, ["--no-chain", "--data-dir", str(tmp_path_factory.mktemp("data"))],
-                           log_path=tmp_path_factory.mktemp("logs") / "server.log")
+    server = ServerProcess(
+        "0:30",
+        port,
+        ["--no-chain", "--data-dir", str(tmp_path_factory.mktemp("data"))],
+        log_path=tmp_path_factory.mktemp("logs") / "server.log",
+    )
     server.start().wait_ready()
     yield server
     server.stop()
@@ -228,9 +251,13 @@ def test_chat_keeps_the_conversation_and_ends_on_ctrl_c(whole_model_server):
     """Two turns through a server, the second answered with the first in context (checked against the full model
     run locally on the same messages), then Ctrl-C: exit code 0, no traceback."""
     questions = ["Name a colour.", "And another one?"]
-    proc = subprocess.Popen([EFEDLLM, "generate", "--chat", "--servers", whole_model_server.url,
-                             "--max-new-tokens", "8"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [EFEDLLM, "generate", "--chat", "--servers", whole_model_server.url, "--max-new-tokens", "8"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     watchdog = threading.Timer(300, proc.kill)
     watchdog.start()
     try:
@@ -250,8 +277,11 @@ def test_chat_keeps_the_conversation_and_ends_on_ctrl_c(whole_model_server):
     assert "Traceback" not in err
     answers = [a.strip() for a in shown.removeprefix("> ").split("\n> ")[:2]]
     assert all(answers), answers
-    messages = [{"role": "user", "content": questions[0]}, {"role": "assistant", "content": answers[0]},
-                {"role": "user", "content": questions[1]}]
+    messages = [
+        {"role": "user", "content": questions[0]},
+        {"role": "assistant", "content": answers[0]},
+        {"role": "user", "content": questions[1]},
+    ]
     assert [answers[0], answers[1]] == local_greedy([messages[:1], messages], steps=8)
 
 
@@ -291,5 +321,11 @@ def test_the_guides_config_example_is_accepted(tmp_path, monkeypatch):
     assert apply_config(parser, argv) == config
     args = parser.parse_args(argv)
     assert (args.layers, args.host, args.port, args.data_dir, args.auto_claim, args.log_json) == (
-        "10:20", "0.0.0.0", 8001, "/var/lib/efedllm", True, True)
+        "10:20",
+        "0.0.0.0",
+        8001,
+        "/var/lib/efedllm",
+        True,
+        True,
+    )
     assert (args.rpc_url, args.keystore) == ("https://rpc.example.org", Path("/etc/efedllm/keystore.json"))

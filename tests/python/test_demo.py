@@ -23,9 +23,23 @@ pytestmark = pytest.mark.parametrize("node_kind", NODE_KINDS, scope="module")  #
 
 def test_the_demo_reports_what_the_chain_holds(w3, anvil, tmp_path):
     summary = tmp_path / "summary.json"
-    result = subprocess.run([*EFEDLLM, "demo", "--rpc-url", anvil.url, "--work-dir", str(tmp_path / "work"),
-                             "--summary-json", str(summary), "--max-new-tokens", "8"],
-                            capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [
+            *EFEDLLM,
+            "demo",
+            "--rpc-url",
+            anvil.url,
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--summary-json",
+            str(summary),
+            "--max-new-tokens",
+            "8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "identical text before and after the takeover: yes" in result.stdout
     report = json.loads(summary.read_text())
@@ -37,7 +51,11 @@ def test_the_demo_reports_what_the_chain_holds(w3, anvil, tmp_path):
     for epoch, entry in report["epochs"].items():
         for server, claimed in entry["scores"].items():
             score = protocol.score_of(int(epoch), server)
-            assert (claimed["acc"], claimed["score"], claimed["outcome"]) == (score.acc, score.score, score.outcome.label)
+            assert (claimed["acc"], claimed["score"], claimed["outcome"]) == (
+                score.acc,
+                score.score,
+                score.outcome.label,
+            )
         assert entry["pool"] == protocol.pool.functions.poolSize(int(epoch)).call()
     first = min(report["epochs"], key=int)
     assert report["epochs"][first]["scores"][address["F"]]["outcome"] == "slashed"

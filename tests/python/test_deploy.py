@@ -30,11 +30,18 @@ def test_roles_are_wired(protocol_for, deployment):
 def test_parameters_on_chain_match_the_deployment(protocol_for, params):
     on_chain = protocol_for(0).parameters()
     expected = {
-        "numLayers": params.num_layers, "minStake": params.min_stake, "unbondingPeriod": params.unbonding_period,
-        "slashFraction": params.slash_fraction, "theta": params.theta, "minVerifiers": params.min_verifiers,
-        "immunityEpochs": params.immunity_epochs, "epochLength": params.epoch_length,
-        "commitWorkWindow": params.commit_work_window, "commitScoresWindow": params.commit_scores_window,
-        "revealWindow": params.reveal_window, "finalizeWindow": params.finalize_window,
+        "numLayers": params.num_layers,
+        "minStake": params.min_stake,
+        "unbondingPeriod": params.unbonding_period,
+        "slashFraction": params.slash_fraction,
+        "theta": params.theta,
+        "minVerifiers": params.min_verifiers,
+        "immunityEpochs": params.immunity_epochs,
+        "epochLength": params.epoch_length,
+        "commitWorkWindow": params.commit_work_window,
+        "commitScoresWindow": params.commit_scores_window,
+        "revealWindow": params.reveal_window,
+        "finalizeWindow": params.finalize_window,
     }
     assert {k: on_chain[k] for k in expected} == expected
     assert on_chain["genesis"] > 0
@@ -74,8 +81,12 @@ def test_reverts_come_back_with_the_custom_error_name(protocol_for, params):
 
 
 def test_bindings_refuse_a_deployment_of_another_chain(w3, deployment):
-    other = Deployment(**{**{f: getattr(deployment, f) for f in ("governor", "block", "params", "contracts")},
-                          "chain_id": deployment.chain_id + 1})
+    other = Deployment(
+        **{
+            **{f: getattr(deployment, f) for f in ("governor", "block", "params", "contracts")},
+            "chain_id": deployment.chain_id + 1,
+        }
+    )
     with pytest.raises(Exception, match="wrong network"):
         Protocol(w3, other)
 

@@ -20,7 +20,7 @@ def good(deployment):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(EfedError, match="no deployment file at .*deploy first"):
+    with pytest.raises(EfedError, match=r"no deployment file at .*deploy first"):
         Deployment.load(tmp_path / "1.json")
 
 

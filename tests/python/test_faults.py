@@ -27,9 +27,10 @@ def network(network_files):
     root, chain = network_files.root, network_files.args
 
     honest = ServerProcess("0:30", free_port(), chain(1), log_path=root / "honest.log")
-    faulty = {kind: ServerProcess(layers, free_port(), [*chain(2 + i), "--fault", kind],
-                                  log_path=root / f"{kind}.log")
-              for i, (kind, layers) in enumerate(FAULTS.items())}
+    faulty = {
+        kind: ServerProcess(layers, free_port(), [*chain(2 + i), "--fault", kind], log_path=root / f"{kind}.log")
+        for i, (kind, layers) in enumerate(FAULTS.items())
+    }
     # This verifier recomputes attention with the lookup-table softmax of paper eq. 21-22 (the other tests use
     # the exact one): honest work must still pass, and every cheat still be caught.
     verifier = VerifierProcess([*chain(VERIFIER), "--softmax", "lut"], log_path=root / "verifier.log")
@@ -54,7 +55,9 @@ def test_each_fault_kind_is_deactivated_and_slashed(w3, deployment, network):
     commitments = walker.commitments(epoch, address.values())
     served = commitments[address["noise"]].work_units
     assert served == 8  # a prefill that yields the first token, then seven decode steps
-    assert commitments[address["inflate"]].work_units > commitments[address["skip"]].work_units  # it claims more than it served
+    assert (
+        commitments[address["inflate"]].work_units > commitments[address["skip"]].work_units
+    )  # it claims more than it served
 
     scores = walker.scores(epoch, [w3.eth.accounts[VERIFIER]], [honest, *address.values()])
     assert scores[honest].outcome == Outcome.PASSED and scores[honest].acc == ONE

@@ -26,13 +26,24 @@ from efedllm.chain.params import ETHER, ONE
 from efedllm.chain.protocol import Outcome, Phase, Protocol, Status
 from efedllm.client import DistributedModel
 from efedllm.localnet import (
-    EFEDLLM, WALKED_PARAMS, ServerProcess, VerifierProcess, Walker, start_all, stop_all, wait_for,
+    EFEDLLM,
+    WALKED_PARAMS,
+    ServerProcess,
+    VerifierProcess,
+    Walker,
+    start_all,
+    stop_all,
+    wait_for,
 )
 
 pytestmark = pytest.mark.parametrize("node_kind", NODE_KINDS, scope="module")  # Anvil and Ganache
 
-SERVERS = {"A": (1, "0:10", []), "B": (2, "10:20", []), "F": (3, "20:30", ["--fault", "noise", "--fault-scale", "0.005"]),
-           "C": (4, "0:10", ["--rebalance", "--auto-claim"])}
+SERVERS = {
+    "A": (1, "0:10", []),
+    "B": (2, "10:20", []),
+    "F": (3, "20:30", ["--fault", "noise", "--fault-scale", "0.005"]),
+    "C": (4, "0:10", ["--rebalance", "--auto-claim"]),
+}
 VERIFIERS = (7, 8, 9)  # granted VERIFIER_ROLE at deployment (tests/support/chain.py)
 PARAMS = dataclasses.replace(WALKED_PARAMS, min_verifiers=2)
 LIAR = 9
@@ -43,10 +54,16 @@ PROMPTS = ("Name three animals that live in the sea.", "What is two plus two?")
 def net(network_files):
     root, chain, path = network_files.root, network_files.args, network_files.deployment_path
 
-    servers = {name: ServerProcess(layers, free_port(), [*chain(account), *extra], log_path=root / f"{name}.log")
-               for name, (account, layers, extra) in SERVERS.items()}
-    verifiers = {v: VerifierProcess([*chain(v), *(["--lie", "always-1"] if v == LIAR else [])],
-                                    log_path=root / f"verifier-{v}.log") for v in VERIFIERS}
+    servers = {
+        name: ServerProcess(layers, free_port(), [*chain(account), *extra], log_path=root / f"{name}.log")
+        for name, (account, layers, extra) in SERVERS.items()
+    }
+    verifiers = {
+        v: VerifierProcess(
+            [*chain(v), *(["--lie", "always-1"] if v == LIAR else [])], log_path=root / f"verifier-{v}.log"
+        )
+        for v in VERIFIERS
+    }
     processes = [*servers.values(), *verifiers.values()]
     start_all(processes)
     net = {"servers": servers, "verifiers": verifiers, "chain": chain, "root": root, "path": path}
@@ -86,14 +103,19 @@ def test_cheater_caught_slashed_replaced_and_honest_servers_paid(w3, anvil, depl
     assert f.status == Status.DEACTIVATED and f.times_slashed == 1 and f.stake == stake[addr["F"]] // 2
 
     # ---- F's layers are taken over by C, which had spare capacity (its layers are also served by A)
-    wait_for(lambda: protocol.missing_layers() == [], "C to take over layers 20:30", timeout=120,
-             processes=[net["servers"]["C"]])
+    wait_for(
+        lambda: protocol.missing_layers() == [],
+        "C to take over layers 20:30",
+        timeout=120,
+        processes=[net["servers"]["C"]],
+    )
     c = next(s for s in protocol.servers() if s.address == addr["C"])
     assert (c.first_layer, c.num_layers) == (20, 10)
     liar = net["verifiers"][LIAR]
     liar.stop()
-    net["verifiers"][LIAR] = liar = VerifierProcess([*net["chain"](LIAR), "--lie", "always-0"],
-                                                    log_path=net["root"] / "verifier-liar-0.log")
+    net["verifiers"][LIAR] = liar = VerifierProcess(
+        [*net["chain"](LIAR), "--lie", "always-0"], log_path=net["root"] / "verifier-liar-0.log"
+    )
     liar.start().wait_ready()
     walker.processes = [*net["servers"].values(), *net["verifiers"].values()]
 
@@ -113,12 +135,32 @@ def test_cheater_caught_slashed_replaced_and_honest_servers_paid(w3, anvil, depl
     walker.warp(e2, Phase.SETTLED)
     for name in "AB":
         account = SERVERS[name][0]
-        out = subprocess.run([*EFEDLLM, "server", "claim", "--rpc-url", anvil.url, "--deployment", str(net["path"]),
-                              "--node-account", str(account)], capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [
+                *EFEDLLM,
+                "server",
+                "claim",
+                "--rpc-url",
+                anvil.url,
+                "--deployment",
+                str(net["path"]),
+                "--node-account",
+                str(account),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert out.returncode == 0 and "claimed" in out.stdout, out.stderr
     pool = protocol.pool.functions
-    wait_for(lambda: all(pool.hasClaimed(e, addr["C"]).call() or not pool.rewardWeight(e, addr["C"]).call()
-                         for e in (e1, e2)), "C's automatic claims", timeout=120, processes=[net["servers"]["C"]])
+    wait_for(
+        lambda: all(
+            pool.hasClaimed(e, addr["C"]).call() or not pool.rewardWeight(e, addr["C"]).call() for e in (e1, e2)
+        ),
+        "C's automatic claims",
+        timeout=120,
+        processes=[net["servers"]["C"]],
+    )
 
     paid = {}
     for epoch in (e1, e2):

@@ -24,8 +24,11 @@ from efedllm.localnet import EFEDLLM, ServerProcess, start_all, stop_all
 from efedllm.model.source import resolve
 
 SPANS = {"A": "0:10", "B": "10:20", "C": "20:30", "D": "10:20"}
-PROMPTS = [("What is the capital of France?", 4), ("Write a haiku about the sea.", 12),
-           ("List three prime numbers.", 32)]
+PROMPTS = [
+    ("What is the capital of France?", 4),
+    ("Write a haiku about the sea.", 12),
+    ("List three prime numbers.", 32),
+]
 VERIFIER = 9
 
 
@@ -48,9 +51,21 @@ def network(anvil, deployment, tmp_path_factory):
     from efedllm.chain.anvil import free_port
 
     servers = {
-        name: ServerProcess(layers, free_port(), args=["--rpc-url", anvil.url, "--deployment", str(path),
-                                                       "--node-account", str(i + 1), "--data-dir", str(logs / name)],
-                             log_path=logs / f"{name}.log")
+        name: ServerProcess(
+            layers,
+            free_port(),
+            args=[
+                "--rpc-url",
+                anvil.url,
+                "--deployment",
+                str(path),
+                "--node-account",
+                str(i + 1),
+                "--data-dir",
+                str(logs / name),
+            ],
+            log_path=logs / f"{name}.log",
+        )
         for i, (name, layers) in enumerate(SPANS.items())
     }
     start_all(list(servers.values()))
@@ -64,9 +79,10 @@ def client(w3, deployment, network):
 
 
 def reference_generate(reference, ids, max_new_tokens):
-    out = reference.generate(ids, max_new_tokens=max_new_tokens, do_sample=False, output_logits=True,
-                             return_dict_in_generate=True)
-    return out.sequences[0, ids.shape[1]:].tolist(), [logits.float() for logits in out.logits]
+    out = reference.generate(
+        ids, max_new_tokens=max_new_tokens, do_sample=False, output_logits=True, return_dict_in_generate=True
+    )
+    return out.sequences[0, ids.shape[1] :].tolist(), [logits.float() for logits in out.logits]
 
 
 def test_servers_registered_themselves_on_chain(w3, deployment, network):
@@ -95,8 +111,21 @@ def test_sampling_is_reproducible_with_a_seed(client):
 
 def test_generate_command_streams_the_answer(anvil, deployment, network, tmp_path):
     path = deployment.save(tmp_path)
-    result = subprocess.run([*EFEDLLM, "generate", "What is the capital of France?", "--rpc-url", anvil.url,
-                             "--deployment", str(path), "--show-route"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            *EFEDLLM,
+            "generate",
+            "What is the capital of France?",
+            "--rpc-url",
+            anvil.url,
+            "--deployment",
+            str(path),
+            "--show-route",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "The capital of France is Paris."
     assert "layers 0:10 on http://127.0.0.1:" in result.stderr and "layers 20:30" in result.stderr
@@ -104,10 +133,28 @@ def test_generate_command_streams_the_answer(anvil, deployment, network, tmp_pat
 
 def test_server_command_refuses_layers_outside_the_model(anvil, deployment, tmp_path):
     path = deployment.save(tmp_path)
-    result = subprocess.run([*EFEDLLM, "server", "run", "--layers", "25:35", "--rpc-url", anvil.url, "--deployment",
-                             str(path), "--node-account", "7"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            *EFEDLLM,
+            "server",
+            "run",
+            "--layers",
+            "25:35",
+            "--rpc-url",
+            anvil.url,
+            "--deployment",
+            str(path),
+            "--node-account",
+            "7",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == ["efedllm: error: layers 25:35 are out of range of a 30-layer model: need 0 <= START < END <= 30"]
+    assert result.stderr.strip().splitlines() == [
+        "efedllm: error: layers 25:35 are out of range of a 30-layer model: need 0 <= START < END <= 30"
+    ]
 
 
 def test_killed_server_mid_generation_costs_only_time(client, reference, network):

@@ -44,15 +44,23 @@ CASES = {
     "address not hex": (contract("RewardPool", address="0x" + "zz" * 20), "RewardPool has an invalid address"),
     "address too short": (contract("RewardPool", address="0x1234"), "RewardPool has an invalid address"),
     "address a number": (contract("RewardPool", address=1234), "RewardPool has an invalid address"),
-    "bad checksum": (lambda d: d["contracts"]["RewardPool"].update(
-        address=d["contracts"]["RewardPool"]["address"].swapcase().replace("0X", "0x")), "invalid address"),
+    "bad checksum": (
+        lambda d: d["contracts"]["RewardPool"].update(
+            address=d["contracts"]["RewardPool"]["address"].swapcase().replace("0X", "0x")
+        ),
+        "invalid address",
+    ),
     "no contract there": (contract("ServerRegistry", address=NO_CODE), f"no contract at {NO_CODE} (ServerRegistry)"),
-    "addresses swapped": (lambda d: d["contracts"]["ServerRegistry"].update(address=d["contracts"]["RewardPool"]["address"]),
-                          "the chain does not answer as the deployment file describes"),
+    "addresses swapped": (
+        lambda d: d["contracts"]["ServerRegistry"].update(address=d["contracts"]["RewardPool"]["address"]),
+        "the chain does not answer as the deployment file describes",
+    ),
     "ABI not a list": (contract("TrustScoring", abi={"type": "function"}), "TrustScoring has no ABI list"),
     "ABI of numbers": (contract("TrustScoring", abi=[1, 2]), "an ABI entry is not an object"),
-    "ABI entry without inputs": (contract("TrustScoring", abi=[{"type": "error", "name": "X"}]),
-                                 "needs a name and a list of typed inputs"),
+    "ABI entry without inputs": (
+        contract("TrustScoring", abi=[{"type": "error", "name": "X"}]),
+        "needs a name and a list of typed inputs",
+    ),
     "ABI without functions": (contract("TrustScoring", abi=[]), "TrustScoring has no functions in its ABI"),
     "wrong chain id": (lambda d: d.__setitem__("chainId", 1), "the deployment is for chain 1, the RPC serves 31337"),
     "chain id a float": (lambda d: d.__setitem__("chainId", 31337.0), "chainId must be an integer"),
@@ -92,13 +100,25 @@ def test_lowercase_addresses_are_accepted_and_checksummed(anvil, deployment, tmp
 
 # ------------------------------------------------------------------------------------------------ property tests
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
-                    max_leaves=8)
-PATHS = [("format",), ("chainId",), ("governor",), ("block",), ("params",), ("params", "theta"), ("contracts",),
-         *[("contracts", n) for n in CONTRACTS], *[("contracts", n, "address") for n in CONTRACTS],
-         *[("contracts", n, "abi") for n in CONTRACTS], ("contracts", "RewardPool", "abi", 0),
-         ("contracts", "RewardPool", "abi", 0, "inputs")]
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+    max_leaves=8,
+)
+PATHS = [
+    ("format",),
+    ("chainId",),
+    ("governor",),
+    ("block",),
+    ("params",),
+    ("params", "theta"),
+    ("contracts",),
+    *[("contracts", n) for n in CONTRACTS],
+    *[("contracts", n, "address") for n in CONTRACTS],
+    *[("contracts", n, "abi") for n in CONTRACTS],
+    ("contracts", "RewardPool", "abi", 0),
+    ("contracts", "RewardPool", "abi", 0, "inputs"),
+]
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -127,12 +147,42 @@ def test_any_damage_to_a_deployment_file_is_an_efed_error(deployment, tmp_path, 
     assert set(loaded.contracts) == set(CONTRACTS)  # what loads is whole
 
 
-TOML_KEYS = st.sampled_from(["rpc-url", "rpc_url", "port", "layers", "log-json", "samples", "tolerance", "verifier",
-                             "private-key", "api_secret", "password", "seed-phrase", "deployment", "data-dir",
-                             "max-sessions", "no-chain", "policy", "config", "help", "unknown-flag", "", "ü"])
-TOML_VALUES = st.one_of(st.text(max_size=30), st.integers(-2**63, 2**63 - 1), st.floats(allow_nan=True),
-                        st.booleans(), st.lists(st.text(max_size=70), max_size=3),
-                        st.just("0x" + "ab" * 32), st.just("cd" * 32), st.just(["0x" + "11" * 20, "0x" + "ef" * 32]))
+TOML_KEYS = st.sampled_from(
+    [
+        "rpc-url",
+        "rpc_url",
+        "port",
+        "layers",
+        "log-json",
+        "samples",
+        "tolerance",
+        "verifier",
+        "private-key",
+        "api_secret",
+        "password",
+        "seed-phrase",
+        "deployment",
+        "data-dir",
+        "max-sessions",
+        "no-chain",
+        "policy",
+        "config",
+        "help",
+        "unknown-flag",
+        "",
+        "ü",
+    ]
+)
+TOML_VALUES = st.one_of(
+    st.text(max_size=30),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=True),
+    st.booleans(),
+    st.lists(st.text(max_size=70), max_size=3),
+    st.just("0x" + "ab" * 32),
+    st.just("cd" * 32),
+    st.just(["0x" + "11" * 20, "0x" + "ef" * 32]),
+)
 
 
 def toml_value(value) -> str:
@@ -146,11 +196,16 @@ def toml_value(value) -> str:
 
 
 @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(top=st.dictionaries(TOML_KEYS, TOML_VALUES, max_size=3),
-       tables=st.dictionaries(st.sampled_from(["server.run", "verifier", "deploy", "sever", "server.run.x", "status"]),
-                              st.dictionaries(TOML_KEYS, TOML_VALUES, max_size=3), max_size=2),
-       raw=st.none() | st.binary(max_size=40),
-       command=st.sampled_from([["status"], ["server", "run"], ["verifier"], ["deploy"]]))
+@given(
+    top=st.dictionaries(TOML_KEYS, TOML_VALUES, max_size=3),
+    tables=st.dictionaries(
+        st.sampled_from(["server.run", "verifier", "deploy", "sever", "server.run.x", "status"]),
+        st.dictionaries(TOML_KEYS, TOML_VALUES, max_size=3),
+        max_size=2,
+    ),
+    raw=st.none() | st.binary(max_size=40),
+    command=st.sampled_from([["status"], ["server", "run"], ["verifier"], ["deploy"]]),
+)
 def test_any_config_file_is_applied_or_refused_with_an_efed_error(tmp_path, top, tables, raw, command):
     lines = [f"{json.dumps(k)} = {toml_value(v)}" for k, v in top.items()]
     for table, keys in tables.items():

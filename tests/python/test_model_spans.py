@@ -42,15 +42,18 @@ def test_spans_reproduce_the_full_model(tmp_path, model_type):
         past += step.shape[1]
         ours = ends.logits(hidden)
         with torch.no_grad():
-            reference = full(torch.cat(steps[: i + 1], dim=1)).logits[:, -step.shape[1]:]
+            reference = full(torch.cat(steps[: i + 1], dim=1)).logits[:, -step.shape[1] :]
         assert (ours - reference).abs().max().item() < 1e-4
 
 
 def test_span_reads_only_its_layers(tmp_path):
     folder, _ = tiny_model_folder(tmp_path, "llama")
     span = LayerSpan(folder, 2, 3, device=CPU)
-    expected = sum(p.numel() for layer in AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder))
-                   .model.layers[2:5] for p in layer.parameters())
+    expected = sum(
+        p.numel()
+        for layer in AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder)).model.layers[2:5]
+        for p in layer.parameters()
+    )
     assert sum(p.numel() for p in span.layers.parameters()) == expected
     assert not any(p.is_meta for p in span.parameters())
 

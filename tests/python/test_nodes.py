@@ -26,11 +26,16 @@ def run(*args, env, timeout=120):
 
 
 def chain_up(port: int, state: Path) -> subprocess.Popen:
-    process = subprocess.Popen([EFEDLLM, "chain", "up", "--node", "ganache", "--port", str(port), "--accounts", "3",
-                                "--state", str(state)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [EFEDLLM, "chain", "up", "--node", "ganache", "--port", str(port), "--accounts", "3", "--state", str(state)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = process.stdout.readline()  # the first line is printed once the node answers
     assert line.startswith(f"ganache listening on http://127.0.0.1:{port} (chain id {GANACHE_CHAIN_ID}"), (
-        line + process.stderr.read() if process.poll() is not None else line)
+        line + process.stderr.read() if process.poll() is not None else line
+    )
     return process
 
 

@@ -57,8 +57,9 @@ def serve(w3, deployment, store, requests_: list[dict]) -> list[tuple[int, bytes
 
     async def go():
         app = web.Application(middlewares=[errors_as_json])
-        app.router.add_post("/openings", openings.handler(store=store, roles=openings.VerifierRoles(protocol),
-                                                          chain_id=w3.eth.chain_id))
+        app.router.add_post(
+            "/openings", openings.handler(store=store, roles=openings.VerifierRoles(protocol), chain_id=w3.eth.chain_id)
+        )
         async with TestClient(TestServer(app)) as client:
             out = []
             for body in requests_:
@@ -76,8 +77,13 @@ def request(w3, account: int, **changes) -> dict:
         req = dataclasses.replace(unsigned, **changes)
         req = dataclasses.replace(req, signature="0x" + sign(req.message()).hex())
         return req.to_json()
-    req = sign_request(sign=sign, chain_id=changes.pop("chain_id", w3.eth.chain_id), server=changes.pop("server", SERVER),
-                       epoch=changes.pop("epoch", EPOCH), index=changes.pop("index", 0))
+    req = sign_request(
+        sign=sign,
+        chain_id=changes.pop("chain_id", w3.eth.chain_id),
+        server=changes.pop("server", SERVER),
+        epoch=changes.pop("epoch", EPOCH),
+        index=changes.pop("index", 0),
+    )
     return req.to_json()
 
 
@@ -85,11 +91,17 @@ def test_only_fresh_signed_requests_of_verifiers_open_tasks(w3, deployment, stor
     verifier = 9  # granted the role by the deployment fixture
     good = request(w3, verifier, index=1)
     outsider_key = Account.create()
-    outsider = sign_request(sign=lambda text: bytes(outsider_key.sign_message(encode_defunct(text=text)).signature),
-                            chain_id=w3.eth.chain_id, server=SERVER, epoch=EPOCH, index=1).to_json()
+    outsider = sign_request(
+        sign=lambda text: bytes(outsider_key.sign_message(encode_defunct(text=text)).signature),
+        chain_id=w3.eth.chain_id,
+        server=SERVER,
+        epoch=EPOCH,
+        index=1,
+    ).to_json()
     tampered = {**request(w3, verifier, index=1), "index": 2}  # signature no longer matches: another signer
     cases = [
-        good, good,  # the second is a replay
+        good,
+        good,  # the second is a replay
         request(w3, 1, index=1),  # a server, not a verifier
         outsider,
         tampered,
@@ -106,15 +118,23 @@ def test_only_fresh_signed_requests_of_verifiers_open_tasks(w3, deployment, stor
 
 
 def test_an_opening_checks_out_and_every_tampering_is_caught(w3, deployment, store):
-    (status, body), = serve(w3, deployment, store, [request(w3, 9, index=3)])  # s1's third step
+    ((status, body),) = serve(w3, deployment, store, [request(w3, 9, index=3)])  # s1's third step
     assert status == 200
     opening = decode_opening(body)
     assert opening.steps == [5, 1, 1] and opening.record["past"] == 6
     commitment = store.commitment(EPOCH)
 
     def check(o, **kw):
-        args = dict(server=SERVER, epoch=EPOCH, index=3, root=commitment[0], work_units=commitment[1], num_layers=30,
-                    recompute=lambda x, start, end: layers(x), tolerance=1e-3)
+        args = dict(
+            server=SERVER,
+            epoch=EPOCH,
+            index=3,
+            root=commitment[0],
+            work_units=commitment[1],
+            num_layers=30,
+            recompute=lambda x, start, end: layers(x),
+            tolerance=1e-3,
+        )
         return check_opening(o, **{**args, **kw})
 
     assert check(opening).passed
@@ -178,8 +198,12 @@ def test_a_verifier_retry_after_a_lost_answer_is_not_a_replay(w3, deployment, st
         async with TestServer(app, host="127.0.0.1") as server:
             target = Target(address=SERVER, endpoint=str(server.make_url("/")), first_layer=4, num_layers=5)
             sign = message_signer(w3, Signer(w3.eth.accounts[9]))
-            return await asyncio.get_running_loop().run_in_executor(None, lambda: fetch_opening(
-                requests.Session(), target, sign=sign, chain_id=w3.eth.chain_id, epoch=EPOCH, index=3))
+            return await asyncio.get_running_loop().run_in_executor(
+                None,
+                lambda: fetch_opening(
+                    requests.Session(), target, sign=sign, chain_id=w3.eth.chain_id, epoch=EPOCH, index=3
+                ),
+            )
 
     opening = asyncio.run(go())
     assert answered == [200, 200]

@@ -3,8 +3,8 @@
 import pytest
 
 from efedllm.client.routing import NoRouteError, Peer, plan_route
-from efedllm.layers import compact_layers, parse_span
 from efedllm.errors import EfedError
+from efedllm.layers import compact_layers, parse_span
 
 
 def spans(route):
@@ -17,8 +17,12 @@ def test_chain_of_disjoint_spans():
 
 
 def test_prefers_the_faster_of_two_servers():
-    peers = [Peer("a", 0, 10), Peer("slow", 10, 20, decode_tokens_per_s=5), Peer("fast", 10, 20, decode_tokens_per_s=50),
-             Peer("c", 20, 30)]
+    peers = [
+        Peer("a", 0, 10),
+        Peer("slow", 10, 20, decode_tokens_per_s=5),
+        Peer("fast", 10, 20, decode_tokens_per_s=50),
+        Peer("c", 20, 30),
+    ]
     assert [h.peer.endpoint for h in plan_route(peers, 0, 30)] == ["a", "fast", "c"]
 
 

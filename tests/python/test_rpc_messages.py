@@ -19,10 +19,22 @@ from efedllm.rpc import routes
 from efedllm.rpc.messages import ErrorBody, MessageError, OpenSession, ServerInfo, SessionOpened, Throughput
 
 HIDDEN = 8
-INFO = ServerInfo(throughput=Throughput(decode_tokens_per_s=12.5, prefill_tokens_per_s=300.0),
-                  endpoint="http://127.0.0.1:1", address=None, model="m", first_layer=0, num_layers=4, hidden_size=HIDDEN,
-                  dtype="float32", device="cpu", max_sequence=2048, max_step_tokens=512, max_sessions=64, sessions=0,
-                  cache_bytes=0)
+INFO = ServerInfo(
+    throughput=Throughput(decode_tokens_per_s=12.5, prefill_tokens_per_s=300.0),
+    endpoint="http://127.0.0.1:1",
+    address=None,
+    model="m",
+    first_layer=0,
+    num_layers=4,
+    hidden_size=HIDDEN,
+    dtype="float32",
+    device="cpu",
+    max_sequence=2048,
+    max_step_tokens=512,
+    max_sessions=64,
+    sessions=0,
+    cache_bytes=0,
+)
 
 
 def test_server_info_round_trip():
@@ -38,16 +50,19 @@ def test_server_info_ignores_unknown_fields_and_takes_integers_as_numbers():
     assert ServerInfo.from_json(body).throughput.decode_tokens_per_s == 12.0
 
 
-@pytest.mark.parametrize("change, error", [
-    (lambda b: b.pop("num_layers"), "missing field 'num_layers'"),
-    (lambda b: b.pop("throughput"), "missing field 'throughput'"),
-    (lambda b: b["throughput"].pop("decode_tokens_per_s"), "missing field 'throughput.decode_tokens_per_s'"),
-    (lambda b: b.update(first_layer="0"), "field 'first_layer' must be an integer, got str"),
-    (lambda b: b.update(first_layer=True), "field 'first_layer' must be an integer, got bool"),
-    (lambda b: b.update(throughput=[1]), "field 'throughput' must be a JSON object"),
-    (lambda b: b.update(model=None), "field 'model' must be a string, got NoneType"),
-    (lambda b: b.update(epoch="3"), "field 'epoch' must be an integer"),
-])
+@pytest.mark.parametrize(
+    "change, error",
+    [
+        (lambda b: b.pop("num_layers"), "missing field 'num_layers'"),
+        (lambda b: b.pop("throughput"), "missing field 'throughput'"),
+        (lambda b: b["throughput"].pop("decode_tokens_per_s"), "missing field 'throughput.decode_tokens_per_s'"),
+        (lambda b: b.update(first_layer="0"), "field 'first_layer' must be an integer, got str"),
+        (lambda b: b.update(first_layer=True), "field 'first_layer' must be an integer, got bool"),
+        (lambda b: b.update(throughput=[1]), "field 'throughput' must be a JSON object"),
+        (lambda b: b.update(model=None), "field 'model' must be a string, got NoneType"),
+        (lambda b: b.update(epoch="3"), "field 'epoch' must be an integer"),
+    ],
+)
 def test_server_info_names_a_missing_or_wrong_field(change, error):
     body = INFO.to_json()
     change(body)
@@ -134,8 +149,10 @@ def serving(*apps: web.Application):
 def test_a_peer_with_a_malformed_info_is_left_out_with_a_warning(missing, caplog):
     good = INFO.to_json()
     bad = {k: v for k, v in good.items() if k != missing}
-    with serving(fake_server(bad), fake_server(good)) as (bad_url, good_url), \
-            caplog.at_level(logging.WARNING, logger="efedllm.client"):
+    with (
+        serving(fake_server(bad), fake_server(good)) as (bad_url, good_url),
+        caplog.at_level(logging.WARNING, logger="efedllm.client"),
+    ):
         peers = StaticPeers([bad_url, good_url]).peers()
         assert [p.endpoint for p in peers] == [good_url]
         session = InferenceSession(peers, INFO.num_layers)

@@ -19,8 +19,20 @@ from efedllm.client import DistributedModel
 from tests.support.processes import no_chain_server
 
 HIDDEN = 576
-LIMITS = ["--max-sessions", "3", "--max-sequence", "64", "--max-step-tokens", "48", "--max-body-bytes", "200000",
-          "--max-cache-bytes", str(100 * 30 * 2 * 3 * 64 * 4), "--session-ttl", "2"]  # room for 100 tokens
+LIMITS = [
+    "--max-sessions",
+    "3",
+    "--max-sequence",
+    "64",
+    "--max-step-tokens",
+    "48",
+    "--max-body-bytes",
+    "200000",
+    "--max-cache-bytes",
+    str(100 * 30 * 2 * 3 * 64 * 4),
+    "--session-ttl",
+    "2",
+]  # room for 100 tokens
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +51,9 @@ def session(server):
 
 
 def forward(server, sid, body, content_type=wire.CONTENT_TYPE):
-    return requests.post(f"{server.url}/sessions/{sid}/forward", data=body, headers={"Content-Type": content_type},
-                         timeout=30)
+    return requests.post(
+        f"{server.url}/sessions/{sid}/forward", data=body, headers={"Content-Type": content_type}, timeout=30
+    )
 
 
 def assert_json_error(response, status, text):
@@ -108,7 +121,9 @@ def test_expired_session(server):
 def test_bad_session_requests(server):
     assert_json_error(requests.post(server.url + "/sessions", data=b"{oops", timeout=5), 400, "JSON")
     assert_json_error(requests.post(server.url + "/sessions", json=[1], timeout=5), 400, "JSON object")
-    assert_json_error(requests.post(server.url + "/sessions", json={"start": 0, "end": 31}, timeout=5), 400, "not within")
+    assert_json_error(
+        requests.post(server.url + "/sessions", json={"start": 0, "end": 31}, timeout=5), 400, "not within"
+    )
     assert_json_error(requests.post(server.url + "/sessions", json={"start": "0"}, timeout=5), 400, "integers")
 
 

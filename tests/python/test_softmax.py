@@ -7,6 +7,7 @@ measured on these scores with a margin of about 2x (docs/SOFTMAX.md has the meas
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import time
@@ -33,8 +34,8 @@ def model():
     source = resolve()
     span, ends = LayerSpan(source.folder, 0, 30, device=CPU), ModelEnds(source.folder, device=CPU)
     ids = AutoTokenizer.from_pretrained(source.folder).apply_chat_template(
-        [{"role": "user", "content": PROMPT}], add_generation_prompt=True, return_tensors="pt",
-        return_dict=True)["input_ids"]
+        [{"role": "user", "content": PROMPT}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )["input_ids"]
     return span, ends, ends.embed_tokens(ids)
 
 
@@ -91,7 +92,7 @@ def test_error_against_torch_softmax_shrinks_with_precision(scores):
     for (k, b), e in errors.items():
         by_levels.setdefault(b**k, []).append(e)
     ordered = [by_levels[levels] for levels in sorted(by_levels)]
-    for coarse, fine in zip(ordered, ordered[1:]):
+    for coarse, fine in itertools.pairwise(ordered):
         assert min(coarse) > 4 * max(fine)  # 16x more levels: at least 4x less error
     for same in ordered:  # only b**K matters for accuracy, not how it is split into digits
         assert max(same) - min(same) < 1e-6
@@ -152,8 +153,9 @@ def test_full_recompute_matches_sdpa_and_the_next_token(model):
     assert ends.logits(ours)[0, -1].argmax() == ends.logits(reference)[0, -1].argmax()
 
 
-@pytest.mark.parametrize("kwargs", [dict(digits=0), dict(base=1), dict(workers=0), dict(digits=63, base=2),
-                                    dict(clamp=0.0)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(digits=0), dict(base=1), dict(workers=0), dict(digits=63, base=2), dict(clamp=0.0)]
+)
 def test_bad_configs_are_refused(kwargs):
     with pytest.raises(InvalidParameter):
         SoftmaxConfig(**kwargs)

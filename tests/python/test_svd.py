@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from efedllm.compression import svd
-from efedllm.compression.sizes import compression_ratio, k_for_ratio, max_useful_rank, saves_bytes
 from efedllm.compression.codec import CodecSpec, check_seal, decode_tensor, encode_tensor, seal
+from efedllm.compression.sizes import compression_ratio, k_for_ratio, max_useful_rank, saves_bytes
 from efedllm.errors import EfedError, InvalidParameter
 
 
@@ -87,10 +87,18 @@ def test_auto_picks_randomized_only_for_large_matrices():
         svd.pick_method(4, 4, "magic")
 
 
-@pytest.mark.parametrize("kwargs", [dict(codec="svd"), dict(codec="svd", energy=0.9, ratio=0.5),
-                                    dict(codec="raw", energy=0.9), dict(codec="svd", energy=1.5),
-                                    dict(codec="svd", ratio=1.0), dict(codec="svd", energy=float("nan")),
-                                    dict(codec="zip")])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(codec="svd"),
+        dict(codec="svd", energy=0.9, ratio=0.5),
+        dict(codec="raw", energy=0.9),
+        dict(codec="svd", energy=1.5),
+        dict(codec="svd", ratio=1.0),
+        dict(codec="svd", energy=float("nan")),
+        dict(codec="zip"),
+    ],
+)
 def test_codec_spec_refuses_bad_settings(kwargs):
     with pytest.raises(InvalidParameter):
         CodecSpec(**kwargs)
@@ -107,7 +115,9 @@ def test_codecs_round_trip():
     assert encode_tensor("n", norm, CodecSpec(codec="bfloat16")).entry["codec"] == "raw"  # vectors stay raw
     factored = encode_tensor("m", w, CodecSpec(codec="svd", ratio=0.5))
     assert factored.entry["codec"] == "svd" and factored.entry["k"] == k_for_ratio(64, 48, 0.5)
-    assert torch.allclose(decode_tensor(factored.entry, factored.data), svd.truncate(w, ratio=0.5).reconstruct(), atol=1e-6)
+    assert torch.allclose(
+        decode_tensor(factored.entry, factored.data), svd.truncate(w, ratio=0.5).reconstruct(), atol=1e-6
+    )
     skipped = encode_tensor("m", w, CodecSpec(codec="svd", energy=0.9999))
     assert skipped.entry["codec"] == "raw" and torch.equal(decode_tensor(skipped.entry, skipped.data), w)
 

@@ -17,7 +17,7 @@ def step(store, epoch, session, past, tokens):
 def test_records_chain_each_session_and_number_each_epoch(tmp_path):
     store = TaskStore(tmp_path / "tasks.sqlite", server=SERVER)
     a0, xa0 = step(store, 5, "a", 0, 6)
-    b0, _ = step(store, 5, "b", 0, 3)
+    _b0, _ = step(store, 5, "b", 0, 3)
     a1, xa1 = step(store, 5, "a", 6, 1)
     a2, _ = step(store, 6, "a", 7, 1)  # the session goes on in the next epoch
     assert [r.index for r in store.records(5)] == [0, 1, 2] and [r.index for r in store.records(6)] == [0]
@@ -46,5 +46,6 @@ def test_a_restart_loses_nothing(tmp_path):
     nxt, _ = step(reopened, 1, "s", 5, 1)  # numbering and the session chain continue after the restart
     assert (nxt.index, nxt.step) == (5, 5)
     records, tree = reopened.tree(1)
-    assert merkle.verify(merkle.root([r.leaf(SERVER) for r in records]), records[3].leaf(SERVER), 3, 6,
-                         merkle.proof(tree, 3))
+    assert merkle.verify(
+        merkle.root([r.leaf(SERVER) for r in records]), records[3].leaf(SERVER), 3, 6, merkle.proof(tree, 3)
+    )

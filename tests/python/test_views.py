@@ -8,8 +8,14 @@ from efedllm.chain.views import Score, StructDecoder, StructMismatch
 
 def _abi(names):
     components = [{"name": n, "type": "uint256"} for n in names]
-    return [{"type": "function", "name": "scoreOf", "inputs": [],
-             "outputs": [{"name": "", "type": "tuple", "components": components}]}]
+    return [
+        {
+            "type": "function",
+            "name": "scoreOf",
+            "inputs": [],
+            "outputs": [{"name": "", "type": "tuple", "components": components}],
+        }
+    ]
 
 
 def test_decodes_by_name_whatever_the_order():

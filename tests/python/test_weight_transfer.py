@@ -111,19 +111,22 @@ def test_manifest_lists_every_tensor_of_the_span_with_checksums(source, model):
     assert hashlib.sha256(blob).hexdigest() == entry["sha256"]
 
 
-@pytest.mark.parametrize("path,params,status,text", [
-    ("/manifest", {"first": 29, "count": 5}, 400, "outside the model's 0:30"),
-    ("/manifest", {"first": "-1"}, 400, "non-negative integer"),
-    ("/manifest", {"first": "1e9"}, 400, "non-negative integer"),
-    ("/manifest", {"codec": "zip"}, 400, "codec must be one of"),
-    ("/manifest", {"codec": "svd"}, 400, "exactly one of energy or ratio"),
-    ("/manifest", {"codec": "svd", "energy": "1.5"}, 400, "energy must be in (0, 1]"),
-    ("/manifest", {"codec": "svd", "ratio": "abc"}, 400, "ratio must be a number"),
-    ("/manifest", {"codec": "raw", "ratio": "0.5"}, 400, "only to the svd codec"),
-    ("/tensors/model.embed_tokens.weight", {}, 404, "no tensor"),
-    ("/tensors/..%2F..%2Fetc%2Fpasswd", {}, 404, "no tensor"),
-    ("/nothing", {}, 404, "Not Found"),
-])
+@pytest.mark.parametrize(
+    "path,params,status,text",
+    [
+        ("/manifest", {"first": 29, "count": 5}, 400, "outside the model's 0:30"),
+        ("/manifest", {"first": "-1"}, 400, "non-negative integer"),
+        ("/manifest", {"first": "1e9"}, 400, "non-negative integer"),
+        ("/manifest", {"codec": "zip"}, 400, "codec must be one of"),
+        ("/manifest", {"codec": "svd"}, 400, "exactly one of energy or ratio"),
+        ("/manifest", {"codec": "svd", "energy": "1.5"}, 400, "energy must be in (0, 1]"),
+        ("/manifest", {"codec": "svd", "ratio": "abc"}, 400, "ratio must be a number"),
+        ("/manifest", {"codec": "raw", "ratio": "0.5"}, 400, "only to the svd codec"),
+        ("/tensors/model.embed_tokens.weight", {}, 404, "no tensor"),
+        ("/tensors/..%2F..%2Fetc%2Fpasswd", {}, 404, "no tensor"),
+        ("/nothing", {}, 404, "Not Found"),
+    ],
+)
 def test_bad_requests_get_json_4xx(source, path, params, status, text):
     response = requests.get(source + path, params=params, timeout=30)
     assert response.status_code == status, response.text
@@ -157,8 +160,14 @@ def test_a_restart_reuses_the_verified_folder_and_refetches_a_damaged_one(proxy,
 
 
 def test_servers_fetching_the_same_span_together_download_it_once(proxy, tmp_path):
-    fetch = lambda _: fetch_span(proxy.url, first=FIRST, count=COUNT, cache=tmp_path, bar=False,  # noqa: E731
-                                 progress=lambda m: None)
+    fetch = lambda _: fetch_span(  # noqa: E731
+        proxy.url,
+        first=FIRST,
+        count=COUNT,
+        cache=tmp_path,
+        bar=False,
+        progress=lambda m: None,
+    )
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(fetch, range(2)))
     assert sorted(r.from_cache for r in results) == [False, True]
@@ -167,8 +176,9 @@ def test_servers_fetching_the_same_span_together_download_it_once(proxy, tmp_pat
 
 
 def test_svd_transfer_reports_k_and_energy_and_reconstructs(source, model, tmp_path):
-    fetched = fetch_span(source, first=29, count=1, codec="svd", ratio=0.5, cache=tmp_path, bar=False,
-                         progress=lambda m: None)
+    fetched = fetch_span(
+        source, first=29, count=1, codec="svd", ratio=0.5, cache=tmp_path, bar=False, progress=lambda m: None
+    )
     report = fetched.report
     assert report["codec"] == "svd ratio=0.5" and report["bytes"] < 0.55 * report["raw_float32_bytes"]
     matrices = [t for t in report["tensors"] if len(t["shape"]) == 2]
@@ -183,11 +193,14 @@ def test_svd_transfer_reports_k_and_energy_and_reconstructs(source, model, tmp_p
     LayerSpan(fetched.folder, 29, 1, device=CPU)  # loads unchanged
 
 
-@pytest.mark.parametrize("mode,message", [
-    ("flip", r"tensor model\.layers\.28\.mlp\.down_proj\.weight: sha256 mismatch"),
-    ("short", r"tensor model\.layers\.28\.mlp\.down_proj\.weight: received \d+ of \d+ bytes \(truncated"),
-    ("cut", r"tensor model\.layers\.28\.mlp\.down_proj\.weight: transfer broke off"),
-])
+@pytest.mark.parametrize(
+    "mode,message",
+    [
+        ("flip", r"tensor model\.layers\.28\.mlp\.down_proj\.weight: sha256 mismatch"),
+        ("short", r"tensor model\.layers\.28\.mlp\.down_proj\.weight: received \d+ of \d+ bytes \(truncated"),
+        ("cut", r"tensor model\.layers\.28\.mlp\.down_proj\.weight: transfer broke off"),
+    ],
+)
 def test_a_corrupted_or_truncated_transfer_is_refused_and_nothing_is_kept(proxy, tmp_path, mode, message):
     proxy.mode, proxy.target = mode, "model.layers.28.mlp.down_proj.weight"
     with pytest.raises(EfedError, match=message):
@@ -203,7 +216,9 @@ def test_an_altered_manifest_is_refused(proxy, tmp_path):
 
 def test_a_source_of_another_model_is_refused(source, tmp_path):
     with pytest.raises(EfedError, match="serves 'smollm2-135m-instruct', not 'other-model'"):
-        fetch_span(source, first=FIRST, count=1, model="other-model", cache=tmp_path, bar=False, progress=lambda m: None)
+        fetch_span(
+            source, first=FIRST, count=1, model="other-model", cache=tmp_path, bar=False, progress=lambda m: None
+        )
 
 
 def greedy(ends: ModelEnds, spans: list[LayerSpan], ids: torch.Tensor, n: int) -> tuple[list[int], torch.Tensor]:
@@ -253,9 +268,16 @@ def test_server_processes_fed_by_a_weights_serve_process_answer_like_local_ones(
     from efedllm.client import DistributedModel
 
     weights = WeightsProcess(free_port(), log_path=tmp_path / "weights.log").start().wait_ready(120)
-    servers = [ServerProcess("0:30", free_port(), ["--no-chain"], log_path=tmp_path / "local.log"),
-               ServerProcess("0:30", free_port(), ["--no-chain", "--weights-from", weights.url],
-                             env={"EFEDLLM_CACHE": str(tmp_path / "cache")}, log_path=tmp_path / "remote.log")]
+    servers = [
+        ServerProcess("0:30", free_port(), ["--no-chain"], log_path=tmp_path / "local.log"),
+        ServerProcess(
+            "0:30",
+            free_port(),
+            ["--no-chain", "--weights-from", weights.url],
+            env={"EFEDLLM_CACHE": str(tmp_path / "cache")},
+            log_path=tmp_path / "remote.log",
+        ),
+    ]
     try:
         for server in servers:
             server.start().wait_ready(240)

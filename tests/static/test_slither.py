@@ -35,9 +35,24 @@ def slither(target: Path, tmp_path: Path) -> list[dict]:
     out = tmp_path / "slither.json"
     remaps = " ".join(r.replace("=", "=" + str(ROOT) + "/", 1) for r in settings["remappings"])
     result = subprocess.run(
-        [str(SLITHER), str(target), "--solc", str(solc), "--solc-standard-json", "--solc-remaps", remaps,
-         "--filter-paths", "node_modules|contracts/test", "--json", str(out), "--disable-color"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            str(SLITHER),
+            str(target),
+            "--solc",
+            str(solc),
+            "--solc-standard-json",
+            "--solc-remaps",
+            remaps,
+            "--filter-paths",
+            "node_modules|contracts/test",
+            "--json",
+            str(out),
+            "--disable-color",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     report = json.loads(out.read_text()) if out.exists() else {}
     assert report.get("success"), f"slither failed:\n{report.get('error')}\n{result.stderr[-3000:]}"
@@ -52,8 +67,11 @@ def name(finding: dict) -> str:
 
 def unexplained(findings: list[dict], explained: list[dict]) -> list[str]:
     known = {(e["check"], e["finding"]) for e in explained}
-    return [f"[{f['impact']}] {f['check']}: {name(f)}" for f in findings
-            if f["impact"] in SERIOUS and (f["check"], name(f)) not in known]
+    return [
+        f"[{f['impact']}] {f['check']}: {name(f)}"
+        for f in findings
+        if f["impact"] in SERIOUS and (f["check"], name(f)) not in known
+    ]
 
 
 def test_no_high_or_medium_finding_is_left_unexplained(tmp_path):

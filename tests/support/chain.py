@@ -26,7 +26,19 @@ from efedllm.chain.protocol import Protocol
 from efedllm.chain.transactions import ErrorDecoder, Transactor
 from efedllm.localnet import chain_args
 
-__all__ = ["NODE_KINDS", "Network", "anvil", "artifacts", "deployment", "network_files", "node_kind", "params", "protocol_for", "verifier_accounts", "w3"]
+__all__ = [
+    "NODE_KINDS",
+    "Network",
+    "anvil",
+    "artifacts",
+    "deployment",
+    "network_files",
+    "node_kind",
+    "params",
+    "protocol_for",
+    "verifier_accounts",
+    "w3",
+]
 
 
 @pytest.fixture(scope="session")
