@@ -12,7 +12,7 @@ import shutil
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -35,25 +35,38 @@ INSTALL_HINTS: dict[NodeKind, str] = {
 }
 
 
+DEV_BLOCK_TIME = 1.0
+"""Seconds between blocks of a chain that ``efedllm chain up`` starts. Servers and verifiers read the epoch's phase
+from the latest block: a node that mines only on transactions stops their clock whenever nobody sends one (a
+verifier then misses its window, and nobody is scored or paid), so a dev chain keeps time by default."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class NodeConfig:
     kind: NodeKind = "anvil"
+    """Which EVM node to run."""
     host: str = "127.0.0.1"
+    """Interface to listen on."""
     port: int = DEFAULT_PORT
-    """0 picks a free port."""
+    """RPC port; 0 picks a free port."""
     accounts: int = 20
+    """Funded dev accounts."""
     balance_ether: int = 10_000
+    """Ether of each dev account."""
     gas_limit: int = 30_000_000
+    """Gas limit of a block."""
     block_time: float | None = None
-    """Seconds between blocks; None mines a block per transaction."""
-    chain_id: int | None = None
-    """None: the kind's usual dev chain id (Anvil 31337, Ganache 1337)."""
-    hardfork: str | None = None
-    """The EVM rules the node runs (e.g. ``shanghai``, ``london``); None: the kind's default (Ganache: shanghai)."""
-    state: Path | None = None
-    """Where the chain is kept so that it survives a restart of its node: Anvil loads this file at start (when it
-    exists) and saves it when the node stops (``anvil --state``); Ganache keeps its database in this folder
-    (``ganache --database.dbPath``)."""
+    """Seconds between blocks; None or 0 mines a block per transaction only (the chain's clock then stands still
+    while nobody sends one). Tests move the clock themselves; ``efedllm chain up`` uses DEV_BLOCK_TIME."""
+    chain_id: int | None = field(default=None, metadata={"default_help": "Anvil 31337, Ganache 1337"})
+    """Chain id; None: the kind's usual dev chain id."""
+    hardfork: str | None = field(default=None, metadata={"default_help": "the node's own; Ganache: shanghai"})
+    """EVM rules the node runs, e.g. ``shanghai`` or ``london``."""
+    state: Path | None = field(default=None, metadata={"default_help": "the chain is lost on exit"})
+    """Keep the chain here (Anvil: a file, Ganache: a folder), loaded at start when it exists and saved as the node
+    runs or stops, so that the chain and its clock survive a restart.
+
+    Anvil: ``anvil --state``; Ganache: ``ganache --database.dbPath``."""
 
     @property
     def effective_chain_id(self) -> int:

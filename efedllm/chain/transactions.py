@@ -15,7 +15,7 @@ from typing import Any
 from eth_abi import decode as abi_decode
 from eth_utils import function_signature_to_4byte_selector
 from web3 import Web3
-from web3.exceptions import ContractLogicError, TimeExhausted
+from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
 
 from efedllm.chain.connection import Signer
 from efedllm.chain.explain import describe, show
@@ -105,7 +105,7 @@ class Transactor:
         except TimeExhausted:
             raise EfedError(f"{label}: transaction {tx_hash.hex()} not mined within {self.timeout:.0f}s") from None
         if receipt["status"] != 1:
-            raise RevertError(f"{label} reverted in block {receipt['blockNumber']}", None)
+            raise self._mined_revert(call, value=value, label=label, block=receipt["blockNumber"])
         return receipt
 
     def simulate(self, call, *, value: int = 0, label: str | None = None) -> int:
@@ -116,6 +116,18 @@ class Transactor:
             return call.estimate_gas({"from": self.signer.address, "value": value})
         except ContractLogicError as exc:
             raise self._revert(label, exc) from None
+
+    def _mined_revert(self, call, *, value: int, label: str, block: int) -> RevertError:
+        """A transaction that passed its simulation but reverted once mined (the chain moved on in between: a
+        window closed, another transaction came first). The receipt carries no reason, so the call is replayed
+        against the block it was mined in to name the error."""
+        try:
+            call.call({"from": self.signer.address, "value": value}, block_identifier=block)
+        except ContractLogicError as exc:
+            return self._revert(f"{label} (mined in block {block})", exc)
+        except (AttributeError, ValueError, Web3Exception):  # a constructor, or a node that cannot replay
+            pass
+        return RevertError(f"{label} reverted in block {block} (replaying it there passes: the reason is lost)", None)
 
     def _revert(self, label: str, exc: ContractLogicError) -> RevertError:
         found = self.decoder.error_of(exc.data)

@@ -127,6 +127,15 @@ class Windows:
         }
         return starts[phase]
 
+    def end(self, phase: Phase) -> int:
+        """Timestamp at which the epoch leaves ``phase`` (FUTURE ends when its work starts; SETTLED never ends, shown
+        as its start)."""
+        if phase == Phase.FUTURE:
+            return self.work_start
+        if phase == Phase.SETTLED:
+            return self.finalize_end
+        return self.start(Phase(phase + 1))
+
 
 T = TypeVar("T")
 

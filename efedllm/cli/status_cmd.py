@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from efedllm.chain.enums import Phase
+from efedllm.chain.explain import utc
 from efedllm.chain.protocol import Protocol
 from efedllm.cli.common import add_chain_options, ether, fixed, open_protocol, table
 from efedllm.layers import compact_layers
@@ -40,12 +42,32 @@ def print_deployment(protocol: Protocol, *, path: Path | None = None) -> None:
     print(table(["parameter", "value"], rows))
 
 
+def print_clock(protocol: Protocol) -> None:
+    """The current epoch, its phase and the time left in it, and the earlier epochs still settling (their windows
+    run on while the next epochs work; their rewards are claimable once settled), all read at the latest block."""
+    block = protocol.w3.eth.get_block("latest")
+    now, number = block["timestamp"], block["number"]
+    epoch = protocol.schedule.functions.currentEpoch().call(block_identifier=number)
+    print(f"\nchain time {utc(now)} (block {number})")
+    rows = []
+    for e in range(epoch, max(-1, epoch - 5), -1):
+        phase = Phase(protocol.schedule.functions.phase(e).call(block_identifier=number))
+        if e < epoch and phase == Phase.SETTLED:
+            break
+        ends = protocol.windows(e).end(phase)
+        pool = ether(protocol.pool.functions.poolSize(e).call(block_identifier=number))
+        rows.append([e, phase.name.lower().replace("_", "-"), f"{duration(ends - now)} left", pool])
+    print(table(["epoch", "phase", "until the next phase", "pool"], rows))
+
+
+def duration(seconds: int) -> str:
+    seconds = max(0, seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m{rest % 60:02d}s" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
 def print_servers(protocol: Protocol) -> None:
-    epoch = protocol.current_epoch()
-    print(
-        f"\nepoch {epoch} ({protocol.phase(epoch).name.lower()}), "
-        f"pool of this epoch {ether(protocol.pool.functions.poolSize(epoch).call())}"
-    )
+    print_clock(protocol)
     servers = protocol.servers()
     if not servers:
         print("no servers registered yet")

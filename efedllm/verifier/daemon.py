@@ -54,6 +54,8 @@ class Verifier:
         self.chain_id = protocol.w3.eth.chain_id
         self.state = VerifierState(Path(data_dir) / f"verifier-{self.me}.json")
         self.rng = random.Random(secrets.randbits(64))
+        self.first_epoch = protocol.current_epoch()
+        """Epochs before this one had windows before this verifier started: missing them is not its fault."""
 
     # ------------------------------------------------------------------ phases
 
@@ -67,6 +69,29 @@ class Verifier:
                 self.reveal(epoch, st)
             elif phase == Phase.FINALIZE and "finalized" not in st:
                 self.finalize(epoch, st)
+            self._say_if_missed(epoch, phase, st)
+
+    def _say_if_missed(self, epoch: int, phase: Phase, st: dict) -> None:
+        """Loudly, once: a window of an epoch this verifier was running for closed before it acted (a chain whose
+        clock stood still and then jumped, a verifier too slow for its windows). Its vote is lost for that epoch."""
+        if epoch < self.first_epoch or "missed" in st:
+            return
+        if phase > Phase.COMMIT_SCORES and "committed" not in st:
+            what = "commit-scores"
+        elif phase > Phase.REVEAL_SCORES and st.get("servers") and "revealed" not in st:
+            what = "reveal"
+        else:
+            return
+        st["missed"] = what
+        self.state.save()
+        log.error(
+            "epoch %d: MISSED its %s window (the epoch is already in its %s phase): this verifier's scores for it "
+            "count for nothing; check that the chain's clock moves (a dev chain needs a block interval) and that "
+            "verifying fits in the window",
+            epoch,
+            what,
+            phase.name.lower().replace("_", "-"),
+        )
 
     def _seed(self, epoch: int) -> bytes:
         ledger = self.protocol.ledger.functions
