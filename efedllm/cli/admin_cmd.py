@@ -15,7 +15,7 @@ from web3.logs import DISCARD
 from efedllm.chain import governance
 from efedllm.chain.governance import PARAMETERS, WEIGHT_SETTER
 from efedllm.chain.plan import VERIFIER_ROLE_HOLDER
-from efedllm.chain.protocol import Protocol, ServerRecord
+from efedllm.chain.protocol import Protocol
 from efedllm.cli.common import add_chain_options, ether, open_protocol, table
 from efedllm.errors import EfedError
 
@@ -125,9 +125,9 @@ def run_set_weight(args: argparse.Namespace) -> int:
     protocol = open_protocol(args, signs=True)
     contract_name, setter = WEIGHT_SETTER
     contract = protocol.contract(contract_name)
-    old = ServerRecord.from_tuple(server, contract.functions.getServer(server).call()).weight
+    old = protocol.server(server).weight
     send(protocol, [(getattr(contract.functions, setter)(server, weight), setter)])
-    new = ServerRecord.from_tuple(server, contract.functions.getServer(server).call()).weight
+    new = protocol.server(server).weight
     say(
         f"weight of {server}: {governance.show_value(old, governance.FRACTION)} -> "
         f"{governance.show_value(new, governance.FRACTION)}"
