@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from efedllm.chain.enums import Outcome, Phase, Status
 from efedllm.chain.params import ETHER, ONE
-from efedllm.chain.protocol import Outcome, Phase, Protocol, ServerRecord, Status
+from efedllm.chain.protocol import Protocol
+from efedllm.chain.views import ServerRecord
 
 log = logging.getLogger("efedllm.server.verdicts")
 
@@ -25,13 +27,6 @@ def idle_reason(record: ServerRecord) -> str | None:
     return None
 
 
-def score_of(protocol: Protocol, epoch: int, server: str) -> dict:
-    """TrustScoring.scoreOf(epoch, server) as a dict keyed by the ABI's component names (acc, score, ...)."""
-    fn = protocol.scoring.get_function_by_name("scoreOf")
-    names = [c["name"] for c in fn.abi["outputs"][0]["components"]]
-    return dict(zip(names, fn(epoch, server).call()))
-
-
 def slashed_in(protocol: Protocol, epoch: int, server: str) -> int:
     """Wei slashed from ``server`` for ``epoch`` (the registry's Slashed events)."""
     logs = protocol.registry.events.Slashed().get_logs(
@@ -42,14 +37,13 @@ def slashed_in(protocol: Protocol, epoch: int, server: str) -> int:
 
 def verdict_line(protocol: Protocol, epoch: int, server: str) -> str | None:
     """One line on ``server``'s settled ``epoch``, or None if it was never scored there (no work, not finalized)."""
-    score = score_of(protocol, epoch, server)
-    outcome = Outcome(score["outcome"])
-    if outcome == Outcome.NONE:
+    score = protocol.score_of(epoch, server)
+    if score.outcome == Outcome.NONE:
         return None
     slashed = slashed_in(protocol, epoch, server)
     share = protocol.pool.functions.shareOf(epoch, server).call()
     return (
-        f"epoch {epoch} verdict: acc {score['acc'] / ONE:.4f}, S {score['score'] / ONE:.4f} -> {outcome.label}"
+        f"epoch {epoch} verdict: acc {score.acc / ONE:.4f}, S {score.score / ONE:.4f} -> {score.outcome.label}"
         f"; slashed {slashed / ETHER:.6f} ETH; reward share {share / ETHER:.6f} ETH"
     )
 

@@ -12,7 +12,7 @@ import asyncio
 import logging
 
 from efedllm import merkle
-from efedllm.chain.protocol import Phase, Protocol, ServerRecord
+from efedllm.chain.protocol import Phase, Protocol
 from efedllm.server.records import TaskStore
 
 log = logging.getLogger("efedllm.server.work")
@@ -63,7 +63,7 @@ class Committer:
         from efedllm.server.verdicts import idle_reason
 
         me = self.protocol.signer.address
-        reason = idle_reason(ServerRecord.from_tuple(me, self.protocol.registry.functions.getServer(me).call()))
+        reason = idle_reason(self.protocol.server(me))
         if reason is not None and reason != self._idle_said:
             log.warning("not committing work: %s is %s", me, reason)
         self._idle_said = reason
