@@ -12,7 +12,23 @@ from efedllm.chain.deployment import ContractRecord, Deployment
 from efedllm.chain.params import ProtocolParams
 from efedllm.chain.plan import GRANTS, VERIFIER_ROLE_HOLDER, steps
 from efedllm.chain.transactions import Transactor
-from efedllm.errors import EfedError
+from efedllm.errors import EfedError, InvalidParameter
+
+UINT128_MAX = 2**128 - 1
+BOUNDS = {  # the contracts' constructor bounds (ServerRegistry, TrustScoring, EpochSchedule), checked before sending
+    "num_layers": (1, 1024),
+    "min_stake": (1, UINT128_MAX),
+    "unbonding_period": (0, 365 * 24 * 3600),
+    "slash_fraction": (0, 10**18),
+    "theta": (0, 10**18),
+    "min_verifiers": (1, 32),
+    "immunity_epochs": (0, 1000),
+    "epoch_length": (1, None),
+    "commit_work_window": (1, None),
+    "commit_scores_window": (1, None),
+    "reveal_window": (1, None),
+    "finalize_window": (1, None),
+}
 
 PUSH0_PROBE = "0x5f5ff3"
 """Creation code ``PUSH0 PUSH0 RETURN``: runs on a Shanghai (or later) EVM, an invalid opcode before it."""
@@ -41,7 +57,9 @@ def deploy(
     verifiers: Iterable[str] = (),
     progress: Callable[[str], None] = lambda message: None,
 ) -> Deployment:
-    """Deploy every contract, wire the roles, grant VERIFIER_ROLE to ``verifiers``; the signer is governor."""
+    """Deploy every contract, wire the roles, grant VERIFIER_ROLE to ``verifiers``; the signer is governor.
+    Every argument is checked first (``check_deployable``): nothing is sent unless the whole plan can succeed."""
+    verifiers = check_deployable(params, verifiers, now=w3.eth.get_block("latest")["timestamp"])
     require_shanghai(w3)
     governor = tx.signer.address
     addresses: dict[str, str] = {}
@@ -65,7 +83,7 @@ def deploy(
     holder = contract(VERIFIER_ROLE_HOLDER)
     verifier_role = holder.functions.VERIFIER_ROLE().call()
     for verifier in verifiers:
-        tx.send(holder.functions.grantRole(verifier_role, Web3.to_checksum_address(verifier)), label="grant verifier")
+        tx.send(holder.functions.grantRole(verifier_role, verifier), label="grant verifier")
         progress(f"granted VERIFIER_ROLE to {verifier}")
 
     return Deployment(
@@ -75,3 +93,30 @@ def deploy(
         params=params,
         contracts={name: ContractRecord(address=addresses[name], abi=artifacts[name].abi) for name in addresses},
     )
+
+
+def check_deployable(params: ProtocolParams, verifiers: Iterable[str], *, now: int | None = None) -> list[str]:
+    """Refuse, before the first transaction, what would make a deployment fail halfway (about 7M gas spent and no
+    deployment file): parameters outside the constructors' bounds, a genesis in the past (``now``: chain time),
+    a verifier that is not an address. Returns the verifiers, checksummed."""
+    for name, (low, high) in BOUNDS.items():
+        value = getattr(params, name)
+        if value < low or (high is not None and value > high):
+            limits = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise InvalidParameter(f"parameter {name} must be {limits}, got {value}")
+    if now is not None and params.genesis and params.genesis < now:
+        raise InvalidParameter(
+            f"parameter genesis ({params.genesis}) is before the chain's time ({now}); "
+            f"give 0 for the deployment block or a time ahead"
+        )
+    return [verifier_address(text) for text in verifiers]
+
+
+def verifier_address(text: str) -> str:
+    """``text`` as a checksummed address: 0x and 40 hex digits; a mixed-case one must carry a valid checksum."""
+    body = text[2:] if isinstance(text, str) and text[:2] in ("0x", "0X") else None
+    if body is None or len(body) != 40 or any(c not in "0123456789abcdefABCDEF" for c in body):
+        raise InvalidParameter(f"--verifier {text!r} is not an address (0x and 40 hex digits)")
+    if body != body.lower() and body != body.upper() and not Web3.is_checksum_address(text):
+        raise InvalidParameter(f"--verifier {text} has a wrong checksum (mixed case): check the address for a typo")
+    return Web3.to_checksum_address(text)

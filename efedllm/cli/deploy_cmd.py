@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from efedllm.chain.compile import compile_contracts
 from efedllm.chain.connection import connect, load_signer
-from efedllm.chain.deploy import deploy
+from efedllm.chain.deploy import check_deployable, deploy
 from efedllm.chain.params import ProtocolParams
 from efedllm.chain.protocol import Protocol
 from efedllm.chain.transactions import ErrorDecoder, Transactor
@@ -41,8 +42,16 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     params = dataclass_from_args(ProtocolParams, args)
+    verifiers = check_deployable(params, args.verifier)  # before connecting, compiling or sending anything
     w3 = connect(args.rpc_url)
     signer = load_signer(w3, keystore=args.keystore, node_account=args.node_account)
+    if not verifiers:
+        print(
+            "efedllm: warning: no --verifier: nobody can score servers, so none is scored or paid until the "
+            "governor runs `efedllm admin grant-verifier ADDRESS`",
+            file=sys.stderr,
+            flush=True,
+        )
     print("compiling contracts ...", flush=True)
     artifacts = compile_contracts()
     tx = Transactor(w3, signer, ErrorDecoder(a.abi for a in artifacts.values()))
@@ -51,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         tx,
         params=params,
         artifacts=artifacts,
-        verifiers=args.verifier,
+        verifiers=verifiers,
         progress=lambda message: print(" ", message, flush=True),
     )
     path = deployment.save(args.out)

@@ -126,12 +126,29 @@ def check_registration(protocol: Protocol, *, endpoint: str, first: int, count: 
     """Fail before loading a model when registering would revert (stake below minStake, a bad span, a paused
     registry) or the signer cannot pay the stake: the same call, simulated."""
     me = protocol.signer.address
+    check_endpoint_free(protocol, endpoint=endpoint, me=me)
     if server_record(protocol, me, required=False).status != Status.NONE:
         return  # already registered: the server moves its record with updateServer instead
     balance = protocol.w3.eth.get_balance(me)
     if balance < stake:
         raise EfedError(f"{me} holds {ether(balance)}, less than the stake of {ether(stake)} it would register with")
     protocol.tx.simulate(protocol.registry.functions.register(endpoint, first, count), value=stake, label="register")
+
+
+def same_endpoint(a: str, b: str) -> bool:
+    """Whether two announced endpoints name the same server (case and a trailing slash aside)."""
+    return a.rstrip("/").lower() == b.rstrip("/").lower()
+
+
+def check_endpoint_free(protocol: Protocol, *, endpoint: str, me: str) -> None:
+    """Refuse an endpoint another active server already announces: clients would reach that server under this
+    one's record, and this one would be slashed for the other's answers or absence."""
+    for other in protocol.servers():
+        if other.address != me and other.status == Status.ACTIVE and same_endpoint(other.endpoint, endpoint):
+            raise EfedError(
+                f"endpoint {endpoint} is already announced by active server {other.address}; "
+                f"give this server its own --port or --public-url"
+            )
 
 
 def server_record(protocol: Protocol, address: str, *, required: bool = True) -> ServerRecord:

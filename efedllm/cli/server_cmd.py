@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import socket
 from dataclasses import fields
 
 from efedllm.aids.config import KINDS, FaultConfig
@@ -124,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         limits=dataclass_from_args(ServerLimits, args),
     )
     fault = _fault(args)
+    sock = listen(config.host, config.port)  # before the chain: a port in use must cost no register or stake
     protocol = None if args.no_chain else open_protocol(args, signs=True)
     stake = int(args.stake * ETHER)
     if protocol is not None:
@@ -137,8 +140,18 @@ def run(args: argparse.Namespace) -> int:
         from efedllm.aids.faults import install_server_aid
 
         extensions = (lambda parts: install_server_aid(parts, fault, progress=progress),)
-    run_server(config, protocol=protocol, stake=stake, progress=progress, extensions=extensions)
+    run_server(config, protocol=protocol, stake=stake, progress=progress, extensions=extensions, sock=sock)
     return 0
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound first: a port in use fails here, before anything is sent on chain."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        why = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc)).lower()
+        raise EfedError(f"cannot listen on {host}:{port}: {why}") from None
 
 
 def run_claim(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from efedllm.chain.enums import Phase
 from efedllm.chain.explain import utc
-from efedllm.chain.protocol import Protocol
+from efedllm.chain.protocol import Protocol, ServerRecord, Status
 from efedllm.cli.common import add_chain_options, ether, fixed, open_protocol, table
 from efedllm.layers import compact_layers
 
@@ -85,9 +85,26 @@ def print_servers(protocol: Protocol) -> None:
             for s in servers
         ]
         print(table(["server", "endpoint", "layers", "status", "stake", "unbonding", "slashed"], rows))
+        for line in shared_endpoints(servers):
+            print(line)
     missing = protocol.missing_layers()
     total = len(protocol.coverage())
     print(
         f"coverage: {total - len(missing)}/{total} layers served"
         + (f"; uncovered: {compact_layers(missing)}" if missing else "")
     )
+
+
+def shared_endpoints(servers: list[ServerRecord]) -> list[str]:
+    """A warning for each endpoint announced by more than one server that is not deactivated: at most one of
+    them answers there, and the others are slashed as unreachable or for its answers."""
+    groups: dict[str, list[ServerRecord]] = {}
+    for s in servers:
+        if s.status in (Status.ACTIVE, Status.INACTIVE):
+            groups.setdefault(s.endpoint.rstrip("/").lower(), []).append(s)
+    return [
+        f"warning: {len(group)} servers share the endpoint {group[0].endpoint}: "
+        + ", ".join(f"{s.address} ({s.status.name.lower()})" for s in group)
+        for group in groups.values()
+        if len(group) > 1
+    ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from efedllm.server.config import ServerConfig
 from efedllm.server.rebalance import Rebalancer
 from efedllm.server.records import TaskStore
 from efedllm.server.rewards import auto_claim
+from efedllm.server.verdicts import Verdicts
 from efedllm.server.work import Committer, EpochTracker, recorder
 
 log = logging.getLogger("efedllm.server")
@@ -108,11 +110,13 @@ def announce(protocol: Protocol, config: ServerConfig, *, stake: int, progress=p
         )
 
 
-async def serve(app: web.Application, config: ServerConfig, *, background=(), progress=print) -> None:
+async def serve(
+    app: web.Application, config: ServerConfig, *, background=(), progress=print, sock: socket.socket | None = None
+) -> None:
     tasks = [asyncio.create_task(job()) for job in background]
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
+    site = web.SockSite(runner, sock) if sock is not None else web.TCPSite(runner, config.host, config.port)
     await site.start()
     progress(f"serving on http://{config.host}:{config.port} (endpoint {config.endpoint})")
     stop = asyncio.Event()
@@ -133,7 +137,9 @@ def run(
     stake: int,
     progress=print,
     extensions: tuple[Callable[[ServerParts], None], ...] = (),
+    sock: socket.socket | None = None,
 ) -> None:
+    """``sock``: the listening socket, already bound (the CLI binds it before touching the chain)."""
     span, speed = load(config, progress=progress)
     if protocol is not None:
         announce(protocol, config, stake=stake, progress=progress)
@@ -152,7 +158,7 @@ def run(
             store=store, roles=openings.VerifierRoles(protocol), chain_id=protocol.w3.eth.chain_id
         )
         parts.committer = committer = Committer(protocol, store)
-        background = [tracker.run, committer.run]
+        background = [tracker.run, committer.run, Verdicts(protocol).run]
         progress(f"recording tasks in {store.path}; {len(committer.pending())} epoch(s) awaiting commitment")
         if config.rebalance:
             rebalancer = Rebalancer(
@@ -169,4 +175,4 @@ def run(
         extend(parts)
     if parts.openings is not None:
         app.router.add_post(routes.OPENINGS, parts.openings)
-    asyncio.run(serve(app, config, background=background, progress=progress))
+    asyncio.run(serve(app, config, background=background, progress=progress, sock=sock))

@@ -54,8 +54,20 @@ def recorder(store: TaskStore, tracker: EpochTracker):
 class Committer:
     def __init__(self, protocol: Protocol, store: TaskStore, *, interval: float = 1.0, max_backoff: float = 30.0):
         self.protocol, self.store, self.interval, self.max_backoff = protocol, store, interval, max_backoff
+        self._idle_said: str | None = None
         self.claim_units = lambda served: served
         """The work units to claim on chain for n served tasks: n (replaceable, e.g. by a test aid, efedllm/aids/)."""
+
+    def idle_reason(self) -> str | None:
+        """Why committing cannot earn anything now (deactivated, or inactive with no stake), said once; or None."""
+        from efedllm.server.verdicts import idle_reason
+
+        me = self.protocol.signer.address
+        reason = idle_reason(self.protocol.server(me))
+        if reason is not None and reason != self._idle_said:
+            log.warning("not committing work: %s is %s", me, reason)
+        self._idle_said = reason
+        return reason
 
     def pending(self) -> list[int]:
         return [e for e in self.store.epochs_with_work() if self.store.commitment(e) is None]
@@ -72,6 +84,8 @@ class Committer:
                 log.error("epoch %d: the commit window closed before %d tasks were committed", epoch, len(records))
                 self.store.save_commitment(epoch, root, len(records), MISSED)
                 continue
+            if self.idle_reason() is not None:
+                continue  # the window may still be open if it stakes again
             units = self.claim_units(len(records))
             receipt = self.protocol.tx.send(
                 self.protocol.ledger.functions.commitWork(epoch, root, units), label="commitWork"

@@ -182,6 +182,13 @@ def test_cheater_caught_slashed_replaced_and_honest_servers_paid(w3, anvil, depl
         assert p.claimed == sum(shares.values()) and size - p.claimed < len(weights)  # all paid but dust
         paid[epoch] = shares
     assert pool.rewardWeight(e1, addr["F"]).call() == 0
+    verdict = f"epoch {e1} verdict: acc 0.0000, S 0.0000 -> slashed; slashed {stake[addr['F']] / 2 / ETHER:.6f} ETH"
+    wait_for(
+        lambda: verdict in net["servers"]["F"].log_tail(10**6),
+        "F to log its verdict",
+        timeout=30,
+        processes=[net["servers"]["F"]],
+    )  # the server itself says what happened to its stake
     for s in protocol.servers():
         if s.address != addr["F"]:
             assert s.status == Status.ACTIVE and s.times_slashed == 0
