@@ -39,18 +39,8 @@ from efedllm.chain.deploy import deploy
 from efedllm.chain.params import ETHER, ONE, ProtocolParams
 from efedllm.chain.transactions import ErrorDecoder, Transactor
 
-PARAMS = ProtocolParams(
-    num_layers=30,
-    epoch_length=100,
-    commit_work_window=20,
-    commit_scores_window=20,
-    reveal_window=20,
-    finalize_window=20,
-    unbonding_period=400,
-    min_stake=ETHER,
-    theta=ONE // 2,
-    min_verifiers=2,
-)
+# the contract and browser tests' preset (tests/support/params.py)
+PARAMS = ProtocolParams(epoch_length=100, commit_scores_window=20, unbonding_period=400, min_verifiers=2)
 SLASH_EVERY = 40  # one bad server is slashed every SLASH_EVERY epochs
 CLAIM_EVERY = 10
 GAS = {
