@@ -22,7 +22,6 @@ import contextlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,19 +37,10 @@ from efedllm.chain.connection import Signer, connect
 from efedllm.chain.deploy import deploy
 from efedllm.chain.params import ETHER, ONE, ProtocolParams
 from efedllm.chain.transactions import ErrorDecoder, Transactor
+from efedllm.localnet import DashboardProcess
 
-PARAMS = ProtocolParams(
-    num_layers=30,
-    epoch_length=100,
-    commit_work_window=20,
-    commit_scores_window=20,
-    reveal_window=20,
-    finalize_window=20,
-    unbonding_period=400,
-    min_stake=ETHER,
-    theta=ONE // 2,
-    min_verifiers=2,
-)
+# the contract and browser tests' preset (tests/support/params.py)
+PARAMS = ProtocolParams(epoch_length=100, commit_scores_window=20, unbonding_period=400, min_verifiers=2)
 SLASH_EVERY = 40  # one bad server is slashed every SLASH_EVERY epochs
 CLAIM_EVERY = 10
 GAS = {
@@ -288,28 +278,6 @@ def generate(anvil_url: str, w3, n_servers: int, n_epochs: int, out_dir: Path):
     return deployment, path, gen
 
 
-def start_dashboard(rpc_url: str, deployment_path: Path, port: int) -> subprocess.Popen:
-    cmd = [
-        sys.executable,
-        "-m",
-        "efedllm.cli.main",
-        "dashboard",
-        "--rpc-url",
-        rpc_url,
-        "--deployment",
-        str(deployment_path),
-        "--port",
-        str(port),
-    ]
-    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    said = []
-    while not (said and "dashboard at" in said[-1]):  # a build line may come first
-        said.append(process.stdout.readline())
-        if not said[-1]:
-            raise RuntimeError(f"dashboard did not start: {''.join(said)}")
-    return process
-
-
 def measure(url: str, w3, server: str, registry: str, *, runs: int, updates: int, direct_rpc: str) -> dict:
     from playwright.sync_api import sync_playwright
 
@@ -419,8 +387,11 @@ def main(argv: list[str] | None = None) -> int:
         gen_s = time.monotonic() - started
         blocks = w3.eth.block_number
         port = free_port()
-        dashboard = start_dashboard(anvil.url, path, port)
+        dashboard = DashboardProcess(
+            port, ["--rpc-url", anvil.url, "--deployment", str(path)], log_path=Path(tmp) / "dashboard.log"
+        )
         try:
+            dashboard.start().wait_ready(120)
             r = measure(
                 f"http://127.0.0.1:{port}/",
                 w3,
@@ -436,10 +407,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"serving the dashboard at http://127.0.0.1:{port}/ (chain {anvil.url}); Ctrl-C to stop", flush=True
                 )
                 with contextlib.suppress(KeyboardInterrupt):
-                    dashboard.wait()
+                    dashboard.process.wait()
         finally:
-            dashboard.terminate()
-            dashboard.wait(timeout=10)
+            dashboard.stop()
 
     return 0
 

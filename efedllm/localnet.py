@@ -206,7 +206,6 @@ WALKED_PARAMS = ProtocolParams(
     reveal_window=900,
     finalize_window=900,
     unbonding_period=20_000,
-    min_verifiers=1,
 )
 """Parameters for a network driven by ``Walker``: the windows tile an epoch (epoch e's four windows run during
 epoch e+1's work phase), and chain time keeps flowing between warps, so every window is far longer than what a

@@ -44,54 +44,35 @@ class Parameter:
         return show_value(value, self.unit)
 
 
+def _parameter(name: str, contract: str, unit: str, help: str) -> Parameter:
+    """The parameter typed as ``name`` (``min-stake``): its getter is the same name in camelCase (``minStake``),
+    its setter ``set`` and the getter (``setMinStake``), as every bounded setter of the contracts is named."""
+    first, *rest = name.split("-")
+    onchain = first + "".join(word.capitalize() for word in rest)
+    setter = "set" + onchain[0].upper() + onchain[1:]
+    return Parameter(name=name, onchain=onchain, contract=contract, setter=setter, unit=unit, help=help)
+
+
 PARAMETERS = (
-    Parameter(
-        name="min-stake",
-        onchain="minStake",
-        contract="ServerRegistry",
-        setter="setMinStake",
-        unit=ETH,
-        help="least bonded stake of an active server",
+    _parameter("min-stake", "ServerRegistry", ETH, "least bonded stake of an active server"),
+    _parameter(
+        "unbonding-period",
+        "ServerRegistry",
+        SECONDS,
+        "how long unstaked ether stays slashable; more than an epoch plus its windows",
     ),
-    Parameter(
-        name="unbonding-period",
-        onchain="unbondingPeriod",
-        contract="ServerRegistry",
-        setter="setUnbondingPeriod",
-        unit=SECONDS,
-        help="how long unstaked ether stays slashable; more than an epoch plus its windows",
+    _parameter(
+        "slash-fraction",
+        "ServerRegistry",
+        FRACTION,
+        "share of bonded plus unbonding stake slashed on deactivation, 0 to 1",
     ),
-    Parameter(
-        name="slash-fraction",
-        onchain="slashFraction",
-        contract="ServerRegistry",
-        setter="setSlashFraction",
-        unit=FRACTION,
-        help="share of bonded plus unbonding stake slashed on deactivation, 0 to 1",
+    _parameter(
+        "theta", "TrustScoring", FRACTION, "θ: least trust score S_i that keeps a server active and paid, 0 to 1"
     ),
-    Parameter(
-        name="theta",
-        onchain="theta",
-        contract="TrustScoring",
-        setter="setTheta",
-        unit=FRACTION,
-        help="θ: least trust score S_i that keeps a server active and paid, 0 to 1",
-    ),
-    Parameter(
-        name="min-verifiers",
-        onchain="minVerifiers",
-        contract="TrustScoring",
-        setter="setMinVerifiers",
-        unit=COUNT,
-        help="revealed accuracies needed to score a server in an epoch",
-    ),
-    Parameter(
-        name="immunity-epochs",
-        onchain="immunityEpochs",
-        contract="TrustScoring",
-        setter="setImmunityEpochs",
-        unit=COUNT,
-        help="epochs after registering in which a low score is not slashed",
+    _parameter("min-verifiers", "TrustScoring", COUNT, "revealed accuracies needed to score a server in an epoch"),
+    _parameter(
+        "immunity-epochs", "TrustScoring", COUNT, "epochs after registering in which a low score is not slashed"
     ),
 )
 """Every bounded setter of the contracts except ``ServerRegistry.setWeight`` (per server: ``admin set-weight``)."""

@@ -9,6 +9,7 @@ command with one line naming the contract's error and what it means, and leaves 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from web3.logs import DISCARD
 
@@ -16,12 +17,8 @@ from efedllm.chain import governance
 from efedllm.chain.governance import PARAMETERS, WEIGHT_SETTER
 from efedllm.chain.plan import VERIFIER_ROLE_HOLDER
 from efedllm.chain.protocol import Protocol
-from efedllm.cli.common import add_chain_options, ether, open_protocol, table
+from efedllm.cli.common import add_chain_options, ether, open_protocol, say, table
 from efedllm.errors import EfedError
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
 
 
 def register(subparsers) -> None:
@@ -110,9 +107,8 @@ def run_set(args: argparse.Namespace) -> int:
     value = param.parse(args.value)
     protocol = open_protocol(args, signs=True)
     contract = protocol.contract(param.contract)
-    old = getattr(contract.functions, param.onchain)().call()
-    send(protocol, [(getattr(contract.functions, param.setter)(value), param.setter)])
-    new = getattr(contract.functions, param.onchain)().call()
+    read = getattr(contract.functions, param.onchain)().call
+    old, new = changed(protocol, read, getattr(contract.functions, param.setter)(value), param.setter)
     say(f"{param.name}: {param.show(old)} -> {param.show(new)} ({param.contract}.{param.setter})")
     return 0
 
@@ -125,13 +121,10 @@ def run_set_weight(args: argparse.Namespace) -> int:
     protocol = open_protocol(args, signs=True)
     contract_name, setter = WEIGHT_SETTER
     contract = protocol.contract(contract_name)
-    old = protocol.server(server).weight
-    send(protocol, [(getattr(contract.functions, setter)(server, weight), setter)])
-    new = protocol.server(server).weight
-    say(
-        f"weight of {server}: {governance.show_value(old, governance.FRACTION)} -> "
-        f"{governance.show_value(new, governance.FRACTION)}"
-    )
+    read = lambda: protocol.server(server).weight  # noqa: E731 (the registry's record, as `server status` reads it)
+    old, new = changed(protocol, read, getattr(contract.functions, setter)(server, weight), setter)
+    old_text, new_text = (governance.show_value(w, governance.FRACTION) for w in (old, new))
+    say(f"weight of {server}: {old_text} -> {new_text}")
     return 0
 
 
@@ -190,6 +183,13 @@ def send(protocol: Protocol, calls: list) -> list:
     for call, label in calls:
         protocol.tx.simulate(call, label=label)
     return [protocol.tx.send(call, label=label) for call, label in calls]
+
+
+def changed(protocol: Protocol, read: Callable[[], int], call, label: str) -> tuple[int, int]:
+    """The value ``read`` returns before and after sending ``call`` (simulated first, as by ``send``)."""
+    old = read()
+    send(protocol, [(call, label)])
+    return old, read()
 
 
 def _contracts(protocol: Protocol, wanted: list[str] | None) -> list[str]:

@@ -108,6 +108,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+def say(message: str) -> None:
+    """A line of a command's report, flushed at once (the report interleaves with logs and child processes)."""
+    print(message, flush=True)
+
+
 def fixed(value: int, digits: int = 4) -> str:
     """An 18-decimal fixed-point value as a decimal string."""
     return f"{value / ONE:.{digits}f}"

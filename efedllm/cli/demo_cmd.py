@@ -19,13 +19,9 @@ from efedllm.chain.node import NODE_KINDS, LocalNode, NodeConfig
 from efedllm.chain.params import ONE
 from efedllm.chain.protocol import Protocol
 from efedllm.chain.transactions import ErrorDecoder, Transactor
-from efedllm.cli.common import ether, table
+from efedllm.cli.common import ether, say, table
 
 NODE_NAMES = {"anvil": "Anvil", "ganache": "Ganache"}
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
 
 
 def register(subparsers) -> None:

@@ -15,12 +15,8 @@ from web3 import Web3
 from efedllm.chain.explain import utc
 from efedllm.chain.params import ETHER, ONE
 from efedllm.chain.protocol import Outcome, Protocol, ServerRecord, Status
-from efedllm.cli.common import add_chain_options, ether, open_protocol
+from efedllm.cli.common import add_chain_options, ether, open_protocol, say
 from efedllm.errors import EfedError
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
 
 
 def register(commands) -> None:
@@ -93,8 +89,7 @@ def run_status(args: argparse.Namespace) -> int:
 def run_stake(args: argparse.Namespace) -> int:
     protocol = open_protocol(args, signs=True)
     amount = wei(args.amount)
-    protocol.tx.send(protocol.registry.functions.addStake(), value=amount, label="addStake")
-    record = server_record(protocol, protocol.signer.address)
+    record = _send(protocol, protocol.registry.functions.addStake(), "addStake", value=amount)
     say(
         f"added {ether(amount)}: {protocol.signer.address} now has {ether(record.stake)} bonded, "
         f"status {record.status.name.lower()}"
@@ -104,9 +99,7 @@ def run_stake(args: argparse.Namespace) -> int:
 
 def run_unstake(args: argparse.Namespace) -> int:
     protocol = open_protocol(args, signs=True)
-    amount = wei(args.amount)
-    protocol.tx.send(protocol.registry.functions.requestUnstake(amount), label="requestUnstake")
-    record = server_record(protocol, protocol.signer.address)
+    record = _send(protocol, protocol.registry.functions.requestUnstake(wei(args.amount)), "requestUnstake")
     say(
         f"unbonding {ether(record.unbonding)} (slashable until it unlocks at {utc(record.unlock_time)}; then run "
         f"`efedllm server withdraw`); {ether(record.stake)} still bonded, status {record.status.name.lower()}"
@@ -120,6 +113,12 @@ def run_withdraw(args: argparse.Namespace) -> int:
     protocol.tx.send(protocol.registry.functions.withdraw(), label="withdraw")
     say(f"withdrew {ether(amount)} to {protocol.signer.address}")
     return 0
+
+
+def _send(protocol: Protocol, call, label: str, *, value: int = 0) -> ServerRecord:
+    """Send the signer's ``call`` (simulated first); its server record as the call left it."""
+    protocol.tx.send(call, value=value, label=label)
+    return server_record(protocol, protocol.signer.address)
 
 
 def check_registration(protocol: Protocol, *, endpoint: str, first: int, count: int, stake: int) -> None:

@@ -67,13 +67,7 @@ class ServerClient:
 
     def info(self, *, timeout: float = INFO_TIMEOUT_S) -> ServerInfo:
         """``GET /info``; MessageError when the answer is not a ServerInfo."""
-        try:
-            response = self.http.get(self.url(routes.INFO), timeout=timeout)
-        except requests.RequestException as exc:
-            raise ServerFailure(
-                self.endpoint, f"no /info: {exc.__class__.__name__}", cause=exc.__class__.__name__
-            ) from None
-        self.check(response)
+        response = self.send("get", routes.INFO, failing="no /info", timeout=timeout)
         try:
             body = response.json()
         except ValueError:
@@ -81,15 +75,13 @@ class ServerClient:
         return ServerInfo.from_json(body)
 
     def open_session(self, start: int, end: int) -> SessionOpened:
-        try:
-            response = self.http.post(
-                self.url(routes.SESSIONS), json=OpenSession(start=start, end=end).to_json(), timeout=self.timeout
-            )
-        except requests.RequestException as exc:
-            raise ServerFailure(
-                self.endpoint, f"cannot open a session: {exc.__class__.__name__}", cause=exc.__class__.__name__
-            ) from None
-        self.check(response)
+        response = self.send(
+            "post",
+            routes.SESSIONS,
+            failing="cannot open a session",
+            json=OpenSession(start=start, end=end).to_json(),
+            timeout=self.timeout,
+        )
         try:
             return SessionOpened.from_json(response.json())
         except ValueError as exc:  # MessageError, or not JSON at all
@@ -99,16 +91,13 @@ class ServerClient:
 
     def forward(self, session: str, hidden: torch.Tensor, *, max_tokens: int = 1 << 30) -> torch.Tensor:
         """The server's output for ``hidden``; wire.WireError when its answer does not decode."""
-        try:
-            response = self.http.post(
-                self.url(routes.forward(session)),
-                data=wire.encode(hidden),
-                headers={"Content-Type": wire.CONTENT_TYPE},
-                timeout=self.timeout,
-            )
-        except requests.RequestException as exc:
-            raise ServerFailure(self.endpoint, exc.__class__.__name__, cause=exc.__class__.__name__) from None
-        self.check(response)
+        response = self.send(
+            "post",
+            routes.forward(session),
+            data=wire.encode(hidden),
+            headers={"Content-Type": wire.CONTENT_TYPE},
+            timeout=self.timeout,
+        )
         return wire.decode(response.content, hidden_size=hidden.shape[-1], dtype=hidden.dtype, max_tokens=max_tokens)
 
     def close(self, session: str, *, timeout: float = CLOSE_TIMEOUT_S) -> bool:
@@ -117,6 +106,17 @@ class ServerClient:
             return self.http.delete(self.url(routes.session(session)), timeout=timeout).ok
         except requests.RequestException:
             return False
+
+    def send(self, method: str, path: str, *, failing: str = "", **kwargs) -> requests.Response:
+        """The answer of ``self.http.METHOD(url of path, **kwargs)``, checked (``check``); ServerFailure
+        ``FAILING: ERROR`` (or the transport error's class name alone) when no answer came."""
+        try:
+            response = getattr(self.http, method)(self.url(path), **kwargs)
+        except requests.RequestException as exc:
+            name = exc.__class__.__name__
+            raise ServerFailure(self.endpoint, f"{failing}: {name}" if failing else name, cause=name) from None
+        self.check(response)
+        return response
 
     def check(self, response: requests.Response) -> None:
         """Nothing for a 2xx; else ServerFailure (retryable status) or ServerRefused."""

@@ -15,24 +15,12 @@ from efedllm.chain.compile import compile_contracts
 from efedllm.chain.connection import Signer
 from efedllm.chain.deploy import deploy
 from efedllm.chain.deployment import Deployment
-from efedllm.chain.params import ETHER, ONE, ProtocolParams
+from efedllm.chain.params import ETHER, ONE
 from efedllm.chain.protocol import Phase, Protocol
 from efedllm.chain.transactions import ErrorDecoder, Transactor
+from tests.support.params import TEST_PARAMS
 
-PARAMS = ProtocolParams(
-    num_layers=30,
-    epoch_length=100,
-    commit_work_window=20,
-    commit_scores_window=20,
-    reveal_window=20,
-    finalize_window=20,
-    unbonding_period=400,
-    min_stake=ETHER,
-    slash_fraction=ONE // 2,
-    theta=ONE // 2,
-    min_verifiers=2,
-    immunity_epochs=0,
-)
+PARAMS = TEST_PARAMS
 
 # account index -> (endpoint, first layer, layer count, stake in ETH, weight w_i)
 SERVERS = {

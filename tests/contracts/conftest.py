@@ -27,8 +27,10 @@ from brownie.exceptions import VirtualMachineError
 from eth_abi import encode as abi_encode
 
 from efedllm.chain import enums, plan
-from efedllm.chain.params import ETHER, ONE, ProtocolParams
+from efedllm.chain.params import ETHER as ETHER  # the test modules import it from here
+from efedllm.chain.params import ONE, ProtocolParams
 from efedllm.chain.transactions import ErrorDecoder
+from tests.support.params import TEST_PARAMS
 
 # ------------------------------------------------------------------------------------------------ brownie workarounds
 
@@ -81,21 +83,6 @@ def state_machine():
 # ------------------------------------------------------------------------------------------------ constants and helpers
 
 ZERO_BYTES32 = "0x" + "00" * 32
-
-TEST_PARAMS = ProtocolParams(
-    num_layers=30,
-    epoch_length=100,
-    commit_work_window=20,
-    commit_scores_window=20,
-    reveal_window=20,
-    finalize_window=20,
-    unbonding_period=400,
-    min_stake=ETHER,
-    slash_fraction=ONE // 2,
-    theta=ONE // 2,
-    min_verifiers=2,
-    immunity_epochs=0,
-)
 
 
 def _plain(enum: type) -> type:

@@ -11,8 +11,6 @@ import json
 import re
 import signal
 import stat
-import subprocess
-import threading
 
 import pytest
 from eth_account import Account
@@ -25,6 +23,7 @@ from efedllm.chain.connection import Signer, load_signer, message_signer
 from efedllm.chain.governance import PARAMETERS, WEIGHT_SETTER
 from efedllm.chain.params import ETHER, ONE
 from efedllm.chain.protocol import Phase, Protocol
+from tests.support.processes import watched
 
 GOVERNOR, STRANGER, FUNDER, CANDIDATE, SERVER = 0, 4, 5, 6, 3
 
@@ -298,15 +297,7 @@ def test_account_new_list_and_sign_with_it(anvil, w3, env, chain, tmp_path, monk
 
 def test_chain_up_lists_the_dev_accounts(tmp_path):
     port = free_port()
-    proc = subprocess.Popen(
-        [EFEDLLM, "chain", "up", "--port", str(port), "--accounts", "3"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    watchdog = threading.Timer(120, proc.kill)
-    watchdog.start()
-    try:
+    with watched([EFEDLLM, "chain", "up", "--port", str(port), "--accounts", "3"], timeout=120) as proc:
         shown = []
         for line in proc.stdout:
             shown.append(line)
@@ -314,9 +305,6 @@ def test_chain_up_lists_the_dev_accounts(tmp_path):
                 break
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
-    finally:
-        watchdog.cancel()
-        proc.kill()
     text = "".join(shown)
     assert "3 unlocked dev accounts" in text
     assert "(0) 0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266  10,000.000000 ETH" in text

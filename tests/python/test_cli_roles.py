@@ -11,8 +11,6 @@ import argparse
 import json
 import logging
 import signal
-import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from efedllm.cli.config import _walk
 from efedllm.cli.config import apply as apply_config
 from efedllm.cli.main import build_parser
 from efedllm.localnet import ServerProcess
+from tests.support.processes import watched
 
 ENDPOINT = "http://127.0.0.1:9"
 
@@ -251,16 +250,8 @@ def test_chat_keeps_the_conversation_and_ends_on_ctrl_c(whole_model_server):
     """Two turns through a server, the second answered with the first in context (checked against the full model
     run locally on the same messages), then Ctrl-C: exit code 0, no traceback."""
     questions = ["Name a colour.", "And another one?"]
-    proc = subprocess.Popen(
-        [EFEDLLM, "generate", "--chat", "--servers", whole_model_server.url, "--max-new-tokens", "8"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    watchdog = threading.Timer(300, proc.kill)
-    watchdog.start()
-    try:
+    args = [EFEDLLM, "generate", "--chat", "--servers", whole_model_server.url, "--max-new-tokens", "8"]
+    with watched(args, timeout=300, stdin=True) as proc:
         proc.stdin.write("".join(q + "\n" for q in questions))
         proc.stdin.flush()
         shown = ""
@@ -270,9 +261,6 @@ def test_chat_keeps_the_conversation_and_ends_on_ctrl_c(whole_model_server):
             shown += char
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
-    finally:
-        watchdog.cancel()
-        proc.kill()
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     answers = [a.strip() for a in shown.removeprefix("> ").split("\n> ")[:2]]
