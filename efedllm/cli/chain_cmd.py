@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+from urllib.parse import urlsplit
 
 from efedllm.chain.node import DEV_BLOCK_TIME, NODE_KINDS, LocalNode, NodeConfig
 from efedllm.cli.common import StopSignal
@@ -25,13 +27,23 @@ def register(subparsers) -> None:
         up,
         NodeConfig,
         skip=("kind", "chain_id", "balance_ether", "gas_limit"),
-        defaults={"block_time": DEV_BLOCK_TIME},
+        defaults={"block_time": DEV_BLOCK_TIME, "port": env_port()},
         help={
+            "port": "RPC port; 0 picks a free port (the port of $EFEDLLM_RPC_URL when it names this machine, "
+            "so the node listens where every other command looks)",
             "block_time": "seconds between blocks, so that the chain's clock (epochs and their windows) moves while "
-            "nobody sends a transaction; 0: a block per transaction only, the clock stands still"
+            "nobody sends a transaction; 0: a block per transaction only, the clock stands still",
         },
     )
     up.set_defaults(run=run_up)
+
+
+def env_port() -> int:
+    """The port of ``$EFEDLLM_RPC_URL`` when it names this machine, else the node's default."""
+    url = urlsplit(os.environ.get("EFEDLLM_RPC_URL", ""))
+    if url.hostname in ("127.0.0.1", "localhost") and url.port:
+        return url.port
+    return NodeConfig.port
 
 
 def run_up(args: argparse.Namespace) -> int:

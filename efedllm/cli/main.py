@@ -31,6 +31,7 @@ from efedllm.cli import (
     server_cmd,
     status_cmd,
     verifier_cmd,
+    wait_cmd,
     weights_cmd,
 )
 from efedllm.errors import EfedError
@@ -49,6 +50,7 @@ SUBCOMMANDS = (
     fund_cmd,
     admin_cmd,
     account_cmd,
+    wait_cmd,
 )
 
 
