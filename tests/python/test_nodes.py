@@ -79,7 +79,10 @@ def test_chain_up_ganache_deploys_moves_time_and_survives_a_restart(tmp_path):
 
 def test_a_pre_shanghai_node_is_refused_before_deploying(tmp_path):
     with LocalNode(NodeConfig(kind="ganache", port=0, accounts=2, hardfork="london")) as node:
-        result = run("deploy", "--rpc-url", node.url, env={"EFEDLLM_DEPLOYMENTS": str(tmp_path)})
+        verifier = "0x" + "11" * 20
+        result = run(
+            "deploy", "--rpc-url", node.url, "--verifier", verifier, env={"EFEDLLM_DEPLOYMENTS": str(tmp_path)}
+        )
         assert result.returncode != 0
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
