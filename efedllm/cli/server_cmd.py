@@ -142,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_claim(args: argparse.Namespace) -> int:
+    from efedllm.chain import explain
     from efedllm.server.rewards import claim
 
     protocol = open_protocol(args, signs=True)
@@ -155,5 +156,5 @@ def run_claim(args: argparse.Namespace) -> int:
     if not claimed:
         say(f"nothing to claim for {protocol.signer.address}")
         return 0
-    say(f"claimed {ether(amount)} for epochs {', '.join(map(str, claimed))} to {protocol.signer.address}")
+    say(f"claimed {ether(amount)} for {explain.epochs(claimed)} to {protocol.signer.address}")
     return 0

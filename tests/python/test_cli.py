@@ -46,6 +46,12 @@ def test_no_chain_reachable(deployments):
     assert_one_line_error(run("deploy", "--rpc-url", url, env=deployments), "no chain reachable")
 
 
+def test_rpc_url_without_a_scheme(deployments):
+    result = run("status", "--rpc-url", "127.0.0.1:8545", env=deployments)
+    assert_one_line_error(result, "needs a scheme: http://127.0.0.1:8545")
+    assert "chain up" not in result.stderr
+
+
 def test_no_deployment_file(anvil, deployments):
     assert_one_line_error(run("status", "--rpc-url", anvil.url, env=deployments), "no deployment file")
 

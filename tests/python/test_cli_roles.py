@@ -22,7 +22,7 @@ from test_cli import EFEDLLM, assert_one_line_error, run
 
 from efedllm.chain.anvil import free_port, warp_to
 from efedllm.chain.connection import Signer
-from efedllm.chain.explain import utc
+from efedllm.chain.explain import epochs, utc
 from efedllm.chain.params import ETHER
 from efedllm.chain.protocol import Protocol, Status
 from efedllm.cli.common import setup_logging
@@ -132,6 +132,11 @@ def test_claim_with_nothing_to_claim(anvil, env, server):
     result = cli(anvil, env, "server", "claim")
     assert result.returncode == 0, result.stderr
     assert f"nothing to claim for {server.signer.address}" in result.stdout
+
+
+def test_epoch_lists_read_as_english():
+    """Claims and pending rewards say "epoch 3" for one epoch (not "epochs 3")."""
+    assert (epochs([3]), epochs([3, 4])) == ("epoch 3", "epochs 3, 4")
 
 
 def test_unregistered_account(anvil, w3, env, deployment):
