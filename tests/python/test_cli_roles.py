@@ -290,6 +290,15 @@ def test_chat_keeps_the_conversation_and_ends_on_ctrl_c(whole_model_server):
     assert [answers[0], answers[1]] == local_greedy([messages[:1], messages], steps=8)
 
 
+def test_an_answer_cut_at_the_token_limit_says_so(whole_model_server):
+    """Issue 17: an answer stopped by --max-new-tokens (not by the model) ended with no notice."""
+    cmd = [EFEDLLM, "generate", "--servers", whole_model_server.url, "--max-new-tokens", "3"]
+    result = subprocess.run([*cmd, "Count from one to twenty."], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
+    assert "(stopped at the 3-token limit; --max-new-tokens raises it)" in result.stderr
+
+
 def local_greedy(conversations: list[list[dict]], *, steps: int) -> list[str]:
     """The model's greedy answer to each conversation, computed in this process with transformers."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
