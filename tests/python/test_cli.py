@@ -109,6 +109,16 @@ def test_deploy_then_status_with_a_keystore(anvil, deployments, tmp_path):
     assert account.address in status.stdout
 
 
+def test_deploy_takes_the_min_stake_in_eth(anvil, deployments):
+    """Issue 17: `--stake` was in ETH but `deploy --min-stake` in wei; the file and the chain keep wei."""
+    refused = run("deploy", "--rpc-url", anvil.url, "--min-stake", "lots", env=deployments)
+    assert refused.returncode != 0 and "--min-stake: invalid ETH value: 'lots'" in refused.stderr
+    deployed = run("deploy", "--rpc-url", anvil.url, "--min-stake", "0.5", env=deployments)
+    assert deployed.returncode == 0, deployed.stderr
+    path = Path(deployments["EFEDLLM_DEPLOYMENTS"]) / f"{connect(anvil.url).eth.chain_id}.json"
+    assert json.loads(path.read_text())["params"]["min_stake"] == 5 * 10**17
+
+
 def test_chain_up_serves_rpc_and_stops_on_ctrl_c():
     port = free_port()
     proc = subprocess.Popen([EFEDLLM, "chain", "up", "--port", str(port)], stdout=subprocess.PIPE, text=True)
