@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from efedllm.chain import explain
 from efedllm.chain.connection import Signer
 from efedllm.chain.params import ETHER, ONE
 from efedllm.chain.protocol import Phase, Protocol, Status
@@ -192,7 +193,7 @@ class Demo:
             epochs, amount = claim(signer)
             if epochs:
                 self.report["claims"].append({"server": role.name, "epochs": epochs, "amount": amount, "how": "claim"})
-                self.log(f"server {role.name} claimed {amount / ETHER:.4f} ETH for epochs {epochs}")
+                self.log(f"server {role.name} claimed {amount / ETHER:.4f} ETH for {explain.epochs(epochs)}")
         self._wait_auto_claims((e1, e2))
         self.report["elapsed_s"] = round(time.monotonic() - self.started, 1)
         return self.report
@@ -213,7 +214,7 @@ class Demo:
             if owed:
                 amount = sum(pool.shareOf(e, me).call() for e in owed)
                 self.report["claims"].append({"server": role.name, "epochs": owed, "amount": amount, "how": "auto"})
-                self.log(f"server {role.name} claimed {amount / ETHER:.4f} ETH for epochs {owed} on its own")
+                self.log(f"server {role.name} claimed {amount / ETHER:.4f} ETH for {explain.epochs(owed)} on its own")
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.report, indent=1, default=str))

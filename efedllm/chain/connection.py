@@ -29,6 +29,8 @@ DEFAULT_RPC_URL = "http://127.0.0.1:8545"
 
 def connect(rpc_url: str, *, timeout: float = 10.0) -> Web3:
     """A Web3 connected to ``rpc_url``; raises EfedError when nothing answers there."""
+    if not rpc_url.lower().startswith(("http://", "https://")):
+        raise EfedError(f"the RPC URL {rpc_url} needs a scheme: http://{rpc_url.split('://')[-1]}")
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
     try:
         _ = w3.eth.chain_id  # the first request: fails here when nothing answers

@@ -36,6 +36,12 @@ def ether(wei: int) -> str:
     return f"{wei / 10**18:,.6f} ETH"
 
 
+def epochs(numbers) -> str:
+    """``[3]`` -> "epoch 3", ``[3, 4]`` -> "epochs 3, 4": the words before a list of epochs."""
+    numbers = list(numbers)
+    return f"epoch{'s' if len(numbers) != 1 else ''} {', '.join(map(str, numbers))}"
+
+
 def _phase(value: int) -> str:
     return Phase(value).name.lower().replace("_", "-")
 

@@ -1,17 +1,30 @@
 """Protocol parameters: the one place their defaults and units are written down.
 
 Fractions are 18-decimal fixed point, as on chain (``ONE`` = 1.0); times are seconds; stakes are wei. The field
-docstrings are also the help of ``efedllm deploy``'s flags (cli/flags.py).
+docstrings are also the help of ``efedllm deploy``'s flags (cli/flags.py); the stake flag takes ETH, as every
+other stake amount on the command line does (``metadata["parse"]`` turns it into wei).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
+from decimal import Decimal, InvalidOperation
 
 from efedllm.errors import InvalidParameter
 
 ONE = 10**18
 ETHER = 10**18
+
+
+def wei_from_ether(text: str) -> int:
+    """An amount typed in ETH ("1", "0.5") as wei; ValueError for anything else (negative, past 18 decimals)."""
+    try:
+        wei = Decimal(text.strip()) * ETHER
+    except InvalidOperation:
+        raise ValueError(f"not a number of ETH: {text!r}") from None
+    if not wei.is_finite() or wei < 0 or wei != wei.to_integral_value():
+        raise ValueError(f"not a non-negative amount of ETH with at most 18 decimals: {text!r}")
+    return int(wei)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,8 +49,17 @@ class ProtocolParams:
     """Seconds after that to finalize the epoch's scores."""
     genesis: int = 0
     """Unix time epoch 0 starts; 0: the deployment block."""
-    min_stake: int = 1 * ETHER
-    """Least bonded stake of an active server, in wei."""
+    min_stake: int = field(
+        default=1 * ETHER,
+        metadata={
+            "parse": wei_from_ether,
+            "metavar": "ETH",
+            "help": "least bonded stake of an active server, in ETH as `--stake` and `admin set min-stake` take it "
+            "(0.5 is half an ether; the deployment file keeps wei)",
+            "default_help": "1 ETH",
+        },
+    )
+    """Least bonded stake of an active server, in wei (typed in ETH on the command line)."""
     unbonding_period: int = 300
     """Seconds unstaked ether stays slashable before it can be withdrawn.
 

@@ -13,6 +13,7 @@ import signal
 
 from aiohttp import web
 
+from efedllm.chain.connection import connect
 from efedllm.chain.deployment import deployments_dir
 from efedllm.cli.common import add_chain_options
 from efedllm.dashboard.app import DashboardConfig, create_app
@@ -55,6 +56,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def deployment_source(config: DashboardConfig) -> str:
+    """The deployment file the page will get, for the start-up line: the one given, or the one named by the
+    chain's id (looked up again on each page load, so a chain started later is still found)."""
+    if config.deployment is not None:
+        return str(config.deployment)
+    try:
+        chain_id = connect(config.rpc_url, timeout=3).eth.chain_id
+    except EfedError:
+        return f"from {config.deployments_dir} by chain id, once the chain at {config.rpc_url} answers"
+    return str(config.deployments_dir / f"{chain_id}.json")
+
+
 async def serve(config: DashboardConfig, *, host: str, port: int) -> None:
     runner = web.AppRunner(create_app(config), access_log=None)
     await runner.setup()
@@ -64,7 +77,7 @@ async def serve(config: DashboardConfig, *, host: str, port: int) -> None:
         await runner.cleanup()
         raise EfedError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from None
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
-    source = config.deployment or f"{config.deployments_dir}/<chain id>.json"
+    source = deployment_source(config)
     print(
         f"dashboard at http://{shown}:{port}/ reading {config.rpc_url} (read-only calls relayed via /rpc), "
         f"deployment {source}; Ctrl-C to stop",

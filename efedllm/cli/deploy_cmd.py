@@ -34,7 +34,7 @@ def register(subparsers) -> None:
         help="grant VERIFIER_ROLE to ADDRESS (repeatable; default: no verifiers)",
     )
     group = parser.add_argument_group(
-        "protocol parameters (fractions in 18-decimal fixed point, times in s, stake in wei)"
+        "protocol parameters (fractions in 18-decimal fixed point, times in s, stake in ETH)"
     )
     add_dataclass_options(group, ProtocolParams)
     parser.set_defaults(run=run)

@@ -11,7 +11,9 @@ Each field becomes ``--kebab-name`` with
   ``ast``; first paragraph), with "(default: ...)" appended; ``metadata["default_help"]`` replaces the shown
   default, e.g. what None means ("cuda when present, else cpu"); it is argparse text, so it may use %(default)s
   (docstrings are plain text: their % is escaped);
-- ``metadata["metavar"]``.
+- ``metadata["metavar"]``;
+- its type: ``metadata["parse"]`` (text -> value, ValueError when invalid) when the flag is typed in another unit
+  than the field holds (an ETH amount for wei); the default stays the field's value.
 """
 
 from __future__ import annotations
@@ -64,7 +66,10 @@ def add_dataclass_options(
                 options.update(nargs="+", default=list(default))
                 shown = " ".join(map(str, default))
             literal = typing.get_args(kind) if typing.get_origin(kind) is Literal else None
-            options["type"] = type(literal[0]) if literal else kind
+            parse = f.metadata.get("parse")
+            options["type"] = (
+                _named(parse, f.metadata.get("metavar")) if parse else type(literal[0]) if literal else kind
+            )
             picks = (choices or {}).get(f.name) or f.metadata.get("choices") or literal
             if picks:
                 options["choices"] = picks
@@ -113,6 +118,16 @@ def _default(f):
     if f.default_factory is not MISSING:
         return f.default_factory()
     return None
+
+
+def _named(parse, name: str | None):
+    """``parse`` under the name argparse shows when it refuses a value ("invalid ETH value: 'x'")."""
+
+    def convert(text: str):
+        return parse(text)
+
+    convert.__name__ = name or parse.__name__
+    return convert
 
 
 def _unwrap(hint):

@@ -88,6 +88,9 @@ def answer(model, args: argparse.Namespace, *, prompt: str | None = None, messag
         on_token=printer,
     )
     print(flush=True)
+    if model.last_hit_limit:
+        limit = args.max_new_tokens
+        print(f"(stopped at the {limit}-token limit; --max-new-tokens raises it)", file=sys.stderr, flush=True)
     if args.show_route:
         for hop in model.last_route:
             print(f"  layers {hop.start}:{hop.end} on {hop.peer.endpoint}", file=sys.stderr)

@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 
 from web3 import Web3
 
+from efedllm.chain import explain
 from efedllm.chain.explain import utc
 from efedllm.chain.params import ETHER, ONE
 from efedllm.chain.protocol import Outcome, Protocol, ServerRecord, Status
@@ -75,7 +76,7 @@ def run_status(args: argparse.Namespace) -> int:
     rows.append(
         (
             "rewards",
-            f"{ether(pending)} claimable for epoch(s) {', '.join(map(str, epochs))}; claim with `efedllm server claim`"
+            f"{ether(pending)} claimable for {explain.epochs(epochs)}; claim with `efedllm server claim`"
             if pending
             else "nothing to claim",
         )

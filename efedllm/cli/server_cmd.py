@@ -155,6 +155,7 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def run_claim(args: argparse.Namespace) -> int:
+    from efedllm.chain import explain
     from efedllm.server.rewards import claim
 
     protocol = open_protocol(args, signs=True)
@@ -168,5 +169,5 @@ def run_claim(args: argparse.Namespace) -> int:
     if not claimed:
         say(f"nothing to claim for {protocol.signer.address}")
         return 0
-    say(f"claimed {ether(amount)} for epochs {', '.join(map(str, claimed))} to {protocol.signer.address}")
+    say(f"claimed {ether(amount)} for {explain.epochs(claimed)} to {protocol.signer.address}")
     return 0

@@ -48,6 +48,8 @@ class DistributedModel:
         self.num_layers = ends.config.num_hidden_layers
         self.last_route: list[Hop] = []
         self.last_failovers = 0
+        self.last_hit_limit = False
+        """Whether the last ``generate`` stopped at ``max_new_tokens`` rather than at an end-of-sequence token."""
         self.current_session: InferenceSession | None = None
         """The session of the generation under way (for progress displays and tests)."""
 
@@ -123,6 +125,7 @@ class DistributedModel:
             self.peer_source.peers(), self.num_layers, timeout=self.timeout
         )
         new_tokens, all_logits = [], []
+        self.last_hit_limit = False
         try:
             step_input = input_ids
             for _ in range(max_new_tokens):
@@ -138,6 +141,8 @@ class DistributedModel:
                 if token in eos:
                     break
                 step_input = torch.tensor([[token]])
+            else:
+                self.last_hit_limit = max_new_tokens > 0
         finally:
             self.last_route, self.last_failovers = session.route, session.failovers
             self.current_session = None

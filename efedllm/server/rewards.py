@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from efedllm.chain import explain
 from efedllm.chain.protocol import Phase, Protocol
 
 log = logging.getLogger("efedllm.server.rewards")
@@ -49,4 +50,4 @@ async def auto_claim(protocol: Protocol, *, interval: float = 10.0) -> None:
             log.warning("claiming rewards failed (%s: %s)", exc.__class__.__name__, exc)
             continue
         if epochs:
-            log.info("claimed %.6f ETH for epochs %s", amount / 10**18, epochs)
+            log.info("claimed %.6f ETH for %s", amount / 10**18, explain.epochs(epochs))

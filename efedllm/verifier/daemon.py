@@ -135,8 +135,9 @@ class Verifier:
             acc = self.accuracy(tally)
             results[s.address] = acc
             caught = f"; caught: {tally.frauds[0]}" if tally.frauds else ""
+            down = f", {len(tally.unreachable)} unreachable" if tally.unreachable else ""
             self.progress(
-                f"epoch {epoch}: {s.address} acc {acc / ONE:.3f} ({tally.passed}/{tally.checked} checks, "
+                f"epoch {epoch}: {s.address} acc {acc / ONE:.3f} ({tally.passed}/{tally.checked} checks{down}, "
                 f"{work.work_units} work units){caught}"
             )
         servers = sorted(results, key=lambda a: int(a, 16))

@@ -132,23 +132,15 @@ def verify_server(
             http, target, model, prompt, decode_steps=config.canary_steps, tolerance=config.tolerance
         ):
             tally.add(verdict)
-    if tally.frauds:
-        log.warning(
-            "epoch %d: %s: %d/%d passed; caught: %s",
-            epoch,
-            target.address,
-            tally.passed,
-            tally.checked,
-            tally.frauds[0],
-        )
-    else:
-        log.info(
-            "epoch %d: %s: %d/%d passed (%d openings, %d unreachable)",
-            epoch,
-            target.address,
-            tally.passed,
-            tally.checked,
-            len(indices),
-            len(tally.unreachable),
-        )
+    # debug only: the caller reports the result (the verifier's progress line), so it shows once, not twice
+    log.debug(
+        "epoch %d: %s: %d/%d passed (%d openings, %d unreachable)%s",
+        epoch,
+        target.address,
+        tally.passed,
+        tally.checked,
+        len(indices),
+        len(tally.unreachable),
+        f"; caught: {tally.frauds[0]}" if tally.frauds else "",
+    )
     return tally

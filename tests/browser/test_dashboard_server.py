@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 
@@ -99,6 +102,24 @@ def test_no_chain_is_502_json(dist, tmp_path):
 def test_deployment_file_is_looked_up_by_chain_id(dash):
     status, answer = fetch(dash + "deployment.json")
     assert status == 404 and answer["error"].endswith("31337.json; deploy first with `efedllm deploy`")
+
+
+def test_the_start_line_names_the_deployment_file(node, dist, tmp_path):
+    """Issue 17: it printed a literal ``deployments/<chain id>.json``."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "efedllm.cli.main", "dashboard", "--rpc-url", node.url, "--port", str(port)]
+    env = {**os.environ, "EFEDLLM_DEPLOYMENTS": str(tmp_path)}
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        said = []
+        while not (said and "dashboard at" in said[-1]):  # it may print a build line first
+            said.append(process.stdout.readline())
+            assert said[-1], f"dashboard did not start: {''.join(said)}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert f"deployment {tmp_path.resolve() / '31337.json'};" in said[-1], said[-1]
+    assert "<chain id>" not in said[-1]
 
 
 def test_bundle_files_by_name_only(dash):

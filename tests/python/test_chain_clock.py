@@ -14,6 +14,7 @@ import logging
 import signal
 import subprocess
 import time
+from types import SimpleNamespace
 
 import pytest
 from test_cli import EFEDLLM, run
@@ -94,3 +95,21 @@ def test_status_shows_the_phase_with_time_left_and_epochs_settling(anvil, w3, de
     assert "work" in rows[str(epoch + 1)] and "left" in rows[str(epoch + 1)]
     assert "commit-work" in rows[str(epoch)] and "left" in rows[str(epoch)]
     assert "until the next phase" in result.stdout
+
+
+def test_a_verifier_reports_each_result_once(w3, deployment, tmp_path, caplog):
+    """Issue 17: each server's result was printed twice, once logged by the checks and once as progress."""
+    server = Protocol(w3, deployment, Signer(w3.eth.accounts[STRANGER]))
+    server.tx.send(server.registry.functions.register("http://127.0.0.1:9", 0, 10), value=2 * 10**18, label="register")
+    protocol = Protocol(w3, deployment, Signer(w3.eth.accounts[VERIFIER]))
+    epoch = protocol.current_epoch()
+    lines = []
+    no_model = SimpleNamespace(recompute=None)  # no work and no canaries: nothing is recomputed
+    verifier = Verifier(protocol, no_model, None, VerifyConfig(canaries=0), data_dir=tmp_path, progress=lines.append)
+    warp_to(w3, protocol.window_start(epoch, Phase.COMMIT_SCORES))
+    with caplog.at_level(logging.INFO, logger="efedllm.verifier"):
+        verifier.tick()
+    shown = lines + [r.getMessage() for r in caplog.records]
+    about = [line for line in shown if line.startswith(f"epoch {epoch}:") and server.signer.address in line]
+    assert len(about) == 1, shown
+    assert f"epoch {epoch}: {server.signer.address} acc" in about[0]

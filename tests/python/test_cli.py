@@ -46,6 +46,12 @@ def test_no_chain_reachable(deployments):
     assert_one_line_error(run("deploy", "--rpc-url", url, env=deployments), "no chain reachable")
 
 
+def test_rpc_url_without_a_scheme(deployments):
+    result = run("status", "--rpc-url", "127.0.0.1:8545", env=deployments)
+    assert_one_line_error(result, "needs a scheme: http://127.0.0.1:8545")
+    assert "chain up" not in result.stderr
+
+
 def test_no_deployment_file(anvil, deployments):
     assert_one_line_error(run("status", "--rpc-url", anvil.url, env=deployments), "no deployment file")
 
@@ -101,6 +107,16 @@ def test_deploy_then_status_with_a_keystore(anvil, deployments, tmp_path):
     assert status.returncode == 0, status.stderr
     assert "coverage: 0/30 layers served" in status.stdout
     assert account.address in status.stdout
+
+
+def test_deploy_takes_the_min_stake_in_eth(anvil, deployments):
+    """Issue 17: `--stake` was in ETH but `deploy --min-stake` in wei; the file and the chain keep wei."""
+    refused = run("deploy", "--rpc-url", anvil.url, "--min-stake", "lots", env=deployments)
+    assert refused.returncode != 0 and "--min-stake: invalid ETH value: 'lots'" in refused.stderr
+    deployed = run("deploy", "--rpc-url", anvil.url, "--min-stake", "0.5", env=deployments)
+    assert deployed.returncode == 0, deployed.stderr
+    path = Path(deployments["EFEDLLM_DEPLOYMENTS"]) / f"{connect(anvil.url).eth.chain_id}.json"
+    assert json.loads(path.read_text())["params"]["min_stake"] == 5 * 10**17
 
 
 def test_chain_up_serves_rpc_and_stops_on_ctrl_c():

@@ -20,7 +20,7 @@ from test_cli import EFEDLLM, assert_one_line_error, run
 
 from efedllm.chain.anvil import free_port, warp_to
 from efedllm.chain.connection import Signer
-from efedllm.chain.explain import utc
+from efedllm.chain.explain import epochs, utc
 from efedllm.chain.params import ETHER
 from efedllm.chain.protocol import Protocol, Status
 from efedllm.cli.common import setup_logging
@@ -131,6 +131,11 @@ def test_claim_with_nothing_to_claim(anvil, env, server):
     result = cli(anvil, env, "server", "claim")
     assert result.returncode == 0, result.stderr
     assert f"nothing to claim for {server.signer.address}" in result.stdout
+
+
+def test_epoch_lists_read_as_english():
+    """Claims and pending rewards say "epoch 3" for one epoch (not "epochs 3")."""
+    assert (epochs([3]), epochs([3, 4])) == ("epoch 3", "epochs 3, 4")
 
 
 def test_unregistered_account(anvil, w3, env, deployment):
@@ -271,6 +276,15 @@ def test_chat_keeps_the_conversation_and_ends_on_ctrl_c(whole_model_server):
         {"role": "user", "content": questions[1]},
     ]
     assert [answers[0], answers[1]] == local_greedy([messages[:1], messages], steps=8)
+
+
+def test_an_answer_cut_at_the_token_limit_says_so(whole_model_server):
+    """Issue 17: an answer stopped by --max-new-tokens (not by the model) ended with no notice."""
+    cmd = [EFEDLLM, "generate", "--servers", whole_model_server.url, "--max-new-tokens", "3"]
+    result = subprocess.run([*cmd, "Count from one to twenty."], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
+    assert "(stopped at the 3-token limit; --max-new-tokens raises it)" in result.stderr
 
 
 def local_greedy(conversations: list[list[dict]], *, steps: int) -> list[str]:
