@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import signal
+import subprocess
 import time
 from pathlib import Path
 
