@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
 
 from efedllm.cli.common import add_chain_options, open_protocol
+from efedllm.cli.flags import add_dataclass_options, dataclass_from_args
+from efedllm.client.sampling import Sampling
 from efedllm.errors import EfedError
 from efedllm.model.source import DEFAULT_MODEL
 
@@ -28,16 +31,8 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--model", default=DEFAULT_MODEL, help="packaged model name or Hugging Face folder (default: %(default)s)"
     )
-    parser.add_argument(
-        "--max-new-tokens", type=int, default=64, help="most tokens generated per answer (default: %(default)s)"
-    )
     parser.add_argument("--sample", action="store_true", help="sample instead of greedy decoding (default: greedy)")
-    parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default: %(default)s)")
-    parser.add_argument(
-        "--top-k", type=int, default=0, help="sample from the k most likely tokens; 0: all (default: %(default)s)"
-    )
-    parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed for sampling (default: none)")
+    add_dataclass_options(parser, Sampling)
     parser.add_argument(
         "--no-chat",
         action="store_true",
@@ -79,12 +74,8 @@ def answer(model, args: argparse.Namespace, *, prompt: str | None = None, messag
         prompt=prompt,
         messages=messages,
         chat=not args.no_chat,
-        max_new_tokens=args.max_new_tokens,
         do_sample=args.sample,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        seed=args.seed,
+        **asdict(dataclass_from_args(Sampling, args)),
         on_token=printer,
     )
     print(flush=True)

@@ -21,6 +21,24 @@ from efedllm.cli.common import add_chain_options, open_protocol
 from efedllm.errors import EfedError
 
 POLL_S = 1.0
+ON = {"action": "store_true"}
+CONDITIONS: dict[str, dict] = {
+    "--chain": {**ON, "help": "until the node at --rpc-url answers"},
+    "--servers": {
+        "type": int,
+        "metavar": "N",
+        "help": "until at least N servers are active and every layer is covered",
+    },
+    "--next-epoch": {
+        **ON,
+        "help": "until the next epoch starts; prints its number alone (EPOCH=$(efedllm wait --next-epoch))",
+    },
+    "--settled": {"type": int, "metavar": "E", "help": "until epoch E is settled; prints each server's outcome in it"},
+    "--unlocked": {**ON, "help": "until the signer's unbonding stake has unlocked (then `server withdraw` succeeds)"},
+}
+for _options in CONDITIONS.values():
+    _options["help"] += " (default: none; give exactly one of these conditions)"
+"""What ``efedllm wait`` can wait for: one of these flags, each the condition of one branch of ``run``."""
 
 
 def register(subparsers) -> None:
@@ -28,23 +46,8 @@ def register(subparsers) -> None:
         "wait", help="wait until the chain answers, servers are up, an epoch starts or settles, or stake unlocks"
     )
     what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--chain", action="store_true", help="until the node at --rpc-url answers")
-    what.add_argument(
-        "--servers", type=int, metavar="N", help="until at least N servers are active and every layer is covered"
-    )
-    what.add_argument(
-        "--next-epoch",
-        action="store_true",
-        help="until the next epoch starts; prints its number alone on stdout (EPOCH=$(efedllm wait --next-epoch))",
-    )
-    what.add_argument(
-        "--settled", type=int, metavar="E", help="until epoch E is settled; prints each server's outcome in it"
-    )
-    what.add_argument(
-        "--unlocked",
-        action="store_true",
-        help="until the signer's unbonding stake has unlocked (then `efedllm server withdraw` succeeds)",
-    )
+    for name, options in CONDITIONS.items():
+        what.add_argument(name, **options)
     parser.add_argument(
         "--timeout", type=float, default=600.0, help="give up after this many seconds (default: %(default)s)"
     )

@@ -25,6 +25,7 @@ from transformers import (
 
 from efedllm.client.peers import ChainPeers, StaticPeers
 from efedllm.client.routing import Hop
+from efedllm.client.sampling import Sampling
 from efedllm.client.session import REQUEST_TIMEOUT_S, InferenceSession
 from efedllm.errors import EfedError
 from efedllm.model.head import ModelEnds
@@ -99,11 +100,11 @@ class DistributedModel:
         prompt: str | None = None,
         messages: list[dict] | None = None,
         chat: bool = True,
-        max_new_tokens: int = 64,
+        max_new_tokens: int = Sampling.max_new_tokens,
         do_sample: bool = False,
-        temperature: float = 1.0,
-        top_k: int = 0,
-        top_p: float = 1.0,
+        temperature: float = Sampling.temperature,
+        top_k: int = Sampling.top_k,
+        top_p: float = Sampling.top_p,
         seed: int | None = None,
         eos_token_id: int | list[int] | None = None,
         on_token: Callable[[int], None] | None = None,
