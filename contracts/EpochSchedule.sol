@@ -66,6 +66,14 @@ contract EpochSchedule is IEpochSchedule {
     }
 
     /// @inheritdoc IEpochSchedule
+    function nextFullEpoch() external view returns (uint256) {
+        if (block.timestamp <= GENESIS) return 0;
+        uint256 elapsed = block.timestamp - GENESIS;
+        uint256 epoch = elapsed / EPOCH_LENGTH;
+        return elapsed % EPOCH_LENGTH == 0 ? epoch : epoch + 1;
+    }
+
+    /// @inheritdoc IEpochSchedule
     function settlementDelay() external view returns (uint256) {
         return COMMIT_WORK_WINDOW + COMMIT_SCORES_WINDOW + REVEAL_WINDOW + FINALIZE_WINDOW;
     }

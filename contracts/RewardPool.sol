@@ -2,18 +2,27 @@
 pragma solidity ^0.8.24;
 
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {Governed} from "./governance/Governed.sol";
 import {IEpochSchedule} from "./interfaces/IEpochSchedule.sol";
 import {IRewardPool} from "./interfaces/IRewardPool.sol";
 
 /// @title RewardPool
 /// @notice Holds epoch pools and pays servers by pull. See IRewardPool.
-/// @dev Invariant: balance == sum over epochs of (funded + slashed + rolledIn - claimed - rolled out).
+/// @dev Invariant: balance == sum over epochs of (funded + slashed + rolledIn - claimed - rolled out), where a
+/// rolled-out pool moved what it still held (all of it, or what was left unclaimed after the claim period).
 contract RewardPool is IRewardPool, Governed, ReentrancyGuard {
     /// @notice May deposit slashed stake: the server registry.
     bytes32 public constant DEPOSITOR_ROLE = keccak256("DEPOSITOR_ROLE");
     /// @notice May record reward weights: the trust-scoring contract.
     bytes32 public constant SCORER_ROLE = keccak256("SCORER_ROLE");
+    /// @notice Most wei one epoch's pool may be funded to, so that no share computation or roll-over can overflow.
+    uint256 public constant MAX_POOL = type(uint128).max;
+    uint256 public constant MAX_CLAIM_PERIOD = 10 * 365 days;
+
+    /// @notice Seconds after an epoch settles during which its shares can be claimed; after that, what is left
+    /// (unclaimed shares and rounding dust) can be rolled over into the current epoch.
+    uint256 public immutable CLAIM_PERIOD;
 
     uint256 public totalFunded;
     uint256 public totalSlashed;
@@ -23,27 +32,38 @@ contract RewardPool is IRewardPool, Governed, ReentrancyGuard {
     mapping(uint256 => mapping(address => uint256)) private _weights;
     mapping(uint256 => mapping(address => bool)) private _claimed;
 
-    constructor(address governor, IEpochSchedule schedule_) Governed(governor, schedule_) {}
+    constructor(address governor, IEpochSchedule schedule_, uint256 claimPeriod) Governed(governor, schedule_) {
+        if (claimPeriod == 0 || claimPeriod > MAX_CLAIM_PERIOD) {
+            revert ParameterOutOfBounds("claimPeriod", claimPeriod, 1, MAX_CLAIM_PERIOD);
+        }
+        CLAIM_PERIOD = claimPeriod;
+    }
 
     /// @inheritdoc IRewardPool
     function fundEpoch(uint256 epoch) external payable whenNotPaused {
         if (msg.value == 0) revert ZeroAmount();
         uint256 current = _currentEpoch();
         if (epoch < current) revert EpochClosed(epoch, current);
+        uint256 size = poolSize(epoch);
+        if (msg.value > MAX_POOL - size) revert PoolTooLarge(epoch, size, msg.value, MAX_POOL);
         _pools[epoch].funded += msg.value;
         totalFunded += msg.value;
         emit EpochFunded(epoch, msg.sender, msg.value);
     }
 
     /// @inheritdoc IRewardPool
-    function depositSlashed(uint256 epoch, address server) external payable onlyRole(DEPOSITOR_ROLE) {
+    function depositSlashed(uint256 epoch, address server) external payable onlyRole(DEPOSITOR_ROLE) whenNotPaused {
         _pools[epoch].slashed += msg.value;
         totalSlashed += msg.value;
         emit SlashDeposited(epoch, server, msg.value);
     }
 
     /// @inheritdoc IRewardPool
-    function recordWeight(uint256 epoch, address server, uint256 weight) external onlyRole(SCORER_ROLE) {
+    function recordWeight(uint256 epoch, address server, uint256 weight)
+        external
+        onlyRole(SCORER_ROLE)
+        whenNotPaused
+    {
         _requirePhase(epoch, IEpochSchedule.Phase.Finalize);
         if (_weights[epoch][server] != 0) revert WeightAlreadyRecorded(epoch, server);
         _weights[epoch][server] = weight;
@@ -57,6 +77,7 @@ contract RewardPool is IRewardPool, Governed, ReentrancyGuard {
             uint256 epoch = epochs[i];
             _requirePhase(epoch, IEpochSchedule.Phase.Settled);
             if (_claimed[epoch][msg.sender]) revert AlreadyClaimed(epoch, msg.sender);
+            if (_pools[epoch].rolledOut) revert ClaimPeriodOver(epoch);
             uint256 share = shareOf(epoch, msg.sender);
             if (share == 0) continue;
             _claimed[epoch][msg.sender] = true;
@@ -74,8 +95,12 @@ contract RewardPool is IRewardPool, Governed, ReentrancyGuard {
     function rollOver(uint256 epoch) external whenNotPaused {
         _requirePhase(epoch, IEpochSchedule.Phase.Settled);
         EpochPool storage p = _pools[epoch];
-        uint256 amount = p.funded + p.slashed + p.rolledIn;
-        if (p.totalWeight != 0 || p.rolledOut || amount == 0) revert NotRollable(epoch);
+        uint256 amount = 0;
+        if (!p.rolledOut) {
+            if (p.totalWeight == 0) amount = poolSize(epoch);
+            else if (block.timestamp >= claimDeadline(epoch)) amount = poolSize(epoch) - p.claimed;
+        }
+        if (amount == 0) revert NotRollable(epoch);
         uint256 target = _currentEpoch();
         p.rolledOut = true;
         _pools[target].rolledIn += amount;
@@ -104,13 +129,18 @@ contract RewardPool is IRewardPool, Governed, ReentrancyGuard {
     function shareOf(uint256 epoch, address server) public view returns (uint256) {
         uint256 total = _pools[epoch].totalWeight;
         if (total == 0) return 0;
-        return poolSize(epoch) * _weights[epoch][server] / total;
+        return Math.mulDiv(poolSize(epoch), _weights[epoch][server], total);
+    }
+
+    function claimDeadline(uint256 epoch) public view returns (uint256) {
+        return schedule.windows(epoch).finalizeEnd + CLAIM_PERIOD;
     }
 
     function pendingRewards(address server, uint256[] calldata epochs) external view returns (uint256 amount) {
         for (uint256 i = 0; i < epochs.length; ++i) {
             uint256 epoch = epochs[i];
-            if (_claimed[epoch][server] || schedule.phase(epoch) != IEpochSchedule.Phase.Settled) continue;
+            if (_claimed[epoch][server] || _pools[epoch].rolledOut) continue;
+            if (schedule.phase(epoch) != IEpochSchedule.Phase.Settled) continue;
             amount += shareOf(epoch, server);
         }
     }

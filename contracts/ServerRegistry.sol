@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
 import {Governed} from "./governance/Governed.sol";
 import {IEpochSchedule} from "./interfaces/IEpochSchedule.sol";
 import {IServerRegistry} from "./interfaces/IServerRegistry.sol";
@@ -12,8 +13,15 @@ import {LayerCounts} from "./libraries/LayerCounts.sol";
 /// @notice Stake, layer spans and status of every server. See IServerRegistry.
 /// @dev Per-layer coverage and max(l) are kept incrementally, so no state-changing call loops over servers;
 /// the loops that remain are bounded by the model's layer count.
+///
+/// Two views of every server. The live record (status, endpoint, span) is what clients route by and changes at
+/// once. The facts that scores and payments use are checkpointed per epoch: a change made during epoch c takes
+/// effect for scoring from `schedule.nextFullEpoch()` (c + 1, or c at its first second), and leaving the active
+/// set during c also marks c as not served in full. So an epoch's spans, its max(l) and who was active all
+/// through it are fixed when its work period ends, whatever is called afterwards and in whatever order.
 contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
     using LayerCounts for LayerCounts.Counts;
+    using Checkpoints for Checkpoints.Trace224;
 
     /// @notice May slash and deactivate: the trust-scoring contract.
     bytes32 public constant SLASHER_ROLE = keccak256("SLASHER_ROLE");
@@ -22,6 +30,7 @@ contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
     uint256 public constant MAX_WEIGHT = 100e18;
     uint256 public constant MAX_UNBONDING_PERIOD = 365 days;
     uint256 private constant ONE = 1e18;
+    uint224 private constant ACTIVE_BIT = 1 << 32;
 
     uint256 public immutable NUM_LAYERS;
     IRewardPool public immutable rewardPool;
@@ -37,6 +46,12 @@ contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
     address[] private _serverList;
     LayerCounts.Counts private _coverage;
     LayerCounts.Counts private _spanCounts;
+    /// @dev Per server, key = first epoch, value = ACTIVE_BIT | firstLayer << 16 | numLayers at that epoch's start.
+    mapping(address server => Checkpoints.Trace224) private _facts;
+    /// @dev Epochs during which the server left the active set (it was not active for all of them).
+    mapping(address server => mapping(uint256 epoch => bool)) private _leftDuring;
+    /// @dev key = first epoch, value = max(l) at that epoch's start.
+    Checkpoints.Trace224 private _maxSpans;
 
     constructor(
         address governor,
@@ -68,18 +83,18 @@ contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
         if (msg.value < minStake) revert InsufficientStake(msg.value, minStake);
         _checkSpan(endpoint, firstLayer, numLayers);
 
-        uint256 epoch = _currentEpoch();
         s.endpoint = endpoint;
         s.firstLayer = uint16(firstLayer);
         s.numLayers = uint16(numLayers);
-        s.registeredEpoch = uint32(epoch);
+        s.registeredEpoch = uint32(_currentEpoch());
         s.stake = uint128(msg.value);
         s.weight = ONE;
         totalBonded += msg.value;
         _serverList.push(msg.sender);
 
         emit ServerRegistered(msg.sender, endpoint, firstLayer, numLayers, msg.value);
-        _setStatus(msg.sender, s, Status.Active, epoch);
+        // Scored and paid from the first epoch it serves in full, not for the rest of the current one.
+        _setStatus(msg.sender, s, Status.Active, schedule.nextFullEpoch());
     }
 
     /// @inheritdoc IServerRegistry
@@ -92,7 +107,7 @@ contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
         emit StakeAdded(msg.sender, msg.value, s.stake);
         if (s.status == Status.Inactive && s.stake >= minStake) {
             // Paid again only from the next full epoch: it was inactive during part of this one.
-            _setStatus(msg.sender, s, Status.Active, _currentEpoch() + 1);
+            _setStatus(msg.sender, s, Status.Active, schedule.nextFullEpoch());
         }
     }
 
@@ -108,6 +123,8 @@ contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
         s.numLayers = uint16(numLayers);
         if (active) _count(s, true);
         emit ServerUpdated(msg.sender, endpoint, firstLayer, numLayers);
+        // The move counts for scoring from the next full epoch: l_i of an epoch is its work period's span.
+        _checkpoint(msg.sender, s);
     }
 
     /// @inheritdoc IServerRegistry
@@ -144,6 +161,7 @@ contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
         external
         onlyRole(SLASHER_ROLE)
         nonReentrant
+        whenNotPaused
         returns (uint256 amount)
     {
         Server storage s = _registered(server);
@@ -215,20 +233,21 @@ contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
         return _servers[server];
     }
 
-    function scoringInfo(address server)
-        external
-        view
-        returns (
-            Status status,
-            uint256 registeredEpoch,
-            uint256 activeSince,
-            uint256 firstLayer,
-            uint256 numLayers,
-            uint256 weight
-        )
-    {
+    /// @inheritdoc IServerRegistry
+    function scoringFacts(address server, uint256 epoch) external view returns (ScoringFacts memory f) {
         Server storage s = _servers[server];
-        return (s.status, s.registeredEpoch, s.activeSince, s.firstLayer, s.numLayers, s.weight);
+        uint224 packed = _facts[server].upperLookupRecent(uint32(epoch));
+        f.status = s.status;
+        f.registeredEpoch = s.registeredEpoch;
+        f.active = packed & ACTIVE_BIT != 0 && !_leftDuring[server][epoch];
+        f.firstLayer = uint16(packed >> 16);
+        f.numLayers = uint16(packed);
+        f.weight = s.weight;
+    }
+
+    /// @inheritdoc IServerRegistry
+    function maxSpanOf(uint256 epoch) external view returns (uint256) {
+        return _maxSpans.upperLookupRecent(uint32(epoch));
     }
 
     function isActive(address server) external view returns (bool) {
@@ -291,14 +310,41 @@ contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
         }
         s.status = to;
         emit StatusChanged(server, from, to, epoch);
+        if (from == Status.Active && to != Status.Active) {
+            // Not active for all of the current epoch (unless it has not started yet: then nothing is lost).
+            uint256 current = _currentEpoch();
+            if (schedule.nextFullEpoch() != current) _leftDuring[server][current] = true;
+        }
+        _checkpoint(server, s);
+    }
+
+    /// @dev Schedules the live record as the server's facts (and the live max(l) as max(l)) from the next full
+    /// epoch on. Keys only grow: every call in one epoch writes the same key, the latest value winning.
+    function _checkpoint(address server, Server storage s) private {
+        uint32 from = uint32(schedule.nextFullEpoch());
+        uint224 packed = (s.status == Status.Active ? ACTIVE_BIT : 0) | uint224(s.firstLayer) << 16 | s.numLayers;
+        Checkpoints.Trace224 storage facts = _facts[server];
+        if (facts.length() == 0 || facts.latest() != packed) {
+            facts.push(from, packed);
+            emit FactsScheduled(server, from, packed & ACTIVE_BIT != 0, s.firstLayer, s.numLayers);
+        }
+        uint224 maxSpan = uint224(maxActiveSpan);
+        if (_maxSpans.latest() != maxSpan) {
+            _maxSpans.push(from, maxSpan);
+            emit MaxSpanScheduled(from, maxSpan);
+        }
+    }
+
+    function _checkCounts(uint256 overflowAt) private pure {
+        if (overflowAt != LayerCounts.NONE) revert TooManyServers(overflowAt);
     }
 
     /// @dev Adds the server's span to (or removes it from) the per-layer coverage and the span-length counts,
     /// then restores max(l). The scan down from the old maximum is bounded by the model's layer count.
     function _count(Server storage s, bool add) private {
         uint256 span = s.numLayers;
-        _coverage.step(s.firstLayer, span, add);
-        _spanCounts.step(span, 1, add);
+        _checkCounts(_coverage.step(s.firstLayer, span, add));
+        _checkCounts(_spanCounts.step(span, 1, add));
         if (add) {
             if (span > maxActiveSpan) maxActiveSpan = span;
         } else if (span == maxActiveSpan) {

@@ -23,6 +23,9 @@ contract TrustScoring is ITrustScoring, Governed {
     IWorkLedger public immutable ledger;
     IRewardPool public immutable rewardPool;
 
+    /// @notice What decides slashing (eq. 3 always decides pay): the median accuracy or the paper's S_i.
+    SlashingRule public immutable SLASHING_RULE;
+
     uint256 public theta;
     uint256 public minVerifiers;
     uint256 public immunityEpochs;
@@ -38,10 +41,6 @@ contract TrustScoring is ITrustScoring, Governed {
     mapping(uint256 => mapping(address => uint64[])) private _reveals;
     mapping(uint256 => mapping(address => Score)) private _scores;
     mapping(address => uint256) private _lastScored;
-    /// @dev max(l) of each epoch plus one (0: not read yet), read from the registry by the epoch's first finalize
-    /// call. Slashing while finalizing can lower the registry's max(l); reading it once per epoch keeps every
-    /// score of the epoch independent of the order of servers and batches.
-    mapping(uint256 => uint256) private _maxSpanPlusOne;
 
     constructor(
         address governor,
@@ -51,11 +50,13 @@ contract TrustScoring is ITrustScoring, Governed {
         IRewardPool rewardPool_,
         uint256 theta_,
         uint256 minVerifiers_,
-        uint256 immunityEpochs_
+        uint256 immunityEpochs_,
+        SlashingRule slashingRule
     ) Governed(governor, schedule_) {
         registry = registry_;
         ledger = ledger_;
         rewardPool = rewardPool_;
+        SLASHING_RULE = slashingRule;
         _setTheta(theta_);
         _setMinVerifiers(minVerifiers_);
         _setImmunityEpochs(immunityEpochs_);
@@ -104,36 +105,32 @@ contract TrustScoring is ITrustScoring, Governed {
     /// @inheritdoc ITrustScoring
     function finalize(uint256 epoch, address[] calldata servers) external whenNotPaused {
         _requirePhase(epoch, IEpochSchedule.Phase.Finalize);
-        uint256 maxSpanPlusOne = _maxSpanPlusOne[epoch];
-        if (maxSpanPlusOne == 0) {
-            maxSpanPlusOne = registry.maxActiveSpan() + 1;
-            _maxSpanPlusOne[epoch] = maxSpanPlusOne;
-        }
+        // A fact of the epoch's work period: no registration, move, exit or slash after it changes it.
+        uint256 maxSpan = registry.maxSpanOf(epoch);
         for (uint256 i = 0; i < servers.length; ++i) {
             if (_scores[epoch][servers[i]].outcome == Outcome.None) {
-                _finalizeOne(epoch, servers[i], maxSpanPlusOne - 1);
+                _finalizeOne(epoch, servers[i], maxSpan);
             }
         }
     }
 
     function _finalizeOne(uint256 epoch, address server, uint256 maxSpan) private {
-        (IServerRegistry.Status status, uint256 registeredEpoch, uint256 activeSince,, uint256 span, uint256 w) =
-            registry.scoringInfo(server);
-        if (status == IServerRegistry.Status.None) revert UnknownServer(server);
+        IServerRegistry.ScoringFacts memory f = registry.scoringFacts(server, epoch);
+        if (f.status == IServerRegistry.Status.None) revert UnknownServer(server);
+        // Not registered when the epoch began: it has no span in it, and nothing of it is scored.
+        if (f.numLayers == 0) return;
         IWorkLedger.Commitment memory work = ledger.commitmentOf(epoch, server);
-        // l_i is what the contract recorded: the span snapshotted at commitWork, else the current span.
-        Score memory s = _score(epoch, server, work.numLayers != 0 ? work.numLayers : span, w, maxSpan);
+        Score memory s = _score(epoch, server, f.numLayers, f.weight, maxSpan);
 
         uint256 weight = 0;
         if (s.outcome == Outcome.Passed) {
-            // eq. 4, activate. Paid only if active for all of the epoch and it committed work.
-            if (status == IServerRegistry.Status.Active && activeSince <= epoch && work.workUnits > 0) {
-                weight = uint256(s.score) * work.workUnits;
-            }
+            // eq. 4, activate. Paid only if active for all of the epoch and it committed work; what it does
+            // after the epoch (unstaking, being slashed for another epoch) does not take this pay away.
+            if (f.active && work.workUnits > 0) weight = uint256(s.score) * work.workUnits;
         } else if (s.outcome == Outcome.Slashed) {
             // eq. 4, deactivate, unless already deactivated or still immune
-            if (status == IServerRegistry.Status.Deactivated) s.outcome = Outcome.Failed;
-            else if (epoch < registeredEpoch + immunityEpochs) s.outcome = Outcome.Immune;
+            if (f.status == IServerRegistry.Status.Deactivated) s.outcome = Outcome.Failed;
+            else if (epoch < f.registeredEpoch + immunityEpochs) s.outcome = Outcome.Immune;
         }
         // Finalize windows of consecutive epochs may overlap: keep the latest epoch, whatever the call order.
         if (s.outcome != Outcome.NoQuorum && epoch + 1 > _lastScored[server]) _lastScored[server] = epoch + 1;
@@ -144,8 +141,10 @@ contract TrustScoring is ITrustScoring, Governed {
         if (s.outcome == Outcome.Slashed) registry.slash(server, epoch);
     }
 
-    /// @dev eq. 3 on the median of the revealed accuracies, with outcome Passed (S >= θ), Slashed (S < θ) or
-    /// NoQuorum. The caller turns Slashed into Immune or Failed where those apply. `maxSpan` is the epoch's max(l).
+    /// @dev eq. 3 on the median of the revealed accuracies, with outcome Passed, Slashed or NoQuorum; the caller
+    /// turns Slashed into Immune or Failed where those apply. `l` and `maxSpan` are facts of the epoch. The
+    /// slashing rule compares θ with the accuracy (default: a short span never costs an honest server its
+    /// stake) or with S_i (the paper's eq. 4).
     function _score(uint256 epoch, address server, uint256 l, uint256 w, uint256 maxSpan)
         private
         view
@@ -164,7 +163,8 @@ contract TrustScoring is ITrustScoring, Governed {
         uint256 score = acc * l * w / (maxL * ONE);
         if (score > ONE) score = ONE;
         (s.acc, s.score, s.numLayers, s.maxLayers) = (uint64(acc), uint64(score), uint16(l), uint16(maxL));
-        s.outcome = score >= theta ? Outcome.Passed : Outcome.Slashed;
+        uint256 judged = SLASHING_RULE == SlashingRule.TrustScore ? score : acc;
+        s.outcome = judged >= theta ? Outcome.Passed : Outcome.Slashed;
     }
 
     // ---------------------------------------------------------------- governance

@@ -24,25 +24,28 @@ contract WorkLedger is IWorkLedger, Governed {
 
     /// @inheritdoc IWorkLedger
     /// @dev Active and Inactive servers may commit (an Inactive one served while it was active); a deactivated
-    /// or unknown one may not.
+    /// or unknown one may not, nor one registered after the epoch began. The span recorded is the epoch's fact.
     function commitWork(uint256 epoch, bytes32 root, uint256 workUnits) external whenNotPaused {
         _requirePhase(epoch, IEpochSchedule.Phase.CommitWork);
         if (root == bytes32(0) || workUnits == 0) revert EmptyCommitment();
         if (workUnits > MAX_WORK_UNITS) revert TooManyWorkUnits(workUnits, MAX_WORK_UNITS);
         Commitment storage c = _commitments[epoch][msg.sender];
         if (c.root != bytes32(0)) revert WorkAlreadyCommitted(epoch, msg.sender);
-        (IServerRegistry.Status status,,, uint256 firstLayer, uint256 numLayers,) = registry.scoringInfo(msg.sender);
-        if (status != IServerRegistry.Status.Active && status != IServerRegistry.Status.Inactive) {
+        IServerRegistry.ScoringFacts memory f = registry.scoringFacts(msg.sender, epoch);
+        if (
+            f.numLayers == 0
+                || (f.status != IServerRegistry.Status.Active && f.status != IServerRegistry.Status.Inactive)
+        ) {
             revert ServerNotEligible(msg.sender);
         }
 
         c.root = root;
         c.workUnits = uint64(workUnits);
-        c.firstLayer = uint16(firstLayer);
-        c.numLayers = uint16(numLayers);
+        c.firstLayer = f.firstLayer;
+        c.numLayers = f.numLayers;
         c.committedAt = uint64(block.timestamp);
         _committedServers[epoch] += 1;
-        emit WorkCommitted(epoch, msg.sender, root, workUnits, firstLayer, numLayers);
+        emit WorkCommitted(epoch, msg.sender, root, workUnits, f.firstLayer, f.numLayers);
     }
 
     /// @inheritdoc IWorkLedger

@@ -52,6 +52,10 @@ interface IEpochSchedule {
     function windows(uint256 epoch) external view returns (Windows memory);
     /// @notice The phase of `epoch` at the current block.
     function phase(uint256 epoch) external view returns (Phase);
+    /// @notice The first epoch whose whole work period lies at or after the current block: the epoch from which a
+    /// change made now (a registration, a span move, an activation) counts. Before genesis this is epoch 0; at
+    /// the first second of an epoch it is that epoch; otherwise the next one.
+    function nextFullEpoch() external view returns (uint256);
     /// @notice Seconds from the end of an epoch's work period to its settlement (sum of all windows).
     function settlementDelay() external view returns (uint256);
 }

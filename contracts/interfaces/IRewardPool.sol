@@ -4,8 +4,9 @@ pragma solidity ^0.8.24;
 /// @title IRewardPool
 /// @notice Per-epoch reward pools. Clients fund epochs (`fundEpoch`); stake slashed while finalizing epoch e
 /// is added to e's pool. When an epoch is finalized, the scorer records each paid server's reward weight
-/// S_i * workUnits_i. Once the epoch is settled, each server pulls pool * weight_i / totalWeight. Rounding dust
-/// stays in the pool; a pool that nobody earned can be rolled over into the current epoch.
+/// S_i * workUnits_i. Once the epoch is settled, each server pulls pool * weight_i / totalWeight during the claim
+/// period. A pool that nobody earned can be rolled over into the current epoch at once; after the claim period,
+/// what is left of any pool (unclaimed shares, rounding dust) can be rolled over too, and is no longer claimable.
 interface IRewardPool {
     /// @notice Totals of one epoch, in wei except `totalWeight` (sum of S_i * workUnits_i, 18 decimals).
     struct EpochPool {
@@ -30,6 +31,8 @@ interface IRewardPool {
     error NotRollable(uint256 epoch);
     error WeightAlreadyRecorded(uint256 epoch, address server);
     error TransferFailed();
+    error PoolTooLarge(uint256 epoch, uint256 poolSize, uint256 amount, uint256 maxPool);
+    error ClaimPeriodOver(uint256 epoch);
 
     /// @notice Add msg.value to the pool of `epoch` (the current epoch or a later one).
     function fundEpoch(uint256 epoch) external payable;
@@ -45,7 +48,8 @@ interface IRewardPool {
     /// or if the total is zero.
     function claimRewards(uint256[] calldata epochs) external returns (uint256 amount);
 
-    /// @notice Move the pool of a settled epoch in which no server earned a weight into the current epoch.
+    /// @notice Move what a settled epoch's pool still holds into the current epoch's pool (anyone): all of it when
+    /// no server earned a weight, or, once the claim period is over, the unclaimed rest.
     function rollOver(uint256 epoch) external;
 
     function epochPool(uint256 epoch) external view returns (EpochPool memory);
@@ -60,4 +64,8 @@ interface IRewardPool {
     function totalFunded() external view returns (uint256);
     function totalSlashed() external view returns (uint256);
     function totalPaid() external view returns (uint256);
+    /// @notice Seconds after an epoch settles during which its shares can be claimed.
+    function CLAIM_PERIOD() external view returns (uint256);
+    /// @notice The time from which the rest of `epoch`'s pool can be rolled over and its shares no longer claimed.
+    function claimDeadline(uint256 epoch) external view returns (uint256);
 }

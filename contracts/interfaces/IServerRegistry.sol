@@ -35,6 +35,22 @@ interface IServerRegistry {
         uint256 weight;
     }
 
+    /// @notice What scoring and payment of one epoch need about a server: facts of the epoch's work period,
+    /// which no later call can change, next to the live status and weight.
+    /// @param status The live status (whether it can still be slashed).
+    /// @param active Active for the whole work period of the epoch: active at its start and never inactive or
+    /// deactivated during it. Only such servers are paid for the epoch.
+    /// @param firstLayer First layer of the span in effect during the epoch (0 when not registered before it).
+    /// @param numLayers l_i: length of the span in effect during the epoch (0 when not registered before it).
+    struct ScoringFacts {
+        Status status;
+        uint32 registeredEpoch;
+        bool active;
+        uint16 firstLayer;
+        uint16 numLayers;
+        uint256 weight;
+    }
+
     event ServerRegistered(address indexed server, string endpoint, uint256 firstLayer, uint256 numLayers, uint256 stake);
     event ServerUpdated(address indexed server, string endpoint, uint256 firstLayer, uint256 numLayers);
     event StakeAdded(address indexed server, uint256 amount, uint256 stake);
@@ -43,6 +59,13 @@ interface IServerRegistry {
     event StatusChanged(address indexed server, Status from, Status to, uint256 epoch);
     event Slashed(address indexed server, uint256 indexed epoch, uint256 amount, uint256 stakeLeft, uint256 unbondingLeft);
     event WeightSet(address indexed server, uint256 weight);
+    /// @notice From `fromEpoch` on (until the next such event), the server's span is this one and it is active
+    /// (or not) for scoring and pay. Changes made during an epoch take effect at the next epoch boundary.
+    event FactsScheduled(
+        address indexed server, uint256 indexed fromEpoch, bool active, uint256 firstLayer, uint256 numLayers
+    );
+    /// @notice max(l) from `fromEpoch` on: the longest span among servers active at that epoch's start.
+    event MaxSpanScheduled(uint256 indexed fromEpoch, uint256 maxSpan);
 
     error AlreadyRegistered(address server);
     error NotRegistered(address server);
@@ -55,6 +78,8 @@ interface IServerRegistry {
     error NothingToWithdraw();
     error StillUnbonding(uint256 unlockTime);
     error TransferFailed();
+    /// @notice More than 65535 active servers would cover one layer (or share one span length).
+    error TooManyServers(uint256 index);
 
     /// @notice Register msg.sender as a server for layers [firstLayer, firstLayer + numLayers) at `endpoint`,
     /// staking msg.value (at least minStake).
@@ -94,18 +119,12 @@ interface IServerRegistry {
     function totalUnbonding() external view returns (uint256);
 
     function getServer(address server) external view returns (Server memory);
-    /// @notice Fields the scorer needs, without copying the endpoint string.
-    function scoringInfo(address server)
-        external
-        view
-        returns (
-            Status status,
-            uint256 registeredEpoch,
-            uint256 activeSince,
-            uint256 firstLayer,
-            uint256 numLayers,
-            uint256 weight
-        );
+    /// @notice What the scorer and the work ledger need about `server` for `epoch`, without copying the endpoint
+    /// string: the epoch's facts (span, active all epoch) and the live status and weight.
+    function scoringFacts(address server, uint256 epoch) external view returns (ScoringFacts memory);
+    /// @notice max(l) of `epoch`: the longest span among servers active at the start of its work period, a fact
+    /// that registrations, span moves and exits after that start cannot change.
+    function maxSpanOf(uint256 epoch) external view returns (uint256);
     function isActive(address server) external view returns (bool);
     function serverCount() external view returns (uint256);
     /// @notice Every registered server's address, in registration order.
@@ -117,6 +136,7 @@ interface IServerRegistry {
         returns (address[] memory addrs, Server[] memory records);
     /// @notice Number of active servers covering each layer, index = layer.
     function coverage() external view returns (uint256[] memory);
-    /// @notice max(l): the longest span among active servers (0 when none is active).
+    /// @notice The longest span among servers active now (0 when none is): max(l) of the next full epoch if
+    /// nothing changes before it starts. Scores use maxSpanOf(epoch).
     function maxActiveSpan() external view returns (uint256);
 }

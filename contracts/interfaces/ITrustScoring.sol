@@ -5,20 +5,29 @@ pragma solidity ^0.8.24;
 /// @notice Verifiers' accuracies in, trust scores and consequences out (paper eq. 3 and 4).
 /// Each verifier commits `keccak256(abi.encode(verifier, epoch, servers, accuracies, salt))` and later reveals;
 /// unrevealed commits count for nothing. `finalize` takes, per server, the median of the revealed accuracies
-/// (when at least `minVerifiers` revealed one), computes S_i = acc_i * l_i / max(l) * w_i, keeps and pays servers
-/// with S_i >= θ, and slashes and deactivates the others unless they registered less than `immunityEpochs` ago.
+/// (when at least `minVerifiers` revealed one), computes S_i = acc_i * l_i / max(l) * w_i (eq. 3, the reward
+/// weight), keeps and pays servers that pass the deployment's slashing rule, and slashes and deactivates the
+/// others unless they registered less than `immunityEpochs` ago. l_i and max(l) are facts of the epoch's work
+/// period (IServerRegistry.scoringFacts, maxSpanOf).
 /// @dev All fractions are 18-decimal fixed point (1e18 = 1.0). S_i is capped at 1.0 (the paper's bound).
-/// The paper's formula lowers the score of an honest server with a short span (l_i < max(l)): with θ = 0.5
-/// and w_i = 1, a server with fewer than half the layers of the longest span fails even at acc = 1.
-/// Governance accounts for that by a lower θ or by w_i = max(l) / l_i for such servers.
+/// The paper's eq. 4 (S_i < θ slashes) slashes an honest server with a short span: with θ = 0.5 and w_i = 1, a
+/// server with fewer than half the layers of the longest span fails even at acc = 1. The default rule,
+/// SlashingRule.Accuracy, slashes on acc_i < θ instead; SlashingRule.TrustScore is the paper's rule.
 interface ITrustScoring {
     enum Outcome {
         None, // not finalized
-        Passed, // S >= θ: stays active; paid if it was active all epoch and committed work
-        Slashed, // S < θ: slashed and deactivated
-        Immune, // S < θ during the immunity period: neither slashed nor paid
-        Failed, // S < θ for a server already deactivated: nothing more happens
+        Passed, // passed the slashing rule (acc or S >= θ): paid S_i x work if active all epoch and it committed work
+        Slashed, // failed the rule: slashed and deactivated
+        Immune, // failed the rule during the immunity period: neither slashed nor paid
+        Failed, // failed the rule, already deactivated: nothing more happens
         NoQuorum // fewer than minVerifiers revealed: not scored, not slashed, not paid
+    }
+
+    /// @notice What a failing score is compared with: Accuracy (acc_i < θ slashes; the default, which never
+    /// slashes an honest server for its span) or TrustScore (S_i < θ slashes: the paper's eq. 4).
+    enum SlashingRule {
+        Accuracy,
+        TrustScore
     }
 
     /// @notice The result of finalizing one server for one epoch.
@@ -63,9 +72,10 @@ interface ITrustScoring {
     function revealScores(uint256 epoch, address[] calldata servers, uint256[] calldata accuracies, bytes32 salt)
         external;
 
-    /// @notice Apply eq. 3 and 4 to `servers` for `epoch` (Finalize window, anyone). A server finalized
-    /// already is skipped, so overlapping batches cannot block each other. max(l) is read from the registry
-    /// once per epoch, by its first finalize call, so the order of servers and batches does not change scores.
+    /// @notice Apply eq. 3 and the slashing rule to `servers` for `epoch` (Finalize window, anyone). A server
+    /// finalized already is skipped, so overlapping batches cannot block each other, and so is a server that was
+    /// not registered when the epoch began. Every input is a fact of the epoch, so neither the order of servers
+    /// and batches nor anything called after the work period changes a score.
     function finalize(uint256 epoch, address[] calldata servers) external;
 
     function setTheta(uint256 value) external;
@@ -84,6 +94,7 @@ interface ITrustScoring {
     function theta() external view returns (uint256);
     function minVerifiers() external view returns (uint256);
     function immunityEpochs() external view returns (uint256);
+    function SLASHING_RULE() external view returns (SlashingRule);
     function scoreOf(uint256 epoch, address server) external view returns (Score memory);
     /// @notice The last epoch in which `server` was finalized with a score, and that score.
     function lastScore(address server) external view returns (uint256 epoch, Score memory);

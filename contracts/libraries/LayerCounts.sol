@@ -12,10 +12,13 @@ library LayerCounts {
 
     uint256 private constant PER_WORD = 16;
     uint256 private constant MASK = 0xffff;
+    /// @notice What `step` returns when no counter overflowed.
+    uint256 internal constant NONE = type(uint256).max;
 
-    /// @dev Adds 1 to each counter in [first, first + count) when `up`, else subtracts 1.
-    /// Callers keep counters consistent (never below 0, never above 65535 active servers on one layer).
-    function step(Counts storage self, uint256 first, uint256 count, bool up) internal {
+    /// @dev Adds 1 to each counter in [first, first + count) when `up`, else subtracts 1. Returns the index of
+    /// the first counter that would pass 65535 (and changes nothing from it on), or NONE; the caller reverts.
+    /// Callers never step a counter below 0.
+    function step(Counts storage self, uint256 first, uint256 count, bool up) internal returns (uint256 overflowAt) {
         uint256 end = first + count;
         uint256 i = first;
         while (i < end) {
@@ -26,11 +29,13 @@ library LayerCounts {
             for (; i < wordEnd; ++i) {
                 uint256 shift = (i % PER_WORD) * 16;
                 uint256 value = (word >> shift) & MASK;
+                if (up && value == MASK) return i;
                 value = up ? value + 1 : value - 1;
                 word = (word & ~(MASK << shift)) | (value << shift);
             }
             self.words[wordIndex] = word;
         }
+        return NONE;
     }
 
     function get(Counts storage self, uint256 index) internal view returns (uint256) {

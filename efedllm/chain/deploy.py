@@ -15,7 +15,7 @@ from efedllm.chain.transactions import Transactor
 from efedllm.errors import EfedError, InvalidParameter
 
 UINT128_MAX = 2**128 - 1
-BOUNDS = {  # the contracts' constructor bounds (ServerRegistry, TrustScoring, EpochSchedule), checked before sending
+BOUNDS = {  # the contracts' constructor bounds (each contract's constructor), checked before sending
     "num_layers": (1, 1024),
     "min_stake": (1, UINT128_MAX),
     "unbonding_period": (0, 365 * 24 * 3600),
@@ -23,6 +23,8 @@ BOUNDS = {  # the contracts' constructor bounds (ServerRegistry, TrustScoring, E
     "theta": (0, 10**18),
     "min_verifiers": (1, 32),
     "immunity_epochs": (0, 1000),
+    "slashing_rule": (0, 1),
+    "claim_period": (1, 10 * 365 * 24 * 3600),
     "epoch_length": (1, None),
     "commit_work_window": (1, None),
     "commit_scores_window": (1, None),

@@ -10,10 +10,20 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from decimal import Decimal, InvalidOperation
 
+from efedllm.chain.enums import SlashingRule
 from efedllm.errors import InvalidParameter
 
 ONE = 10**18
 ETHER = 10**18
+
+
+def slashing_rule(text: str) -> int:
+    """A slashing rule typed by name (``accuracy``, ``trust-score``) as its on-chain value."""
+    try:
+        return int(SlashingRule[text.strip().upper().replace("-", "_")])
+    except KeyError:
+        names = ", ".join(m.name.lower().replace("_", "-") for m in SlashingRule)
+        raise ValueError(f"not a slashing rule: {text!r} (one of {names})") from None
 
 
 def wei_from_ether(text: str) -> int:
@@ -67,17 +77,32 @@ class ProtocolParams:
     slash_fraction: int = ONE // 2
     """Share of bonded plus unbonding stake slashed on deactivation, 1e18 = 100%."""
     theta: int = ONE // 2
-    """θ (eq. 4): least trust score S_i that keeps a server active and paid, 1e18 = 1.0."""
+    """θ: least median accuracy (or S_i, under the paper's rule) that keeps a server active and paid, 1e18 = 1.0."""
+    slashing_rule: int = field(
+        default=int(SlashingRule.ACCURACY),
+        metadata={
+            "parse": slashing_rule,
+            "metavar": "accuracy|trust-score",
+            "help": "what θ is compared with: the median accuracy (never slashes an honest server for a short "
+            "span) or the paper's trust score S_i = acc·l/max(l)·w (eq. 4)",
+            "default_help": "accuracy",
+        },
+    )
+    """What θ is compared with (ITrustScoring.SlashingRule): 0 accuracy, 1 the paper's trust score."""
     min_verifiers: int = 1
     """Revealed accuracies needed to score a server in an epoch."""
     immunity_epochs: int = 0
     """Epochs after registering in which a low score is not slashed."""
+    claim_period: int = 30 * 24 * 3600
+    """Seconds after an epoch settles during which its rewards can be claimed; then the rest can be rolled over."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise InvalidParameter(f"parameter {f.name} must be a non-negative integer, got {value!r}")
+        if self.slashing_rule not in set(SlashingRule):
+            raise InvalidParameter(f"parameter slashing_rule must be one of {[int(r) for r in SlashingRule]}")
         settlement = self.epoch_length + self.settlement_delay
         if self.unbonding_period <= settlement:
             raise InvalidParameter(

@@ -58,7 +58,7 @@ def steps(params: ProtocolParams, governor: str) -> list[Step]:
                 p.finalize_window,
             ],
         ),
-        Step("RewardPool", lambda a: [governor, a["EpochSchedule"]]),
+        Step("RewardPool", lambda a: [governor, a["EpochSchedule"], p.claim_period]),
         Step(
             "ServerRegistry",
             lambda a: [
@@ -83,6 +83,7 @@ def steps(params: ProtocolParams, governor: str) -> list[Step]:
                 p.theta,
                 p.min_verifiers,
                 p.immunity_epochs,
+                p.slashing_rule,
             ],
         ),
     ]
