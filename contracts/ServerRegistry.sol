@@ -93,8 +93,16 @@ contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
         _serverList.push(msg.sender);
 
         emit ServerRegistered(msg.sender, endpoint, firstLayer, numLayers, msg.value);
-        // Scored and paid from the first epoch it serves in full, not for the rest of the current one.
-        _setStatus(msg.sender, s, Status.Active, schedule.nextFullEpoch());
+        uint256 from = schedule.nextFullEpoch();
+        uint256 current = _currentEpoch();
+        if (from != current) {
+            // Registered during the current epoch: its work there is committed and scored (fraud is slashed)
+            // with the span it registered, but not paid, and its span does not count towards that epoch's max(l).
+            _facts[msg.sender].push(uint32(current), uint224(firstLayer) << 16 | uint224(numLayers));
+            emit FactsScheduled(msg.sender, current, false, firstLayer, numLayers);
+        }
+        // Paid from the first epoch it serves in full.
+        _setStatus(msg.sender, s, Status.Active, from);
     }
 
     /// @inheritdoc IServerRegistry

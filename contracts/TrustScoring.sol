@@ -117,7 +117,7 @@ contract TrustScoring is ITrustScoring, Governed {
     function _finalizeOne(uint256 epoch, address server, uint256 maxSpan) private {
         IServerRegistry.ScoringFacts memory f = registry.scoringFacts(server, epoch);
         if (f.status == IServerRegistry.Status.None) revert UnknownServer(server);
-        // Not registered when the epoch began: it has no span in it, and nothing of it is scored.
+        // Not registered during the epoch at all: nothing of it is scored.
         if (f.numLayers == 0) return;
         IWorkLedger.Commitment memory work = ledger.commitmentOf(epoch, server);
         Score memory s = _score(epoch, server, f.numLayers, f.weight, maxSpan);

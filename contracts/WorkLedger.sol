@@ -24,7 +24,7 @@ contract WorkLedger is IWorkLedger, Governed {
 
     /// @inheritdoc IWorkLedger
     /// @dev Active and Inactive servers may commit (an Inactive one served while it was active); a deactivated
-    /// or unknown one may not, nor one registered after the epoch began. The span recorded is the epoch's fact.
+    /// or unknown one may not, nor one registered after the epoch's work period. The span recorded is the epoch's fact.
     function commitWork(uint256 epoch, bytes32 root, uint256 workUnits) external whenNotPaused {
         _requirePhase(epoch, IEpochSchedule.Phase.CommitWork);
         if (root == bytes32(0) || workUnits == 0) revert EmptyCommitment();

@@ -40,8 +40,10 @@ interface IServerRegistry {
     /// @param status The live status (whether it can still be slashed).
     /// @param active Active for the whole work period of the epoch: active at its start and never inactive or
     /// deactivated during it. Only such servers are paid for the epoch.
-    /// @param firstLayer First layer of the span in effect during the epoch (0 when not registered before it).
-    /// @param numLayers l_i: length of the span in effect during the epoch (0 when not registered before it).
+    /// @param firstLayer First layer of the span in effect during the epoch (0 when not registered by its end).
+    /// @param numLayers l_i: length of the span in effect during the epoch: the span at its start, or for a server
+    /// registered during it the span it registered with (it is scored, and slashable, but not paid); 0 when not
+    /// registered by the epoch's end.
     struct ScoringFacts {
         Status status;
         uint32 registeredEpoch;

@@ -73,8 +73,8 @@ interface ITrustScoring {
         external;
 
     /// @notice Apply eq. 3 and the slashing rule to `servers` for `epoch` (Finalize window, anyone). A server
-    /// finalized already is skipped, so overlapping batches cannot block each other, and so is a server that was
-    /// not registered when the epoch began. Every input is a fact of the epoch, so neither the order of servers
+    /// finalized already is skipped, so overlapping batches cannot block each other, and so is a server that
+    /// registered after the epoch's work period. Every input is a fact of the epoch, so neither the order of servers
     /// and batches nor anything called after the work period changes a score.
     function finalize(uint256 epoch, address[] calldata servers) external;
 

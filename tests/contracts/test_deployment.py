@@ -152,7 +152,7 @@ def test_registry_constructor_checks_parameter_bounds(system, gov, field, value,
     ],
 )
 def test_scoring_constructor_checks_parameter_bounds(system, gov, index, value, name, low, high):
-    args = [ONE // 2, 2, 0]
+    args = [ONE // 2, 2, 0, 0]
     args[index] = value
     with reverts("ParameterOutOfBounds", bytes32(name), value, low, high):
         TrustScoring.deploy(gov, system.schedule, system.registry, system.ledger, system.pool, *args, {"from": gov})

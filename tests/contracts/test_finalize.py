@@ -71,14 +71,28 @@ def test_score_is_capped_at_one(scoring, registry, servers, gov, protocol):
     assert scoring.scoreOf(0, s)["score"] == ONE
 
 
-def test_a_short_span_lowers_the_score(scoring, servers, protocol):
-    """The paper's formula: an honest server with fewer than half of max(l) layers fails at acc = 1."""
+def test_a_short_span_lowers_the_score_and_the_pay_not_the_outcome(scoring, pool, servers, protocol):
+    """eq. 3 stays the reward weight; under the default rule (accuracy) a short span is not a reason to slash."""
     a, b = servers[:2]
     protocol.register(a, 0, 30)
     protocol.register(b, 0, 14)
     protocol.run_epoch(0, {a: 1, b: 1}, {a: ONE, b: ONE})
     assert scoring.scoreOf(0, b)["score"] == ONE * 14 // 30
-    assert scoring.scoreOf(0, b)["outcome"] == Outcome.SLASHED
+    assert scoring.scoreOf(0, b)["outcome"] == Outcome.PASSED
+    assert pool.rewardWeight(0, b) == ONE * 14 // 30
+
+
+def test_under_the_papers_rule_a_short_span_is_slashed(deploy, verifiers):
+    """The paper's eq. 4 (SlashingRule.TrustScore): an honest server with fewer than half of max(l) layers fails
+    at acc = 1. Selectable, not the default."""
+    system = deploy(replace(TEST_PARAMS, slashing_rule=1))
+    protocol = Protocol(system, Clock(system.schedule), verifiers)
+    a, b = system.governor, verifiers[0]  # any two funded accounts
+    protocol.register(a, 0, 30)
+    protocol.register(b, 0, 14)
+    protocol.run_epoch(0, {a: 1, b: 1}, {a: ONE, b: ONE})
+    assert system.scoring.scoreOf(0, b)["score"] == ONE * 14 // 30
+    assert system.scoring.scoreOf(0, b)["outcome"] == Outcome.SLASHED
 
 
 @pytest.mark.parametrize("below", [0, 1], ids=["exactly-theta", "one-unit-below"])
@@ -277,7 +291,7 @@ def test_scores_do_not_depend_on_the_order_of_batches(scoring, servers, protocol
     protocol.finalize(0, [short])
     assert scoring.scoreOf(0, short)["maxLayers"] == 30
     assert scoring.scoreOf(0, short)["score"] == ONE // 3
-    assert scoring.scoreOf(0, short)["outcome"] == Outcome.SLASHED
+    assert scoring.scoreOf(0, short)["outcome"] == Outcome.PASSED
 
 
 def test_finalize_reverts_for_unknown_servers(servers, stranger, protocol):
@@ -335,24 +349,30 @@ def test_passing_servers_are_paid_only_for_committed_work(pool, servers, protoco
     assert pool.rewardWeight(0, b) == 0
 
 
-def test_passing_servers_are_paid_only_when_active_all_epoch(scoring, registry, pool, servers, protocol, params):
-    steady, left, back = servers[:3]
-    for s in (steady, left, back):
+def test_passing_servers_are_paid_only_when_active_all_epoch(scoring, registry, pool, servers, clock, protocol, params):
+    """Paid for epoch 0: active for all of its work period, whatever happened after it (``left`` unstakes before
+    epoch 0 is finalized). Not paid: inactive during part of it (``back``, ``quit``)."""
+    steady, left, back, quit = servers[:4]
+    for s in (steady, left, back, quit):
         protocol.register(s)
+    clock.to_epoch(0, 10)
     registry.requestUnstake(1, {"from": back})  # inactive during epoch 0...
     registry.addStake({"from": back, "value": 1})  # ...active again from epoch 1
-    protocol.commit_work(0, {steady: 1, left: 1, back: 1})
+    registry.requestUnstake(params.min_stake, {"from": quit})  # inactive for the rest of epoch 0
+    protocol.commit_work(0, {steady: 1, left: 1, back: 1, quit: 1})
     registry.requestUnstake(params.min_stake, {"from": left})  # inactive when epoch 0 is finalized
-    protocol.score(0, {steady: ONE, left: ONE, back: ONE})
-    protocol.finalize(0, [steady, left, back])
-    for s in (steady, left, back):
+    protocol.score(0, {steady: ONE, left: ONE, back: ONE, quit: ONE})
+    protocol.finalize(0, [steady, left, back, quit])
+    for s in (steady, left, back, quit):
         assert scoring.scoreOf(0, s)["outcome"] == Outcome.PASSED
     assert pool.rewardWeight(0, steady) == ONE
-    assert pool.rewardWeight(0, left) == 0
+    assert pool.rewardWeight(0, left) == ONE
     assert pool.rewardWeight(0, back) == 0
+    assert pool.rewardWeight(0, quit) == 0
 
 
-def test_l_is_the_span_committed_with_the_work(scoring, registry, servers, protocol):
+def test_l_and_max_l_are_the_spans_of_the_work_period(scoring, registry, ledger, servers, protocol):
+    """A move after the work period (before or after committing) changes neither l_i nor max(l) of the epoch."""
     s, big = servers[:2]
     protocol.register(s, 0, 10)
     protocol.register(big, 0, 20)
@@ -360,16 +380,19 @@ def test_l_is_the_span_committed_with_the_work(scoring, registry, servers, proto
     registry.updateServer("http://s", 0, 30, {"from": s})  # after committing
     protocol.score(0, {s: ONE, big: ONE})
     protocol.finalize(0, [s, big])
+    assert ledger.commitmentOf(0, s)["numLayers"] == 10
     assert scoring.scoreOf(0, s)["numLayers"] == 10
-    assert scoring.scoreOf(0, s)["maxLayers"] == 30  # max(l) when the epoch was first finalized
-    assert scoring.scoreOf(0, s)["score"] == ONE // 3
+    assert scoring.scoreOf(0, s)["maxLayers"] == 20  # the longest span when epoch 0 began
+    assert scoring.scoreOf(0, s)["score"] == ONE // 2
+    assert registry.scoringFacts(s, 1)["numLayers"] == 30  # the move counts from the next epoch
 
 
-def test_l_without_commitment_is_the_current_span(scoring, servers, protocol):
+def test_l_without_commitment_is_the_span_of_the_work_period(scoring, registry, servers, protocol):
     s, big = servers[:2]
     protocol.register(s, 0, 24)
     protocol.register(big, 0, 30)
     protocol.score(0, {s: ONE})
+    registry.updateServer("http://s", 0, 30, {"from": s})  # before finalize
     protocol.finalize(0, [s])
     assert scoring.scoreOf(0, s)["numLayers"] == 24
     assert scoring.scoreOf(0, s)["score"] == ONE * 24 // 30

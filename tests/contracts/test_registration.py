@@ -31,7 +31,15 @@ def test_register_records_the_server(registry, servers, params):
         "totalSlashed": 0,
         "weight": ONE,
     }
-    assert tuple(registry.scoringInfo(s)) == (Status.ACTIVE, 0, 0, 5, 10, ONE)
+    facts = registry.scoringFacts(s, 0)  # registered at genesis: epoch 0 is served in full
+    assert (facts["status"], facts["active"], facts["firstLayer"], facts["numLayers"]) == (Status.ACTIVE, True, 5, 10)
+    assert tx.events["FactsScheduled"] == {
+        "server": s,
+        "fromEpoch": 0,
+        "active": True,
+        "firstLayer": 5,
+        "numLayers": 10,
+    }
     assert registry.isActive(s)
     assert registry.totalBonded() == 2 * params.min_stake
     assert balance(registry) == 2 * params.min_stake
@@ -46,12 +54,25 @@ def test_register_counts_coverage_and_max_span(registry, servers, protocol):
     assert registry.maxActiveSpan() == 20
 
 
-def test_register_in_a_later_epoch_records_that_epoch(registry, servers, clock, protocol):
+def test_register_in_a_later_epoch_counts_from_the_next_one(registry, servers, clock, protocol):
+    """Registered in the middle of epoch 3: paid from epoch 4, the first it serves in full. Its work in epoch 3 is
+    scored (and slashable) with the span it registered, but not paid."""
     clock.to_epoch(3, offset=50)
     tx = protocol.register(servers[0])
-    assert tx.events["StatusChanged"]["epoch"] == 3
+    assert tx.events["StatusChanged"]["epoch"] == 4
     assert registry.getServer(servers[0])["registeredEpoch"] == 3
+    assert registry.getServer(servers[0])["activeSince"] == 4
+    facts = registry.scoringFacts(servers[0], 3)
+    assert (facts["active"], facts["numLayers"]) == (False, 30)
+    assert registry.scoringFacts(servers[0], 2)["numLayers"] == 0
+    assert registry.scoringFacts(servers[0], 4)["active"]
+
+
+def test_register_at_the_first_second_of_an_epoch_counts_from_it(registry, servers, clock, protocol):
+    clock.to_epoch(3)
+    protocol.register(servers[0])
     assert registry.getServer(servers[0])["activeSince"] == 3
+    assert registry.scoringFacts(servers[0], 3)["active"]
 
 
 def test_server_list_and_paging(registry, servers, protocol):
@@ -71,7 +92,9 @@ def test_server_list_and_paging(registry, servers, protocol):
 def test_unknown_server_has_an_empty_record(registry, stranger):
     assert registry.getServer(stranger)["status"] == Status.NONE
     assert not registry.isActive(stranger)
-    assert tuple(registry.scoringInfo(stranger)) == (Status.NONE, 0, 0, 0, 0, 0)
+    facts = registry.scoringFacts(stranger, 0)
+    assert (facts["status"], facts["active"], facts["numLayers"], facts["weight"]) == (Status.NONE, False, 0, 0)
+    assert registry.maxSpanOf(0) == 0
     assert registry.serverCount() == 0
     assert registry.maxActiveSpan() == 0
     assert list(registry.coverage()) == [0] * 30

@@ -133,6 +133,8 @@ def test_claim_several_epochs_at_once(pool, servers, client, protocol):
 
 
 def test_roll_over_an_unearned_pool(pool, servers, client, protocol, clock):
+    s = servers[0]
+    protocol.register(s)  # registered from the start, but it commits no work in epoch 0
     pool.fundEpoch(0, {"from": client, "value": 5 * ETHER})
     protocol.settle(0)  # nobody earned epoch 0
     current = clock.epoch()
@@ -145,8 +147,6 @@ def test_roll_over_an_unearned_pool(pool, servers, client, protocol, clock):
         pool.rollOver(0, {"from": client})
 
     # the rolled-in pool is paid out with the epoch it went to
-    s = servers[0]
-    protocol.register(s)
     protocol.run_epoch(current, {s: 1}, {s: ONE})
     protocol.settle(current)
     before = balance(s)
