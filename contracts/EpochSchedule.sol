@@ -68,9 +68,8 @@ contract EpochSchedule is IEpochSchedule {
     /// @inheritdoc IEpochSchedule
     function nextFullEpoch() external view returns (uint256) {
         if (block.timestamp <= GENESIS) return 0;
-        uint256 elapsed = block.timestamp - GENESIS;
-        uint256 epoch = elapsed / EPOCH_LENGTH;
-        return elapsed % EPOCH_LENGTH == 0 ? epoch : epoch + 1;
+        // ceil((t - GENESIS) / EPOCH_LENGTH): the epoch starting now, or else the next one
+        return (block.timestamp - GENESIS + EPOCH_LENGTH - 1) / EPOCH_LENGTH;
     }
 
     /// @inheritdoc IEpochSchedule
