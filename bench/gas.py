@@ -49,7 +49,7 @@ def run_network(w3, artifacts, n: int) -> dict[str, int]:
         return receipt
 
     p = as_(client)
-    epoch = p.current_epoch()
+    epoch = p.current_epoch() + 1  # servers registered now are paid from the next epoch, the first they serve in full
     send(client, p.pool.functions.fundEpoch(epoch), "fundEpoch", value=100 * ONE)
     span = 10
     for i, server in enumerate(servers):
@@ -62,6 +62,7 @@ def run_network(w3, artifacts, n: int) -> dict[str, int]:
         )
     send(servers[0], p.registry.functions.addStake(), "addStake", value=ONE)
     send(servers[0], p.registry.functions.updateServer("http://10.0.0.1:8001", 0, span), "updateServer")
+    warp_to(w3, p.window_start(epoch, Phase.WORK))
 
     warp_to(w3, p.window_start(epoch, Phase.COMMIT_WORK))
     for i, server in enumerate(servers):

@@ -45,7 +45,8 @@ contract RewardPool is IRewardPool, Governed, ReentrancyGuard {
         uint256 current = _currentEpoch();
         if (epoch < current) revert EpochClosed(epoch, current);
         uint256 size = poolSize(epoch);
-        if (msg.value > MAX_POOL - size) revert PoolTooLarge(epoch, size, msg.value, MAX_POOL);
+        // (a pool can pass the cap by roll-overs and slashed stake; then it takes no more funding)
+        if (size > MAX_POOL || msg.value > MAX_POOL - size) revert PoolTooLarge(epoch, size, msg.value, MAX_POOL);
         _pools[epoch].funded += msg.value;
         totalFunded += msg.value;
         emit EpochFunded(epoch, msg.sender, msg.value);

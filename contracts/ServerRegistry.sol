@@ -48,7 +48,7 @@ contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
     LayerCounts.Counts private _spanCounts;
     /// @dev Per server, key = first epoch, value = ACTIVE_BIT | firstLayer << 16 | numLayers at that epoch's start.
     mapping(address server => Checkpoints.Trace224) private _facts;
-    /// @dev Epochs during which the server left the active set (it was not active for all of them).
+    /// @dev Epochs during which the server left the active set, but the latest (kept in `Server.leftEpoch`).
     mapping(address server => mapping(uint256 epoch => bool)) private _leftDuring;
     /// @dev key = first epoch, value = max(l) at that epoch's start.
     Checkpoints.Trace224 private _maxSpans;
@@ -124,6 +124,7 @@ contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
         Server storage s = _registered(msg.sender);
         if (s.status == Status.Deactivated) revert ServerIsDeactivated(msg.sender);
         _checkSpan(endpoint, firstLayer, numLayers);
+        uint256 maxBefore = maxActiveSpan;
         bool active = s.status == Status.Active;
         if (active) _count(s, false);
         s.endpoint = endpoint;
@@ -132,7 +133,9 @@ contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
         if (active) _count(s, true);
         emit ServerUpdated(msg.sender, endpoint, firstLayer, numLayers);
         // The move counts for scoring from the next full epoch: l_i of an epoch is its work period's span.
-        _checkpoint(msg.sender, s);
+        uint256 next = schedule.nextFullEpoch();
+        _scheduleFacts(msg.sender, s, next);
+        if (maxActiveSpan != maxBefore) _scheduleMaxSpan(next);
     }
 
     /// @inheritdoc IServerRegistry
@@ -242,12 +245,24 @@ contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
     }
 
     /// @inheritdoc IServerRegistry
+    /// @dev Finalize calls this once per server, so it reads as little as it can: the server's packed record
+    /// (one slot), its weight and its checkpoints; the `_leftDuring` mapping only for a server that left the
+    /// active set in more than one epoch.
     function scoringFacts(address server, uint256 epoch) external view returns (ScoringFacts memory f) {
         Server storage s = _servers[server];
         uint224 packed = _facts[server].upperLookupRecent(uint32(epoch));
         f.status = s.status;
         f.registeredEpoch = s.registeredEpoch;
-        f.active = packed & ACTIVE_BIT != 0 && !_leftDuring[server][epoch];
+        f.active = packed & ACTIVE_BIT != 0;
+        if (f.active) {
+            uint256 left = s.leftEpoch;
+            // Left during the epoch; or deactivated in or before it (deactivation writes no checkpoint)
+            if (left != 0 && (epoch + 1 == left || (f.status == Status.Deactivated && epoch + 1 > left))) {
+                f.active = false;
+            } else if (s.leftBefore && _leftDuring[server][epoch]) {
+                f.active = false;
+            }
+        }
         f.firstLayer = uint16(packed >> 16);
         f.numLayers = uint16(packed);
         f.weight = s.weight;
@@ -307,10 +322,12 @@ contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
         }
     }
 
-    /// @dev The one place where status changes: it keeps coverage and max(l) in step with the Active set.
-    /// `epoch` is the epoch reported in the event; on activation it is also the first epoch paid.
+    /// @dev The one place where status changes: it keeps coverage and max(l) in step with the Active set, and the
+    /// epoch facts in step with both. `epoch` is the epoch reported in the event; on activation it is also the
+    /// first epoch paid.
     function _setStatus(address server, Server storage s, Status to, uint256 epoch) private {
         Status from = s.status;
+        uint256 maxBefore = maxActiveSpan;
         if (from == Status.Active) _count(s, false);
         if (to == Status.Active) {
             _count(s, true);
@@ -318,29 +335,46 @@ contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
         }
         s.status = to;
         emit StatusChanged(server, from, to, epoch);
-        if (from == Status.Active && to != Status.Active) {
-            // Not active for all of the current epoch (unless it has not started yet: then nothing is lost).
+        uint256 next = schedule.nextFullEpoch();
+        if (to == Status.Deactivated) {
+            // For good, so no checkpoint: scoringFacts reads the epoch from `leftEpoch` (this saves finalize a
+            // checkpoint write per slashed server).
+            _markLeft(server, s, _currentEpoch());
+        } else {
             uint256 current = _currentEpoch();
-            if (schedule.nextFullEpoch() != current) _leftDuring[server][current] = true;
+            // Going inactive after the current epoch's first second: that epoch was not served in full.
+            if (from == Status.Active && next != current) _markLeft(server, s, current);
+            _scheduleFacts(server, s, next);
         }
-        _checkpoint(server, s);
+        if (maxActiveSpan != maxBefore) _scheduleMaxSpan(next);
     }
 
-    /// @dev Schedules the live record as the server's facts (and the live max(l) as max(l)) from the next full
-    /// epoch on. Keys only grow: every call in one epoch writes the same key, the latest value winning.
-    function _checkpoint(address server, Server storage s) private {
-        uint32 from = uint32(schedule.nextFullEpoch());
+    /// @dev Records that the server left the active set during `epoch`; an earlier such epoch moves to the mapping.
+    function _markLeft(address server, Server storage s, uint256 epoch) private {
+        uint32 left = uint32(epoch + 1);
+        uint32 previous = s.leftEpoch;
+        if (previous != 0 && previous != left) {
+            _leftDuring[server][previous - 1] = true;
+            s.leftBefore = true;
+        }
+        s.leftEpoch = left;
+    }
+
+    /// @dev Schedules the live record as the server's facts from epoch `from` on. Keys only grow: every call in one
+    /// epoch writes the same key, the latest value winning.
+    function _scheduleFacts(address server, Server storage s, uint256 from) private {
         uint224 packed = (s.status == Status.Active ? ACTIVE_BIT : 0) | uint224(s.firstLayer) << 16 | s.numLayers;
         Checkpoints.Trace224 storage facts = _facts[server];
         if (facts.length() == 0 || facts.latest() != packed) {
-            facts.push(from, packed);
+            facts.push(uint32(from), packed);
             emit FactsScheduled(server, from, packed & ACTIVE_BIT != 0, s.firstLayer, s.numLayers);
         }
-        uint224 maxSpan = uint224(maxActiveSpan);
-        if (_maxSpans.latest() != maxSpan) {
-            _maxSpans.push(from, maxSpan);
-            emit MaxSpanScheduled(from, maxSpan);
-        }
+    }
+
+    /// @dev Schedules the live max(l) as max(l) from epoch `from` on; called whenever it changed.
+    function _scheduleMaxSpan(uint256 from) private {
+        _maxSpans.push(uint32(from), uint224(maxActiveSpan));
+        emit MaxSpanScheduled(from, maxActiveSpan);
     }
 
     function _checkCounts(uint256 overflowAt) private pure {

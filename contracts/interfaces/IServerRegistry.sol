@@ -20,6 +20,9 @@ interface IServerRegistry {
     /// @notice A server's record.
     /// @param activeSince First epoch from which the server has been continuously active (paid epochs start here).
     /// @param weight The per-server weight w_i of eq. 3, 18 decimals (1e18 = 1.0).
+    /// @param leftEpoch 1 + the last epoch during which the server left the active set (0: never), so that epoch is
+    /// not paid; for a deactivated server, no later one either. Packed with the status so that scoring reads it
+    /// for free. @param leftBefore It left during an earlier epoch too (looked up per epoch).
     struct Server {
         string endpoint;
         uint16 firstLayer;
@@ -29,6 +32,8 @@ interface IServerRegistry {
         uint32 activeSince;
         uint32 timesSlashed;
         uint64 unlockTime;
+        uint32 leftEpoch;
+        bool leftBefore;
         uint128 stake;
         uint128 unbonding;
         uint128 totalSlashed;

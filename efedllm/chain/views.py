@@ -42,6 +42,9 @@ class ServerRecord:
     active_since: int
     times_slashed: int
     unlock_time: int
+    left_epoch: int
+    """1 + the last epoch during which it left the active set (0: never): that epoch is not paid."""
+    left_before: bool
     stake: int
     unbonding: int
     total_slashed: int

@@ -12,7 +12,8 @@ log = logging.getLogger("efedllm.server.rewards")
 
 
 def claimable_epochs(protocol: Protocol, server: str) -> list[int]:
-    """Settled epochs since ``server`` registered with a reward weight it has not claimed yet."""
+    """Settled epochs since ``server`` registered with a reward weight it has not claimed yet, and can still claim
+    (an epoch whose rest was rolled over after its claim period is skipped: claiming it would revert)."""
     record = next((s for s in protocol.servers() if s.address == server), None)
     if record is None:
         return []
@@ -22,7 +23,8 @@ def claimable_epochs(protocol: Protocol, server: str) -> list[int]:
         if protocol.phase(epoch) != Phase.SETTLED:
             break  # later epochs are not settled either
         if pool.rewardWeight(epoch, server).call() and not pool.hasClaimed(epoch, server).call():
-            epochs.append(epoch)
+            if not protocol.pool_of(epoch).rolled_out:
+                epochs.append(epoch)
     return epochs
 
 
