@@ -26,6 +26,8 @@ def test_register_records_the_server(registry, servers, params):
         "activeSince": 0,
         "timesSlashed": 0,
         "unlockTime": 0,
+        "leftEpoch": 0,
+        "leftBefore": False,
         "stake": 2 * params.min_stake,
         "unbonding": 0,
         "totalSlashed": 0,

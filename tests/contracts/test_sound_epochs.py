@@ -9,8 +9,9 @@ slashing-rule tests at the end pin the new rule (some of their cases held before
    first finalize raised everyone else's score. max(l) is now the fact of e's work period (``maxSpanOf``).
 2. l_i was the span snapshotted at commitWork (or the live span without a commitment), so a server chose its own
    l_i after the work period: move to a full span, commit (or just wait for finalize), move back.
-3. A server registered seconds before an epoch ended was scored and paid for all of it (and could commit
-   work for it). It now counts from the next full epoch: commitWork reverts ServerNotEligible, finalize skips it.
+3. A server registered seconds before an epoch ended was paid for all of it. It is now paid from the next full
+   epoch; the work it did in its last seconds is still committed and scored (fraud there is slashed), unpaid, and
+   its span does not count towards that epoch's max(l). One registered after the work period cannot commit for it.
 4. Pay required the live status Active at finalize: a server that served all of e and unstaked after e's work
    period lost its share to the others. Pay now needs ``active`` all through the work period only.
 5. Pause did not stop finalize from moving stake (slash, depositSlashed, recordWeight ignored it); a pool had no
@@ -182,10 +183,12 @@ def test_a_server_cannot_move_to_a_longer_span_before_finalize(paper, servers):
 # ------------------------------------------------------------------------------------------------ 3. late registration
 
 
-def test_a_server_registered_10s_before_the_epoch_ends_cannot_commit_work_for_it(
+def test_a_server_registered_10s_before_the_epoch_ends_is_not_paid_for_it(
     registry, ledger, scoring, pool, servers, client, clock, protocol
 ):
-    """Registration pays from the next full epoch; at an epoch's exact first second that epoch is the next full one."""
+    """Registration pays from the next full epoch; at an epoch's exact first second that epoch is the next full one.
+    The late server may commit what it served in its 10 s, and is scored for it, but takes no share of the pool;
+    one registered after the work period has nothing to commit for it."""
     steady, late, on_time = servers[:3]
     protocol.register(steady)
     pool.fundEpoch(0, {"from": client, "value": ETHER})
@@ -194,13 +197,13 @@ def test_a_server_registered_10s_before_the_epoch_ends_cannot_commit_work_for_it
     clock.to_epoch(1)  # its first second, also the first second of epoch 0's CommitWork window
     protocol.register(on_time)
 
-    protocol.commit_work(0, {steady: 1})
-    for s in (late, on_time):
-        with reverts("ServerNotEligible", s):
-            ledger.commitWork(0, root_of(s, 0), 1, {"from": s})
+    protocol.commit_work(0, {steady: 1, late: 1})
+    with reverts("ServerNotEligible", on_time):
+        ledger.commitWork(0, root_of(on_time, 0), 1, {"from": on_time})
     protocol.score(0, {steady: ONE, late: ONE})
-    protocol.finalize(0, [steady, late])
-    assert scoring.scoreOf(0, late)["outcome"] == Outcome.NONE
+    protocol.finalize(0, [steady, late, on_time])
+    assert scoring.scoreOf(0, late)["outcome"] == Outcome.PASSED
+    assert scoring.scoreOf(0, on_time)["outcome"] == Outcome.NONE
     assert pool.rewardWeight(0, late) == 0
     protocol.settle(0)
     assert claim(pool, steady, 0) == ETHER
@@ -210,21 +213,25 @@ def test_a_server_registered_10s_before_the_epoch_ends_cannot_commit_work_for_it
         assert pool.rewardWeight(1, s) == ONE
 
 
-def test_a_late_registration_is_neither_scored_nor_slashed_for_the_epoch(
-    registry, scoring, servers, clock, protocol, params
+def test_a_late_registration_is_scored_unpaid_and_slashable_for_the_epoch(
+    registry, scoring, pool, servers, clock, protocol, params
 ):
+    """A server that registers near an epoch's end and serves garbage for its last seconds is slashed for it (its
+    work there is opened like anyone's); its span does not count towards that epoch's max(l)."""
     steady, late = servers[:2]
-    protocol.register(steady)
+    protocol.register(steady, 0, 10)
     clock.goto(clock.end(0, Phase.WORK) - 10)
-    protocol.register(late)
-    protocol.score(0, {steady: ONE, late: 0})  # verifiers could not have sampled it for a whole epoch
+    protocol.register(late, 0, 30)
+    protocol.commit_work(0, {steady: 1, late: 1})
+    protocol.score(0, {steady: ONE, late: 0})
     tx = protocol.finalize(0, [steady, late])
 
-    assert [e["server"] for e in tx.events["ServerScored"]] == [steady]
-    assert "Slashed" not in tx.events
-    assert scoring.scoreOf(0, late)["outcome"] == Outcome.NONE
-    assert registry.getServer(late)["status"] == Status.ACTIVE
-    assert registry.getServer(late)["stake"] == params.min_stake
+    assert scoring.scoreOf(0, steady)["maxLayers"] == 10
+    assert scoring.scoreOf(0, steady)["score"] == ONE
+    assert scoring.scoreOf(0, late)["outcome"] == Outcome.SLASHED
+    assert len(tx.events["Slashed"]) == 1
+    assert registry.getServer(late)["status"] == Status.DEACTIVATED
+    assert registry.getServer(late)["stake"] == params.min_stake // 2
 
 
 # ------------------------------------------------------------------------------------------------ 4. unstaking after
