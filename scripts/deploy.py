@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from brownie import accounts, network, project, web3
 
+from efedllm.chain.deploy import check_public
 from efedllm.chain.deployment import ContractRecord, Deployment
 from efedllm.chain.params import ProtocolParams
 from efedllm.chain.plan import GRANTS, steps
@@ -32,6 +33,7 @@ def built_abi(containers, name):
 
 def main(overrides: str = "{}"):
     params = replace(ProtocolParams(), **json.loads(overrides))
+    check_public(params, web3.eth.chain_id)  # before any transaction, as `efedllm deploy` does
     account = deployer()
     containers = project.get_loaded_projects()[0]
     deployed, first_block = {}, None

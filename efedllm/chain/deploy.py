@@ -9,6 +9,7 @@ from web3.exceptions import Web3Exception
 
 from efedllm.chain.compile import Artifact
 from efedllm.chain.deployment import ContractRecord, Deployment
+from efedllm.chain.node import ANVIL_CHAIN_ID, GANACHE_CHAIN_ID
 from efedllm.chain.params import ProtocolParams
 from efedllm.chain.plan import GRANTS, VERIFIER_ROLE_HOLDER, steps
 from efedllm.chain.transactions import Transactor
@@ -61,7 +62,9 @@ def deploy(
 ) -> Deployment:
     """Deploy every contract, wire the roles, grant VERIFIER_ROLE to ``verifiers``; the signer is governor.
     Every argument is checked first (``check_deployable``): nothing is sent unless the whole plan can succeed."""
-    verifiers = check_deployable(params, verifiers, now=w3.eth.get_block("latest")["timestamp"])
+    verifiers = check_deployable(
+        params, verifiers, now=w3.eth.get_block("latest")["timestamp"], chain_id=w3.eth.chain_id
+    )
     require_shanghai(w3)
     governor = tx.signer.address
     addresses: dict[str, str] = {}
@@ -97,10 +100,13 @@ def deploy(
     )
 
 
-def check_deployable(params: ProtocolParams, verifiers: Iterable[str], *, now: int | None = None) -> list[str]:
+def check_deployable(
+    params: ProtocolParams, verifiers: Iterable[str], *, now: int | None = None, chain_id: int | None = None
+) -> list[str]:
     """Refuse, before the first transaction, what would make a deployment fail halfway (about 7M gas spent and no
     deployment file): parameters outside the constructors' bounds, a genesis in the past (``now``: chain time),
-    a verifier that is not an address. Returns the verifiers, checksummed."""
+    a verifier that is not an address; and, on a public chain (``chain_id`` not a dev chain's), parameters that
+    let one party decide verdicts (``check_public``). Returns the verifiers, checksummed."""
     for name, (low, high) in BOUNDS.items():
         value = getattr(params, name)
         if value < low or (high is not None and value > high):
@@ -111,7 +117,31 @@ def check_deployable(params: ProtocolParams, verifiers: Iterable[str], *, now: i
             f"parameter genesis ({params.genesis}) is before the chain's time ({now}); "
             f"give 0 for the deployment block or a time ahead"
         )
+    if chain_id is not None:
+        check_public(params, chain_id)
     return [verifier_address(text) for text in verifiers]
+
+
+DEV_CHAIN_IDS = (ANVIL_CHAIN_ID, GANACHE_CHAIN_ID)
+PUBLIC_MIN_VERIFIERS = 3
+
+
+def check_public(params: ProtocolParams, chain_id: int) -> None:
+    """On any chain but a local dev chain: at least three verifiers must reveal for a verdict (with one or two, a
+    single liar decides the median: with two the median is their mean, so one liar moves it half-way), and no
+    immunity (a slashed operator re-registers under a new address and would get fresh immunity for free)."""
+    if chain_id in DEV_CHAIN_IDS:
+        return
+    if params.min_verifiers < PUBLIC_MIN_VERIFIERS:
+        raise InvalidParameter(
+            f"parameter min_verifiers must be at least {PUBLIC_MIN_VERIFIERS} on a public chain (chain id "
+            f"{chain_id}), got {params.min_verifiers}: with fewer, one lying verifier decides a verdict"
+        )
+    if params.immunity_epochs:
+        raise InvalidParameter(
+            f"parameter immunity_epochs must be 0 on a public chain (chain id {chain_id}), got "
+            f"{params.immunity_epochs}: a slashed operator would re-register under a new address and be immune again"
+        )
 
 
 def verifier_address(text: str) -> str:

@@ -22,9 +22,9 @@ def claimable_epochs(protocol: Protocol, server: str) -> list[int]:
     for epoch in range(record.registered_epoch, protocol.current_epoch()):
         if protocol.phase(epoch) != Phase.SETTLED:
             break  # later epochs are not settled either
-        if pool.rewardWeight(epoch, server).call() and not pool.hasClaimed(epoch, server).call():
-            if not protocol.pool_of(epoch).rolled_out:
-                epochs.append(epoch)
+        owed = pool.rewardWeight(epoch, server).call() and not pool.hasClaimed(epoch, server).call()
+        if owed and not protocol.pool_of(epoch).rolled_out:
+            epochs.append(epoch)
     return epochs
 
 

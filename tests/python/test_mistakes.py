@@ -14,6 +14,8 @@ import pytest
 import torch
 
 from efedllm.chain.anvil import free_port, warp_to
+from efedllm.chain.connection import connect
+from efedllm.chain.node import LocalNode, NodeConfig
 from efedllm.chain.params import ETHER
 from efedllm.chain.protocol import Phase, Status
 from efedllm.server.records import TaskStore
@@ -112,6 +114,23 @@ def test_deploy_warns_without_a_verifier(anvil, tmp_path):
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if "warning" in line]
     assert warnings == [line for line in warnings if line.startswith("efedllm: warning: no --verifier")] != []
+
+
+def test_deploy_on_a_public_chain_refuses_a_quorum_one_liar_decides(tmp_path):
+    """On a chain that is not a local dev chain, fewer than three verifiers (or any immunity) is refused before the
+    first transaction: with one or two, a single lying verifier decides each verdict."""
+    with LocalNode(NodeConfig(chain_id=11155111, block_time=0)) as node:
+        env = {"EFEDLLM_DEPLOYMENTS": str(tmp_path / "deployments")}
+        verifier = ("--verifier", "0x" + "11" * 20)
+        result = efedllm("deploy", "--rpc-url", node.url, *verifier, "--min-verifiers", "2", env=env)
+        assert_one_line_error(result, "min_verifiers must be at least 3 on a public chain (chain id 11155111)")
+        result = efedllm(
+            "deploy", "--rpc-url", node.url, *verifier, "--min-verifiers", "3", "--immunity-epochs", "1", env=env
+        )
+        assert_one_line_error(result, "immunity_epochs must be 0 on a public chain")
+        w3 = connect(node.url)
+        assert w3.eth.get_transaction_count(w3.eth.accounts[0]) == 0
+        assert not (tmp_path / "deployments").exists()
 
 
 def work(protocol, tmp_path, epoch):
