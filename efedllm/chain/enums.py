@@ -37,4 +37,6 @@ Status.__doc__ = "IServerRegistry.Status of a server."
 Outcome = _Labelled("Outcome", _members("Outcome"), module=__name__)
 Outcome.__doc__ = "What finalizing an epoch did to a server (ITrustScoring.Outcome)."
 SlashingRule = _Labelled("SlashingRule", _members("SlashingRule"), module=__name__)
-SlashingRule.__doc__ = "What a deployment's scorer slashes on (ITrustScoring.SlashingRule): accuracy, or the paper's S_i."
+SlashingRule.__doc__ = (
+    "What a deployment's scorer slashes on (ITrustScoring.SlashingRule): accuracy, or the paper's S_i."
+)
