@@ -121,6 +121,8 @@ contract TrustScoring is ITrustScoring, Governed {
         if (f.numLayers == 0) return;
         IWorkLedger.Commitment memory work = ledger.commitmentOf(epoch, server);
         Score memory s = _score(epoch, server, f.numLayers, f.weight, maxSpan);
+        // A declared loss is a soft failure: whatever the verifiers revealed, no pay and no slash.
+        if (work.lost) s.outcome = Outcome.Forfeited;
 
         uint256 weight = 0;
         if (s.outcome == Outcome.Passed) {

@@ -57,6 +57,19 @@ contract WorkLedger is IWorkLedger, Governed {
         emit SeedDrawn(epoch, seed, msg.sender);
     }
 
+    /// @inheritdoc IWorkLedger
+    function declareLoss(uint256 epoch) external whenNotPaused {
+        IEpochSchedule.Phase phase = schedule.phase(epoch);
+        if (phase != IEpochSchedule.Phase.CommitWork && phase != IEpochSchedule.Phase.CommitScores) {
+            revert IEpochSchedule.WrongPhase(epoch, IEpochSchedule.Phase.CommitWork, phase);
+        }
+        if (_seeds[epoch] != bytes32(0)) revert SeedAlreadyDrawn(epoch);
+        Commitment storage c = _commitments[epoch][msg.sender];
+        if (c.root == bytes32(0) || c.lost) revert NothingToDeclare(epoch, msg.sender);
+        c.lost = true;
+        emit LossDeclared(epoch, msg.sender);
+    }
+
     function commitmentOf(uint256 epoch, address server) external view returns (Commitment memory) {
         return _commitments[epoch][server];
     }

@@ -20,7 +20,8 @@ interface ITrustScoring {
         Slashed, // failed the rule: slashed and deactivated
         Immune, // failed the rule during the immunity period: neither slashed nor paid
         Failed, // failed the rule, already deactivated: nothing more happens
-        NoQuorum // fewer than minVerifiers revealed: not scored, not slashed, not paid
+        NoQuorum, // fewer than minVerifiers revealed: not scored, not slashed, not paid
+        Forfeited // the server declared its records of the epoch lost (WorkLedger.declareLoss): not paid, not slashed
     }
 
     /// @notice What a failing score is compared with: Accuracy (acc_i < θ slashes; the default, which never

@@ -7,26 +7,30 @@ pragma solidity ^0.8.24;
 /// with a seed drawn only after every commitment window has closed, so a server could not know which of its
 /// tasks would be checked when it committed.
 interface IWorkLedger {
-    /// @notice A server's commitment for one epoch. The span is snapshotted from the registry at commit time:
-    /// it is the l_i of eq. 3 for that epoch.
+    /// @notice A server's commitment for one epoch. The span is the server's span in that epoch (its l_i, a fact of
+    /// the work period). `lost`: the server declared its records of the epoch lost before the seed was drawn; it
+    /// forfeits the epoch's pay and is not slashed for it.
     struct Commitment {
         bytes32 root;
         uint64 workUnits;
         uint16 firstLayer;
         uint16 numLayers;
         uint64 committedAt;
+        bool lost;
     }
 
     event WorkCommitted(
         uint256 indexed epoch, address indexed server, bytes32 root, uint256 workUnits, uint256 firstLayer, uint256 numLayers
     );
     event SeedDrawn(uint256 indexed epoch, bytes32 seed, address drawer);
+    event LossDeclared(uint256 indexed epoch, address indexed server);
 
     error ServerNotEligible(address server);
     error WorkAlreadyCommitted(uint256 epoch, address server);
     error EmptyCommitment();
     error TooManyWorkUnits(uint256 workUnits, uint256 max);
     error SeedAlreadyDrawn(uint256 epoch);
+    error NothingToDeclare(uint256 epoch, address server);
 
     /// @notice Commit msg.sender's work of `epoch` during its CommitWork window.
     function commitWork(uint256 epoch, bytes32 root, uint256 workUnits) external;
@@ -34,6 +38,12 @@ interface IWorkLedger {
     /// @notice Draw the sampling seed of `epoch` from the current block's randomness, once, during its
     /// CommitScores window (after every commitment is final). Anyone may call; verifiers do.
     function drawSeed(uint256 epoch) external returns (bytes32 seed);
+
+    /// @notice Declare the caller's records of `epoch` lost (a failed disk, a new machine): it cannot open the leaves
+    /// it committed. Allowed after committing and before the epoch's seed is drawn (in the CommitWork or
+    /// CommitScores window), so nobody can declare a loss once they know which leaves are sampled. The epoch then
+    /// ends Forfeited for the server: not paid, not slashed.
+    function declareLoss(uint256 epoch) external;
 
     function commitmentOf(uint256 epoch, address server) external view returns (Commitment memory);
     /// @notice The seed of `epoch`, or zero before it is drawn.

@@ -67,12 +67,17 @@ MEANINGS: dict[str, str | Callable[[dict[str, Any]], str]] = {
     "NothingToWithdraw": "nothing is unbonding: request it first with `efedllm server unstake`",
     "StillUnbonding": lambda a: f"still unbonding until {utc(a['unlockTime'])}",
     "TransferFailed": "the contract could not send the ether to the recipient",
+    "TooManyServers": lambda a: f"more than 65535 active servers would share layer (or span length) {a['index']}",
     # RewardPool
     "NothingToClaim": "nothing to claim for these epochs",
     "AlreadyClaimed": lambda a: f"the rewards of epoch {a['epoch']} were already claimed",
     "EpochClosed": lambda a: f"epoch {a['epoch']} is over (the current epoch is {a['currentEpoch']})",
     "NotRollable": lambda a: f"the pool of epoch {a['epoch']} is not settled, empty, earned or already rolled over",
     "WeightAlreadyRecorded": lambda a: f"the reward weight of {a['server']} in epoch {a['epoch']} is already recorded",
+    "PoolTooLarge": lambda a: (
+        f"the pool of epoch {a['epoch']} holds {ether(a['poolSize'])}; adding {ether(a['amount'])} would pass its cap"
+    ),
+    "ClaimPeriodOver": lambda a: f"the claim period of epoch {a['epoch']} is over and its rest was rolled over",
     # EpochSchedule and every contract's phase checks
     "WrongPhase": lambda a: (
         f"epoch {a['epoch']} is in its {_phase(a['actual'])} phase; this needs {_phase(a['expected'])}"
@@ -84,6 +89,9 @@ MEANINGS: dict[str, str | Callable[[dict[str, Any]], str]] = {
     "EmptyCommitment": "a work commitment needs a Merkle root and at least one work unit",
     "TooManyWorkUnits": lambda a: f"{a['workUnits']} work units exceed the cap of {a['max']}",
     "SeedAlreadyDrawn": lambda a: f"the sampling seed of epoch {a['epoch']} is already drawn",
+    "NothingToDeclare": lambda a: (
+        f"{a['server']} committed no work for epoch {a['epoch']}, or already declared its records lost"
+    ),
     # TrustScoring
     "ScoresAlreadyCommitted": lambda a: f"this verifier already committed scores for epoch {a['epoch']}",
     "TooManyVerifiers": lambda a: f"epoch {a['epoch']} already has the most verifiers allowed",

@@ -67,6 +67,8 @@ class Commitment:
     first_layer: int
     num_layers: int
     committed_at: int
+    lost: bool
+    """The server declared its records of the epoch lost before the seed was drawn: forfeited, not slashed."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,4 +1,5 @@
-"""``efedllm server status|stake|unstake|withdraw``: a provider's on-chain account, without loading the model.
+"""``efedllm server status|stake|unstake|withdraw|declare-loss``: a provider's on-chain account, without loading the
+model.
 
 Stake moves through three states: bonded (counts for minStake, slashable), unbonding (after ``unstake``;
 still slashable until its unlock time) and withdrawn. ``status`` shows all of it plus the last trust score
@@ -46,6 +47,14 @@ def register(commands) -> None:
     withdraw = commands.add_parser("withdraw", help="pay out unbonded stake once its unlock time has passed")
     add_chain_options(withdraw, signs=True)
     withdraw.set_defaults(run=run_withdraw)
+    loss = commands.add_parser(
+        "declare-loss",
+        help="declare the records of committed epochs lost (a lost data directory) before their seed is drawn: "
+        "those epochs are forfeited (no pay), not slashed; `server run` does it by itself on start",
+    )
+    loss.add_argument("--epoch", type=int, nargs="+", required=True, metavar="N", help="the epochs (required)")
+    add_chain_options(loss, signs=True)
+    loss.set_defaults(run=run_declare_loss)
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -113,6 +122,16 @@ def run_withdraw(args: argparse.Namespace) -> int:
     amount = server_record(protocol, protocol.signer.address).unbonding
     protocol.tx.send(protocol.registry.functions.withdraw(), label="withdraw")
     say(f"withdrew {ether(amount)} to {protocol.signer.address}")
+    return 0
+
+
+def run_declare_loss(args: argparse.Namespace) -> int:
+    protocol = open_protocol(args, signs=True)
+    for epoch in args.epoch:
+        protocol.tx.send(protocol.ledger.functions.declareLoss(epoch), label="declareLoss")
+        say(
+            f"epoch {epoch}: records declared lost; the epoch is forfeited for {protocol.signer.address} (no pay, no slash)"
+        )
     return 0
 
 

@@ -3,7 +3,9 @@
 ``EpochTracker`` follows the chain's epoch (polled, so chain time, not the local clock, decides); the step hook
 records every served step in the ``TaskStore`` under that epoch; ``Committer`` posts
 ``commitWork(epoch, root, workUnits)`` for each epoch with work once its CommitWork window opens, retrying with
-backoff while the chain is unreachable, until the window closes.
+backoff while the chain is unreachable, until the window closes. A server that finds on chain a commitment of its
+own that its store does not hold (a lost or new data directory) declares those records lost while it still may
+(``declare_lost``): the epoch is then forfeited, not slashed.
 """
 
 from __future__ import annotations
@@ -93,8 +95,31 @@ class Committer:
             self.store.save_commitment(epoch, root, len(records), receipt["transactionHash"].hex())
             log.info("epoch %d: committed %d tasks, root 0x%s", epoch, len(records), root.hex())
 
+    def declare_lost(self) -> list[int]:
+        """Declare lost the records of every epoch this server committed on chain but does not hold (its data
+        directory was lost or replaced), while the epoch's seed is not drawn yet; say loudly what cannot be saved."""
+        declared = []
+        for epoch in lost_epochs(self.protocol, self.store):
+            if self.protocol.ledger.functions.sampleSeed(epoch).call() != bytes(32):
+                log.error(
+                    "epoch %d: its committed records are not in this data directory and its leaves are already "
+                    "being sampled: unopened leaves count as fraud (restore the directory if you can)",
+                    epoch,
+                )
+                continue
+            self.protocol.tx.send(self.protocol.ledger.functions.declareLoss(epoch), label="declareLoss")
+            log.warning(
+                "epoch %d: committed records missing from the data directory: declared lost (no pay, no slash)", epoch
+            )
+            declared.append(epoch)
+        return declared
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, self.declare_lost)
+        except Exception as exc:  # noqa: BLE001 - the chain may be away at start; the commit loop says so too
+            log.warning("checking for lost records failed (%s: %s)", exc.__class__.__name__, exc)
         delay = self.interval
         while True:
             await asyncio.sleep(delay)
@@ -104,3 +129,18 @@ class Committer:
             except Exception as exc:  # noqa: BLE001 - chain away or tx failed: retry until the window closes
                 delay = min(delay * 2, self.max_backoff)
                 log.warning("committing work failed (%s: %s); retrying in %.0fs", exc.__class__.__name__, exc, delay)
+
+
+def lost_epochs(protocol: Protocol, store: TaskStore) -> list[int]:
+    """Epochs still open to a declaration (CommitWork or CommitScores) that the signer committed on chain, has not
+    declared lost, and whose commitment its store does not hold."""
+    me = protocol.signer.address
+    current = protocol.current_epoch()
+    lost = []
+    for epoch in range(current - 1, -1, -1):
+        if protocol.phase(epoch) > Phase.COMMIT_SCORES:
+            break  # and every earlier epoch too
+        work = protocol.commitment_of(epoch, me)
+        if work.work_units and not work.lost and store.commitment(epoch) is None:
+            lost.append(epoch)
+    return lost

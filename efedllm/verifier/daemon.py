@@ -110,6 +110,9 @@ class Verifier:
         targets = []
         for s in self.protocol.servers():
             work = self.protocol.commitment_of(epoch, s.address)
+            if work.lost:
+                self.progress(f"epoch {epoch}: {s.address} declared its records lost: not verified (no pay, no slash)")
+                continue
             if s.status == Status.ACTIVE or (s.status == Status.INACTIVE and work.work_units > 0):
                 targets.append((s, work))
         self.progress(

@@ -492,3 +492,52 @@ def test_under_the_paper_rule_theta_bounds_the_score(paper, servers, below):
         assert score["outcome"] == Outcome.PASSED
         assert p.system.registry.getServer(half)["status"] == Status.ACTIVE
         assert p.system.pool.rewardWeight(0, half) == score["score"] * 2
+
+
+# ------------------------------------------------------------------------------------------------ lost records
+
+
+def test_a_declared_loss_forfeits_the_epoch_without_a_slash(registry, ledger, scoring, pool, servers, clock, protocol):
+    """A server that lost its data directory after committing declares it before the seed is drawn: verifiers that
+    still report 0 for it (every opening refused) cannot slash it; it is not paid for the epoch either."""
+    lost, steady = servers[:2]
+    for s in (lost, steady):
+        protocol.register(s)
+    protocol.commit_work(0, {lost: 3, steady: 3})
+    tx = ledger.declareLoss(0, {"from": lost})
+    assert tx.events["LossDeclared"] == {"epoch": 0, "server": lost}
+    assert ledger.commitmentOf(0, lost)["lost"]
+    protocol.score(0, {lost: 0, steady: ONE})
+    tx = protocol.finalize(0, [lost, steady])
+
+    assert scoring.scoreOf(0, lost)["outcome"] == Outcome.FORFEITED
+    assert "Slashed" not in tx.events
+    assert registry.getServer(lost)["status"] == Status.ACTIVE
+    assert pool.rewardWeight(0, lost) == 0
+    assert pool.rewardWeight(0, steady) == 3 * ONE
+
+
+def test_a_loss_cannot_be_declared_once_the_sample_is_known(ledger, servers, verifiers, clock, protocol):
+    """Declaring after the seed is drawn would let a cheater see which leaves are sampled and escape; before
+    committing there is nothing to declare; during the work period it is too early."""
+    s, idle = servers[:2]
+    protocol.register(s)
+    protocol.register(idle)
+    with reverts("WrongPhase", 0, Phase.COMMIT_WORK, Phase.WORK):
+        ledger.declareLoss(0, {"from": s})
+    protocol.commit_work(0, {s: 1})
+    with reverts("NothingToDeclare", 0, idle):
+        ledger.declareLoss(0, {"from": idle})
+    clock.to_phase(0, Phase.COMMIT_SCORES)
+    ledger.drawSeed(0, {"from": verifiers[0]})
+    with reverts("SeedAlreadyDrawn", 0):
+        ledger.declareLoss(0, {"from": s})
+
+
+def test_a_loss_is_declared_once(ledger, servers, protocol):
+    s = servers[0]
+    protocol.register(s)
+    protocol.commit_work(0, {s: 1})
+    ledger.declareLoss(0, {"from": s})
+    with reverts("NothingToDeclare", 0, s):
+        ledger.declareLoss(0, {"from": s})

@@ -203,3 +203,23 @@ def test_a_server_logs_its_verdicts_and_stops_once_deactivated(w3, protocol_for,
         committer.commit_ready()
     assert nonce(w3, 7) == before
     assert any("not committing work" in r.getMessage() and "deactivated" in r.getMessage() for r in caplog.records)
+
+
+def test_a_server_that_lost_its_data_directory_declares_the_loss_instead_of_being_slashed(w3, protocol_for, tmp_path):
+    """Restarted with a new, empty data directory after committing, a server cannot open its committed leaves:
+    every refused opening would be fraud. On start it finds the commitment it does not hold and declares the
+    records lost before the seed is drawn (the epoch is forfeited: no pay, no slash)."""
+    me = protocol_for(8)
+    register(me, "http://127.0.0.1:3")
+    epoch = fresh_epoch(w3, me)
+    committer = work(me, tmp_path / "old", epoch)
+    warp_to(w3, me.window_start(epoch, Phase.COMMIT_WORK))
+    committer.commit_ready()
+    address = me.signer.address
+    assert me.commitment_of(epoch, address).work_units == 1
+
+    restarted = Committer(me, TaskStore(tmp_path / "new" / f"tasks-{address}.sqlite", server=address))
+    assert restarted.declare_lost() == [epoch]
+    assert me.commitment_of(epoch, address).lost
+    assert restarted.declare_lost() == []  # declared once
+    assert committer.declare_lost() == []  # the old directory holds its records: nothing lost
