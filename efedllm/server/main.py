@@ -25,7 +25,7 @@ from efedllm.model.span import LayerSpan, pick_device
 from efedllm.rpc import routes
 from efedllm.rpc.messages import Throughput
 from efedllm.server import openings, throughput
-from efedllm.server.app import HOOKS, LIVE_INFO, create_app
+from efedllm.server.app import HOOKS, LIVE_INFO, create_app, serving
 from efedllm.server.config import ServerConfig
 from efedllm.server.rebalance import Rebalancer
 from efedllm.server.records import TaskStore
@@ -158,6 +158,7 @@ def run(
             store=store, roles=openings.VerifierRoles(protocol), chain_id=protocol.w3.eth.chain_id
         )
         parts.committer = committer = Committer(protocol, store)
+        committer.live_sessions = lambda: serving(app).store.ids()
         background = [tracker.run, committer.run, Verdicts(protocol).run]
         progress(f"recording tasks in {store.path}; {len(committer.pending())} epoch(s) awaiting commitment")
         if config.rebalance:

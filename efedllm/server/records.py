@@ -5,6 +5,11 @@ number, the tokens before it (``past``), a running hash over the session's earli
 and hashes of the input and output hidden states. The tensors themselves are stored too, so that an opening
 can hand a verifier the session's whole prefix. SQLite with synchronous commits: a crash or restart loses no
 served step and no commitment.
+
+``prune`` deletes what settled epochs no longer need: a session's steps go only once every step of it lies in a
+settled epoch and the session is closed, because an opening of a later step carries the inputs of all earlier
+ones (a prefix can span epochs) and a session that goes on needs its last step to chain the next one. Freed
+pages are reused, so a steadily serving server's file stops growing.
 """
 
 from __future__ import annotations
@@ -142,6 +147,32 @@ class TaskStore:
 
     def save_commitment(self, epoch: int, root: bytes, work_units: int, tx: str | None) -> None:
         self._db.execute("INSERT OR REPLACE INTO commitments VALUES (?, ?, ?, ?)", (epoch, root, work_units, tx))
+
+    def prune(self, *, settled_before: int, keep: set[str] = frozenset()) -> int:
+        """Delete the steps of every session whose steps all lie in epochs before ``settled_before`` (all of them
+        settled) and that is not in ``keep`` (the sessions still open on the server); returns how many."""
+        with self._lock:
+            done = [
+                row[0]
+                for row in self._db.execute(
+                    "SELECT session FROM tasks GROUP BY session HAVING MAX(epoch) < ?", (settled_before,)
+                )
+                if row[0] not in keep
+            ]
+            deleted = 0
+            for i in range(0, len(done), 500):
+                batch = done[i : i + 500]
+                marks = ",".join("?" * len(batch))
+                deleted += self._db.execute(f"DELETE FROM tasks WHERE session IN ({marks})", batch).rowcount
+            return deleted
+
+    def stored_bytes(self) -> int:
+        """Bytes the file holds in pages in use (its size less the free pages that new records will reuse)."""
+        pages = (
+            self._db.execute("PRAGMA page_count").fetchone()[0]
+            - self._db.execute("PRAGMA freelist_count").fetchone()[0]
+        )
+        return pages * self._db.execute("PRAGMA page_size").fetchone()[0]
 
     def close(self) -> None:
         self._db.close()

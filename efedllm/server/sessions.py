@@ -41,6 +41,9 @@ class SessionStore:
     def __len__(self) -> int:
         return len(self._sessions)
 
+    def ids(self) -> set[str]:
+        return set(self._sessions)
+
     @property
     def cached_tokens(self) -> int:
         return sum(s.length for s in self._sessions.values())

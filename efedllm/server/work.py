@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from efedllm import merkle
 from efedllm.chain.protocol import Phase, Protocol
@@ -25,6 +26,17 @@ class EpochTracker:
     def __init__(self, protocol: Protocol, *, interval: float = 1.0):
         self.protocol, self.interval = protocol, interval
         self.epoch = protocol.current_epoch()
+
+    def prune(self) -> int:
+        """Delete the records that settled epochs no longer need, once per newly settled epoch."""
+        before = first_unsettled(self.protocol)
+        if before <= self._pruned_before:
+            return 0
+        deleted = self.store.prune(settled_before=before, keep=self.live_sessions())
+        self._pruned_before = before
+        if deleted:
+            log.info("pruned %d task records of epochs settled before %d", deleted, before)
+        return deleted
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -59,6 +71,9 @@ class Committer:
         self._idle_said: str | None = None
         self.claim_units = lambda served: served
         """The work units to claim on chain for n served tasks: n (replaceable, e.g. by a test aid, efedllm/aids/)."""
+        self.live_sessions: Callable[[], set[str]] = frozenset
+        """The ids of the sessions open on the server now: their records are kept (``prune``)."""
+        self._pruned_before = 0
 
     def idle_reason(self) -> str | None:
         """Why committing cannot earn anything now (deactivated, or inactive with no stake), said once; or None."""
@@ -114,6 +129,17 @@ class Committer:
             declared.append(epoch)
         return declared
 
+    def prune(self) -> int:
+        """Delete the records that settled epochs no longer need, once per newly settled epoch."""
+        before = first_unsettled(self.protocol)
+        if before <= self._pruned_before:
+            return 0
+        deleted = self.store.prune(settled_before=before, keep=self.live_sessions())
+        self._pruned_before = before
+        if deleted:
+            log.info("pruned %d task records of epochs settled before %d", deleted, before)
+        return deleted
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         try:
@@ -125,6 +151,7 @@ class Committer:
             await asyncio.sleep(delay)
             try:
                 await loop.run_in_executor(None, self.commit_ready)
+                await loop.run_in_executor(None, self.prune)
                 delay = self.interval
             except Exception as exc:  # noqa: BLE001 - chain away or tx failed: retry until the window closes
                 delay = min(delay * 2, self.max_backoff)
@@ -144,3 +171,11 @@ def lost_epochs(protocol: Protocol, store: TaskStore) -> list[int]:
         if work.work_units and not work.lost and store.commitment(epoch) is None:
             lost.append(epoch)
     return lost
+
+
+def first_unsettled(protocol: Protocol) -> int:
+    """The oldest epoch that is not settled yet (the current one when every earlier one is)."""
+    epoch = protocol.current_epoch()
+    while epoch > 0 and protocol.phase(epoch - 1) != Phase.SETTLED:
+        epoch -= 1
+    return epoch

@@ -49,3 +49,42 @@ def test_a_restart_loses_nothing(tmp_path):
     assert merkle.verify(
         merkle.root([r.leaf(SERVER) for r in records]), records[3].leaf(SERVER), 3, 6, merkle.proof(tree, 3)
     )
+
+
+def test_prune_keeps_every_prefix_an_openable_leaf_or_an_open_session_needs(tmp_path):
+    """Epochs 0 and 1 settled, epoch 2 still being verified: a closed session whose steps all lie in settled
+    epochs goes; one with a step in epoch 2 keeps its earlier steps (the opening of that step carries them); an
+    open session keeps everything, and its next step still chains to the last one."""
+    store = TaskStore(tmp_path / "tasks.sqlite", server=SERVER)
+    step(store, 0, "done", 0, 4)
+    step(store, 1, "done", 4, 1)
+    step(store, 0, "spans", 0, 5)
+    step(store, 2, "spans", 5, 1)
+    step(store, 1, "open", 0, 3)
+    records, _ = store.tree(2)
+    store.save_commitment(2, merkle.root([r.leaf(SERVER) for r in records]), len(records), None)
+
+    assert store.prune(settled_before=2, keep={"open"}) == 2
+    assert store.session_inputs("done", up_to_step=9) == []
+    opening = store.opening(2, 0)
+    assert opening.steps == [5, 1]  # the settled step of epoch 0 is still there for epoch 2's opening
+    nxt, _ = step(store, 3, "open", 3, 1)
+    assert nxt.step == 1 and nxt.prefix_hash != b"\0" * 32
+    assert store.prune(settled_before=2, keep=set()) == 0  # "open" now has a step in epoch 3
+    assert store.prune(settled_before=4, keep=set()) == 4
+
+
+def test_a_steadily_serving_store_stops_growing_when_pruned(tmp_path):
+    """The file of a server that serves the same load every epoch reaches a plateau once settled epochs are
+    pruned (freed pages are reused); without pruning it grows by the same amount every epoch."""
+    pruned = TaskStore(tmp_path / "pruned.sqlite", server=SERVER)
+    kept = TaskStore(tmp_path / "kept.sqlite", server=SERVER)
+    sizes = []
+    for epoch in range(8):
+        for store in (pruned, kept):
+            for s in range(4):
+                step(store, epoch, f"{epoch}-{s}", 0, 64)
+        pruned.prune(settled_before=epoch - 1)
+        sizes.append((pruned.stored_bytes(), kept.stored_bytes()))
+    assert sizes[-1][0] <= sizes[3][0] * 1.1
+    assert sizes[-1][1] > 1.5 * sizes[3][1]
