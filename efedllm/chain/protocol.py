@@ -148,6 +148,8 @@ class Protocol:
             "theta": s.theta().call(),
             "minVerifiers": s.minVerifiers().call(),
             "immunityEpochs": s.immunityEpochs().call(),
+            "slashingRule": s.SLASHING_RULE().call(),
+            "claimPeriod": self.pool.functions.CLAIM_PERIOD().call(),
             "epochLength": c.EPOCH_LENGTH().call(),
             "commitWorkWindow": c.COMMIT_WORK_WINDOW().call(),
             "commitScoresWindow": c.COMMIT_SCORES_WINDOW().call(),

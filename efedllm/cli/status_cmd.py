@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from efedllm.chain.enums import Phase
+from efedllm.chain.enums import Phase, SlashingRule
 from efedllm.chain.explain import utc
 from efedllm.chain.protocol import Protocol, ServerRecord, Status
 from efedllm.cli.common import add_chain_options, ether, fixed, open_protocol, table
@@ -37,6 +37,8 @@ def print_deployment(protocol: Protocol, *, path: Path | None = None) -> None:
     rows = []
     for name, value in params.items():
         shown = fixed(value) if name in FRACTIONS else ether(value) if name in WEI else value
+        if name == "slashingRule":
+            shown = f"{SlashingRule(value).label} below theta slashes"
         rows.append([name, shown])
     print()
     print(table(["parameter", "value"], rows))

@@ -61,6 +61,7 @@ export async function readSnapshot(rpc, c, blockNumber) {
     theta: c.TrustScoring.call("theta", [], block),
     minVerifiers: c.TrustScoring.call("minVerifiers", [], block),
     immunityEpochs: c.TrustScoring.call("immunityEpochs", [], block),
+    slashingRule: c.TrustScoring.call("SLASHING_RULE", [], block),
     totalFunded: c.RewardPool.call("totalFunded", [], block),
     totalSlashed: c.RewardPool.call("totalSlashed", [], block),
     totalPaid: c.RewardPool.call("totalPaid", [], block),
@@ -101,6 +102,7 @@ export async function readSnapshot(rpc, c, blockNumber) {
       theta: s.theta,
       minVerifiers: Number(s.minVerifiers),
       immunityEpochs: Number(s.immunityEpochs),
+      slashingRule: Number(s.slashingRule),
     },
     totals: {
       bonded: s.totalBonded,

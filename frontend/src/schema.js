@@ -17,3 +17,4 @@ export const Status = values(schema.enums.Status);
 export const PHASES = schema.enums.Phase.map((n) => words(n)[0] + words(n).slice(1).toLowerCase());
 export const OUTCOMES = schema.enums.Outcome.map((n) => words(n).toLowerCase());
 export const STATUSES = schema.enums.Status.map((n) => n.toLowerCase());
+export const SLASHING_RULES = schema.enums.SlashingRule.map((n) => words(n).toLowerCase());

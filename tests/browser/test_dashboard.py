@@ -143,6 +143,7 @@ def test_epoch_panel_and_parameters(page, chain):
     params = chain.parameters()
     assert page.inner_text('[data-param="θ (trust threshold)"]') == "0.5" and params["theta"] == ETHER // 2
     assert page.inner_text('[data-param="Minimum verifiers"]') == str(params["minVerifiers"])
+    assert page.inner_text('[data-param="Slashing rule"]') == "accuracy below θ" and params["slashingRule"] == 0
     assert page.inner_text('[data-param="Model layers"]') == str(params["numLayers"])
     for e in range(epoch + 1):
         pool = chain.pool_of(e)

@@ -37,6 +37,8 @@ def test_parameters_on_chain_match_the_deployment(protocol_for, params):
         "theta": params.theta,
         "minVerifiers": params.min_verifiers,
         "immunityEpochs": params.immunity_epochs,
+        "slashingRule": params.slashing_rule,
+        "claimPeriod": params.claim_period,
         "epochLength": params.epoch_length,
         "commitWorkWindow": params.commit_work_window,
         "commitScoresWindow": params.commit_scores_window,

@@ -4,7 +4,7 @@ import { checksum } from "../abi.js";
 import { html } from "../dom.js";
 import { dateTime, decimal18, duration, eth, int } from "../format.js";
 import { barChart } from "../charts.js";
-import { PHASES } from "../schema.js";
+import { PHASES, SLASHING_RULES } from "../schema.js";
 import { epochPanel } from "./overview.js";
 
 const ethNum = (wei) => Number(wei) / 1e18;
@@ -64,6 +64,7 @@ function params(model) {
     ["Unbonding period", duration(p.unbondingPeriod)],
     ["Slash fraction", decimal18(p.slashFraction)],
     ["θ (trust threshold)", decimal18(p.theta)],
+    ["Slashing rule", `${SLASHING_RULES[p.slashingRule]} below θ`],
     ["Minimum verifiers", p.minVerifiers],
     ["Immunity epochs", p.immunityEpochs],
     ["Epoch length", duration(s.epochLength)],
