@@ -7,10 +7,12 @@ import {IServerRegistry} from "./interfaces/IServerRegistry.sol";
 import {IWorkLedger} from "./interfaces/IWorkLedger.sol";
 import {IRewardPool} from "./interfaces/IRewardPool.sol";
 import {ITrustScoring} from "./interfaces/ITrustScoring.sol";
+import {IVerifierStakes} from "./interfaces/IVerifierStakes.sol";
 import {Median} from "./libraries/Median.sol";
 
 /// @title TrustScoring
-/// @notice Verifier commit and reveal, then eq. 3 and eq. 4 per server. See ITrustScoring.
+/// @notice Verifier commit and reveal, then eq. 3 and eq. 4 per server, and the penalties of verifiers that
+/// committed without revealing or revealed far from the median. See ITrustScoring.
 contract TrustScoring is ITrustScoring, Governed {
     /// @notice Verifiers; servers answer openings only to holders of this role.
     bytes32 public constant VERIFIER_ROLE = keccak256("VERIFIER_ROLE");
@@ -22,6 +24,7 @@ contract TrustScoring is ITrustScoring, Governed {
     IServerRegistry public immutable registry;
     IWorkLedger public immutable ledger;
     IRewardPool public immutable rewardPool;
+    IVerifierStakes public immutable verifierStakes;
 
     /// @notice What decides slashing (eq. 3 always decides pay): the median accuracy or the paper's S_i.
     SlashingRule public immutable SLASHING_RULE;
@@ -29,11 +32,15 @@ contract TrustScoring is ITrustScoring, Governed {
     uint256 public theta;
     uint256 public minVerifiers;
     uint256 public immunityEpochs;
+    uint256 public minVerifierStake;
+    uint256 public verifierSlashFraction;
+    uint256 public kappa;
 
     struct VerifierCommit {
         bytes32 commitment;
         bool committed; // not `commitment != 0`: a zero hash must use up the verifier's one commitment too
         bool revealed;
+        bool penalized; // at most one penalty per (epoch, verifier)
     }
 
     mapping(uint256 => mapping(address => VerifierCommit)) private _commits;
@@ -48,18 +55,24 @@ contract TrustScoring is ITrustScoring, Governed {
         IServerRegistry registry_,
         IWorkLedger ledger_,
         IRewardPool rewardPool_,
+        IVerifierStakes verifierStakes_,
         uint256 theta_,
         uint256 minVerifiers_,
         uint256 immunityEpochs_,
-        SlashingRule slashingRule
+        SlashingRule slashingRule,
+        VerifierRules memory verifierRules
     ) Governed(governor, schedule_) {
         registry = registry_;
         ledger = ledger_;
         rewardPool = rewardPool_;
+        verifierStakes = verifierStakes_;
         SLASHING_RULE = slashingRule;
         _setTheta(theta_);
         _setMinVerifiers(minVerifiers_);
         _setImmunityEpochs(immunityEpochs_);
+        _setMinVerifierStake(verifierRules.minStake);
+        _setVerifierSlashFraction(verifierRules.slashFraction);
+        _setKappa(verifierRules.kappa);
     }
 
     // ---------------------------------------------------------------- verifiers
@@ -69,6 +82,8 @@ contract TrustScoring is ITrustScoring, Governed {
         _requirePhase(epoch, IEpochSchedule.Phase.CommitScores);
         VerifierCommit storage c = _commits[epoch][msg.sender];
         if (c.committed) revert ScoresAlreadyCommitted(epoch, msg.sender);
+        uint256 bonded = verifierStakes.bondedOf(msg.sender);
+        if (bonded < minVerifierStake) revert VerifierStakeTooLow(msg.sender, bonded, minVerifierStake);
         if (_committers[epoch] == MAX_VERIFIERS) revert TooManyVerifiers(epoch);
         _committers[epoch] += 1;
         c.committed = true;
@@ -98,6 +113,57 @@ contract TrustScoring is ITrustScoring, Governed {
             _reveals[epoch][servers[i]].push(uint64(accuracies[i]));
         }
         emit ScoresRevealed(epoch, msg.sender, servers, accuracies);
+    }
+
+    // ---------------------------------------------------------------- penalties
+
+    /// @inheritdoc ITrustScoring
+    function penalizeNoReveal(uint256 epoch, address verifier) external whenNotPaused returns (uint256 amount) {
+        VerifierCommit storage c = _penalizable(epoch, verifier);
+        if (c.revealed) revert ScoresWereRevealed(epoch, verifier);
+        c.penalized = true;
+        amount = verifierStakes.slash(verifier, epoch, verifierSlashFraction);
+        emit NoRevealPenalized(epoch, verifier, amount);
+    }
+
+    /// @inheritdoc ITrustScoring
+    function penalizeDeviation(
+        uint256 epoch,
+        address verifier,
+        address[] calldata servers,
+        uint256[] calldata accuracies,
+        bytes32 salt
+    ) external whenNotPaused returns (uint256 amount) {
+        VerifierCommit storage c = _penalizable(epoch, verifier);
+        if (!c.revealed) revert ScoresNotRevealed(epoch, verifier);
+        // What the verifier revealed, exactly: the commitment binds the arrays (so they are sorted and in range).
+        if (scoresHash(verifier, epoch, servers, accuracies, salt) != c.commitment) {
+            revert CommitmentMismatch(epoch, verifier);
+        }
+        for (uint256 i = 0; i < servers.length; ++i) {
+            Score storage s = _scores[epoch][servers[i]];
+            if (s.outcome == Outcome.None || s.outcome == Outcome.NoQuorum) continue;
+            uint256 median = s.acc;
+            uint256 acc = accuracies[i];
+            if ((acc > median ? acc - median : median - acc) > kappa) {
+                c.penalized = true;
+                amount = verifierStakes.slash(verifier, epoch, verifierSlashFraction);
+                emit DeviationPenalized(epoch, verifier, servers[i], acc, median, amount);
+                return amount;
+            }
+        }
+        revert NoDeviation(epoch, verifier);
+    }
+
+    /// @dev The commit of `verifier` in `epoch`, once the epoch's reveals are closed, if not penalized yet.
+    function _penalizable(uint256 epoch, address verifier) private view returns (VerifierCommit storage c) {
+        IEpochSchedule.Phase phase = schedule.phase(epoch);
+        if (phase < IEpochSchedule.Phase.Finalize) {
+            revert IEpochSchedule.WrongPhase(epoch, IEpochSchedule.Phase.Finalize, phase);
+        }
+        c = _commits[epoch][verifier];
+        if (!c.committed) revert NoCommitment(epoch, verifier);
+        if (c.penalized) revert AlreadyPenalized(epoch, verifier);
     }
 
     // ---------------------------------------------------------------- finalize
@@ -183,6 +249,33 @@ contract TrustScoring is ITrustScoring, Governed {
         _setImmunityEpochs(value);
     }
 
+    function setMinVerifierStake(uint256 value) external onlyRole(GOVERNOR_ROLE) {
+        _setMinVerifierStake(value);
+    }
+
+    function setVerifierSlashFraction(uint256 value) external onlyRole(GOVERNOR_ROLE) {
+        _setVerifierSlashFraction(value);
+    }
+
+    function setKappa(uint256 value) external onlyRole(GOVERNOR_ROLE) {
+        _setKappa(value);
+    }
+
+    function _setMinVerifierStake(uint256 value) private {
+        _checkBounds("minVerifierStake", value, 1, type(uint128).max);
+        minVerifierStake = value;
+    }
+
+    function _setVerifierSlashFraction(uint256 value) private {
+        _checkBounds("verifierSlashFraction", value, 0, ONE);
+        verifierSlashFraction = value;
+    }
+
+    function _setKappa(uint256 value) private {
+        _checkBounds("kappa", value, 0, ONE);
+        kappa = value;
+    }
+
     function _setTheta(uint256 value) private {
         _checkBounds("theta", value, 0, ONE);
         theta = value;
@@ -228,5 +321,9 @@ contract TrustScoring is ITrustScoring, Governed {
     function commitmentOf(uint256 epoch, address verifier) external view returns (bytes32 commitment, bool revealed) {
         VerifierCommit storage c = _commits[epoch][verifier];
         return (c.commitment, c.revealed);
+    }
+
+    function isPenalized(uint256 epoch, address verifier) external view returns (bool) {
+        return _commits[epoch][verifier].penalized;
     }
 }

@@ -9,6 +9,11 @@ pragma solidity ^0.8.24;
 /// weight), keeps and pays servers that pass the deployment's slashing rule, and slashes and deactivates the
 /// others unless they registered less than `immunityEpochs` ago. l_i and max(l) are facts of the epoch's work
 /// period (IServerRegistry.scoringFacts, maxSpanOf).
+/// Verifiers answer for their scores: committing needs `minVerifierStake` bonded in VerifierStakes, and once an
+/// epoch's reveals are closed anyone may penalize (slash `verifierSlashFraction` of the verifier's stake, at most
+/// once per epoch and verifier) a commit that was never revealed (`penalizeNoReveal`) or a reveal with an accuracy
+/// more than κ (`kappa`) from a finalized server's median (`penalizeDeviation`, given the revealed arrays from the
+/// ScoresRevealed event, which the commitment binds).
 /// @dev All fractions are 18-decimal fixed point (1e18 = 1.0). S_i is capped at 1.0 (the paper's bound).
 /// The paper's eq. 4 (S_i < θ slashes) slashes an honest server with a short span: with θ = 0.5 and w_i = 1, a
 /// server with fewer than half the layers of the longest span fails even at acc = 1. The default rule,
@@ -29,6 +34,13 @@ interface ITrustScoring {
     enum SlashingRule {
         Accuracy,
         TrustScore
+    }
+
+    /// @notice The verifier parameters of the constructor (a struct: the constructor's arguments fit the stack).
+    struct VerifierRules {
+        uint256 minStake; // least bonded verifier stake to commit scores, wei
+        uint256 slashFraction; // share of the verifier's stake slashed per penalty, 18 decimals
+        uint256 kappa; // largest |acc - median| not penalized, 18 decimals
     }
 
     /// @notice The result of finalizing one server for one epoch.
@@ -54,6 +66,16 @@ interface ITrustScoring {
         uint256 rewardWeight
     );
 
+    event NoRevealPenalized(uint256 indexed epoch, address indexed verifier, uint256 amount);
+    event DeviationPenalized(
+        uint256 indexed epoch,
+        address indexed verifier,
+        address indexed server,
+        uint256 accuracy,
+        uint256 median,
+        uint256 amount
+    );
+
     error ScoresAlreadyCommitted(uint256 epoch, address verifier);
     error TooManyVerifiers(uint256 epoch);
     error NoCommitment(uint256 epoch, address verifier);
@@ -64,8 +86,14 @@ interface ITrustScoring {
     error AccuracyOutOfRange(address server, uint256 accuracy);
     error ServersNotSorted(uint256 index);
     error UnknownServer(address server);
+    error VerifierStakeTooLow(address verifier, uint256 bonded, uint256 minimum);
+    error AlreadyPenalized(uint256 epoch, address verifier);
+    error ScoresWereRevealed(uint256 epoch, address verifier);
+    error ScoresNotRevealed(uint256 epoch, address verifier);
+    error NoDeviation(uint256 epoch, address verifier);
 
-    /// @notice Commit the hash of a verifier's accuracies for `epoch` (VERIFIER_ROLE, CommitScores window).
+    /// @notice Commit the hash of a verifier's accuracies for `epoch` (VERIFIER_ROLE, CommitScores window, at
+    /// least `minVerifierStake` bonded in VerifierStakes).
     function commitScores(uint256 epoch, bytes32 commitment) external;
 
     /// @notice Reveal accuracies (each in [0, 1e18]) for servers listed in strictly ascending address order,
@@ -79,9 +107,30 @@ interface ITrustScoring {
     /// and batches nor anything called after the work period changes a score.
     function finalize(uint256 epoch, address[] calldata servers) external;
 
+    /// @notice Slash `verifierSlashFraction` of the stake of `verifier`, which committed scores for `epoch` and
+    /// never revealed them (anyone, from the epoch's Finalize window on).
+    /// Requirements: committed, not revealed, not penalized for `epoch` yet. Emits NoRevealPenalized.
+    function penalizeNoReveal(uint256 epoch, address verifier) external returns (uint256 amount);
+
+    /// @notice Slash `verifierSlashFraction` of the stake of `verifier` when, for a server of its reveal whose
+    /// score for `epoch` is finalized (an outcome other than None and NoQuorum), its accuracy differs from the
+    /// median by more than κ (anyone, from the epoch's Finalize window on). `servers`, `accuracies` and `salt` are
+    /// the verifier's reveal (its ScoresRevealed event and salt); they must hash to its commitment.
+    /// Requirements: revealed, not penalized for `epoch` yet; a deviation beyond κ. Emits DeviationPenalized.
+    function penalizeDeviation(
+        uint256 epoch,
+        address verifier,
+        address[] calldata servers,
+        uint256[] calldata accuracies,
+        bytes32 salt
+    ) external returns (uint256 amount);
+
     function setTheta(uint256 value) external;
     function setMinVerifiers(uint256 value) external;
     function setImmunityEpochs(uint256 value) external;
+    function setMinVerifierStake(uint256 value) external;
+    function setVerifierSlashFraction(uint256 value) external;
+    function setKappa(uint256 value) external;
 
     /// @notice The commitment a verifier must post; verifiers compute it with this view or off chain.
     function scoresHash(
@@ -95,10 +144,15 @@ interface ITrustScoring {
     function theta() external view returns (uint256);
     function minVerifiers() external view returns (uint256);
     function immunityEpochs() external view returns (uint256);
+    function minVerifierStake() external view returns (uint256);
+    function verifierSlashFraction() external view returns (uint256);
+    function kappa() external view returns (uint256);
     function SLASHING_RULE() external view returns (SlashingRule);
     function scoreOf(uint256 epoch, address server) external view returns (Score memory);
     /// @notice The last epoch in which `server` was finalized with a score, and that score.
     function lastScore(address server) external view returns (uint256 epoch, Score memory);
     function revealedAccuracies(uint256 epoch, address server) external view returns (uint64[] memory);
     function commitmentOf(uint256 epoch, address verifier) external view returns (bytes32 commitment, bool revealed);
+    /// @notice Whether `verifier` was penalized for `epoch` already.
+    function isPenalized(uint256 epoch, address verifier) external view returns (bool);
 }

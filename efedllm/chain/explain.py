@@ -64,7 +64,8 @@ MEANINGS: dict[str, str | Callable[[dict[str, Any]], str]] = {
     "InvalidEndpoint": "the endpoint URL is empty or too long",
     "ZeroAmount": "the amount must be more than zero",
     "AmountExceedsStake": lambda a: f"asked for {ether(a['amount'])} but only {ether(a['stake'])} is bonded",
-    "NothingToWithdraw": "nothing is unbonding: request it first with `efedllm server unstake`",
+    "NothingToWithdraw": "nothing is unbonding: request it first with `efedllm server unstake` (a verifier: "
+    "`efedllm verifier unstake`)",
     "StillUnbonding": lambda a: f"still unbonding until {utc(a['unlockTime'])}",
     "TransferFailed": "the contract could not send the ether to the recipient",
     "TooManyServers": lambda a: f"more than 65535 active servers would share layer (or span length) {a['index']}",
@@ -103,6 +104,18 @@ MEANINGS: dict[str, str | Callable[[dict[str, Any]], str]] = {
     "AccuracyOutOfRange": lambda a: f"accuracy {a['accuracy'] / 10**18:g} of {a['server']} is above 1.0",
     "ServersNotSorted": lambda a: f"servers must be in ascending address order (at index {a['index']})",
     "UnknownServer": lambda a: f"{a['server']} is not a registered server",
+    "VerifierStakeTooLow": lambda a: (
+        f"verifier {a['verifier']} has {ether(a['bonded'])} bonded, below minVerifierStake {ether(a['minimum'])}: "
+        f"stake with `efedllm verifier stake --amount ETH`"
+    ),
+    "AlreadyPenalized": lambda a: f"verifier {a['verifier']} was already penalized for epoch {a['epoch']}",
+    "ScoresWereRevealed": lambda a: f"verifier {a['verifier']} revealed its scores for epoch {a['epoch']}",
+    "ScoresNotRevealed": lambda a: (
+        f"verifier {a['verifier']} did not reveal its scores for epoch {a['epoch']} (penalize the missing reveal)"
+    ),
+    "NoDeviation": lambda a: (
+        f"no accuracy verifier {a['verifier']} revealed for epoch {a['epoch']} is more than κ from a finalized median"
+    ),
     # Governed and OpenZeppelin
     "ParameterOutOfBounds": lambda a: (
         f"{a['name'].rstrip(bytes(1)).decode()} = {a['value']} is outside [{a['min']}, {a['max']}]"

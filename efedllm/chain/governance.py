@@ -74,6 +74,14 @@ PARAMETERS = (
     _parameter(
         "immunity-epochs", "TrustScoring", COUNT, "epochs after registering in which a low score is not slashed"
     ),
+    _parameter("min-verifier-stake", "TrustScoring", ETH, "least bonded stake of a verifier that commits scores"),
+    _parameter(
+        "verifier-slash-fraction",
+        "TrustScoring",
+        FRACTION,
+        "share of a verifier's stake slashed per penalty (no reveal, or a reveal more than κ off), 0 to 1",
+    ),
+    _parameter("kappa", "TrustScoring", FRACTION, "κ: largest distance from the median not penalized, 0 to 1"),
 )
 """Every bounded setter of the contracts except ``ServerRegistry.setWeight`` (per server: ``admin set-weight``)."""
 

@@ -93,6 +93,23 @@ class ProtocolParams:
     """Revealed accuracies needed to score a server in an epoch."""
     immunity_epochs: int = 0
     """Epochs after registering in which a low score is not slashed."""
+    min_verifier_stake: int = field(
+        default=1 * ETHER,
+        metadata={
+            "parse": wei_from_ether,
+            "metavar": "ETH",
+            "help": "least bonded stake (VerifierStakes) of a verifier that commits scores, in ETH as "
+            "`efedllm verifier stake` takes it (the deployment file keeps wei)",
+            "default_help": "1 ETH",
+        },
+    )
+    """Least bonded stake of a verifier that commits scores, in wei (typed in ETH on the command line)."""
+    verifier_slash_fraction: int = ONE // 10
+    """Share of a verifier's bonded plus unbonding stake slashed per penalty (a commit without reveal, or a reveal
+    more than kappa from the median), 1e18 = 100%."""
+    kappa: int = ONE // 2
+    """κ: largest distance of a verifier's revealed accuracy from the server's final median that is not penalized,
+    1e18 = 1.0 (Bittensor's Yuma clips at 0.5)."""
     claim_period: int = 30 * 24 * 3600
     """Seconds after an epoch settles during which its rewards can be claimed; then the rest can be rolled over."""
 

@@ -31,12 +31,14 @@ class Grant:
     grantee: str
 
 
-CONTRACTS = ("EpochSchedule", "RewardPool", "ServerRegistry", "WorkLedger", "TrustScoring")
+CONTRACTS = ("EpochSchedule", "RewardPool", "ServerRegistry", "VerifierStakes", "WorkLedger", "TrustScoring")
 
 GRANTS = (
     Grant("RewardPool", "DEPOSITOR_ROLE", "ServerRegistry"),
+    Grant("RewardPool", "DEPOSITOR_ROLE", "VerifierStakes"),
     Grant("RewardPool", "SCORER_ROLE", "TrustScoring"),
     Grant("ServerRegistry", "SLASHER_ROLE", "TrustScoring"),
+    Grant("VerifierStakes", "SLASHER_ROLE", "TrustScoring"),
 )
 
 VERIFIER_ROLE_HOLDER = "TrustScoring"
@@ -71,6 +73,7 @@ def steps(params: ProtocolParams, governor: str) -> list[Step]:
                 p.slash_fraction,
             ],
         ),
+        Step("VerifierStakes", lambda a: [governor, a["EpochSchedule"], a["ServerRegistry"], a["RewardPool"]]),
         Step("WorkLedger", lambda a: [governor, a["EpochSchedule"], a["ServerRegistry"]]),
         Step(
             "TrustScoring",
@@ -80,10 +83,12 @@ def steps(params: ProtocolParams, governor: str) -> list[Step]:
                 a["ServerRegistry"],
                 a["WorkLedger"],
                 a["RewardPool"],
+                a["VerifierStakes"],
                 p.theta,
                 p.min_verifiers,
                 p.immunity_epochs,
                 p.slashing_rule,
+                (p.min_verifier_stake, p.verifier_slash_fraction, p.kappa),  # ITrustScoring.VerifierRules
             ],
         ),
     ]

@@ -1,6 +1,6 @@
 """Python bindings of the deployed protocol, built from the deployment file alone.
 
-``Protocol`` is what servers, verifiers, clients and the command line hold: the five contracts as web3
+``Protocol`` is what servers, verifiers, clients and the command line hold: the six contracts as web3
 contract objects, typed views of what the dashboard and the router need, and a transactor for the signer.
 Structs come back as the dataclasses of ``views.py``, decoded by the ABI's names; read them through the
 methods here (``score_of``, ``commitment_of`` ...) rather than indexing what web3 returns.
@@ -22,11 +22,23 @@ from efedllm.chain.views import (
     Score,
     ServerRecord,
     StructDecoder,
+    VerifierStake,
     Windows,
 )
 from efedllm.errors import EfedError
 
-__all__ = ["Commitment", "EpochPool", "Outcome", "Phase", "Protocol", "Score", "ServerRecord", "Status", "Windows"]
+__all__ = [
+    "Commitment",
+    "EpochPool",
+    "Outcome",
+    "Phase",
+    "Protocol",
+    "Score",
+    "ServerRecord",
+    "Status",
+    "VerifierStake",
+    "Windows",
+]
 
 
 class Protocol:
@@ -65,6 +77,11 @@ class Protocol:
     @cached_property
     def scoring(self):
         return self.contract("TrustScoring")
+
+    @cached_property
+    def stakes(self):
+        """VerifierStakes: the verifiers' bonded and unbonding stake."""
+        return self.contract("VerifierStakes")
 
     @cached_property
     def pool(self):
@@ -119,6 +136,11 @@ class Protocol:
         epoch, value = self.scoring.functions.lastScore(server).call()
         return epoch, self._decoder(Score, "TrustScoring", "lastScore", output=1)(value)
 
+    def verifier_stake(self, verifier: str) -> VerifierStake:
+        """The stake of ``verifier`` in VerifierStakes (all zero when it never staked)."""
+        value = self.stakes.functions.stakeOf(Web3.to_checksum_address(verifier)).call()
+        return self._decoder(VerifierStake, "VerifierStakes", "stakeOf")(value)
+
     def pool_of(self, epoch: int) -> EpochPool:
         value = self.pool.functions.epochPool(epoch).call()
         return self._decoder(EpochPool, "RewardPool", "epochPool")(value)
@@ -149,6 +171,9 @@ class Protocol:
             "minVerifiers": s.minVerifiers().call(),
             "immunityEpochs": s.immunityEpochs().call(),
             "slashingRule": s.SLASHING_RULE().call(),
+            "minVerifierStake": s.minVerifierStake().call(),
+            "verifierSlashFraction": s.verifierSlashFraction().call(),
+            "kappa": s.kappa().call(),
             "claimPeriod": self.pool.functions.CLAIM_PERIOD().call(),
             "epochLength": c.EPOCH_LENGTH().call(),
             "commitWorkWindow": c.COMMIT_WORK_WINDOW().call(),

@@ -87,6 +87,20 @@ class Score:
 
 
 @dataclass(frozen=True, kw_only=True)
+class VerifierStake:
+    """IVerifierStakes.Stake: a verifier's bonded and unbonding stake, in wei."""
+
+    ENUMS: ClassVar[dict[str, type]] = {}
+    EXTRA: ClassVar[tuple[str, ...]] = ()
+
+    bonded: int
+    unbonding: int
+    total_slashed: int
+    unlock_time: int
+    times_slashed: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class EpochPool:
     """IRewardPool.EpochPool: the reward pool of one epoch."""
 

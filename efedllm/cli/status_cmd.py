@@ -11,8 +11,8 @@ from efedllm.chain.protocol import Protocol, ServerRecord, Status
 from efedllm.cli.common import add_chain_options, ether, fixed, open_protocol, table
 from efedllm.layers import compact_layers
 
-FRACTIONS = {"slashFraction", "theta"}
-WEI = {"minStake"}
+FRACTIONS = {"slashFraction", "theta", "verifierSlashFraction", "kappa"}
+WEI = {"minStake", "minVerifierStake"}
 
 
 def register(subparsers) -> None:

@@ -262,6 +262,7 @@ class System:
     registry: object
     ledger: object
     scoring: object
+    stakes: object
 
     @property
     def by_name(self) -> dict[str, object]:
@@ -269,13 +270,17 @@ class System:
             "EpochSchedule": self.schedule,
             "RewardPool": self.pool,
             "ServerRegistry": self.registry,
+            "VerifierStakes": self.stakes,
             "WorkLedger": self.ledger,
             "TrustScoring": self.scoring,
         }
 
 
-def deploy_system(params: ProtocolParams = TEST_PARAMS, governor=None, verifiers: Iterable = ()) -> System:
-    """Deploy through ``plan.steps`` and ``plan.GRANTS``, then grant VERIFIER_ROLE to ``verifiers``."""
+def deploy_system(
+    params: ProtocolParams = TEST_PARAMS, governor=None, verifiers: Iterable = (), *, stake: bool = True
+) -> System:
+    """Deploy through ``plan.steps`` and ``plan.GRANTS``, then grant VERIFIER_ROLE to ``verifiers`` and (unless
+    ``stake`` is false) let each bond ``min_verifier_stake``, so that they may commit scores."""
     _freeze_clock()  # the whole deployment at one timestamp: GENESIS is the time every test starts from
     governor = governor or accounts[0]
     loaded = project.get_loaded_projects()[0]
@@ -291,6 +296,8 @@ def deploy_system(params: ProtocolParams = TEST_PARAMS, governor=None, verifiers
     scoring = deployed[plan.VERIFIER_ROLE_HOLDER]
     for verifier in verifiers:
         scoring.grantRole(scoring.VERIFIER_ROLE(), verifier, {"from": governor})
+        if stake:
+            deployed["VerifierStakes"].stake({"from": verifier, "value": params.min_verifier_stake})
     return System(
         params=params,
         governor=governor,
@@ -299,6 +306,7 @@ def deploy_system(params: ProtocolParams = TEST_PARAMS, governor=None, verifiers
         registry=deployed["ServerRegistry"],
         ledger=deployed["WorkLedger"],
         scoring=deployed["TrustScoring"],
+        stakes=deployed["VerifierStakes"],
     )
 
 
@@ -384,8 +392,8 @@ def _part_of_system(name: str):
     return part
 
 
-params, schedule, pool, registry, ledger, scoring = map(
-    _part_of_system, ("params", "schedule", "pool", "registry", "ledger", "scoring")
+params, schedule, pool, registry, ledger, scoring, stakes = map(
+    _part_of_system, ("params", "schedule", "pool", "registry", "ledger", "scoring", "stakes")
 )
 
 

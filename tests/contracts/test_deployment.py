@@ -8,7 +8,7 @@ from conftest import ONE, TEST_PARAMS, bytes32, deploy_system, reverts, role
 
 from efedllm.chain import plan
 
-GOVERNED = ("RewardPool", "ServerRegistry", "WorkLedger", "TrustScoring")
+GOVERNED = ("RewardPool", "ServerRegistry", "VerifierStakes", "WorkLedger", "TrustScoring")
 
 
 def test_contracts_are_wired_to_each_other(system):
@@ -20,6 +20,9 @@ def test_contracts_are_wired_to_each_other(system):
     assert s.scoring.registry() == s.registry
     assert s.scoring.ledger() == s.ledger
     assert s.scoring.rewardPool() == s.pool
+    assert s.scoring.verifierStakes() == s.stakes
+    assert s.stakes.registry() == s.registry
+    assert s.stakes.rewardPool() == s.pool
 
 
 # (System field, getter) -> the ProtocolParams field the deployed value must equal
@@ -37,6 +40,10 @@ PARAMETERS = {
     ("scoring", "theta"): "theta",
     ("scoring", "minVerifiers"): "min_verifiers",
     ("scoring", "immunityEpochs"): "immunity_epochs",
+    ("scoring", "minVerifierStake"): "min_verifier_stake",
+    ("scoring", "verifierSlashFraction"): "verifier_slash_fraction",
+    ("scoring", "kappa"): "kappa",
+    ("stakes", "unbondingPeriod"): "unbonding_period",
 }
 
 
@@ -61,6 +68,7 @@ def test_governor_administers_every_contract_and_nobody_else_holds_contract_role
     assert not system.pool.hasRole(role("DEPOSITOR_ROLE"), gov)
     assert not system.pool.hasRole(role("SCORER_ROLE"), gov)
     assert not system.registry.hasRole(role("SLASHER_ROLE"), gov)
+    assert not system.stakes.hasRole(role("SLASHER_ROLE"), gov)
 
 
 def test_fixture_verifiers_hold_the_verifier_role(system, verifiers, stranger):
@@ -149,13 +157,26 @@ def test_registry_constructor_checks_parameter_bounds(system, gov, field, value,
         (1, 0, "minVerifiers", 1, 32),
         (1, 33, "minVerifiers", 1, 32),
         (2, 1001, "immunityEpochs", 0, 1000),
+        (4, 0, "minVerifierStake", 1, 2**128 - 1),
+        (5, ONE + 1, "verifierSlashFraction", 0, ONE),
+        (6, ONE + 1, "kappa", 0, ONE),
     ],
 )
 def test_scoring_constructor_checks_parameter_bounds(system, gov, index, value, name, low, high):
-    args = [ONE // 2, 2, 0, 0]
+    args = [ONE // 2, 2, 0, 0, ONE, ONE // 10, ONE // 2]
     args[index] = value
     with reverts("ParameterOutOfBounds", bytes32(name), value, low, high):
-        TrustScoring.deploy(gov, system.schedule, system.registry, system.ledger, system.pool, *args, {"from": gov})
+        TrustScoring.deploy(
+            gov,
+            system.schedule,
+            system.registry,
+            system.ledger,
+            system.pool,
+            system.stakes,
+            *args[:4],
+            tuple(args[4:]),
+            {"from": gov},
+        )
 
 
 def test_a_second_deployment_with_other_params_is_independent(deploy, system):
@@ -191,5 +212,6 @@ def test_roles_are_administered_by_the_default_admin(system):
         (system.pool, "SCORER_ROLE"),
         (system.pool, "DEPOSITOR_ROLE"),
         (system.registry, "SLASHER_ROLE"),
+        (system.stakes, "SLASHER_ROLE"),
     ]:
         assert contract.getRoleAdmin(role(role_name)) == role("DEFAULT_ADMIN_ROLE")

@@ -68,12 +68,14 @@ def test_a_zero_commitment_cannot_be_repeated(scoring, verifiers, clock):
     scoring.commitScores(0, "0x" + "33" * 32, {"from": verifiers[1]})
 
 
-def test_at_most_max_verifiers_commit_per_epoch(scoring, gov, verifiers, clock):
+def test_at_most_max_verifiers_commit_per_epoch(scoring, stakes, params, gov, verifiers, clock):
     limit = scoring.MAX_VERIFIERS()
-    extra = [accounts.add() for _ in range(limit + 1 - len(verifiers))]  # gas price is 0: no funds needed
+    extra = [accounts.add() for _ in range(limit + 1 - len(verifiers))]  # gas price is 0: only their stake is funded
     everyone = list(verifiers) + extra
     for v in extra:
         scoring.grantRole(role("VERIFIER_ROLE"), v, {"from": gov})
+        gov.transfer(v, params.min_verifier_stake)
+        stakes.stake({"from": v, "value": params.min_verifier_stake})
     clock.to_phase(0, Phase.COMMIT_SCORES)
     for i, v in enumerate(everyone[:limit]):
         scoring.commitScores(0, "0x" + f"{i + 1:064x}", {"from": v})
