@@ -4,7 +4,7 @@
 
 Runs on a real Anvil with the real contracts, deployed through `efedllm.chain.deploy`. For each network size N
 it registers N servers (spans spread over the 30 layers), lets each commit work, has 3 verifiers commit and
-reveal an accuracy for every server (10% of servers get a failing score, so the slashing path is included),
+reveal an accuracy for every server (each staked first; 10% of servers get a failing score, so the slashing path is included),
 finalizes all N in ONE transaction and lets a server claim. Targets (issue 2): cost per server flat as N grows
 (no loop over all servers in a state-changing call) and finalizing 100 servers in one 30M-gas block.
 Gas is deterministic, so one run suffices; no timings are taken.
@@ -41,6 +41,9 @@ def run_network(w3, artifacts, n: int) -> dict[str, int]:
     )
     as_ = lambda who: Protocol(w3, deployment, Signer(who))  # noqa: E731
     gas: dict[str, int] = {}
+    for v in verifiers:  # committing scores needs minVerifierStake bonded
+        receipt = as_(v).tx.send(as_(v).stakes.functions.stake(), value=params.min_verifier_stake)
+        gas["stake (verifier)"] = receipt["gasUsed"]
 
     def send(who, call, name=None, **kw):
         receipt = as_(who).tx.send(call, **kw)

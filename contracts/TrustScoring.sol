@@ -112,7 +112,7 @@ contract TrustScoring is ITrustScoring, Governed {
             if (accuracies[i] > ONE) revert AccuracyOutOfRange(servers[i], accuracies[i]);
             _reveals[epoch][servers[i]].push(uint64(accuracies[i]));
         }
-        emit ScoresRevealed(epoch, msg.sender, servers, accuracies);
+        emit ScoresRevealed(epoch, msg.sender, servers, accuracies, salt);
     }
 
     // ---------------------------------------------------------------- penalties

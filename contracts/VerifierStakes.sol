@@ -38,7 +38,7 @@ contract VerifierStakes is IVerifierStakes, Governed, ReentrancyGuard {
         Stake storage s = _stakes[msg.sender];
         s.bonded += msg.value;
         totalBonded += msg.value;
-        emit Staked(msg.sender, msg.value, s.bonded);
+        emit VerifierStaked(msg.sender, msg.value, s.bonded);
     }
 
     /// @inheritdoc IVerifierStakes
@@ -51,7 +51,7 @@ contract VerifierStakes is IVerifierStakes, Governed, ReentrancyGuard {
         s.unlockTime = uint64(block.timestamp + registry.unbondingPeriod());
         totalBonded -= amount;
         totalUnbonding += amount;
-        emit UnstakeRequested(msg.sender, amount, s.unbonding, s.unlockTime);
+        emit VerifierUnstakeRequested(msg.sender, amount, s.unbonding, s.unlockTime);
     }
 
     /// @inheritdoc IVerifierStakes
@@ -62,7 +62,7 @@ contract VerifierStakes is IVerifierStakes, Governed, ReentrancyGuard {
         if (block.timestamp < s.unlockTime) revert StillUnbonding(s.unlockTime);
         s.unbonding = 0;
         totalUnbonding -= amount;
-        emit Withdrawn(msg.sender, amount);
+        emit VerifierWithdrawn(msg.sender, amount);
         (bool ok,) = msg.sender.call{value: amount}("");
         if (!ok) revert TransferFailed();
     }

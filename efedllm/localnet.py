@@ -27,6 +27,8 @@ from efedllm.rpc.client import ServerClient, ServerFailure
 from efedllm.rpc.messages import MessageError, ServerInfo
 
 EFEDLLM = [sys.executable, "-m", "efedllm.cli.main"]
+VERIFIER_STAKE = str(ProtocolParams().min_verifier_stake / 10**18)
+"""ETH each verifier process stakes on start (unless already staked): the default minVerifierStake."""
 
 
 def chain_args(*, rpc_url: str, deployment: Path, account: int, data_dir: Path) -> list[str]:
@@ -146,12 +148,22 @@ class ServerProcess(EfedllmProcess):
 
 
 class VerifierProcess(EfedllmProcess):
-    """``efedllm verifier ARGS...``; ready once it says it is running."""
+    """``efedllm verifier run --stake STAKE ARGS...``; ready once it says it is running. ``stake`` (ETH) is the bond
+    it reaches on start when below minVerifierStake (None: no --stake, so an unstaked verifier refuses to start)."""
 
     def __init__(
-        self, args: list[str], *, log_path: Path, env: dict[str, str] | None = None, launcher: list[str] | None = None
+        self,
+        args: list[str],
+        *,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        launcher: list[str] | None = None,
+        stake: str | None = VERIFIER_STAKE,
     ):
-        super().__init__(["verifier", *args], env=env or {}, log_path=log_path, launcher=launcher or [])
+        stake_args = ["--stake", stake] if stake is not None else []
+        super().__init__(
+            ["verifier", "run", *stake_args, *args], env=env or {}, log_path=log_path, launcher=launcher or []
+        )
 
     def __str__(self) -> str:
         return f"verifier ({self.log_path.name})"

@@ -54,7 +54,10 @@ interface ITrustScoring {
     }
 
     event ScoresCommitted(uint256 indexed epoch, address indexed verifier, bytes32 commitment);
-    event ScoresRevealed(uint256 indexed epoch, address indexed verifier, address[] servers, uint256[] accuracies);
+    /// @dev With the salt, so that anyone can resubmit a reveal to `penalizeDeviation`.
+    event ScoresRevealed(
+        uint256 indexed epoch, address indexed verifier, address[] servers, uint256[] accuracies, bytes32 salt
+    );
     event ServerScored(
         uint256 indexed epoch,
         address indexed server,

@@ -19,9 +19,9 @@ interface IVerifierStakes {
         uint32 timesSlashed;
     }
 
-    event Staked(address indexed verifier, uint256 amount, uint256 bonded);
-    event UnstakeRequested(address indexed verifier, uint256 amount, uint256 unbonding, uint256 unlockTime);
-    event Withdrawn(address indexed verifier, uint256 amount);
+    event VerifierStaked(address indexed verifier, uint256 amount, uint256 bonded);
+    event VerifierUnstakeRequested(address indexed verifier, uint256 amount, uint256 unbonding, uint256 unlockTime);
+    event VerifierWithdrawn(address indexed verifier, uint256 amount);
     event VerifierSlashed(
         address indexed verifier, uint256 indexed epoch, uint256 amount, uint256 bonded, uint256 unbonding
     );
@@ -33,16 +33,16 @@ interface IVerifierStakes {
     error TransferFailed();
 
     /// @notice Bond msg.value more for msg.sender.
-    /// Requirements: msg.value > 0; not paused. Emits Staked.
+    /// Requirements: msg.value > 0; not paused. Emits VerifierStaked.
     function stake() external payable;
 
     /// @notice Move `amount` of msg.sender's bonded stake to unbonding, withdrawable after the unbonding period and
     /// slashable until then. A new request restarts the wait for all that is unbonding.
-    /// Requirements: 0 < amount <= bonded; not paused. Emits UnstakeRequested.
+    /// Requirements: 0 < amount <= bonded; not paused. Emits VerifierUnstakeRequested.
     function requestUnstake(uint256 amount) external;
 
     /// @notice Pay msg.sender all of its unbonding stake once its unlock time has passed.
-    /// Requirements: something unbonding and unlocked; not paused. Emits Withdrawn.
+    /// Requirements: something unbonding and unlocked; not paused. Emits VerifierWithdrawn.
     function withdraw() external;
 
     /// @notice Slash `fraction` (18 decimals) of `verifier`'s bonded plus unbonding stake for misbehaving in

@@ -1,5 +1,5 @@
 """Deliberate misbehaviour, for demonstrations and tests only: a faulty server (``efedllm server run --fault``,
-faults.py) and a lying verifier (``efedllm verifier --lie``, lies.py).
+faults.py) and a lying verifier (``efedllm verifier run --lie``, lies.py).
 
 They show that the protocol catches each way a participant could cheat. They live here, apart, so that the
 production paths (forward, commit, openings, scoring) hold no test branch: an aid is installed from the outside,

@@ -1,4 +1,4 @@
-"""A lying verifier, for demonstrations and tests only (``efedllm verifier --lie always-0|always-1``).
+"""A lying verifier, for demonstrations and tests only (``efedllm verifier run --lie always-0|always-1``).
 
 It checks servers as an honest verifier does, then reports the same accuracy for every server whatever the checks
 said: always-1 covers for a cheat, always-0 smears honest servers. The median over verifiers must

@@ -1,7 +1,7 @@
 """A TOML file of flag defaults: ``--config FILE`` on any subcommand, or ``$EFEDLLM_CONFIG``.
 
 Keys are flag names without the dashes (``rpc-url``, ``layers``; ``rpc_url`` works too). Keys at the top apply
-to every subcommand that has such a flag; a table named after a subcommand (``[verifier]``, ``[server.run]``)
+to every subcommand that has such a flag; a table named after a subcommand (``[verifier.run]``, ``[server.run]``)
 applies to it alone and wins over the keys above it. The values become argparse defaults, so a flag given on
 the command line still wins, and every value is checked as if it had been typed::
 

@@ -1,4 +1,6 @@
-"""``efedllm verifier``: check servers' committed work each epoch and put their accuracies on chain."""
+"""``efedllm verifier``: ``run`` checks servers' committed work each epoch and puts their accuracies on chain;
+``status``, ``stake``, ``unstake``, ``withdraw`` and ``penalize`` manage the verifier's stake and other verifiers'
+penalties (verifier_account.py)."""
 
 from __future__ import annotations
 
@@ -6,15 +8,25 @@ import argparse
 from pathlib import Path
 
 from efedllm import DATA_DIR
+from efedllm.cli import verifier_account
 from efedllm.cli.common import StopSignal, add_chain_options, add_logging_options, open_protocol, setup_logging
 from efedllm.cli.flags import add_dataclass_options, dataclass_from_args
 from efedllm.errors import EfedError
 from efedllm.model.source import DEFAULT_MODEL
-from efedllm.verifier.config import VerifyConfig
+from efedllm.verifier.config import VerifierAccount, VerifyConfig
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("verifier", help="verify servers' work each epoch and submit their scores")
+    parser = subparsers.add_parser(
+        "verifier", help="verify servers' work each epoch and submit their scores; manage the verifier's stake"
+    )
+    commands = parser.add_subparsers(dest="verifier_command", required=True, metavar="ACTION")
+    _register_run(commands)
+    verifier_account.register(commands)
+
+
+def _register_run(commands) -> None:
+    parser = commands.add_parser("run", help="verify servers' work each epoch and submit their scores")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="the model to verify against (default: %(default)s)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when present, else cpu)")
     parser.add_argument(
@@ -24,6 +36,7 @@ def register(subparsers) -> None:
         help="where the verifier keeps its commit/reveal state (default: %(default)s)",
     )
     add_dataclass_options(parser, VerifyConfig)
+    add_dataclass_options(parser, VerifierAccount)
     parser.add_argument(
         "--softmax",
         choices=("exact", "lut"),
@@ -58,6 +71,10 @@ def run(args: argparse.Namespace) -> int:
     protocol = open_protocol(args, signs=True)
     if not protocol.is_verifier(protocol.signer.address):
         raise EfedError(f"{protocol.signer.address} does not hold the verifier role on chain; the governor grants it")
+    from efedllm.verifier.stake import ensure_stake
+
+    account = dataclass_from_args(VerifierAccount, args)
+    ensure_stake(protocol, account.stake, say=say)
     from transformers import AutoTokenizer  # torch and transformers load only for this command
 
     from efedllm.verifier.daemon import Verifier
@@ -73,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
     model = ReferenceModel(args.model, device=args.device, softmax=softmax, progress=say)
     tokenizer = AutoTokenizer.from_pretrained(model.folder)
     config = dataclass_from_args(VerifyConfig, args)
-    verifier = Verifier(protocol, model, tokenizer, config, data_dir=args.data_dir, progress=say)
+    verifier = Verifier(
+        protocol, model, tokenizer, config, data_dir=args.data_dir, progress=say, penalize=account.penalize
+    )
     if args.lie:  # a test aid, installed from here only
         from efedllm.aids.lies import install_verifier_aid
 

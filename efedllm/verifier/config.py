@@ -1,6 +1,6 @@
 """What a verifier checks and how it scores: options that the command line reads without loading torch.
 
-The field docstrings are the help of ``efedllm verifier``'s flags (cli/flags.py generates them from this class).
+The field docstrings are the help of ``efedllm verifier run``'s flags (cli/flags.py generates them from this class).
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+from efedllm.chain.params import wei_from_ether
 from efedllm.verifier.sampling import DEFAULT_SAMPLES
 
 Policy = Literal["strict", "paper"]
@@ -33,3 +34,23 @@ class VerifyConfig:
     """Largest relative deviation of a recomputed output."""
     policy: Policy = "strict"
     """Strict: one proven fraud makes acc 0; paper: acc = passed/checked."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifierAccount:
+    """What ``efedllm verifier run`` does with its stake and with other verifiers' misbehaviour."""
+
+    stake: int | None = field(
+        default=None,
+        metadata={
+            "parse": wei_from_ether,
+            "metavar": "ETH",
+            "help": "when the bond is below minVerifierStake on start, stake up to this many ETH (at least "
+            "minVerifierStake); without it an unstaked verifier refuses to start",
+            "default_help": "none: stake with `efedllm verifier stake` first",
+        },
+    )
+    """The bond to reach on start, in wei (typed in ETH)."""
+    penalize: bool = True
+    """After finalizing an epoch, penalize verifiers that committed without revealing or revealed more than κ
+    from a server's median (anyone may; it costs this verifier gas)."""

@@ -1,4 +1,4 @@
-"""The verifier's epoch loop: commitment -> sample -> verify -> commit scores -> reveal -> finalize.
+"""The verifier's epoch loop: commitment -> sample -> verify -> commit scores -> reveal -> finalize -> penalize.
 
 Chain time decides everything: for each recent epoch the loop looks at its phase and does what that phase asks,
 once. What it did is kept in a small JSON file, so a verifier restarted between commit and reveal still reveals
@@ -15,12 +15,14 @@ import secrets
 from pathlib import Path
 
 from efedllm.chain.connection import message_signer
+from efedllm.chain.explain import ether
 from efedllm.chain.params import ONE
 from efedllm.chain.protocol import Phase, Protocol, Status
 from efedllm.chain.transactions import RevertError
 from efedllm.verifier.config import VerifyConfig
 from efedllm.verifier.remote import Target
 from efedllm.verifier.scoring import verify_server
+from efedllm.verifier.stake import apply_penalty, find_penalties
 
 log = logging.getLogger("efedllm.verifier")
 
@@ -43,9 +45,19 @@ class VerifierState:
 
 
 class Verifier:
-    def __init__(self, protocol: Protocol, model, tokenizer, config: VerifyConfig, *, data_dir: Path, progress=print):
+    def __init__(
+        self,
+        protocol: Protocol,
+        model,
+        tokenizer,
+        config: VerifyConfig,
+        *,
+        data_dir: Path,
+        progress=print,
+        penalize: bool = True,
+    ):
         self.protocol, self.model, self.tokenizer, self.config = protocol, model, tokenizer, config
-        self.progress = progress
+        self.progress, self.penalize = progress, penalize
         self.accuracy = lambda tally: tally.accuracy(config.policy)
         """A server's acc (scaled by ONE) from its checks' tally under the policy (replaceable, e.g. by a test aid,
         efedllm/aids/)."""
@@ -69,6 +81,8 @@ class Verifier:
                 self.reveal(epoch, st)
             elif phase == Phase.FINALIZE and "finalized" not in st:
                 self.finalize(epoch, st)
+            elif phase in (Phase.FINALIZE, Phase.SETTLED) and self.penalize and "penalized" not in st:
+                self.penalize_others(epoch, st)
             self._say_if_missed(epoch, phase, st)
 
     def _say_if_missed(self, epoch: int, phase: Phase, st: dict) -> None:
@@ -180,6 +194,20 @@ class Verifier:
                     f"epoch {epoch}: finalized {address}: acc {score.acc / ONE:.3f}, "
                     f"S {score.score / ONE:.3f} -> {score.outcome.label}"
                 )
+
+    def penalize_others(self, epoch: int, st: dict) -> None:
+        """Slash the verifiers that committed for ``epoch`` and never revealed, or revealed more than κ from a
+        finalized median (once per epoch; another verifier may have done it first)."""
+        done = []
+        for penalty in find_penalties(self.protocol, epoch):
+            if penalty.verifier == self.me:
+                continue
+            amount = apply_penalty(self.protocol, penalty)
+            if amount is not None:
+                self.progress(f"epoch {epoch}: penalized: {penalty.describe()}; slashed {ether(amount)}")
+                done.append(penalty.verifier)
+        st["penalized"] = done
+        self.state.save()
 
     # ------------------------------------------------------------------ loop
 

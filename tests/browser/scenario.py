@@ -18,6 +18,7 @@ from efedllm.chain.deployment import Deployment
 from efedllm.chain.params import ETHER, ONE
 from efedllm.chain.protocol import Phase, Protocol
 from efedllm.chain.transactions import ErrorDecoder, Transactor
+from efedllm.verifier.stake import stake_node_verifiers
 from tests.support.params import TEST_PARAMS
 
 PARAMS = TEST_PARAMS
@@ -101,7 +102,10 @@ def deploy_protocol(w3: Web3) -> Deployment:
     artifacts = compile_contracts()
     governor = Signer(w3.eth.accounts[0])
     tx = Transactor(w3, governor, ErrorDecoder(a.abi for a in artifacts.values()))
-    return deploy(w3, tx, params=PARAMS, artifacts=artifacts, verifiers=[w3.eth.accounts[i] for i in VERIFIERS])
+    verifiers = [w3.eth.accounts[i] for i in VERIFIERS]
+    deployment = deploy(w3, tx, params=PARAMS, artifacts=artifacts, verifiers=verifiers)
+    stake_node_verifiers(w3, deployment, verifiers)
+    return deployment
 
 
 def acc(x: float) -> int:

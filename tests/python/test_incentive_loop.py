@@ -10,6 +10,10 @@ automatic claims on, three verifiers of which one lies, and a client. Two epochs
    for everyone; still nobody honest is slashed. After both epochs settle, A and B claim with
    ``efedllm server claim``, C has claimed on its own, and the claims add up to each epoch's pool (funding plus
    F's slashed stake) in proportion to S_i * workUnits_i.
+
+The verifiers stake on start (``--stake``), and the liar answers for its lies: in each epoch its reveal is more
+than κ from a median, and an honest verifier slashes a tenth of its stake (penalizeDeviation) into the pool of the
+epoch then current, e1's penalty into e2's pool.
 """
 
 from __future__ import annotations
@@ -95,6 +99,12 @@ def test_cheater_caught_slashed_replaced_and_honest_servers_paid(w3, anvil, depl
     assert addr["F"] in used1 and addr["B"] in used1
     walker.commitments(e1, used1)
     scores1 = walker.scores(e1, verifiers, addr.values())
+    liar_address = w3.eth.accounts[LIAR]
+    fee = PARAMS.min_verifier_stake * PARAMS.verifier_slash_fraction // ONE
+    penalized = protocol.scoring.functions.isPenalized
+    wait_for(lambda: penalized(e1, liar_address).call(), "the liar's penalty for e1", processes=walker.processes)
+    assert protocol.verifier_stake(liar_address).bonded == PARAMS.min_verifier_stake - fee
+    assert not any(penalized(e1, v).call() for v in verifiers if v != liar_address)
     assert scores1[addr["F"]].outcome == Outcome.SLASHED and scores1[addr["F"]].acc == 0
     assert ONE in protocol.scoring.functions.revealedAccuracies(e1, addr["F"]).call()  # the liar's vote
     for name in "ABC":
@@ -127,6 +137,7 @@ def test_cheater_caught_slashed_replaced_and_honest_servers_paid(w3, anvil, depl
     assert addr["F"] not in used2 and addr["C"] in used2
     walker.commitments(e2, used2)
     scores2 = walker.scores(e2, verifiers, [addr[n] for n in "ABC"])
+    wait_for(lambda: penalized(e2, liar_address).call(), "the liar's penalty for e2", processes=walker.processes)
     for name in "ABC":
         assert scores2[addr[name]].outcome == Outcome.PASSED, name
         assert 0 in protocol.scoring.functions.revealedAccuracies(e2, addr[name]).call()  # the liar's vote
@@ -166,7 +177,7 @@ def test_cheater_caught_slashed_replaced_and_honest_servers_paid(w3, anvil, depl
     for epoch in (e1, e2):
         p = protocol.pool_of(epoch)
         size = pool.poolSize(epoch).call()
-        assert size == 3 * ETHER + (stake[addr["F"]] // 2 if epoch == e1 else 0)
+        assert size == 3 * ETHER + (stake[addr["F"]] // 2 if epoch == e1 else fee)  # e2: the liar's e1 penalty
         weights = {}
         for name in "ABC":
             s = addr[name]

@@ -199,12 +199,12 @@ def toml_value(value) -> str:
 @given(
     top=st.dictionaries(TOML_KEYS, TOML_VALUES, max_size=3),
     tables=st.dictionaries(
-        st.sampled_from(["server.run", "verifier", "deploy", "sever", "server.run.x", "status"]),
+        st.sampled_from(["server.run", "verifier.run", "verifier", "deploy", "sever", "server.run.x", "status"]),
         st.dictionaries(TOML_KEYS, TOML_VALUES, max_size=3),
         max_size=2,
     ),
     raw=st.none() | st.binary(max_size=40),
-    command=st.sampled_from([["status"], ["server", "run"], ["verifier"], ["deploy"]]),
+    command=st.sampled_from([["status"], ["server", "run"], ["verifier", "run"], ["deploy"]]),
 )
 def test_any_config_file_is_applied_or_refused_with_an_efed_error(tmp_path, top, tables, raw, command):
     lines = [f"{json.dumps(k)} = {toml_value(v)}" for k, v in top.items()]

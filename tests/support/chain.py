@@ -4,7 +4,8 @@ session, and where a module's processes keep their files.
 
 A suite's conftest.py imports them by name (``from tests.support.chain import *``). A module chooses its
 deployment with two constants instead of copies of these fixtures: ``PARAMS`` (the protocol parameters, default
-``ProtocolParams()``) and ``VERIFIERS`` (the node accounts granted VERIFIER_ROLE, default ``(9,)``); it overrides
+``ProtocolParams()``) and ``VERIFIERS`` (the node accounts granted VERIFIER_ROLE and staked with minVerifierStake,
+default ``(9,)``); it overrides
 a fixture (``anvil``, ``deployment``) by defining one of the same name only where it needs another kind. A module
 runs on every node kind with ``pytestmark = pytest.mark.parametrize("node_kind", NODE_KINDS, scope="module")``;
 the chain fixture keeps its name ``anvil`` whichever node it is."""
@@ -25,6 +26,7 @@ from efedllm.chain.params import ProtocolParams
 from efedllm.chain.protocol import Protocol
 from efedllm.chain.transactions import ErrorDecoder, Transactor
 from efedllm.localnet import chain_args
+from efedllm.verifier.stake import stake_node_verifiers
 
 __all__ = [
     "NODE_KINDS",
@@ -80,7 +82,10 @@ def verifier_accounts(request) -> tuple[int, ...]:
 def deployment(w3, artifacts, params, verifier_accounts):
     governor = Signer(w3.eth.accounts[0])
     tx = Transactor(w3, governor, ErrorDecoder(a.abi for a in artifacts.values()))
-    return deploy(w3, tx, params=params, artifacts=artifacts, verifiers=[w3.eth.accounts[v] for v in verifier_accounts])
+    verifiers = [w3.eth.accounts[v] for v in verifier_accounts]
+    deployment = deploy(w3, tx, params=params, artifacts=artifacts, verifiers=verifiers)
+    stake_node_verifiers(w3, deployment, verifiers)
+    return deployment
 
 
 @pytest.fixture
