@@ -52,7 +52,9 @@ def register(commands) -> None:
         help="declare the records of committed epochs lost (a lost data directory) before their seed is drawn: "
         "those epochs are forfeited (no pay), not slashed; `server run` does it by itself on start",
     )
-    loss.add_argument("--epoch", type=int, nargs="+", required=True, metavar="N", help="the epochs (required)")
+    loss.add_argument(
+        "--epoch", type=int, nargs="+", required=True, metavar="N", help="the epochs (required, no default)"
+    )
     add_chain_options(loss, signs=True)
     loss.set_defaults(run=run_declare_loss)
 

@@ -47,7 +47,7 @@ def register(commands) -> None:
         help="slash a verifier that committed scores without revealing them, or revealed an accuracy more than κ "
         "from a server's median (anyone may, once the epoch's reveals are closed)",
     )
-    penalize.add_argument("--epoch", required=True, metavar="N", help="the epoch (required)")
+    penalize.add_argument("--epoch", required=True, metavar="N", help="the epoch (required, no default)")
     penalize.add_argument(
         "--verifier", default=None, metavar="ADDRESS", help="the verifier (default: every one that owes a penalty)"
     )

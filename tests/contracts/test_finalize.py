@@ -232,10 +232,13 @@ def test_median_of_three(scoring, servers, protocol):
     assert list(scoring.revealedAccuracies(0, s)) == [ONE * 2 // 10, ONE * 9 // 10, ONE * 6 // 10]
 
 
-def test_median_of_an_even_count_is_the_mean_of_the_middle_two(scoring, servers, verifiers, stranger, gov, protocol):
+def test_median_of_an_even_count_is_the_mean_of_the_middle_two(
+    scoring, stakes, servers, verifiers, stranger, gov, protocol
+):
     s = servers[0]
     protocol.register(s)
     scoring.grantRole(role("VERIFIER_ROLE"), stranger, {"from": gov})
+    stakes.stake({"from": stranger, "value": scoring.minVerifierStake()})
     accs = [ONE // 10, ONE * 7 // 10, ONE * 8 // 10 + 1, ONE]
     protocol.score(0, [{s: a} for a in accs], verifiers=[*verifiers, stranger])
     protocol.finalize(0, [s])

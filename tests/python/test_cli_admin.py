@@ -203,13 +203,18 @@ def test_pause_and_unpause(anvil, w3, env, chain):
     assert_one_line_error(refused, "fundEpoch reverted: EnforcedPause(): governance has paused the contract")
 
     out = ok(cli(anvil, env, "admin", "pause"))
-    assert "RewardPool is already paused" in out and "paused: ServerRegistry, WorkLedger, TrustScoring" in out
+    assert (
+        "RewardPool is already paused" in out
+        and "paused: ServerRegistry, VerifierStakes, WorkLedger, TrustScoring" in out
+    )
     assert all(paused().values())
     assert_one_line_error(
         cli(anvil, env, "admin", "pause", "--contract", "EpochSchedule"),
         "--contract 'EpochSchedule' is not a pausable contract; pausable: RewardPool",
     )
-    assert "unpaused: RewardPool, ServerRegistry, WorkLedger, TrustScoring" in ok(cli(anvil, env, "admin", "unpause"))
+    assert "unpaused: RewardPool, ServerRegistry, VerifierStakes, WorkLedger, TrustScoring" in ok(
+        cli(anvil, env, "admin", "unpause")
+    )
     assert not any(paused().values())
 
 
