@@ -480,18 +480,23 @@ class StateMachine:
     # ------------------------------------------------------------------------------------------ invariants
 
     def invariant_balances(self):
-        registry, pool = self.system.registry, self.system.pool
+        registry, pool, stakes = self.system.registry, self.system.pool, self.system.stakes
         epochs = sorted(self.pools)
         values = read_batch(
             (balance, registry),
             (balance, pool),
             (registry.totalBonded,),
             (registry.totalUnbonding,),
+            (balance, stakes),
+            (stakes.totalBonded,),
+            (stakes.totalUnbonding,),
             *[(pool.epochPool, e) for e in epochs],
         )
         registry_balance, pool_balance, bonded, unbonding = values[:4]
+        stakes_balance, verifiers_bonded, verifiers_unbonding = values[4:7]
+        assert stakes_balance == verifiers_bonded + verifiers_unbonding  # verifier stakes: every wei accounted for
         unclaimed = 0
-        for e, p in zip(epochs, values[4:]):
+        for e, p in zip(epochs, values[7:]):
             size = p["funded"] + p["slashed"] + p["rolledIn"]
             unclaimed += size - p["claimed"] - (size if p["rolledOut"] else 0)
             model = self.pools[e]
