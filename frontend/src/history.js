@@ -3,12 +3,15 @@
 // head. Every log is applied to per-server and per-epoch indexes that the views and charts read.
 import { toHex } from "./rpc.js";
 
-/** Events the dashboard reads. RewardWeightRecorded repeats ServerScored.rewardWeight; role events say nothing
- * about servers. */
+/** Events the dashboard reads. RewardWeightRecorded repeats ServerScored.rewardWeight; FactsScheduled and
+ * MaxSpanScheduled repeat registrations, moves and status changes as the epoch facts scoring uses; role events say
+ * nothing about servers. */
 export const HISTORY_EVENTS = [
   "ServerRegistered", "ServerUpdated", "StakeAdded", "UnstakeRequested", "Withdrawn", "StatusChanged", "Slashed",
   "WeightSet", "WorkCommitted", "SeedDrawn", "ScoresCommitted", "ScoresRevealed", "ServerScored", "EpochFunded",
-  "SlashDeposited", "RewardsClaimed", "PoolRolledOver", "ParameterSet", "Paused", "Unpaused",
+  "SlashDeposited", "RewardsClaimed", "PoolRolledOver", "ParameterSet", "Paused", "Unpaused", "LossDeclared",
+  "VerifierStaked", "VerifierUnstakeRequested", "VerifierWithdrawn", "VerifierSlashed", "NoRevealPenalized",
+  "DeviationPenalized",
 ];
 
 const STAKE_EVENTS = new Set(["ServerRegistered", "StakeAdded", "UnstakeRequested", "Withdrawn", "Slashed"]);

@@ -65,7 +65,7 @@ def test_a_port_in_use_is_refused_before_registering(w3, protocol_for, network_f
         result = server_run(network_files, 1, port)
     assert_one_line_error(result, f"cannot listen on 127.0.0.1:{port}: address already in use")
     assert nonce(w3, 1) == before
-    assert protocol_for(1).registry.functions.getServer(w3.eth.accounts[1]).call()[3] == Status.NONE
+    assert protocol_for(1).server(w3.eth.accounts[1]).status == Status.NONE
 
 
 def register(protocol, endpoint):

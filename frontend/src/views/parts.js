@@ -28,9 +28,10 @@ export function emptyState(title, detail) {
 
 export const CATEGORIES = {
   servers: ["ServerRegistered", "ServerUpdated", "StakeAdded", "UnstakeRequested", "Withdrawn", "StatusChanged", "WeightSet"],
-  work: ["WorkCommitted", "SeedDrawn"],
+  work: ["WorkCommitted", "SeedDrawn", "LossDeclared"],
   scores: ["ScoresCommitted", "ScoresRevealed", "ServerScored"],
   slashing: ["Slashed", "SlashDeposited"],
+  verifiers: ["VerifierStaked", "VerifierUnstakeRequested", "VerifierWithdrawn", "VerifierSlashed", "NoRevealPenalized", "DeviationPenalized"],
   rewards: ["EpochFunded", "RewardsClaimed", "PoolRolledOver"],
   governance: ["ParameterSet", "Paused", "Unpaused"],
 };
