@@ -1,16 +1,31 @@
-"""Random sequences of staking, work, verification, finalization, funding and claims against a Python model.
+"""Random sequences of staking, span moves, work, verification, finalization, funding and claims against a Python
+model.
 
-The machine walks the epoch cycle forward: ``rule_advance`` moves through the next windows and, in each, does
-what the window is for with random choices (servers commit work or not; verifiers are honest, random or absent,
-reveal or not; servers are finalized in random batches, or a window passes idle), ``rule_settle_epoch`` runs the
-rest of the current epoch. The other rules register, stake, unstake (also all of it and straight back in),
-withdraw, fund, claim and roll over at any time. The model predicts every outcome, reverts included,
-and after every step the invariants check:
+The machine walks the epoch cycle forward: ``rule_advance`` moves to the start of the next windows and, in each,
+does what the window is for with random choices (servers commit work or not; verifiers are honest, random or absent,
+reveal or not; servers are finalized in random orders and batches, or a window passes idle), ``rule_settle_epoch``
+runs the rest of the current epoch. ``rule_wait`` moves the clock within the current window, often to its last
+second (for the window in a work period: the last second of that epoch's work), while the moves of ``rule_advance``
+into a CommitWork window land on the first second of the next epoch: changes around both sides of an epoch boundary.
+The other rules register, move spans (``updateServer``), stake, unstake (also below minStake, and all of it and
+straight back in), withdraw, fund, finalize more batches, claim and roll over at any time. Each example deploys with
+a slashing rule drawn for it (accuracy or the paper's trust score). The model predicts every outcome, reverts
+included.
+
+The model keeps the live state of every server and, as the clock passes the first second of an epoch, the facts of
+that epoch's work period: each server's span and whether it was active at the start (after every call of that
+second), max(l) at the start, and who left the active set during the epoch. After every step the invariants check:
 
 (a) the ETH held by ServerRegistry and RewardPool equals bonded + unbonding stake + unclaimed pools
-    (sum over epochs of poolSize - claimed - rolled out), and the registry holds exactly the stake;
-(b) no server has a reward weight, or was paid, for an epoch in which it was not active all along;
-(c) total paid <= total funded + total slashed.
+    (sum over epochs of poolSize - claimed, 0 for a rolled-out pool), and the registry holds exactly the stake;
+(b) the registry's facts of every epoch that has begun (``scoringFacts``, ``maxSpanOf``) are the model's;
+(c) every finalized score is eq. 3 from those facts (l = the span at the epoch's start, max(l) at its start), its
+    outcome follows the deployment's slashing rule, and its reward weight is S_i * work units exactly when it passed,
+    was active all through the epoch and committed work (so no such server is left without a weight); a server
+    without a span in the epoch is not scored;
+(d) no server has a reward weight, or was paid, for an epoch in which it was not active all along, and after
+    settlement each weighted server's pending reward is its share until it claims it or the pool is rolled over;
+(e) total paid <= total funded + total slashed.
 """
 
 import os
@@ -37,8 +52,12 @@ from conftest import (
 )
 from hypothesis import strategies as st
 
-# the shortest unbonding period allowed (an epoch and its windows, plus one second), so withdrawals happen
-PARAMS = replace(TEST_PARAMS, min_verifiers=2, immunity_epochs=1, unbonding_period=181)
+from efedllm.chain.enums import SlashingRule
+
+# the shortest unbonding period allowed (an epoch and its windows, plus one second), so withdrawals happen; a claim
+# period that ends within the window after settlement (at its 15th second), so pools are rolled over before and after
+PARAMS = replace(TEST_PARAMS, min_verifiers=2, immunity_epochs=1, unbonding_period=181, claim_period=15)
+RULES = (int(SlashingRule.ACCURACY), int(SlashingRule.TRUST_SCORE))
 STAGES = (Phase.WORK, Phase.COMMIT_WORK, Phase.COMMIT_SCORES, Phase.REVEAL_SCORES, Phase.FINALIZE)
 # what an honest verifier finds, per server and epoch: mostly passing, including both sides of θ
 ACCURACIES = (ONE, ONE * 9 // 10, ONE, ONE * 8 // 10, ONE, PARAMS.theta, PARAMS.theta - 1, ONE // 5, 0)
@@ -51,12 +70,14 @@ SLOW = os.environ.get("EFEDLLM_SLOW") == "1"
 LAST_EPOCH = 4 if SLOW else 2
 REVERT_CHECKS = 6
 EXAMPLES = {"max_examples": 250, "stateful_step_count": 50} if SLOW else {"max_examples": 20, "stateful_step_count": 25}
+NO_SCORE = (0, 0, 0, 0, 0, Outcome.NONE)
 
 
 @dataclass
 class Server:
     status: int
     stake: int
+    first: int
     n: int
     registered: int
     active_since: int
@@ -102,65 +123,107 @@ class StateMachine:
     stages = st.integers(min_value=1, max_value=5)
     data = st.data()
 
-    def __init__(cls, system, servers, verifiers, client):
-        cls.system = system
-        cls.clock = Clock(system.schedule)
+    def __init__(cls, systems, servers, verifiers, client):
+        cls.systems = systems
+        cls.clocks = {rule: Clock(system.schedule) for rule, system in systems.items()}
+        cls.clock = cls.clocks[RULES[0]]
+        assert len({c.genesis for c in cls.clocks.values()}) == 1, "the deployments share one genesis"
+        assert cls.clock.now() == cls.clock.genesis, "the initial servers registered at the first second of epoch 0"
         cls.server_accounts = list(servers)
         cls.verifier_accounts = list(verifiers)
         cls.client = client
 
     def setup(self):
+        self.rule, self.system = None, None  # drawn by initialize_first_epoch
         self.servers: dict[str, Server] = {
-            str(self.server_accounts[i]): Server(Status.ACTIVE, stake, n, 0, 0) for i, _, n, stake in INITIAL_SERVERS
+            str(self.server_accounts[i]): Server(Status.ACTIVE, stake, first, n, 0, 0)
+            for i, first, n, stake in INITIAL_SERVERS
         }
         self.pools: dict[int, Pool] = {0: Pool(funded=INITIAL_FUNDING)}
-        self.inactive_in: dict[int, set] = {}  # epoch -> servers that were not active at some time during it
+        # epoch -> ({server: (active, first layer, layers)}, max(l)) at the start of its work period, taken as the
+        # clock leaves that second; epochs not in here have not begun (or begin at this second): their facts are live
+        self.starts: dict[int, tuple[dict, int]] = {}
+        self.left_during: dict[int, set] = {}  # epoch -> servers that left the active set during its work period
         self.commitments: dict[int, dict] = {}  # epoch -> server -> (work units, span)
         self.truth: dict[int, dict] = {}  # epoch -> server -> the accuracy an honest verifier reports
         self.pending_reveals: dict = {}
         self.reveals: dict[int, dict] = {}  # epoch -> server -> revealed accuracies
-        self.finalized: dict[int, set] = {}
-        self.max_span: dict[int, int] = {}  # epoch -> max(l) read by its first finalize call
+        self.finalized: dict[int, set] = {}  # epoch -> servers scored (outcome other than None)
+        self.attempted: dict[int, set] = {}  # epoch -> servers named in a finalize call
+        self.outcomes: dict[tuple, int] = {}  # (epoch, server) -> outcome
         self.funded, self.paid, self.slashed = INITIAL_FUNDING, 0, 0
         self.bonded = sum(s.stake for s in self.servers.values())
         self.unbonding = 0
         self.epoch, self.stage = 0, 0
         self.revert_checks = REVERT_CHECKS
         self.now = self.clock.now()
-        self.observed_epoch = -1
-        self._observe()
 
     # ------------------------------------------------------------------------------------------ model helpers
 
+    def _epoch_at(self, timestamp: int) -> int:
+        return max(0, timestamp - self.clock.genesis) // self.clock.epoch_length
+
     def _current_epoch(self) -> int:
-        return (self.now - self.clock.genesis) // self.clock.epoch_length
+        return self._epoch_at(self.now)
+
+    def _next_full_epoch(self) -> int:
+        """EpochSchedule.nextFullEpoch: the epoch from which a change made now counts."""
+        elapsed = self.now - self.clock.genesis
+        if elapsed <= 0:
+            return 0
+        return elapsed // self.clock.epoch_length + (elapsed % self.clock.epoch_length != 0)
+
+    def _epoch_start(self, epoch: int) -> int:
+        return self.clock.start(epoch, Phase.WORK)
 
     def _pool(self, epoch: int) -> Pool:
         return self.pools.setdefault(epoch, Pool())
 
-    def _move(self, timestamp: int) -> None:
-        self.clock.set_next(timestamp)  # no block needed: the next transaction lands at `timestamp`
-        self.now = timestamp
-        self._observe()
+    def _live_facts(self) -> tuple[dict, int]:
+        return {a: (s.status == Status.ACTIVE, s.first, s.n) for a, s in self.servers.items()}, self._max_active_span()
 
-    def _observe(self) -> None:
-        """Mark every server that is not active now as inactive in the current epoch, and in the epochs the clock
-        has just moved through (nothing changed while it moved)."""
-        current = self._current_epoch()
-        for epoch in range(min(self.observed_epoch + 1, current), current + 1):
-            bucket = self.inactive_in.setdefault(epoch, set())
-            bucket.update(addr for addr, s in self.servers.items() if s.status != Status.ACTIVE)
-        self.observed_epoch = current
+    def _move(self, timestamp: int) -> None:
+        """Move the clock forward; every epoch whose first second it leaves behind gets its facts fixed."""
+        assert timestamp > self.now
+        for epoch in range(self._current_epoch(), self._epoch_at(timestamp) + 1):
+            if self.now <= self._epoch_start(epoch) < timestamp and epoch not in self.starts:
+                self.starts[epoch] = self._live_facts()
+        # a block at `timestamp`, not only the next one's time: views see the new time, and replays of a failing
+        # example while shrinking no longer hit brownie's "Tx dropped" (they did with evm_setNextBlockTimestamp alone)
+        self.clock.goto(timestamp)
+        self.now = timestamp
+
+    def _facts(self, epoch: int, addr: str) -> tuple[bool, int, int]:
+        """(active all through the work period, first layer, l) of ``addr`` in ``epoch``; l = 0: no span in it."""
+        at_start, _ = self.starts.get(epoch) or self._live_facts()
+        active, first, n = at_start.get(addr, (False, 0, 0))
+        return active and addr not in self.left_during.get(epoch, ()), first, n
+
+    def _max_span_of(self, epoch: int) -> int:
+        return (self.starts.get(epoch) or self._live_facts())[1]
 
     def _set_status(self, addr: str, status: int) -> None:
-        self.servers[addr].status = status
-        self._observe()
+        s = self.servers[addr]
+        if s.status == Status.ACTIVE and status != Status.ACTIVE:
+            current = self._current_epoch()
+            if self.now != self._epoch_start(current):  # leaving at an epoch's first second loses nothing of it
+                self.left_during.setdefault(current, set()).add(addr)
+        s.status = status
 
     def _max_active_span(self) -> int:
         return max((s.n for s in self.servers.values() if s.status == Status.ACTIVE), default=0)
 
     def _settled(self) -> list[int]:
         return [e for e in range(self._current_epoch()) if self.now >= self.clock.start(e, Phase.SETTLED)]
+
+    def _claim_deadline(self, epoch: int) -> int:
+        return self.clock.end(epoch, Phase.FINALIZE) + PARAMS.claim_period
+
+    def _window_end(self) -> int:
+        """First second after the window the machine is in (stage 0: the rest of an epoch's work period)."""
+        if self.stage == 0:
+            return self._epoch_start(self.epoch + 1)
+        return self.clock.end(self.epoch, STAGES[self.stage])
 
     def _expect_revert(self, error: str, call, *args) -> None:
         """Check a call the model predicts to revert with ``error(*args)``, up to REVERT_CHECKS times per example
@@ -196,9 +259,28 @@ class StateMachine:
             self._expect_revert("InsufficientStake", register, stake, PARAMS.min_stake)
         else:
             register()
-            epoch = self._current_epoch()
-            self.servers[addr] = Server(Status.ACTIVE, stake, n, epoch, epoch)
+            self.servers[addr] = Server(
+                Status.ACTIVE, stake, first_layer, n, self._current_epoch(), self._next_full_epoch()
+            )
             self.bonded += stake
+
+    def rule_update_server(self, server_index, first_layer, span, data):
+        """Move a span, at any time: it counts for scoring from the next epoch that starts after the move."""
+        movable = self._servers_where(lambda s: s.status != Status.DEACTIVATED)
+        account = self._pick(data, movable, server_index, "move registered")
+        s = self.servers.get(str(account))
+        n = min(span, PARAMS.num_layers - first_layer)
+
+        def update():
+            return self.system.registry.updateServer("http://moved", first_layer, n, {"from": account})
+
+        if s is None:
+            self._expect_revert("NotRegistered", update, account)
+        elif s.status == Status.DEACTIVATED:
+            self._expect_revert("ServerIsDeactivated", update, account)
+        else:
+            update()
+            s.first, s.n = first_layer, n
 
     def rule_add_stake(self, server_index, amount, data):
         inactive = self._servers_where(lambda s: s.status == Status.INACTIVE)
@@ -217,7 +299,7 @@ class StateMachine:
             s.stake += amount
             self.bonded += amount
             if s.status == Status.INACTIVE and s.stake >= PARAMS.min_stake:
-                s.active_since = self._current_epoch() + 1
+                s.active_since = self._next_full_epoch()
                 self._set_status(str(account), Status.ACTIVE)
 
     def rule_request_unstake(self, server_index, unstake_share):
@@ -243,7 +325,8 @@ class StateMachine:
                 self._set_status(str(account), Status.INACTIVE)
 
     def rule_dip_below_min_stake(self, server_index, amount):
-        """Unstake everything and stake again at once: inactive for a moment, so unpaid for this epoch."""
+        """Unstake everything and stake again at once: inactive for a moment, so unpaid for this epoch (unless
+        this is its first second)."""
         account = self.server_accounts[server_index]
         s = self.servers.get(str(account))
         if s is None or s.status != Status.ACTIVE:
@@ -296,7 +379,11 @@ class StateMachine:
             return
 
         def owed(addr: str) -> list[int]:
-            return [e for e in settled if self._pool(e).share(addr) and addr not in self._pool(e).claimed_by]
+            return [
+                e
+                for e in settled
+                if self._pool(e).share(addr) and addr not in self._pool(e).claimed_by and not self._pool(e).rolled_out
+            ]
 
         account = self._pick(data, [a for a in self.server_accounts if owed(str(a))], server_index, "claim owed")
         addr = str(account)
@@ -308,11 +395,18 @@ class StateMachine:
         def claim():
             return self.system.pool.claimRewards(epochs, {"from": account})
 
-        already = next((e for e in epochs if addr in self._pool(e).claimed_by), None)
-        shares = {e: self._pool(e).share(addr) for e in epochs}
+        error, shares = None, {}
+        for e in epochs:  # the contract's checks, epoch by epoch
+            if addr in self._pool(e).claimed_by:
+                error = ("AlreadyClaimed", e, addr)
+                break
+            if self._pool(e).rolled_out:
+                error = ("ClaimPeriodOver", e)
+                break
+            shares[e] = self._pool(e).share(addr)
         total = sum(shares.values())
-        if already is not None:
-            self._expect_revert("AlreadyClaimed", claim, already, addr)
+        if error is not None:
+            self._expect_revert(*error[:1], claim, *error[1:])
         elif total == 0:
             self._expect_revert("NothingToClaim", claim)
         else:
@@ -322,37 +416,93 @@ class StateMachine:
             claimed = {e["epoch"]: e["amount"] for e in tx.events["RewardsClaimed"]}
             assert claimed == {e: v for e, v in shares.items() if v}
             for e in claimed:
-                assert addr not in self.inactive_in.get(e, set()), f"{addr} paid for epoch {e} while inactive"
+                assert self._facts(e, addr)[0], f"{addr} paid for epoch {e}, which it did not serve in full"
                 self._pool(e).claimed += shares[e]
                 self._pool(e).claimed_by.add(addr)
             self.paid += total
+
+    def _roll_amount(self, epoch: int) -> int:
+        p = self._pool(epoch)
+        if p.rolled_out:
+            return 0
+        if p.total_weight == 0:
+            return p.size
+        return p.size - p.claimed if self.now >= self._claim_deadline(epoch) else 0
 
     def rule_roll_over(self, data):
         settled = self._settled()
         if not settled:
             return
-        epoch = data.draw(st.sampled_from(settled), label="roll over")
-        p = self._pool(epoch)
+        rollable = [e for e in settled if self._roll_amount(e)]
+        if rollable and data.draw(st.booleans(), label="roll a rollable pool"):
+            epoch = data.draw(st.sampled_from(rollable), label="rollable epoch")
+        else:
+            epoch = data.draw(st.sampled_from(settled), label="roll over")
+        amount = self._roll_amount(epoch)
 
         def roll_over():
             return self.system.pool.rollOver(epoch, {"from": self.client})
 
-        if p.total_weight or p.rolled_out or p.size == 0:
+        if amount == 0:
             self._expect_revert("NotRollable", roll_over, epoch)
         else:
-            roll_over()
-            p.rolled_out = True
-            self._pool(self._current_epoch()).rolled_in += p.size
+            tx = roll_over()
+            assert tx.events["PoolRolledOver"]["amount"] == amount
+            self._pool(epoch).rolled_out = True
+            self._pool(self._current_epoch()).rolled_in += amount
 
     # ------------------------------------------------------------------------------------------ the epoch cycle
 
     def initialize_first_epoch(self, data):
-        """Hypothesis starts with many one-step examples: let even those run a whole epoch to settlement."""
+        """Draw the slashing rule of this example's deployment. Hypothesis starts with many one-step examples: let
+        even those run a whole epoch to settlement."""
+        self.rule = data.draw(st.sampled_from(RULES), label="slashing rule")
+        self.system = self.systems[self.rule]
         self.rule_settle_epoch(data)
 
     def rule_settle_epoch(self, data):
         """Run the remaining windows of the current epoch up to its settlement."""
         self.rule_advance(len(STAGES) - self.stage, data)
+
+    def rule_wait(self, data):
+        """Let time pass within the current window: mostly to its last second (in a work period, the last second
+        of the epoch's work), else to any second of it."""
+        last = self._window_end() - 1
+        if last <= self.now:
+            return
+        if data.draw(st.integers(min_value=0, max_value=2), label="wait to the last second") < 2:
+            self._move(last)
+        else:
+            self._move(data.draw(st.integers(min_value=self.now + 1, max_value=last), label="wait until"))
+
+    def rule_churn_across_boundary(self, data):
+        """Changes at the last second of an epoch's work period and at the first second of the next epoch (where
+        the machine moves on into the CommitWork window of the first): registrations, exits below minStake,
+        reactivations, span moves."""
+        if self.stage != 0 or self.epoch > LAST_EPOCH:
+            return
+        if self._window_end() - 1 > self.now:
+            self._move(self._window_end() - 1)
+        self._change(data)
+        self.rule_advance(1, data)
+        self._change(data)
+
+    def _change(self, data):
+        draw = data.draw
+        index = draw(self.server_index, label="server index")
+        change = draw(st.sampled_from(["exit", "move", "return", "register", "dip"]), label="change")
+        if change == "register":  # the unregistered server, if there is one
+            unregistered = [i for i, a in enumerate(self.server_accounts) if str(a) not in self.servers]
+            index = unregistered[0] if unregistered else index
+            self.rule_register(index, ETHER, draw(self.first_layer), draw(self.span), None)
+        elif change == "exit":
+            self.rule_request_unstake(index, draw(st.sampled_from([1, 2]), label="unstake share"))
+        elif change == "return":
+            self.rule_add_stake(index, draw(self.amount, label="amount"), data)
+        elif change == "move":
+            self.rule_update_server(index, draw(self.first_layer), draw(self.span), data)
+        else:
+            self.rule_dip_below_min_stake(index, draw(self.amount, label="amount"))
 
     def rule_advance(self, stages, data):
         for _ in range(stages):
@@ -365,7 +515,7 @@ class StateMachine:
                 continue
             self.stage += 1
             phase = STAGES[self.stage]
-            self._move(self.clock.start(self.epoch, phase))
+            self._move(self.clock.start(self.epoch, phase))  # CommitWork of e: the first second of epoch e + 1
             if data.draw(st.integers(min_value=0, max_value=19), label="idle window") == 19:
                 continue  # nobody acts in this window
             {
@@ -385,11 +535,20 @@ class StateMachine:
             if s is None:
                 continue
             truth[addr] = data.draw(st.sampled_from(ACCURACIES), label="true accuracy")
-            if s.status == Status.DEACTIVATED or data.draw(st.integers(0, 3), label="commit") == 3:
+            if data.draw(st.integers(0, 3), label="commit") == 3:
                 continue
             units = data.draw(st.integers(min_value=1, max_value=1000), label="work units")
-            self.system.ledger.commitWork(e, root_of(addr, e), units, {"from": account})
-            commitments[addr] = (units, s.n)
+
+            def commit(account=account, units=units, addr=addr):
+                return self.system.ledger.commitWork(e, root_of(addr, e), units, {"from": account})
+
+            _, first, n = self._facts(e, addr)
+            if n == 0 or s.status == Status.DEACTIVATED:  # registered after e began, or deactivated
+                self._expect_revert("ServerNotEligible", commit, addr)
+                continue
+            event = commit().events["WorkCommitted"]
+            assert (event["firstLayer"], event["numLayers"]) == (first, n), "the span of the epoch's work period"
+            commitments[addr] = (units, n)
 
     def _commit_scores(self, data):
         e = self.epoch
@@ -425,57 +584,82 @@ class StateMachine:
                 reveals.setdefault(s, []).append(acc)
 
     def _finalize(self, data):
-        e = self.epoch
+        """At the start of the Finalize window: everyone, mostly; else some, the rest left to rule_finalize."""
+        self._finalize_batches(data, everyone=data.draw(st.integers(0, 3), label="finalize some only") < 3)
+
+    def rule_finalize(self, data):
+        """More finalize calls, at any time of the Finalize window, between the other rules' calls."""
+        if self.stage == len(STAGES) - 1 and self.epoch <= LAST_EPOCH:
+            self._finalize_batches(data, everyone=False)
+
+    def _finalize_batches(self, data, everyone: bool):
+        """Servers in a random order, split into up to three batches; one may be named twice. Between batches,
+        servers may move, exit, return or register: the epoch's scores must not change."""
         chosen = data.draw(st.permutations(list(self.servers)), label="finalize order")
+        if not everyone:
+            chosen = chosen[: data.draw(st.integers(min_value=0, max_value=len(chosen)), label="how many")]
         if chosen and data.draw(st.booleans(), label="repeat one"):
-            chosen.append(chosen[0])
-        cut = data.draw(st.integers(min_value=0, max_value=len(chosen)), label="batch cut")
-        for batch in (chosen[:cut], chosen[cut:]):
-            if batch:
-                self._finalize_batch(e, batch)
+            chosen.append(chosen[data.draw(st.integers(0, len(chosen) - 1), label="repeated")])
+        cuts = sorted(data.draw(st.lists(st.integers(0, len(chosen)), max_size=2), label="batch cuts"))
+        for start, end in zip([0, *cuts], [*cuts, len(chosen)]):
+            if chosen[start:end]:
+                if start and data.draw(st.booleans(), label="change between batches"):
+                    self._change(data)
+                self._finalize_batch(self.epoch, chosen[start:end])
 
     def _finalize_batch(self, e, batch):
-        self.max_span.setdefault(e, self._max_active_span())
         done = self.finalized.setdefault(e, set())
+        self.attempted.setdefault(e, set()).update(batch)
         expected = []
         for addr in batch:
             if addr not in done:
-                done.add(addr)
-                expected.append(self._predict_and_apply(e, addr))
+                result = self._predict_and_apply(e, addr)
+                if result is not None:
+                    done.add(addr)
+                    expected.append(result)
         tx = self.system.scoring.finalize(e, batch, {"from": self.client})
         events = tx.events["ServerScored"] if "ServerScored" in tx.events else []  # noqa: SIM401 - brownie's EventDict has no get()
         assert [(str(ev["server"]), ev["outcome"], ev["score"], ev["rewardWeight"]) for ev in events] == expected
         for addr, _, _, weight in expected:
             if weight:
-                assert addr not in self.inactive_in.get(e, set()), f"{addr} weighted in epoch {e} while inactive"
+                assert self._facts(e, addr)[0], f"{addr} weighted in epoch {e}, which it did not serve in full"
 
     def _predict_and_apply(self, e, addr):
-        """The outcome of finalizing ``addr`` for epoch ``e`` (eq. 3 and 4), applied to the model."""
+        """The outcome of finalizing ``addr`` for epoch ``e`` (eq. 3 and the slashing rule), applied to the model;
+        None when it had no span in ``e`` (registered after ``e`` began): not scored."""
         s = self.servers[addr]
+        active, _, span = self._facts(e, addr)
+        if span == 0:
+            return None
         accs = self.reveals.get(e, {}).get(addr, [])
         if len(accs) < PARAMS.min_verifiers:
+            self.outcomes[(e, addr)] = Outcome.NO_QUORUM
             return (addr, Outcome.NO_QUORUM, 0, 0)
-        units, span = self.commitments.get(e, {}).get(addr, (0, s.n))
-        score = score_eq3(median(accs), span, self.max_span[e])
-        if score >= PARAMS.theta:
-            paid = s.status == Status.ACTIVE and s.active_since <= e and units > 0
-            if paid:
-                self._pool(e).weights[addr] = score * units
-            return (addr, Outcome.PASSED, score, score * units if paid else 0)
-        if s.status == Status.DEACTIVATED:
-            return (addr, Outcome.FAILED, score, 0)
-        if e < s.registered + PARAMS.immunity_epochs:
-            return (addr, Outcome.IMMUNE, score, 0)
-        amount = (s.stake + s.unbonding) * PARAMS.slash_fraction // ONE
-        from_stake = min(amount, s.stake)
-        s.stake -= from_stake
-        s.unbonding -= amount - from_stake
-        self.bonded -= from_stake
-        self.unbonding -= amount - from_stake
-        self._pool(e).slashed += amount
-        self.slashed += amount
-        self._set_status(addr, Status.DEACTIVATED)
-        return (addr, Outcome.SLASHED, score, 0)
+        acc = median(accs)
+        score = score_eq3(acc, span, self._max_span_of(e))
+        judged = score if self.rule == SlashingRule.TRUST_SCORE else acc
+        units = self.commitments.get(e, {}).get(addr, (0, 0))[0]
+        if judged >= PARAMS.theta:
+            outcome, weight = Outcome.PASSED, score * units if active and units else 0
+            if weight:
+                self._pool(e).weights[addr] = weight
+        elif s.status == Status.DEACTIVATED:
+            outcome, weight = Outcome.FAILED, 0
+        elif e < s.registered + PARAMS.immunity_epochs:
+            outcome, weight = Outcome.IMMUNE, 0
+        else:
+            outcome, weight = Outcome.SLASHED, 0
+            amount = (s.stake + s.unbonding) * PARAMS.slash_fraction // ONE
+            from_stake = min(amount, s.stake)
+            s.stake -= from_stake
+            s.unbonding -= amount - from_stake
+            self.bonded -= from_stake
+            self.unbonding -= amount - from_stake
+            self._pool(e).slashed += amount
+            self.slashed += amount
+            self._set_status(addr, Status.DEACTIVATED)
+        self.outcomes[(e, addr)] = outcome
+        return (addr, outcome, score, weight)
 
     # ------------------------------------------------------------------------------------------ invariants
 
@@ -498,7 +682,7 @@ class StateMachine:
         unclaimed = 0
         for e, p in zip(epochs, values[7:]):
             size = p["funded"] + p["slashed"] + p["rolledIn"]
-            unclaimed += size - p["claimed"] - (size if p["rolledOut"] else 0)
+            unclaimed += 0 if p["rolledOut"] else size - p["claimed"]
             model = self.pools[e]
             assert (size, p["claimed"], p["totalWeight"], p["rolledOut"]) == (
                 model.size,
@@ -508,18 +692,67 @@ class StateMachine:
             ), f"pool of epoch {e}"
         assert (bonded, unbonding) == (self.bonded, self.unbonding)
         assert registry_balance == bonded + unbonding
-        assert pool_balance == unclaimed
+        assert pool_balance == unclaimed == sum(p.unclaimed for p in self.pools.values())
         assert registry_balance + pool_balance == bonded + unbonding + unclaimed
 
-    def invariant_never_paid_while_inactive(self):
-        pairs = [(e, addr) for e, inactive in self.inactive_in.items() for addr in inactive]
-        for e, addr in pairs:
-            assert addr not in self._pool(e).weights and addr not in self._pool(e).claimed_by
-        pool = self.system.pool
-        weights = read_batch(*[(pool.rewardWeight, e, addr) for e, addr in pairs]) if pairs else []
-        claimed = read_batch(*[(pool.hasClaimed, e, addr) for e, addr in pairs]) if pairs else []
-        assert not any(weights), "a reward weight for an epoch in which the server was inactive"
-        assert not any(claimed), "a claim for an epoch in which the server was inactive"
+    def invariant_epoch_facts(self):
+        """What the registry says of every epoch that has begun (and the next) is the model's record of it."""
+        registry = self.system.registry
+        addrs = list(self.servers)
+        epochs = range(self._next_full_epoch() + 1)
+        values = read_batch(
+            *[(registry.scoringFacts, a, e) for e in epochs for a in addrs], *[(registry.maxSpanOf, e) for e in epochs]
+        )
+        facts = iter(values)
+        for e in epochs:
+            for a in addrs:
+                s = self.servers[a]
+                active, first, n = self._facts(e, a)
+                assert tuple(next(facts)) == (s.status, s.registered, active, first, n, ONE), f"facts of {a} in {e}"
+        assert list(values[len(epochs) * len(addrs) :]) == [self._max_span_of(e) for e in epochs], "max(l)"
+
+    def invariant_scores_and_weights(self):
+        """Finalized scores are eq. 3 of the epoch's facts; weights go to exactly the servers that passed, served
+        all of the epoch and committed work; pending rewards of settled epochs are the shares."""
+        scoring, pool = self.system.scoring, self.system.pool
+        pairs = [(e, a) for e in sorted(self.attempted) for a in self.servers]
+        if not pairs:
+            return
+        settled = set(self._settled())
+        values = read_batch(
+            *[(scoring.scoreOf, e, a) for e, a in pairs],
+            *[(pool.rewardWeight, e, a) for e, a in pairs],
+            *[(pool.hasClaimed, e, a) for e, a in pairs],
+            *[(pool.pendingRewards, a, [e]) for e, a in pairs],
+        )
+        k = len(pairs)
+        for i, (e, a) in enumerate(pairs):
+            chain_score, chain_weight, claimed, pending = (tuple(values[i]), *values[i + k :: k])
+            active, _, n = self._facts(e, a)
+            accs = self.reveals.get(e, {}).get(a, [])
+            units = self.commitments.get(e, {}).get(a, (0, 0))[0]
+            expected_weight = 0
+            if a not in self.attempted[e] or n == 0:
+                expected = NO_SCORE  # not finalized, or no span in e: not scored
+            elif len(accs) < PARAMS.min_verifiers:
+                expected = (0, 0, 0, 0, len(accs), Outcome.NO_QUORUM)
+            else:
+                acc, max_l = median(accs), max(self._max_span_of(e), n)
+                score = score_eq3(acc, n, max_l)
+                passed = (score if self.rule == SlashingRule.TRUST_SCORE else acc) >= PARAMS.theta
+                outcome = self.outcomes[(e, a)]
+                assert passed == (outcome == Outcome.PASSED), f"outcome of {a} in {e} against the slashing rule"
+                expected = (acc, score, n, max_l, len(accs), outcome)
+                if passed and active and units:
+                    expected_weight = score * units
+                    assert expected_weight > 0, f"{a} served all of epoch {e}, passed and worked, but has no weight"
+            assert chain_score == expected, f"score of {a} in epoch {e}"
+            assert chain_weight == expected_weight == self._pool(e).weights.get(a, 0), f"weight of {a} in {e}"
+            assert claimed == (a in self._pool(e).claimed_by)
+            assert not claimed or (active and chain_weight), f"{a} paid for {e}, which it did not serve in full"
+            p = self._pool(e)
+            owed = p.share(a) if e in settled and not claimed and not p.rolled_out else 0
+            assert pending == owed, f"pending reward of {a} in epoch {e}"
 
     def invariant_paid_within_funded_and_slashed(self):
         pool = self.system.pool
@@ -534,24 +767,29 @@ class StateMachine:
         for addr, record in zip(addrs, records):
             s = self.servers[addr]
             assert (record["status"], record["stake"], record["unbonding"]) == (s.status, s.stake, s.unbonding)
+            assert (record["firstLayer"], record["numLayers"]) == (s.first, s.n)
             if s.status == Status.ACTIVE:
                 assert record["activeSince"] == s.active_since
         assert max_span == self._max_active_span()
 
 
 @pytest.fixture
-def stateful_system(module_isolation, gov, servers, verifiers, client):
-    system = deploy_system(PARAMS, gov, verifiers)
-    for i, first, n, stake in INITIAL_SERVERS:
-        system.registry.register("http://s", first, n, {"from": servers[i], "value": stake})
-    system.pool.fundEpoch(0, {"from": client, "value": INITIAL_FUNDING})
-    return system
+def stateful_systems(module_isolation, gov, servers, verifiers, client):
+    """One deployment per slashing rule, at one timestamp (the clock is frozen): each example draws which to use."""
+    systems = {}
+    for rule in RULES:
+        system = deploy_system(replace(PARAMS, slashing_rule=rule), gov, verifiers)
+        for i, first, n, stake in INITIAL_SERVERS:
+            system.registry.register("http://s", first, n, {"from": servers[i], "value": stake})
+        system.pool.fundEpoch(0, {"from": client, "value": INITIAL_FUNDING})
+        systems[rule] = system
+    return systems
 
 
-def test_protocol_invariants(state_machine, stateful_system, servers, verifiers, client):
+def test_protocol_invariants(state_machine, stateful_systems, servers, verifiers, client):
     state_machine(
         StateMachine,
-        stateful_system,
+        stateful_systems,
         servers,
         verifiers,
         client,
