@@ -144,6 +144,7 @@ class StateMachine:
         # clock leaves that second; epochs not in here have not begun (or begin at this second): their facts are live
         self.starts: dict[int, tuple[dict, int]] = {}
         self.left_during: dict[int, set] = {}  # epoch -> servers that left the active set during its work period
+        self.registered_during: dict[int, dict] = {}  # epoch -> server -> (first, l) registered after its start
         self.commitments: dict[int, dict] = {}  # epoch -> server -> (work units, span)
         self.truth: dict[int, dict] = {}  # epoch -> server -> the accuracy an honest verifier reports
         self.pending_reveals: dict = {}
@@ -196,6 +197,8 @@ class StateMachine:
     def _facts(self, epoch: int, addr: str) -> tuple[bool, int, int]:
         """(active all through the work period, first layer, l) of ``addr`` in ``epoch``; l = 0: no span in it."""
         at_start, _ = self.starts.get(epoch) or self._live_facts()
+        if addr not in at_start and addr in self.registered_during.get(epoch, {}):
+            return False, *self.registered_during[epoch][addr]  # scored (and slashable) with that span, unpaid
         active, first, n = at_start.get(addr, (False, 0, 0))
         return active and addr not in self.left_during.get(epoch, ()), first, n
 
@@ -259,6 +262,9 @@ class StateMachine:
             self._expect_revert("InsufficientStake", register, stake, PARAMS.min_stake)
         else:
             register()
+            current = self._current_epoch()
+            if self.now > self._epoch_start(current):
+                self.registered_during.setdefault(current, {})[addr] = (first_layer, n)
             self.servers[addr] = Server(
                 Status.ACTIVE, stake, first_layer, n, self._current_epoch(), self._next_full_epoch()
             )
@@ -543,7 +549,7 @@ class StateMachine:
                 return self.system.ledger.commitWork(e, root_of(addr, e), units, {"from": account})
 
             _, first, n = self._facts(e, addr)
-            if n == 0 or s.status == Status.DEACTIVATED:  # registered after e began, or deactivated
+            if n == 0 or s.status == Status.DEACTIVATED:  # registered after e's work period, or deactivated
                 self._expect_revert("ServerNotEligible", commit, addr)
                 continue
             event = commit().events["WorkCommitted"]

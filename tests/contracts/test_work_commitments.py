@@ -28,6 +28,7 @@ def test_commit_work_snapshots_the_span(ledger, registry, server, clock):
         "firstLayer": 4,
         "numLayers": 12,
         "committedAt": t,
+        "lost": False,
     }
     assert ledger.committedServers(0) == 1
 
