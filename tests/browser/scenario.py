@@ -6,7 +6,7 @@ top up and start unbonding. Time moves with ``warp_to`` to the window each step 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from web3 import Web3
 
@@ -103,7 +103,10 @@ def deploy_protocol(w3: Web3) -> Deployment:
     governor = Signer(w3.eth.accounts[0])
     tx = Transactor(w3, governor, ErrorDecoder(a.abi for a in artifacts.values()))
     verifiers = [w3.eth.accounts[i] for i in VERIFIERS]
-    deployment = deploy(w3, tx, params=PARAMS, artifacts=artifacts, verifiers=verifiers)
+    # epoch 0 starts after the servers register, so that they serve it in full (a registration counts from the
+    # next full epoch)
+    genesis = w3.eth.get_block("latest")["timestamp"] + 600
+    deployment = deploy(w3, tx, params=replace(PARAMS, genesis=genesis), artifacts=artifacts, verifiers=verifiers)
     stake_node_verifiers(w3, deployment, verifiers)
     return deployment
 

@@ -296,8 +296,7 @@ def test_server_page_shows_its_history(page, chain, history):
     bad = played.accounts[4]
     page.click(f'#servers tr[data-address="{bad.lower()}"] a.addr')
     page.wait_for_selector("#server-page table.history")
-    record = chain.registry.functions.getServer(bad).call()
-    assert int(page.get_attribute('[data-kpi="stake"]', "data-value")) == record[8]
+    assert int(page.get_attribute('[data-kpi="stake"]', "data-value")) == chain.server(bad).stake
     assert page.inner_text('[data-kpi="slashes"]') == "1"
     rows = page.eval_on_selector_all(
         "table.history tbody tr",
@@ -313,9 +312,16 @@ def test_server_page_shows_its_history(page, chain, history):
     assert page.inner_text('tr[data-epoch="1"] [data-col="outcome"]') == "slashed"
     charts = page.evaluate("efedDashboard.charts()")
     ends = last_block_of_epochs(chain)
+    registry = chain.registry.functions
+    record = chain._decoder(ServerRecord, "ServerRegistry", "getServer")  # by the ABI's names, never by position
     stake = charts["server-stake"]["series"][0]["raw"]
     assert [(p["epoch"], int(p["stake"]), int(p["unbonding"])) for p in stake] == [
-        (e, *(lambda r: (r[8], r[9]))(chain.registry.functions.getServer(bad).call(block_identifier=ends[e])))
+        (
+            e,
+            *(lambda r: (r.stake, r.unbonding))(
+                record(registry.getServer(bad).call(block_identifier=ends[e]), address=bad)
+            ),
+        )
         for e in range(stake[0]["epoch"], chain.current_epoch() + 1)
     ]
     assert [int(p["stake"]) for p in stake][:2] == [2 * ETHER, 2 * ETHER] and int(stake[-1]["stake"]) == ETHER

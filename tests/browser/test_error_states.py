@@ -57,7 +57,8 @@ def test_no_chain_then_no_deployment_then_live(browser, dist, tmp_path):
                 page.wait_for_function("efedDashboard.state === 'ready'", timeout=RETRY_WAIT_MS, polling=100)
                 assert "No servers registered yet" in page.inner_text("#servers")
                 kinds = page.eval_on_selector_all("#recent .ev", "evs => evs.map(e => e.dataset.event)")
-                assert set(kinds) == {"ParameterSet"}  # the constructors' parameters, nothing else yet
+                # the constructors' parameters and the verifiers' stakes, nothing else yet
+                assert set(kinds) == {"ParameterSet", "VerifierStaked"}
                 assert page.locator('[data-chart="scores"][data-empty="true"]').count() == 1
                 assert int(page.inner_text('[data-kpi="covered"]')) == 0
                 screenshot(page, "overview-empty", full_page=False)
