@@ -27,17 +27,6 @@ class EpochTracker:
         self.protocol, self.interval = protocol, interval
         self.epoch = protocol.current_epoch()
 
-    def prune(self) -> int:
-        """Delete the records that settled epochs no longer need, once per newly settled epoch."""
-        before = first_unsettled(self.protocol)
-        if before <= self._pruned_before:
-            return 0
-        deleted = self.store.prune(settled_before=before, keep=self.live_sessions())
-        self._pruned_before = before
-        if deleted:
-            log.info("pruned %d task records of epochs settled before %d", deleted, before)
-        return deleted
-
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
