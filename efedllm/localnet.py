@@ -160,6 +160,8 @@ class VerifierProcess(EfedllmProcess):
         launcher: list[str] | None = None,
         stake: str | None = VERIFIER_STAKE,
     ):
+        self.args = list(args)
+        """The verifier's own arguments (without ``verifier run --stake``), to start it again alike."""
         stake_args = ["--stake", stake] if stake is not None else []
         super().__init__(
             ["verifier", "run", *stake_args, *args], env=env or {}, log_path=log_path, launcher=launcher or []

@@ -14,6 +14,7 @@ from strategies import ANY_INT, JSON_VALUES, PATH_TRICKS, PATHOLOGICAL_JSON, SEG
 
 from efedllm.chain.anvil import Anvil, AnvilConfig
 from efedllm.chain.params import ProtocolParams
+from efedllm.chain.plan import CONTRACTS
 from efedllm.dashboard.app import READ_METHODS, DashboardConfig, create_app
 
 
@@ -97,10 +98,7 @@ def good_deployment() -> dict:
         "governor": "0x" + "11" * 20,
         "block": 0,
         "params": ProtocolParams().to_dict(),
-        "contracts": {
-            name: {"address": "0x" + f"{i + 1:02x}" * 20, "abi": abi}
-            for i, name in enumerate(["EpochSchedule", "RewardPool", "ServerRegistry", "WorkLedger", "TrustScoring"])
-        },
+        "contracts": {name: {"address": "0x" + f"{i + 1:02x}" * 20, "abi": abi} for i, name in enumerate(CONTRACTS)},
     }
 
 

@@ -70,7 +70,7 @@ def test_the_quorum_rule_decides_while_a_verifier_is_down_and_nobody_is_slashed(
     untouched()
 
     back = net["verifiers"][ABSENT] = VerifierProcess(
-        net["verifiers"][ABSENT].command[1:], log_path=net["verifiers"][ABSENT].log_path.with_name("back.log")
+        net["verifiers"][ABSENT].args, log_path=net["verifiers"][ABSENT].log_path.with_name("back.log")
     )
     back.start().wait_ready()
     walker.processes.append(back)
