@@ -19,10 +19,16 @@ contract RewardPool is IRewardPool, Governed, ReentrancyGuard {
     /// @notice Most wei one epoch's pool may be funded to, so that no share computation or roll-over can overflow.
     uint256 public constant MAX_POOL = type(uint128).max;
     uint256 public constant MAX_CLAIM_PERIOD = 10 * 365 days;
+    /// @notice Verifiers get at most half of a pool.
+    uint256 public constant MAX_VERIFIER_SHARE = 5e17;
+    uint256 private constant ONE = 1e18;
 
     /// @notice Seconds after an epoch settles during which its shares can be claimed; after that, what is left
     /// (unclaimed shares and rounding dust) can be rolled over into the current epoch.
     uint256 public immutable CLAIM_PERIOD;
+    /// @notice Share of a pool that its epoch's verifiers split (when some server earned a weight), 18 decimals.
+    /// Immutable: a later governance call cannot change what an epoch already worked for pays.
+    uint256 public immutable VERIFIER_SHARE;
 
     uint256 public totalFunded;
     uint256 public totalSlashed;
@@ -31,12 +37,19 @@ contract RewardPool is IRewardPool, Governed, ReentrancyGuard {
     mapping(uint256 => EpochPool) private _pools;
     mapping(uint256 => mapping(address => uint256)) private _weights;
     mapping(uint256 => mapping(address => bool)) private _claimed;
+    mapping(uint256 epoch => mapping(address verifier => bool)) private _paidVerifiers;
 
-    constructor(address governor, IEpochSchedule schedule_, uint256 claimPeriod) Governed(governor, schedule_) {
+    constructor(address governor, IEpochSchedule schedule_, uint256 claimPeriod, uint256 verifierShare)
+        Governed(governor, schedule_)
+    {
         if (claimPeriod == 0 || claimPeriod > MAX_CLAIM_PERIOD) {
             revert ParameterOutOfBounds("claimPeriod", claimPeriod, 1, MAX_CLAIM_PERIOD);
         }
+        if (verifierShare > MAX_VERIFIER_SHARE) {
+            revert ParameterOutOfBounds("verifierShare", verifierShare, 0, MAX_VERIFIER_SHARE);
+        }
         CLAIM_PERIOD = claimPeriod;
+        VERIFIER_SHARE = verifierShare;
     }
 
     /// @inheritdoc IRewardPool
@@ -70,6 +83,24 @@ contract RewardPool is IRewardPool, Governed, ReentrancyGuard {
         _weights[epoch][server] = weight;
         _pools[epoch].totalWeight += weight;
         emit RewardWeightRecorded(epoch, server, weight);
+    }
+
+    /// @inheritdoc IRewardPool
+    function addVerifier(uint256 epoch, address verifier) external onlyRole(SCORER_ROLE) whenNotPaused {
+        _requirePhase(epoch, IEpochSchedule.Phase.RevealScores);
+        if (_paidVerifiers[epoch][verifier]) revert VerifierAlreadyAdded(epoch, verifier);
+        _paidVerifiers[epoch][verifier] = true;
+        _pools[epoch].verifiers += 1;
+        emit VerifierAdded(epoch, verifier);
+    }
+
+    /// @inheritdoc IRewardPool
+    function removeVerifier(uint256 epoch, address verifier) external onlyRole(SCORER_ROLE) whenNotPaused {
+        _requirePhase(epoch, IEpochSchedule.Phase.Finalize);
+        if (!_paidVerifiers[epoch][verifier]) return;
+        _paidVerifiers[epoch][verifier] = false;
+        _pools[epoch].verifiers -= 1;
+        emit VerifierRemoved(epoch, verifier);
     }
 
     /// @inheritdoc IRewardPool
@@ -127,10 +158,25 @@ contract RewardPool is IRewardPool, Governed, ReentrancyGuard {
         return _claimed[epoch][server];
     }
 
-    function shareOf(uint256 epoch, address server) public view returns (uint256) {
-        uint256 total = _pools[epoch].totalWeight;
+    /// @dev Servers share poolSize - verifierPot by weight (floor), verifiers verifierPot equally (floor): what
+    /// is paid never exceeds the pool, and the dust stays until it is rolled over.
+    function shareOf(uint256 epoch, address account) public view returns (uint256 share) {
+        EpochPool storage p = _pools[epoch];
+        uint256 total = p.totalWeight;
         if (total == 0) return 0;
-        return Math.mulDiv(poolSize(epoch), _weights[epoch][server], total);
+        uint256 pot = verifierPot(epoch);
+        share = Math.mulDiv(poolSize(epoch) - pot, _weights[epoch][account], total);
+        if (pot > 0 && _paidVerifiers[epoch][account]) share += pot / p.verifiers;
+    }
+
+    function verifierPot(uint256 epoch) public view returns (uint256) {
+        EpochPool storage p = _pools[epoch];
+        if (p.totalWeight == 0 || p.verifiers == 0) return 0;
+        return Math.mulDiv(poolSize(epoch), VERIFIER_SHARE, ONE);
+    }
+
+    function isPaidVerifier(uint256 epoch, address verifier) external view returns (bool) {
+        return _paidVerifiers[epoch][verifier];
     }
 
     function claimDeadline(uint256 epoch) public view returns (uint256) {

@@ -38,14 +38,28 @@ contract TrustScoring is ITrustScoring, Governed {
 
     struct VerifierCommit {
         bytes32 commitment;
+        bytes32 seedCommitment;
         bool committed; // not `commitment != 0`: a zero hash must use up the verifier's one commitment too
         bool revealed;
         bool penalized; // at most one penalty per (epoch, verifier)
+        bool seedCommitted;
+        bool seedRevealed;
+        uint8 index; // rank of its score commitment in the epoch: how finalize finds it among a server's reveals
+    }
+
+    /// @dev The seed shares of one epoch: how many were committed and revealed, and the XOR of the revealed salts.
+    struct SeedShares {
+        uint32 committed;
+        uint32 revealed;
+        bytes32 mix;
     }
 
     mapping(uint256 => mapping(address => VerifierCommit)) private _commits;
     mapping(uint256 => uint256) private _committers;
-    mapping(uint256 => mapping(address => uint64[])) private _reveals;
+    mapping(uint256 epoch => mapping(uint256 index => address verifier)) private _verifierAt;
+    /// @dev Per server, one entry per reveal: accuracy << 8 | the verifier's index (3 to a storage slot).
+    mapping(uint256 => mapping(address => uint72[])) private _reveals;
+    mapping(uint256 epoch => SeedShares) private _seedShares;
     mapping(uint256 => mapping(address => Score)) private _scores;
     mapping(address => uint256) private _lastScored;
 
@@ -75,6 +89,53 @@ contract TrustScoring is ITrustScoring, Governed {
         _setKappa(verifierRules.kappa);
     }
 
+    // ---------------------------------------------------------------- the sampling seed
+
+    /// @inheritdoc ITrustScoring
+    function commitSeed(uint256 epoch, bytes32 commitment) external onlyRole(VERIFIER_ROLE) whenNotPaused {
+        IEpochSchedule.Phase phase = schedule.phase(epoch);
+        if (phase != IEpochSchedule.Phase.Work && phase != IEpochSchedule.Phase.CommitWork) {
+            revert IEpochSchedule.WrongPhase(epoch, IEpochSchedule.Phase.CommitWork, phase);
+        }
+        VerifierCommit storage c = _commits[epoch][msg.sender];
+        if (c.seedCommitted) revert SeedShareAlreadyCommitted(epoch, msg.sender);
+        _requireStake(msg.sender);
+        c.seedCommitted = true;
+        c.seedCommitment = commitment;
+        _seedShares[epoch].committed += 1;
+        emit SeedShareCommitted(epoch, msg.sender, commitment);
+    }
+
+    /// @inheritdoc ITrustScoring
+    function revealSeed(uint256 epoch, bytes32 salt) external whenNotPaused {
+        _requirePhase(epoch, IEpochSchedule.Phase.CommitScores);
+        if (ledger.sampleSeed(epoch) != bytes32(0)) revert IWorkLedger.SeedAlreadyDrawn(epoch);
+        VerifierCommit storage c = _commits[epoch][msg.sender];
+        if (!c.seedCommitted) revert NoSeedShare(epoch, msg.sender);
+        if (c.seedRevealed) revert SeedShareAlreadyRevealed(epoch, msg.sender);
+        if (seedShareHash(msg.sender, epoch, salt) != c.seedCommitment) revert CommitmentMismatch(epoch, msg.sender);
+        c.seedRevealed = true;
+        SeedShares storage sh = _seedShares[epoch];
+        sh.revealed += 1;
+        sh.mix ^= salt;
+        emit SeedShareRevealed(epoch, msg.sender, salt);
+    }
+
+    /// @inheritdoc ITrustScoring
+    function drawSeed(uint256 epoch) external whenNotPaused returns (bytes32 seed) {
+        _requirePhase(epoch, IEpochSchedule.Phase.CommitScores);
+        SeedShares memory sh = _seedShares[epoch];
+        uint256 readyAt = seedReadyAt(epoch);
+        if (sh.revealed < sh.committed && block.timestamp < readyAt) {
+            revert SeedNotReady(epoch, sh.revealed, sh.committed, readyAt);
+        }
+        seed = sh.revealed > 0
+            ? keccak256(abi.encode(sh.mix, epoch, address(ledger)))
+            // No verifier revealed a share: the block's randomness, which the caller can wait for (see SECURITY.md)
+            : keccak256(abi.encode(blockhash(block.number - 1), block.prevrandao, epoch, address(ledger)));
+        ledger.recordSeed(epoch, seed, msg.sender);
+    }
+
     // ---------------------------------------------------------------- verifiers
 
     /// @inheritdoc ITrustScoring
@@ -82,13 +143,20 @@ contract TrustScoring is ITrustScoring, Governed {
         _requirePhase(epoch, IEpochSchedule.Phase.CommitScores);
         VerifierCommit storage c = _commits[epoch][msg.sender];
         if (c.committed) revert ScoresAlreadyCommitted(epoch, msg.sender);
-        uint256 bonded = verifierStakes.bondedOf(msg.sender);
-        if (bonded < minVerifierStake) revert VerifierStakeTooLow(msg.sender, bonded, minVerifierStake);
-        if (_committers[epoch] == MAX_VERIFIERS) revert TooManyVerifiers(epoch);
-        _committers[epoch] += 1;
+        _requireStake(msg.sender);
+        uint256 index = _committers[epoch];
+        if (index == MAX_VERIFIERS) revert TooManyVerifiers(epoch);
+        _committers[epoch] = index + 1;
+        _verifierAt[epoch][index] = msg.sender;
         c.committed = true;
         c.commitment = commitment;
+        c.index = uint8(index);
         emit ScoresCommitted(epoch, msg.sender, commitment);
+    }
+
+    function _requireStake(address verifier) private view {
+        uint256 bonded = verifierStakes.bondedOf(verifier);
+        if (bonded < minVerifierStake) revert VerifierStakeTooLow(verifier, bonded, minVerifierStake);
     }
 
     /// @inheritdoc ITrustScoring
@@ -107,12 +175,15 @@ contract TrustScoring is ITrustScoring, Governed {
             revert CommitmentMismatch(epoch, msg.sender);
         }
         c.revealed = true;
+        uint72 index = c.index;
         for (uint256 i = 0; i < servers.length; ++i) {
             if (i > 0 && servers[i] <= servers[i - 1]) revert ServersNotSorted(i);
             if (accuracies[i] > ONE) revert AccuracyOutOfRange(servers[i], accuracies[i]);
-            _reveals[epoch][servers[i]].push(uint64(accuracies[i]));
+            _reveals[epoch][servers[i]].push(uint72(accuracies[i]) << 8 | index);
         }
         emit ScoresRevealed(epoch, msg.sender, servers, accuracies, salt);
+        // Paid for verifying unless it withheld its seed share (then it is penalized instead)
+        if (!c.seedCommitted || c.seedRevealed) rewardPool.addVerifier(epoch, msg.sender);
     }
 
     // ---------------------------------------------------------------- penalties
@@ -127,32 +198,15 @@ contract TrustScoring is ITrustScoring, Governed {
     }
 
     /// @inheritdoc ITrustScoring
-    function penalizeDeviation(
-        uint256 epoch,
-        address verifier,
-        address[] calldata servers,
-        uint256[] calldata accuracies,
-        bytes32 salt
-    ) external whenNotPaused returns (uint256 amount) {
-        VerifierCommit storage c = _penalizable(epoch, verifier);
-        if (!c.revealed) revert ScoresNotRevealed(epoch, verifier);
-        // What the verifier revealed, exactly: the commitment binds the arrays (so they are sorted and in range).
-        if (scoresHash(verifier, epoch, servers, accuracies, salt) != c.commitment) {
-            revert CommitmentMismatch(epoch, verifier);
-        }
-        for (uint256 i = 0; i < servers.length; ++i) {
-            Score storage s = _scores[epoch][servers[i]];
-            if (s.outcome == Outcome.None || s.outcome == Outcome.NoQuorum) continue;
-            uint256 median = s.acc;
-            uint256 acc = accuracies[i];
-            if ((acc > median ? acc - median : median - acc) > kappa) {
-                c.penalized = true;
-                amount = verifierStakes.slash(verifier, epoch, verifierSlashFraction);
-                emit DeviationPenalized(epoch, verifier, servers[i], acc, median, amount);
-                return amount;
-            }
-        }
-        revert NoDeviation(epoch, verifier);
+    function penalizeSeedWithheld(uint256 epoch, address verifier) external whenNotPaused returns (uint256 amount) {
+        if (ledger.sampleSeed(epoch) == bytes32(0)) revert SeedNotDrawn(epoch);
+        VerifierCommit storage c = _commits[epoch][verifier];
+        if (!c.seedCommitted) revert NoSeedShare(epoch, verifier);
+        if (c.seedRevealed) revert SeedShareWasRevealed(epoch, verifier);
+        if (c.penalized) revert AlreadyPenalized(epoch, verifier);
+        c.penalized = true;
+        amount = verifierStakes.slash(verifier, epoch, verifierSlashFraction);
+        emit SeedWithheldPenalized(epoch, verifier, amount);
     }
 
     /// @dev The commit of `verifier` in `epoch`, once the epoch's reveals are closed, if not penalized yet.
@@ -186,7 +240,8 @@ contract TrustScoring is ITrustScoring, Governed {
         // Not registered during the epoch at all: nothing of it is scored.
         if (f.numLayers == 0) return;
         IWorkLedger.Commitment memory work = ledger.commitmentOf(epoch, server);
-        Score memory s = _score(epoch, server, f.numLayers, f.weight, maxSpan);
+        uint72[] memory reveals = _reveals[epoch][server];
+        Score memory s = _score(reveals, f.numLayers, f.weight, maxSpan);
         // A declared loss is a soft failure: whatever the verifiers revealed, no pay and no slash.
         if (work.lost) s.outcome = Outcome.Forfeited;
 
@@ -207,22 +262,43 @@ contract TrustScoring is ITrustScoring, Governed {
         emit ServerScored(epoch, server, s.acc, s.score, s.numLayers, s.maxLayers, s.outcome, weight);
         if (weight > 0) rewardPool.recordWeight(epoch, server, weight);
         if (s.outcome == Outcome.Slashed) registry.slash(server, epoch);
+        if (s.outcome != Outcome.NoQuorum) _penalizeDeviations(epoch, server, reveals, s.acc);
+    }
+
+    /// @dev A verifier whose accuracy for `server` lies more than κ from the median is slashed and not paid for the
+    /// epoch, here and now: the verifiers paid are then fixed when the epoch settles, whoever finalizes and when.
+    function _penalizeDeviations(uint256 epoch, address server, uint72[] memory reveals, uint256 median) private {
+        for (uint256 i = 0; i < reveals.length; ++i) {
+            uint256 acc = reveals[i] >> 8;
+            if ((acc > median ? acc - median : median - acc) <= kappa) continue;
+            address verifier = _verifierAt[epoch][uint8(reveals[i])];
+            VerifierCommit storage c = _commits[epoch][verifier];
+            if (c.penalized) continue;
+            c.penalized = true;
+            rewardPool.removeVerifier(epoch, verifier);
+            uint256 amount = verifierStakes.slash(verifier, epoch, verifierSlashFraction);
+            emit DeviationPenalized(epoch, verifier, server, acc, median, amount);
+        }
     }
 
     /// @dev eq. 3 on the median of the revealed accuracies, with outcome Passed, Slashed or NoQuorum; the caller
     /// turns Slashed into Immune or Failed where those apply. `l` and `maxSpan` are facts of the epoch. The
     /// slashing rule compares θ with the accuracy (default: a short span never costs an honest server its
     /// stake) or with S_i (the paper's eq. 4).
-    function _score(uint256 epoch, address server, uint256 l, uint256 w, uint256 maxSpan)
+    function _score(uint72[] memory reveals, uint256 l, uint256 w, uint256 maxSpan)
         private
         view
         returns (Score memory s)
     {
-        uint64[] memory accs = _reveals[epoch][server];
-        s.verifiers = uint8(accs.length);
-        if (accs.length == 0 || accs.length < minVerifiers) {
+        uint256 n = reveals.length;
+        s.verifiers = uint8(n);
+        if (n == 0 || n < minVerifiers) {
             s.outcome = Outcome.NoQuorum;
             return s;
+        }
+        uint64[] memory accs = new uint64[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            accs[i] = uint64(reveals[i] >> 8);
         }
         uint256 maxL = maxSpan < l ? l : maxSpan;
         uint256 acc = Median.compute(accs);
@@ -303,6 +379,26 @@ contract TrustScoring is ITrustScoring, Governed {
         return keccak256(abi.encode(verifier, epoch, servers, accuracies, salt));
     }
 
+    function seedShareHash(address verifier, uint256 epoch, bytes32 salt) public pure returns (bytes32) {
+        return keccak256(abi.encode(verifier, epoch, salt));
+    }
+
+    /// @inheritdoc ITrustScoring
+    function seedReadyAt(uint256 epoch) public view returns (uint256) {
+        IEpochSchedule.Windows memory w = schedule.windows(epoch);
+        return w.commitWorkEnd + (w.commitScoresEnd - w.commitWorkEnd) / 4;
+    }
+
+    function seedShares(uint256 epoch) external view returns (uint256 committed, uint256 revealed) {
+        SeedShares storage sh = _seedShares[epoch];
+        return (sh.committed, sh.revealed);
+    }
+
+    function seedShareOf(uint256 epoch, address verifier) external view returns (bytes32 commitment, bool revealed) {
+        VerifierCommit storage c = _commits[epoch][verifier];
+        return (c.seedCommitment, c.seedRevealed);
+    }
+
     function scoreOf(uint256 epoch, address server) external view returns (Score memory) {
         return _scores[epoch][server];
     }
@@ -314,8 +410,12 @@ contract TrustScoring is ITrustScoring, Governed {
         score = _scores[epoch][server];
     }
 
-    function revealedAccuracies(uint256 epoch, address server) external view returns (uint64[] memory) {
-        return _reveals[epoch][server];
+    function revealedAccuracies(uint256 epoch, address server) external view returns (uint64[] memory accs) {
+        uint72[] storage reveals = _reveals[epoch][server];
+        accs = new uint64[](reveals.length);
+        for (uint256 i = 0; i < accs.length; ++i) {
+            accs[i] = uint64(reveals[i] >> 8);
+        }
     }
 
     function commitmentOf(uint256 epoch, address verifier) external view returns (bytes32 commitment, bool revealed) {

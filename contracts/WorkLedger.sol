@@ -11,6 +11,8 @@ import {IWorkLedger} from "./interfaces/IWorkLedger.sol";
 contract WorkLedger is IWorkLedger, Governed {
     /// @notice Upper bound on one commitment's leaf count, so a reward weight can never overflow.
     uint256 public constant MAX_WORK_UNITS = 1 << 40;
+    /// @notice May record an epoch's seed: the trust-scoring contract, which draws it from the verifiers' shares.
+    bytes32 public constant SEEDER_ROLE = keccak256("SEEDER_ROLE");
 
     IServerRegistry public immutable registry;
 
@@ -49,12 +51,12 @@ contract WorkLedger is IWorkLedger, Governed {
     }
 
     /// @inheritdoc IWorkLedger
-    function drawSeed(uint256 epoch) external whenNotPaused returns (bytes32 seed) {
+    function recordSeed(uint256 epoch, bytes32 seed, address drawer) external onlyRole(SEEDER_ROLE) whenNotPaused {
         _requirePhase(epoch, IEpochSchedule.Phase.CommitScores);
         if (_seeds[epoch] != bytes32(0)) revert SeedAlreadyDrawn(epoch);
-        seed = keccak256(abi.encode(blockhash(block.number - 1), block.prevrandao, epoch, address(this)));
+        if (seed == bytes32(0)) revert EmptySeed();
         _seeds[epoch] = seed;
-        emit SeedDrawn(epoch, seed, msg.sender);
+        emit SeedDrawn(epoch, seed, drawer);
     }
 
     /// @inheritdoc IWorkLedger

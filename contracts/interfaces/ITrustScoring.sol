@@ -9,11 +9,17 @@ pragma solidity ^0.8.24;
 /// weight), keeps and pays servers that pass the deployment's slashing rule, and slashes and deactivates the
 /// others unless they registered less than `immunityEpochs` ago. l_i and max(l) are facts of the epoch's work
 /// period (IServerRegistry.scoringFacts, maxSpanOf).
-/// Verifiers answer for their scores: committing needs `minVerifierStake` bonded in VerifierStakes, and once an
-/// epoch's reveals are closed anyone may penalize (slash `verifierSlashFraction` of the verifier's stake, at most
-/// once per epoch and verifier) a commit that was never revealed (`penalizeNoReveal`) or a reveal with an accuracy
-/// more than κ (`kappa`) from a finalized server's median (`penalizeDeviation`, given the revealed arrays from the
-/// ScoresRevealed event, which the commitment binds).
+/// Verifiers answer for their scores: committing needs `minVerifierStake` bonded in VerifierStakes. A verifier loses
+/// `verifierSlashFraction` of its stake (at most once per epoch) and the epoch's verifier pay (IRewardPool) when
+/// it committed scores and never revealed them (`penalizeNoReveal`, anyone, once reveals are closed), withheld a
+/// seed share (`penalizeSeedWithheld`), or revealed an accuracy more than κ (`kappa`) from a server's median (found
+/// and slashed by `finalize` itself, so the verifiers paid are fixed once the epoch settles).
+/// The sampling seed: during the work period or the CommitWork window (before commitments close) staked verifiers
+/// commit hashes of random salts (`commitSeed`); in the CommitScores window they reveal them (`revealSeed`), and
+/// `drawSeed` (anyone) records keccak(XOR of the revealed salts) once every share is revealed, or from
+/// `seedReadyAt` on with the shares revealed by then. Nobody knows the seed before the last share is revealed, so a
+/// server cannot choose its commitment for it; a colluding verifier can only withhold its share (one bit of choice
+/// per colluder, for its penalty).
 /// @dev All fractions are 18-decimal fixed point (1e18 = 1.0). S_i is capped at 1.0 (the paper's bound).
 /// The paper's eq. 4 (S_i < θ slashes) slashes an honest server with a short span: with θ = 0.5 and w_i = 1, a
 /// server with fewer than half the layers of the longest span fails even at acc = 1. The default rule,
@@ -54,7 +60,6 @@ interface ITrustScoring {
     }
 
     event ScoresCommitted(uint256 indexed epoch, address indexed verifier, bytes32 commitment);
-    /// @dev With the salt, so that anyone can resubmit a reveal to `penalizeDeviation`.
     event ScoresRevealed(
         uint256 indexed epoch, address indexed verifier, address[] servers, uint256[] accuracies, bytes32 salt
     );
@@ -69,7 +74,10 @@ interface ITrustScoring {
         uint256 rewardWeight
     );
 
+    event SeedShareCommitted(uint256 indexed epoch, address indexed verifier, bytes32 commitment);
+    event SeedShareRevealed(uint256 indexed epoch, address indexed verifier, bytes32 salt);
     event NoRevealPenalized(uint256 indexed epoch, address indexed verifier, uint256 amount);
+    event SeedWithheldPenalized(uint256 indexed epoch, address indexed verifier, uint256 amount);
     event DeviationPenalized(
         uint256 indexed epoch,
         address indexed verifier,
@@ -92,8 +100,27 @@ interface ITrustScoring {
     error VerifierStakeTooLow(address verifier, uint256 bonded, uint256 minimum);
     error AlreadyPenalized(uint256 epoch, address verifier);
     error ScoresWereRevealed(uint256 epoch, address verifier);
-    error ScoresNotRevealed(uint256 epoch, address verifier);
-    error NoDeviation(uint256 epoch, address verifier);
+    error SeedShareAlreadyCommitted(uint256 epoch, address verifier);
+    error NoSeedShare(uint256 epoch, address verifier);
+    error SeedShareAlreadyRevealed(uint256 epoch, address verifier);
+    error SeedShareWasRevealed(uint256 epoch, address verifier);
+    error SeedNotReady(uint256 epoch, uint256 revealed, uint256 committed, uint256 readyAt);
+    error SeedNotDrawn(uint256 epoch);
+
+    /// @notice Commit `seedShareHash(msg.sender, epoch, salt)` for a random salt (VERIFIER_ROLE, at least
+    /// `minVerifierStake` bonded; during the epoch's Work or CommitWork phase, before commitments close).
+    function commitSeed(uint256 epoch, bytes32 commitment) external;
+
+    /// @notice Reveal the salt of the caller's seed share (CommitScores window, before the seed is drawn).
+    function revealSeed(uint256 epoch, bytes32 salt) external;
+
+    /// @notice Draw the sampling seed of `epoch` into the WorkLedger (anyone, CommitScores window, once): from the
+    /// revealed seed shares once all are revealed or `seedReadyAt(epoch)` has passed; from the block's randomness
+    /// when no share was revealed. Reverts SeedNotReady before that.
+    function drawSeed(uint256 epoch) external returns (bytes32 seed);
+
+    /// @notice When `drawSeed` stops waiting for unrevealed shares: a quarter into the CommitScores window.
+    function seedReadyAt(uint256 epoch) external view returns (uint256);
 
     /// @notice Commit the hash of a verifier's accuracies for `epoch` (VERIFIER_ROLE, CommitScores window, at
     /// least `minVerifierStake` bonded in VerifierStakes).
@@ -115,18 +142,9 @@ interface ITrustScoring {
     /// Requirements: committed, not revealed, not penalized for `epoch` yet. Emits NoRevealPenalized.
     function penalizeNoReveal(uint256 epoch, address verifier) external returns (uint256 amount);
 
-    /// @notice Slash `verifierSlashFraction` of the stake of `verifier` when, for a server of its reveal whose
-    /// score for `epoch` is finalized (an outcome other than None and NoQuorum), its accuracy differs from the
-    /// median by more than κ (anyone, from the epoch's Finalize window on). `servers`, `accuracies` and `salt` are
-    /// the verifier's reveal (its ScoresRevealed event and salt); they must hash to its commitment.
-    /// Requirements: revealed, not penalized for `epoch` yet; a deviation beyond κ. Emits DeviationPenalized.
-    function penalizeDeviation(
-        uint256 epoch,
-        address verifier,
-        address[] calldata servers,
-        uint256[] calldata accuracies,
-        bytes32 salt
-    ) external returns (uint256 amount);
+    /// @notice Slash `verifierSlashFraction` of the stake of `verifier`, which committed a seed share for `epoch`
+    /// and did not reveal it before the seed was drawn (anyone, once the seed is drawn). Emits SeedWithheldPenalized.
+    function penalizeSeedWithheld(uint256 epoch, address verifier) external returns (uint256 amount);
 
     function setTheta(uint256 value) external;
     function setMinVerifiers(uint256 value) external;
@@ -134,6 +152,12 @@ interface ITrustScoring {
     function setMinVerifierStake(uint256 value) external;
     function setVerifierSlashFraction(uint256 value) external;
     function setKappa(uint256 value) external;
+
+    /// @notice The commitment of a seed share: keccak256(abi.encode(verifier, epoch, salt)).
+    function seedShareHash(address verifier, uint256 epoch, bytes32 salt) external pure returns (bytes32);
+    /// @notice How many seed shares of `epoch` were committed and revealed.
+    function seedShares(uint256 epoch) external view returns (uint256 committed, uint256 revealed);
+    function seedShareOf(uint256 epoch, address verifier) external view returns (bytes32 commitment, bool revealed);
 
     /// @notice The commitment a verifier must post; verifiers compute it with this view or off chain.
     function scoresHash(

@@ -4,8 +4,9 @@ pragma solidity ^0.8.24;
 /// @title IWorkLedger
 /// @notice Servers commit, once per epoch, to the Merkle root over the task records (leaves) they served and
 /// to how many there are. Rewards are paid in proportion to these work units, and verifiers sample the leaves
-/// with a seed drawn only after every commitment window has closed, so a server could not know which of its
-/// tasks would be checked when it committed.
+/// with a seed drawn only after every commitment window has closed, from salts that staked verifiers committed
+/// before it closed (ITrustScoring.drawSeed), so a server could not know which of its tasks would be checked when it
+/// committed, nor choose the seed afterwards.
 interface IWorkLedger {
     /// @notice A server's commitment for one epoch. The span is the server's span in that epoch (its l_i, a fact of
     /// the work period). `lost`: the server declared its records of the epoch lost before the seed was drawn; it
@@ -30,14 +31,16 @@ interface IWorkLedger {
     error EmptyCommitment();
     error TooManyWorkUnits(uint256 workUnits, uint256 max);
     error SeedAlreadyDrawn(uint256 epoch);
+    error EmptySeed();
     error NothingToDeclare(uint256 epoch, address server);
 
     /// @notice Commit msg.sender's work of `epoch` during its CommitWork window.
     function commitWork(uint256 epoch, bytes32 root, uint256 workUnits) external;
 
-    /// @notice Draw the sampling seed of `epoch` from the current block's randomness, once, during its
-    /// CommitScores window (after every commitment is final). Anyone may call; verifiers do.
-    function drawSeed(uint256 epoch) external returns (bytes32 seed);
+    /// @notice Record the sampling seed of `epoch`, once, during its CommitScores window (after every commitment is
+    /// final). Only SEEDER_ROLE (the trust-scoring contract, whose `drawSeed` anyone may call); `drawer` is that
+    /// caller.
+    function recordSeed(uint256 epoch, bytes32 seed, address drawer) external;
 
     /// @notice Declare the caller's records of `epoch` lost (a failed disk, a new machine): it cannot open the leaves
     /// it committed. Allowed after committing and before the epoch's seed is drawn (in the CommitWork or

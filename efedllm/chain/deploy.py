@@ -29,6 +29,7 @@ BOUNDS = {  # the contracts' constructor bounds (each contract's constructor), c
     "verifier_slash_fraction": (0, 10**18),
     "kappa": (0, 10**18),
     "claim_period": (1, 10 * 365 * 24 * 3600),
+    "verifier_share": (0, 10**18 // 2),
     "epoch_length": (1, None),
     "commit_work_window": (1, None),
     "commit_scores_window": (1, None),

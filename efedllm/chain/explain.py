@@ -48,7 +48,7 @@ def _phase(value: int) -> str:
 
 ROLES = {
     keccak(text=name): name
-    for name in ("GOVERNOR_ROLE", "VERIFIER_ROLE", "SLASHER_ROLE", "SCORER_ROLE", "DEPOSITOR_ROLE")
+    for name in ("GOVERNOR_ROLE", "VERIFIER_ROLE", "SLASHER_ROLE", "SCORER_ROLE", "DEPOSITOR_ROLE", "SEEDER_ROLE")
 }
 ROLES[b"\0" * 32] = "DEFAULT_ADMIN_ROLE"
 
@@ -110,12 +110,19 @@ MEANINGS: dict[str, str | Callable[[dict[str, Any]], str]] = {
     ),
     "AlreadyPenalized": lambda a: f"verifier {a['verifier']} was already penalized for epoch {a['epoch']}",
     "ScoresWereRevealed": lambda a: f"verifier {a['verifier']} revealed its scores for epoch {a['epoch']}",
-    "ScoresNotRevealed": lambda a: (
-        f"verifier {a['verifier']} did not reveal its scores for epoch {a['epoch']} (penalize the missing reveal)"
+    "SeedShareAlreadyCommitted": lambda a: (
+        f"verifier {a['verifier']} already committed a seed share for epoch {a['epoch']}"
     ),
-    "NoDeviation": lambda a: (
-        f"no accuracy verifier {a['verifier']} revealed for epoch {a['epoch']} is more than κ from a finalized median"
+    "NoSeedShare": lambda a: f"verifier {a['verifier']} committed no seed share for epoch {a['epoch']}",
+    "SeedShareAlreadyRevealed": lambda a: f"verifier {a['verifier']} already revealed its seed share of epoch {a['epoch']}",
+    "SeedShareWasRevealed": lambda a: f"verifier {a['verifier']} revealed its seed share of epoch {a['epoch']}",
+    "SeedNotReady": lambda a: (
+        f"the seed of epoch {a['epoch']} waits for its verifiers' shares ({a['revealed']} of {a['committed']} "
+        f"revealed) until {a['readyAt']}"
     ),
+    "SeedNotDrawn": lambda a: f"the sampling seed of epoch {a['epoch']} is not drawn yet",
+    "EmptySeed": "a seed of zero cannot be recorded",
+    "VerifierAlreadyAdded": lambda a: f"verifier {a['verifier']} is already paid from epoch {a['epoch']}'s pool",
     # Governed and OpenZeppelin
     "ParameterOutOfBounds": lambda a: (
         f"{a['name'].rstrip(bytes(1)).decode()} = {a['value']} is outside [{a['min']}, {a['max']}]"

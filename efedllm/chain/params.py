@@ -110,6 +110,9 @@ class ProtocolParams:
     kappa: int = ONE // 2
     """κ: largest distance of a verifier's revealed accuracy from the server's final median that is not penalized,
     1e18 = 1.0 (Bittensor's Yuma clips at 0.5)."""
+    verifier_share: int = ONE // 20
+    """Share of each epoch's pool that its verifiers split equally (those that revealed and were not penalized for
+    deviating), when some server earned a weight; 1e18 = 100%, at most 50%. Fixed at deployment."""
     claim_period: int = 30 * 24 * 3600
     """Seconds after an epoch settles during which its rewards can be claimed; then the rest can be rolled over."""
 

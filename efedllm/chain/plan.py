@@ -39,6 +39,7 @@ GRANTS = (
     Grant("RewardPool", "SCORER_ROLE", "TrustScoring"),
     Grant("ServerRegistry", "SLASHER_ROLE", "TrustScoring"),
     Grant("VerifierStakes", "SLASHER_ROLE", "TrustScoring"),
+    Grant("WorkLedger", "SEEDER_ROLE", "TrustScoring"),
 )
 
 VERIFIER_ROLE_HOLDER = "TrustScoring"
@@ -60,7 +61,7 @@ def steps(params: ProtocolParams, governor: str) -> list[Step]:
                 p.finalize_window,
             ],
         ),
-        Step("RewardPool", lambda a: [governor, a["EpochSchedule"], p.claim_period]),
+        Step("RewardPool", lambda a: [governor, a["EpochSchedule"], p.claim_period, p.verifier_share]),
         Step(
             "ServerRegistry",
             lambda a: [
