@@ -133,11 +133,24 @@ def test_pause_blocks_every_entry_point(system, gov, staged, servers, verifiers,
     check(registry, lambda: registry.requestUnstake(1, {"from": s}))
     check(pool, lambda: pool.fundEpoch(0, {"from": client, "value": 1}))
 
+    salts = [bytes32(f"seed:{str(v)[2:12]}") for v in verifiers[:2]]
+    for v, salt in zip(verifiers[:2], salts, strict=True):
+        commitment = scoring.seedShareHash(v, 0, salt)
+        if v == verifiers[0]:
+            check(scoring, lambda: scoring.commitSeed(0, commitment, {"from": v}))  # noqa: B023
+        else:
+            scoring.commitSeed(0, commitment, {"from": v})
     clock.to_phase(0, Phase.COMMIT_WORK)
     check(ledger, lambda: ledger.commitWork(0, root_of(s, 0), 1, {"from": s}))
 
     clock.to_phase(0, Phase.COMMIT_SCORES)
-    check(ledger, lambda: ledger.drawSeed(0, {"from": client}))
+    check(scoring, lambda: scoring.revealSeed(0, salts[0], {"from": verifiers[0]}))
+    clock.goto(scoring.seedReadyAt(0))  # the other share is withheld: the seed waited for it until now
+    ledger.pause({"from": gov})  # WorkLedger.recordSeed honours the ledger's pause too
+    with reverts("EnforcedPause"):
+        scoring.drawSeed(0, {"from": client})
+    ledger.unpause({"from": gov})
+    check(scoring, lambda: scoring.drawSeed(0, {"from": client}))
     reveals = [protocol.reveal_for(v, 0, {s: ONE}) for v in verifiers[:2]]
     check(scoring, lambda: protocol.commit_scores(reveals[0]))
     protocol.commit_scores(reveals[1])
@@ -148,6 +161,7 @@ def test_pause_blocks_every_entry_point(system, gov, staged, servers, verifiers,
 
     clock.to_phase(0, Phase.FINALIZE)
     check(scoring, lambda: scoring.finalize(0, [s], {"from": client}))
+    check(scoring, lambda: scoring.penalizeSeedWithheld(0, verifiers[1], {"from": client}))
 
     clock.to_phase(0, Phase.SETTLED)
     check(pool, lambda: pool.claimRewards([0], {"from": s}))

@@ -517,7 +517,7 @@ def test_a_declared_loss_forfeits_the_epoch_without_a_slash(registry, ledger, sc
     assert pool.rewardWeight(0, steady) == 3 * ONE
 
 
-def test_a_loss_cannot_be_declared_once_the_sample_is_known(ledger, servers, verifiers, clock, protocol):
+def test_a_loss_cannot_be_declared_once_the_sample_is_known(ledger, scoring, servers, verifiers, clock, protocol):
     """Declaring after the seed is drawn would let a cheater see which leaves are sampled and escape; before
     committing there is nothing to declare; during the work period it is too early."""
     s, idle = servers[:2]
@@ -529,7 +529,7 @@ def test_a_loss_cannot_be_declared_once_the_sample_is_known(ledger, servers, ver
     with reverts("NothingToDeclare", 0, idle):
         ledger.declareLoss(0, {"from": idle})
     clock.to_phase(0, Phase.COMMIT_SCORES)
-    ledger.drawSeed(0, {"from": verifiers[0]})
+    scoring.drawSeed(0, {"from": verifiers[0]})
     with reverts("SeedAlreadyDrawn", 0):
         ledger.declareLoss(0, {"from": s})
 

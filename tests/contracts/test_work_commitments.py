@@ -104,36 +104,3 @@ def test_committed_servers_are_counted_per_epoch(ledger, servers, protocol):
     protocol.commit_work(0, {servers[1]: 1, servers[2]: 2})
     protocol.commit_work(1, {servers[1]: 5})
     assert (ledger.committedServers(0), ledger.committedServers(1), ledger.committedServers(2)) == (2, 1, 0)
-
-
-def test_seed_is_drawn_once_in_commit_scores(ledger, stranger, clock):
-    assert ledger.sampleSeed(0) == ZERO_BYTES32
-    clock.to_phase(0, Phase.COMMIT_WORK, offset=19)
-    with reverts("WrongPhase", 0, Phase.COMMIT_SCORES, Phase.COMMIT_WORK):
-        ledger.drawSeed(0, {"from": stranger})
-
-    clock.to_phase(0, Phase.COMMIT_SCORES)
-    tx = ledger.drawSeed(0, {"from": stranger})  # anyone may draw
-    seed = tx.return_value
-    assert seed != ZERO_BYTES32
-    assert tx.events["SeedDrawn"] == {"epoch": 0, "seed": seed, "drawer": stranger}
-    assert ledger.sampleSeed(0) == seed
-    with reverts("SeedAlreadyDrawn", 0):
-        ledger.drawSeed(0, {"from": stranger})
-
-    clock.to_phase(0, Phase.REVEAL_SCORES)
-    assert ledger.sampleSeed(0) == seed
-
-
-def test_seed_cannot_be_drawn_after_its_window(ledger, stranger, clock):
-    clock.to_phase(0, Phase.REVEAL_SCORES)
-    with reverts("WrongPhase", 0, Phase.COMMIT_SCORES, Phase.REVEAL_SCORES):
-        ledger.drawSeed(0, {"from": stranger})
-
-
-def test_seeds_differ_between_epochs(ledger, stranger, clock):
-    clock.to_phase(0, Phase.COMMIT_SCORES)
-    first = ledger.drawSeed(0, {"from": stranger}).return_value
-    clock.to_phase(1, Phase.COMMIT_SCORES)
-    second = ledger.drawSeed(1, {"from": stranger}).return_value
-    assert first != second
