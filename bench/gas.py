@@ -4,7 +4,7 @@
 
 Runs on a real Anvil with the real contracts, deployed through `efedllm.chain.deploy`. For each network size N
 it registers N servers (spans spread over the 30 layers), lets each commit work, has 3 verifiers commit and
-reveal an accuracy for every server (each staked first; 10% of servers get a failing score, so the slashing path is included),
+reveal an accuracy for every server (each staked first, each committing and revealing a seed share; 10% of servers get a failing score, so the slashing path is included),
 finalizes all N in ONE transaction and lets a server claim. Targets (issue 2): cost per server flat as N grows
 (no loop over all servers in a state-changing call) and finalizing 100 servers in one 30M-gas block.
 Gas is deterministic, so one run suffices; no timings are taken.
@@ -66,6 +66,10 @@ def run_network(w3, artifacts, n: int) -> dict[str, int]:
     send(servers[0], p.registry.functions.addStake(), "addStake", value=ONE)
     send(servers[0], p.registry.functions.updateServer("http://10.0.0.1:8001", 0, span), "updateServer")
     warp_to(w3, p.window_start(epoch, Phase.WORK))
+    seed_salts = [keccak(text=f"seed{v}") for v in verifiers]
+    for v, salt in zip(verifiers, seed_salts, strict=True):
+        share = p.scoring.functions.seedShareHash(v, epoch, salt).call()
+        send(v, p.scoring.functions.commitSeed(epoch, share), "commitSeed")
 
     warp_to(w3, p.window_start(epoch, Phase.COMMIT_WORK))
     for i, server in enumerate(servers):
@@ -75,7 +79,9 @@ def run_network(w3, artifacts, n: int) -> dict[str, int]:
             "commitWork" if i == n - 1 else None,
         )
     warp_to(w3, p.window_start(epoch, Phase.COMMIT_SCORES))
-    send(verifiers[0], p.ledger.functions.drawSeed(epoch), "drawSeed")
+    for v, salt in zip(verifiers, seed_salts, strict=True):
+        send(v, p.scoring.functions.revealSeed(epoch, salt), "revealSeed")
+    send(verifiers[0], p.scoring.functions.drawSeed(epoch), "drawSeed")
     ordered = sorted(servers, key=lambda a: int(a, 16))
     failing = set(ordered[::10])  # every tenth server fails: the slashing path is measured too
     accs = [ONE // 10 if s in failing else ONE for s in ordered]
@@ -91,6 +97,7 @@ def run_network(w3, artifacts, n: int) -> dict[str, int]:
     warp_to(w3, p.window_start(epoch, Phase.SETTLED))
     payee = next(s for s in ordered if s not in failing)
     send(payee, p.pool.functions.claimRewards([epoch]), "claimRewards (1 epoch)")
+    send(verifiers[0], p.pool.functions.claimRewards([epoch]), "claimRewards (verifier pay, 1 epoch)")
     send(payee, p.registry.functions.requestUnstake(ONE), "requestUnstake")
     warp_to(w3, w3.eth.get_block("latest")["timestamp"] + params.unbonding_period + 1)
     send(payee, p.registry.functions.withdraw(), "withdraw")

@@ -164,11 +164,14 @@ contract RewardPool is IRewardPool, Governed, ReentrancyGuard {
         EpochPool storage p = _pools[epoch];
         uint256 total = p.totalWeight;
         if (total == 0) return 0;
-        uint256 pot = verifierPot(epoch);
-        share = Math.mulDiv(poolSize(epoch) - pot, _weights[epoch][account], total);
-        if (pot > 0 && _paidVerifiers[epoch][account]) share += pot / p.verifiers;
+        uint256 size = p.funded + p.slashed + p.rolledIn;
+        uint256 verifiers = p.verifiers;
+        uint256 pot = verifiers == 0 ? 0 : Math.mulDiv(size, VERIFIER_SHARE, ONE);
+        share = Math.mulDiv(size - pot, _weights[epoch][account], total);
+        if (pot > 0 && _paidVerifiers[epoch][account]) share += pot / verifiers;
     }
 
+    /// @dev The same rule as in shareOf.
     function verifierPot(uint256 epoch) public view returns (uint256) {
         EpochPool storage p = _pools[epoch];
         if (p.totalWeight == 0 || p.verifiers == 0) return 0;

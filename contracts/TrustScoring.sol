@@ -175,11 +175,11 @@ contract TrustScoring is ITrustScoring, Governed {
             revert CommitmentMismatch(epoch, msg.sender);
         }
         c.revealed = true;
-        uint72 index = c.index;
+        uint72 index = c.index; // below the accuracy in each packed reveal (Median.SHIFT bits)
         for (uint256 i = 0; i < servers.length; ++i) {
             if (i > 0 && servers[i] <= servers[i - 1]) revert ServersNotSorted(i);
             if (accuracies[i] > ONE) revert AccuracyOutOfRange(servers[i], accuracies[i]);
-            _reveals[epoch][servers[i]].push(uint72(accuracies[i]) << 8 | index);
+            _reveals[epoch][servers[i]].push(uint72(accuracies[i]) << Median.SHIFT | index);
         }
         emit ScoresRevealed(epoch, msg.sender, servers, accuracies, salt);
         // Paid for verifying unless it withheld its seed share (then it is penalized instead)
@@ -239,17 +239,17 @@ contract TrustScoring is ITrustScoring, Governed {
         if (f.status == IServerRegistry.Status.None) revert UnknownServer(server);
         // Not registered during the epoch at all: nothing of it is scored.
         if (f.numLayers == 0) return;
-        IWorkLedger.Commitment memory work = ledger.commitmentOf(epoch, server);
+        (uint256 workUnits, bool lost) = ledger.workOf(epoch, server);
         uint72[] memory reveals = _reveals[epoch][server];
         Score memory s = _score(reveals, f.numLayers, f.weight, maxSpan);
         // A declared loss is a soft failure: whatever the verifiers revealed, no pay and no slash.
-        if (work.lost) s.outcome = Outcome.Forfeited;
+        if (lost) s.outcome = Outcome.Forfeited;
 
         uint256 weight = 0;
         if (s.outcome == Outcome.Passed) {
             // eq. 4, activate. Paid only if active for all of the epoch and it committed work; what it does
             // after the epoch (unstaking, being slashed for another epoch) does not take this pay away.
-            if (f.active && work.workUnits > 0) weight = uint256(s.score) * work.workUnits;
+            if (f.active && workUnits > 0) weight = uint256(s.score) * workUnits;
         } else if (s.outcome == Outcome.Slashed) {
             // eq. 4, deactivate, unless already deactivated or still immune
             if (f.status == IServerRegistry.Status.Deactivated) s.outcome = Outcome.Failed;
@@ -267,18 +267,28 @@ contract TrustScoring is ITrustScoring, Governed {
 
     /// @dev A verifier whose accuracy for `server` lies more than κ from the median is slashed and not paid for the
     /// epoch, here and now: the verifiers paid are then fixed when the epoch settles, whoever finalizes and when.
-    function _penalizeDeviations(uint256 epoch, address server, uint72[] memory reveals, uint256 median) private {
-        for (uint256 i = 0; i < reveals.length; ++i) {
-            uint256 acc = reveals[i] >> 8;
-            if ((acc > median ? acc - median : median - acc) <= kappa) continue;
-            address verifier = _verifierAt[epoch][uint8(reveals[i])];
-            VerifierCommit storage c = _commits[epoch][verifier];
-            if (c.penalized) continue;
-            c.penalized = true;
-            rewardPool.removeVerifier(epoch, verifier);
-            uint256 amount = verifierStakes.slash(verifier, epoch, verifierSlashFraction);
-            emit DeviationPenalized(epoch, verifier, server, acc, median, amount);
+    /// `sorted` is sorted by accuracy (Median.compute), so deviations sit at its two ends: an honest epoch reads
+    /// two entries.
+    function _penalizeDeviations(uint256 epoch, address server, uint72[] memory sorted, uint256 median) private {
+        uint256 k = kappa;
+        uint256 lo = 0;
+        uint256 hi = sorted.length;
+        while (lo < hi && (sorted[lo] >> Median.SHIFT) + k < median) {
+            _penalizeDeviation(epoch, server, sorted[lo++], median);
         }
+        while (hi > lo && (sorted[hi - 1] >> Median.SHIFT) > median + k) {
+            _penalizeDeviation(epoch, server, sorted[--hi], median);
+        }
+    }
+
+    function _penalizeDeviation(uint256 epoch, address server, uint72 reveal, uint256 median) private {
+        address verifier = _verifierAt[epoch][uint8(reveal)];
+        VerifierCommit storage c = _commits[epoch][verifier];
+        if (c.penalized) return;
+        c.penalized = true;
+        rewardPool.removeVerifier(epoch, verifier);
+        uint256 amount = verifierStakes.slash(verifier, epoch, verifierSlashFraction);
+        emit DeviationPenalized(epoch, verifier, server, reveal >> Median.SHIFT, median, amount);
     }
 
     /// @dev eq. 3 on the median of the revealed accuracies, with outcome Passed, Slashed or NoQuorum; the caller
@@ -296,12 +306,9 @@ contract TrustScoring is ITrustScoring, Governed {
             s.outcome = Outcome.NoQuorum;
             return s;
         }
-        uint64[] memory accs = new uint64[](n);
-        for (uint256 i = 0; i < n; ++i) {
-            accs[i] = uint64(reveals[i] >> 8);
-        }
+
         uint256 maxL = maxSpan < l ? l : maxSpan;
-        uint256 acc = Median.compute(accs);
+        uint256 acc = Median.compute(reveals); // sorts `reveals` for _penalizeDeviations
         // One division, last: dividing by max(l) first lost up to w/ONE units, so a short span compensated with
         // w = max(l)/l at acc = θ scored just below θ and was slashed. acc·l·w ≤ 1e18·65535·100e18 fits.
         uint256 score = acc * l * w / (maxL * ONE);
@@ -414,7 +421,7 @@ contract TrustScoring is ITrustScoring, Governed {
         uint72[] storage reveals = _reveals[epoch][server];
         accs = new uint64[](reveals.length);
         for (uint256 i = 0; i < accs.length; ++i) {
-            accs[i] = uint64(reveals[i] >> 8);
+            accs[i] = uint64(reveals[i] >> Median.SHIFT);
         }
     }
 

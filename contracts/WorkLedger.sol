@@ -76,6 +76,13 @@ contract WorkLedger is IWorkLedger, Governed {
         return _commitments[epoch][server];
     }
 
+    /// @inheritdoc IWorkLedger
+    /// @dev Reads the commitment's second slot only (not the root): finalize calls this once per server.
+    function workOf(uint256 epoch, address server) external view returns (uint256 workUnits, bool lost) {
+        Commitment storage c = _commitments[epoch][server];
+        return (c.workUnits, c.lost);
+    }
+
     function sampleSeed(uint256 epoch) external view returns (bytes32) {
         return _seeds[epoch];
     }

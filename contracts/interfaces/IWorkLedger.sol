@@ -49,6 +49,8 @@ interface IWorkLedger {
     function declareLoss(uint256 epoch) external;
 
     function commitmentOf(uint256 epoch, address server) external view returns (Commitment memory);
+    /// @notice What finalize needs of a commitment: its work units (0: none) and whether it was declared lost.
+    function workOf(uint256 epoch, address server) external view returns (uint256 workUnits, bool lost);
     /// @notice The seed of `epoch`, or zero before it is drawn.
     function sampleSeed(uint256 epoch) external view returns (bytes32);
     /// @notice Number of servers that committed work for `epoch`.
