@@ -267,28 +267,35 @@ contract TrustScoring is ITrustScoring, Governed {
 
     /// @dev A verifier whose accuracy for `server` lies more than κ from the median is slashed and not paid for the
     /// epoch, here and now: the verifiers paid are then fixed when the epoch settles, whoever finalizes and when.
-    /// `sorted` is sorted by accuracy (Median.compute), so deviations sit at its two ends: an honest epoch reads
-    /// two entries.
+    /// `sorted` is sorted by accuracy (Median.compute), so deviations sit at its two ends: an honest epoch reads two
+    /// entries. Every flag is set before the first external call (checks-effects-interactions).
     function _penalizeDeviations(uint256 epoch, address server, uint72[] memory sorted, uint256 median) private {
         uint256 k = kappa;
         uint256 lo = 0;
         uint256 hi = sorted.length;
-        while (lo < hi && (sorted[lo] >> Median.SHIFT) + k < median) {
-            _penalizeDeviation(epoch, server, sorted[lo++], median);
-        }
-        while (hi > lo && (sorted[hi - 1] >> Median.SHIFT) > median + k) {
-            _penalizeDeviation(epoch, server, sorted[--hi], median);
-        }
-    }
+        while (lo < hi && (sorted[lo] >> Median.SHIFT) + k < median) ++lo;
+        while (hi > lo && (sorted[hi - 1] >> Median.SHIFT) > median + k) --hi;
+        if (lo == 0 && hi == sorted.length) return;
 
-    function _penalizeDeviation(uint256 epoch, address server, uint72 reveal, uint256 median) private {
-        address verifier = _verifierAt[epoch][uint8(reveal)];
-        VerifierCommit storage c = _commits[epoch][verifier];
-        if (c.penalized) return;
-        c.penalized = true;
-        rewardPool.removeVerifier(epoch, verifier);
-        uint256 amount = verifierStakes.slash(verifier, epoch, verifierSlashFraction);
-        emit DeviationPenalized(epoch, verifier, server, reveal >> Median.SHIFT, median, amount);
+        // Effects: the deviating reveals are sorted[0, lo) and sorted[hi, n); keep those not yet penalized
+        uint72[] memory liars = new uint72[](lo + sorted.length - hi);
+        uint256 count = 0;
+        for (uint256 i = 0; i < sorted.length; ++i) {
+            if (i == lo) i = hi;
+            if (i == sorted.length) break;
+            VerifierCommit storage c = _commits[epoch][_verifierAt[epoch][uint8(sorted[i])]];
+            if (c.penalized) continue;
+            c.penalized = true;
+            liars[count++] = sorted[i];
+        }
+        // Interactions
+        uint256 fraction = verifierSlashFraction;
+        for (uint256 i = 0; i < count; ++i) {
+            address verifier = _verifierAt[epoch][uint8(liars[i])];
+            rewardPool.removeVerifier(epoch, verifier);
+            uint256 amount = verifierStakes.slash(verifier, epoch, fraction);
+            emit DeviationPenalized(epoch, verifier, server, liars[i] >> Median.SHIFT, median, amount);
+        }
     }
 
     /// @dev eq. 3 on the median of the revealed accuracies, with outcome Passed, Slashed or NoQuorum; the caller
