@@ -7,6 +7,7 @@ import {Governed} from "./governance/Governed.sol";
 import {IEpochSchedule} from "./interfaces/IEpochSchedule.sol";
 import {IServerRegistry} from "./interfaces/IServerRegistry.sol";
 import {IRewardPool} from "./interfaces/IRewardPool.sol";
+import {Bonds} from "./libraries/Bonds.sol";
 import {LayerCounts} from "./libraries/LayerCounts.sol";
 
 /// @title ServerRegistry
@@ -179,9 +180,9 @@ contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
         if (s.status == Status.Deactivated) revert ServerIsDeactivated(server);
         uint256 stake = s.stake;
         uint256 unbonding = s.unbonding;
-        amount = (stake + unbonding) * slashFraction / ONE;
-        uint256 fromStake = amount < stake ? amount : stake;
-        uint256 fromUnbonding = amount - fromStake;
+        uint256 fromStake;
+        uint256 fromUnbonding;
+        (amount, fromStake, fromUnbonding) = Bonds.slashSplit(stake, unbonding, slashFraction);
 
         s.stake = uint128(stake - fromStake);
         s.unbonding = uint128(unbonding - fromUnbonding);

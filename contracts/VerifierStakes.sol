@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {Bonds} from "./libraries/Bonds.sol";
 import {Governed} from "./governance/Governed.sol";
 import {IEpochSchedule} from "./interfaces/IEpochSchedule.sol";
 import {IServerRegistry} from "./interfaces/IServerRegistry.sol";
@@ -79,9 +80,9 @@ contract VerifierStakes is IVerifierStakes, Governed, ReentrancyGuard {
         Stake storage s = _stakes[verifier];
         uint256 bonded = s.bonded;
         uint256 unbonding = s.unbonding;
-        amount = (bonded + unbonding) * fraction / ONE;
-        uint256 fromBonded = amount < bonded ? amount : bonded;
-        uint256 fromUnbonding = amount - fromBonded;
+        uint256 fromBonded;
+        uint256 fromUnbonding;
+        (amount, fromBonded, fromUnbonding) = Bonds.slashSplit(bonded, unbonding, fraction);
 
         s.bonded = bonded - fromBonded;
         s.unbonding = unbonding - fromUnbonding;
