@@ -115,6 +115,23 @@ class ProtocolParams:
     deviating), when some server earned a weight; 1e18 = 100%, at most 50%. Fixed at deployment."""
     claim_period: int = 30 * 24 * 3600
     """Seconds after an epoch settles during which its rewards can be claimed; then the rest can be rolled over."""
+    challenge_bond: int = field(
+        default=ETHER // 100,
+        metadata={
+            "parse": wei_from_ether,
+            "metavar": "ETH",
+            "help": "what a challenger of a server-signed answer puts up (ServingChallenges), in ETH; the server's "
+            "if it proves the answer committed",
+            "default_help": "0.01 ETH",
+        },
+    )
+    """Wei a challenger of a server-signed answer puts up; the server's if it answers with the Merkle proof."""
+    response_window: int = 60
+    """Seconds a server has to answer a challenge of one of its signed answers with the leaf's Merkle proof."""
+    withdrawal_delay: int = 300
+    """Seconds a client's requested withdrawal from Payments waits, so that its receipts can still be redeemed.
+
+    Must exceed epoch_length plus all windows, like unbonding_period."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -124,10 +141,11 @@ class ProtocolParams:
         if self.slashing_rule not in set(SlashingRule):
             raise InvalidParameter(f"parameter slashing_rule must be one of {[int(r) for r in SlashingRule]}")
         settlement = self.epoch_length + self.settlement_delay
-        if self.unbonding_period <= settlement:
-            raise InvalidParameter(
-                f"unbonding_period ({self.unbonding_period}s) must exceed an epoch plus its windows ({settlement}s)"
-            )
+        for name in ("unbonding_period", "withdrawal_delay"):
+            if getattr(self, name) <= settlement:
+                raise InvalidParameter(
+                    f"{name} ({getattr(self, name)}s) must exceed an epoch plus its windows ({settlement}s)"
+                )
 
     @property
     def settlement_delay(self) -> int:

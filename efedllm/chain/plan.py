@@ -31,7 +31,16 @@ class Grant:
     grantee: str
 
 
-CONTRACTS = ("EpochSchedule", "RewardPool", "ServerRegistry", "VerifierStakes", "WorkLedger", "TrustScoring")
+CONTRACTS = (
+    "EpochSchedule",
+    "RewardPool",
+    "ServerRegistry",
+    "VerifierStakes",
+    "WorkLedger",
+    "TrustScoring",
+    "ServingChallenges",
+    "Payments",
+)
 
 GRANTS = (
     Grant("RewardPool", "DEPOSITOR_ROLE", "ServerRegistry"),
@@ -40,6 +49,7 @@ GRANTS = (
     Grant("ServerRegistry", "SLASHER_ROLE", "TrustScoring"),
     Grant("VerifierStakes", "SLASHER_ROLE", "TrustScoring"),
     Grant("WorkLedger", "SEEDER_ROLE", "TrustScoring"),
+    Grant("ServerRegistry", "SLASHER_ROLE", "ServingChallenges"),
 )
 
 VERIFIER_ROLE_HOLDER = "TrustScoring"
@@ -92,4 +102,16 @@ def steps(params: ProtocolParams, governor: str) -> list[Step]:
                 (p.min_verifier_stake, p.verifier_slash_fraction, p.kappa),  # ITrustScoring.VerifierRules
             ],
         ),
+        Step(
+            "ServingChallenges",
+            lambda a: [
+                governor,
+                a["EpochSchedule"],
+                a["ServerRegistry"],
+                a["WorkLedger"],
+                p.challenge_bond,
+                p.response_window,
+            ],
+        ),
+        Step("Payments", lambda a: [governor, a["EpochSchedule"], a["ServerRegistry"], p.withdrawal_delay]),
     ]

@@ -263,6 +263,8 @@ class System:
     ledger: object
     scoring: object
     stakes: object
+    challenges: object
+    payments: object
 
     @property
     def by_name(self) -> dict[str, object]:
@@ -273,6 +275,8 @@ class System:
             "VerifierStakes": self.stakes,
             "WorkLedger": self.ledger,
             "TrustScoring": self.scoring,
+            "ServingChallenges": self.challenges,
+            "Payments": self.payments,
         }
 
 
@@ -307,6 +311,8 @@ def deploy_system(
         ledger=deployed["WorkLedger"],
         scoring=deployed["TrustScoring"],
         stakes=deployed["VerifierStakes"],
+        challenges=deployed["ServingChallenges"],
+        payments=deployed["Payments"],
     )
 
 
@@ -392,8 +398,8 @@ def _part_of_system(name: str):
     return part
 
 
-params, schedule, pool, registry, ledger, scoring, stakes = map(
-    _part_of_system, ("params", "schedule", "pool", "registry", "ledger", "scoring", "stakes")
+params, schedule, pool, registry, ledger, scoring, stakes, challenges, payments = map(
+    _part_of_system, ("params", "schedule", "pool", "registry", "ledger", "scoring", "stakes", "challenges", "payments")
 )
 
 

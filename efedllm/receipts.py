@@ -1,0 +1,173 @@
+"""EIP-712 typed data of what crosses between a server and a client and can be judged on chain (issue 14).
+
+* An **answer** is one served step as the server signs it for the client: the fields of its task leaf
+  (``tasks.TaskRecord``) and its index in the epoch's tree. ``ServingChallenges`` recovers the signer and checks the
+  leaf against the server's committed root, so the types here must match ``contracts/libraries/TaskTree.sol``.
+* A **receipt** is what a client owes a server for an epoch, cumulatively; ``Payments.redeem`` pays the latest.
+
+Both are bound to the chain and to the contract that judges them (the EIP-712 domain), so a signature for one
+deployment or chain is worthless on another.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_utils import keccak, to_checksum_address
+
+from efedllm.tasks import TaskRecord
+
+ANSWER_DOMAIN = ("eFedLLM Answer", "1")
+RECEIPT_DOMAIN = ("eFedLLM Receipt", "1")
+
+ANSWER_TYPES = {
+    "Answer": [
+        {"name": "epoch", "type": "uint256"},
+        {"name": "index", "type": "uint256"},
+        {"name": "session", "type": "bytes32"},
+        {"name": "step", "type": "uint256"},
+        {"name": "start", "type": "uint256"},
+        {"name": "end", "type": "uint256"},
+        {"name": "past", "type": "uint256"},
+        {"name": "prefixHash", "type": "bytes32"},
+        {"name": "inputHash", "type": "bytes32"},
+        {"name": "outputHash", "type": "bytes32"},
+    ]
+}
+RECEIPT_TYPES = {
+    "Receipt": [
+        {"name": "client", "type": "address"},
+        {"name": "server", "type": "address"},
+        {"name": "epoch", "type": "uint256"},
+        {"name": "amount", "type": "uint256"},
+    ]
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Answer:
+    """TaskTree.Answer: a served step as signed by its server (hashes as 32 bytes)."""
+
+    epoch: int
+    index: int
+    session: bytes
+    step: int
+    start: int
+    end: int
+    past: int
+    prefix_hash: bytes
+    input_hash: bytes
+    output_hash: bytes
+
+    @classmethod
+    def of(cls, record: TaskRecord) -> Answer:
+        return cls(
+            epoch=record.epoch,
+            index=record.index,
+            session=keccak(text=record.session),
+            step=record.step,
+            start=record.start,
+            end=record.end,
+            past=record.past,
+            prefix_hash=record.prefix_hash,
+            input_hash=record.input_hash,
+            output_hash=record.output_hash,
+        )
+
+    def message(self) -> dict:
+        d = asdict(self)
+        return {
+            "epoch": d["epoch"],
+            "index": d["index"],
+            "session": d["session"],
+            "step": d["step"],
+            "start": d["start"],
+            "end": d["end"],
+            "past": d["past"],
+            "prefixHash": d["prefix_hash"],
+            "inputHash": d["input_hash"],
+            "outputHash": d["output_hash"],
+        }
+
+    def as_tuple(self) -> tuple:
+        """The struct as a contract call takes it."""
+        return tuple(self.message().values())
+
+
+@dataclass(frozen=True, kw_only=True)
+class Receipt:
+    """IPayments.Receipt: the cumulative wei ``client`` owes ``server`` for ``epoch``."""
+
+    client: str
+    server: str
+    epoch: int
+    amount: int
+
+    def message(self) -> dict:
+        return {
+            "client": to_checksum_address(self.client),
+            "server": to_checksum_address(self.server),
+            "epoch": self.epoch,
+            "amount": self.amount,
+        }
+
+    def as_tuple(self) -> tuple:
+        return tuple(self.message().values())
+
+
+def _full(name_version: tuple[str, str], types: dict, message: dict, *, chain_id: int, contract: str) -> dict:
+    """An EIP-712 message as eth_signTypedData_v4 takes it (bytes as 0x-hex)."""
+    name, version = name_version
+    primary = next(iter(types))
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            **types,
+        },
+        "primaryType": primary,
+        "domain": {
+            "name": name,
+            "version": version,
+            "chainId": chain_id,
+            "verifyingContract": to_checksum_address(contract),
+        },
+        "message": {k: "0x" + v.hex() if isinstance(v, bytes) else v for k, v in message.items()},
+    }
+
+
+def answer_data(answer: Answer, *, chain_id: int, contract: str) -> dict:
+    """The EIP-712 message of ``answer`` for the ServingChallenges contract at ``contract``."""
+    return _full(ANSWER_DOMAIN, ANSWER_TYPES, answer.message(), chain_id=chain_id, contract=contract)
+
+
+def receipt_data(receipt: Receipt, *, chain_id: int, contract: str) -> dict:
+    """The EIP-712 message of ``receipt`` for the Payments contract at ``contract``."""
+    return _full(RECEIPT_DOMAIN, RECEIPT_TYPES, receipt.message(), chain_id=chain_id, contract=contract)
+
+
+def typed_signer(w3, signer):
+    """EIP-712 data -> 65-byte signature by ``signer``: locally with its key, or by the node
+    (``eth_signTypedData_v4``) for an unlocked dev account."""
+    if signer.account is not None:
+        return lambda data: bytes(signer.account.sign_message(encode_typed_data(full_message=data)).signature)
+
+    def by_node(data: dict) -> bytes:
+        response = w3.provider.make_request("eth_signTypedData_v4", [signer.address, json.dumps(data)])
+        if "error" in response:
+            raise ValueError(f"the node did not sign typed data for {signer.address}: {response['error']}")
+        return bytes.fromhex(response["result"].removeprefix("0x"))
+
+    return by_node
+
+
+def signer_of(data: dict, signature: bytes) -> str:
+    """The address that signed the EIP-712 ``data``; raises ValueError for a malformed signature."""
+    return Account.recover_message(encode_typed_data(full_message=data), signature=signature)
