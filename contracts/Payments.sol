@@ -121,10 +121,10 @@ contract Payments is IPayments, Governed, EIP712, ReentrancyGuard {
     }
 
     /// @inheritdoc IPayments
-    function setPrice(uint256 pricePerTokenLayer) external whenNotPaused {
+    function announcePrice(uint256 pricePerTokenLayer) external whenNotPaused {
         if (registry.scoringFacts(msg.sender, 0).status == IServerRegistry.Status.None) revert NotAServer(msg.sender);
         _prices[msg.sender] = pricePerTokenLayer;
-        emit PriceSet(msg.sender, pricePerTokenLayer);
+        emit PriceAnnounced(msg.sender, pricePerTokenLayer);
     }
 
     // ---------------------------------------------------------------- views

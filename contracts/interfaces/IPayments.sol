@@ -10,7 +10,7 @@ pragma solidity ^0.8.24;
 /// for it to pull them (`withdrawFees`). A client leaves with `requestWithdrawal`, then `withdraw` after
 /// `WITHDRAWAL_DELAY`, which outlasts an epoch and its windows, so that every receipt it signed can still be redeemed
 /// from what it had deposited: a pending withdrawal is drawn on after the available balance.
-/// Servers announce a price per token-layer (`setPrice`), which clients weigh with speed and trust.
+/// Servers announce a price per token-layer (`announcePrice`), which clients weigh with speed and trust.
 /// @dev Invariant: the contract's balance == sum of clients' available + pending + servers' unwithdrawn fees.
 interface IPayments {
     struct Receipt {
@@ -33,7 +33,7 @@ interface IPayments {
         address indexed server, address indexed client, uint256 indexed epoch, uint256 amount, uint256 paid
     );
     event FeesWithdrawn(address indexed server, uint256 amount);
-    event PriceSet(address indexed server, uint256 pricePerTokenLayer);
+    event PriceAnnounced(address indexed server, uint256 pricePerTokenLayer);
 
     error ZeroAmount();
     error AmountExceedsBalance(uint256 amount, uint256 available);
@@ -55,7 +55,7 @@ interface IPayments {
     function redeem(Receipt calldata receipt, bytes calldata signature) external returns (uint256 paid);
     function withdrawFees() external returns (uint256 amount);
     /// @notice Announce the caller's price in wei per token and layer (a registered server).
-    function setPrice(uint256 pricePerTokenLayer) external;
+    function announcePrice(uint256 pricePerTokenLayer) external;
 
     /// @notice The EIP-712 digest a client signs (domain: name "eFedLLM Receipt", version "1", this chain, this
     /// contract).

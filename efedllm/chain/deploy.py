@@ -32,7 +32,7 @@ BOUNDS = {  # the contracts' constructor bounds (each contract's constructor), c
     "verifier_share": (0, 10**18 // 2),
     "challenge_bond": (0, UINT128_MAX),
     "response_window": (1, 30 * 24 * 3600),
-    "withdrawal_delay": (1, 365 * 24 * 3600),
+    "withdrawal_delay": (0, 365 * 24 * 3600),
     "epoch_length": (1, None),
     "commit_work_window": (1, None),
     "commit_scores_window": (1, None),

@@ -128,8 +128,9 @@ class ProtocolParams:
     """Wei a challenger of a server-signed answer puts up; the server's if it answers with the Merkle proof."""
     response_window: int = 60
     """Seconds a server has to answer a challenge of one of its signed answers with the leaf's Merkle proof."""
-    withdrawal_delay: int = 300
-    """Seconds a client's requested withdrawal from Payments waits, so that its receipts can still be redeemed.
+    withdrawal_delay: int = 0
+    """Seconds a client's requested withdrawal from Payments waits, so that its receipts can still be redeemed; 0:
+    the unbonding period.
 
     Must exceed epoch_length plus all windows, like unbonding_period."""
 
@@ -142,7 +143,7 @@ class ProtocolParams:
             raise InvalidParameter(f"parameter slashing_rule must be one of {[int(r) for r in SlashingRule]}")
         settlement = self.epoch_length + self.settlement_delay
         for name in ("unbonding_period", "withdrawal_delay"):
-            if getattr(self, name) <= settlement:
+            if getattr(self, name) <= settlement and (name == "unbonding_period" or self.withdrawal_delay):
                 raise InvalidParameter(
                     f"{name} ({getattr(self, name)}s) must exceed an epoch plus its windows ({settlement}s)"
                 )
@@ -151,6 +152,11 @@ class ProtocolParams:
     def settlement_delay(self) -> int:
         """Seconds from an epoch's end until its rewards can be claimed."""
         return self.commit_work_window + self.commit_scores_window + self.reveal_window + self.finalize_window
+
+    @property
+    def client_withdrawal_delay(self) -> int:
+        """The withdrawal delay Payments is deployed with."""
+        return self.withdrawal_delay or self.unbonding_period
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)

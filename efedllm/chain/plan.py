@@ -113,5 +113,5 @@ def steps(params: ProtocolParams, governor: str) -> list[Step]:
                 p.response_window,
             ],
         ),
-        Step("Payments", lambda a: [governor, a["EpochSchedule"], a["ServerRegistry"], p.withdrawal_delay]),
+        Step("Payments", lambda a: [governor, a["EpochSchedule"], a["ServerRegistry"], p.client_withdrawal_delay]),
     ]

@@ -93,8 +93,11 @@ def test_an_underfunded_receipt_pays_what_is_there(payments, server, client, clo
 
 def test_prices_are_announced_by_servers(payments, server, stranger):
     with reverts("NotAServer", stranger):
-        payments.setPrice(5, {"from": stranger})
-    assert payments.setPrice(5, {"from": server}).events["PriceSet"] == {"server": server, "pricePerTokenLayer": 5}
+        payments.announcePrice(5, {"from": stranger})
+    assert payments.announcePrice(5, {"from": server}).events["PriceAnnounced"] == {
+        "server": server,
+        "pricePerTokenLayer": 5,
+    }
     assert payments.priceOf(server) == 5
 
 
