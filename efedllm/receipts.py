@@ -13,12 +13,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak, to_checksum_address
 
-from efedllm.tasks import TaskRecord
+if TYPE_CHECKING:  # tasks imports torch; a client that only checks receipts does not need it
+    from efedllm.tasks import TaskRecord
+
+ANSWER_HEADER = "X-Efedllm-Answer"
+"""The forward answer's signed task (JSON), beside its body."""
+SIGNATURE_HEADER = "X-Efedllm-Signature"
+"""The server's EIP-712 signature (0x-hex) over that task."""
 
 ANSWER_DOMAIN = ("eFedLLM Answer", "1")
 RECEIPT_DOMAIN = ("eFedLLM Receipt", "1")
@@ -95,6 +102,46 @@ class Answer:
     def as_tuple(self) -> tuple:
         """The struct as a contract call takes it."""
         return tuple(self.message().values())
+
+    def to_header(self) -> str:
+        return json.dumps({k: "0x" + v.hex() if isinstance(v, bytes) else v for k, v in asdict(self).items()})
+
+    @classmethod
+    def from_header(cls, text: str) -> Answer:
+        """Parse ``to_header``'s JSON; ValueError when it is malformed."""
+        try:
+            raw = json.loads(text)
+            hashes = {k: bytes.fromhex(raw[k].removeprefix("0x")) for k in _HASHES}
+            ints = {k: int(raw[k]) for k in _INTS}
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise ValueError(f"malformed signed answer ({exc.__class__.__name__})") from None
+        if any(len(h) != 32 for h in hashes.values()) or any(not 0 <= v < 2**256 for v in ints.values()):
+            raise ValueError("malformed signed answer (field out of range)")
+        return cls(**hashes, **ints)
+
+
+_HASHES = ("session", "prefix_hash", "input_hash", "output_hash")
+_INTS = ("epoch", "index", "step", "start", "end", "past")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignedAnswer:
+    """An answer and its server's signature, as a client keeps it (to challenge it, or to show it to verifiers)."""
+
+    server: str
+    answer: Answer
+    signature: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnswerDomain:
+    """Where answers are judged: the chain and the ServingChallenges contract (the EIP-712 domain)."""
+
+    chain_id: int
+    contract: str
+
+    def data(self, answer: Answer) -> dict:
+        return answer_data(answer, chain_id=self.chain_id, contract=self.contract)
 
 
 @dataclass(frozen=True, kw_only=True)

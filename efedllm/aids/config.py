@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from efedllm.errors import EfedError
 
-KINDS = ("noise", "replay", "skip", "inflate", "refuse")
+KINDS = ("noise", "replay", "skip", "inflate", "refuse", "equivocate")
 """Server faults: see faults.py for what each kind does."""
 STEP_KINDS = ("noise", "replay", "skip")
 """The faults that change a step's output."""

@@ -9,12 +9,15 @@ server deactivated and slashed. Kinds:
 ``skip``     returns its input unchanged, as if its layers were not there.
 ``inflate``  claims ``1 + rate`` times the work units it served when it commits an epoch.
 ``refuse``   serves honestly but refuses every opening, hiding its work from verifiers.
+``equivocate`` records and commits the honest output but sends the client a noisy one (``scale`` as for noise),
+             signed: "serve wrong, record right". Its openings pass; the client's signed answer does not match
+             its committed leaf, so a challenge (ServingChallenges) slashes it.
 
 ``rate`` is the fraction of steps affected (noise, replay, skip) or the inflation (inflate).
 
 ``install_server_aid`` puts a fault into an assembled server (server/main.py ``ServerParts``) before it serves:
 a step fault as an output filter (filters run before the step hooks, so the task recorder records the faulty
-answer that goes out), inflate as the committer's ``claim_units``, refuse as a wrapper around the openings handler.
+answer that goes out), equivocate as an outgoing filter (after the recorder: the record stays honest), inflate as the committer's ``claim_units``, refuse as a wrapper around the openings handler.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import random
 import torch
 
 from efedllm.aids.config import STEP_KINDS, FaultConfig
-from efedllm.server.app import FILTERS
+from efedllm.server.app import FILTERS, OUTGOING
 from efedllm.server.main import ServerParts
 from efedllm.server.sessions import SessionError
 
@@ -47,6 +50,12 @@ class Fault:
     def apply(self, *, inputs: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
         """The answer a faulty server gives for a step whose honest output is ``outputs``."""
         kind = self.config.kind
+        if kind == "equivocate":
+            if self._rng.random() >= self.config.rate:
+                return outputs
+            self.steps_faulted += 1
+            noise = torch.randn(outputs.shape, generator=self._noise, dtype=outputs.dtype)
+            return outputs + noise * (self.config.scale * outputs.std())
         if kind not in STEP_KINDS:
             return outputs
         shape = tuple(outputs.shape)
@@ -73,6 +82,8 @@ def install_server_aid(server: ServerParts, config: FaultConfig, *, progress=pri
     progress(f"TEST AID: this server misbehaves on purpose ({config.kind}, rate {config.rate})")
     if config.kind in STEP_KINDS:
         server.app[FILTERS].append(fault.apply)
+    elif config.kind == "equivocate":
+        server.app[OUTGOING].append(fault.apply)
     elif config.kind == "inflate" and server.committer is not None:
         server.committer.claim_units = fault.work_units
     elif config.kind == "refuse" and server.openings is not None:

@@ -26,6 +26,7 @@ from efedllm.chain.views import (
     Windows,
 )
 from efedllm.errors import EfedError
+from efedllm.receipts import AnswerDomain
 
 __all__ = [
     "Commitment",
@@ -82,6 +83,21 @@ class Protocol:
     def stakes(self):
         """VerifierStakes: the verifiers' bonded and unbonding stake."""
         return self.contract("VerifierStakes")
+
+    @cached_property
+    def challenges(self):
+        """ServingChallenges: server-signed answers challenged against committed roots."""
+        return self.contract("ServingChallenges")
+
+    @cached_property
+    def payments(self):
+        """Payments: client deposits and receipts redeemed by servers."""
+        return self.contract("Payments")
+
+    @cached_property
+    def answer_domain(self) -> AnswerDomain:
+        """Where this deployment's answers are signed for (EIP-712 domain of ServingChallenges)."""
+        return AnswerDomain(chain_id=self.deployment.chain_id, contract=self.deployment.address("ServingChallenges"))
 
     @cached_property
     def pool(self):

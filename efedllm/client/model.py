@@ -23,6 +23,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
+from efedllm.client.answers import AnswerChecker
 from efedllm.client.peers import ChainPeers, StaticPeers
 from efedllm.client.routing import Hop
 from efedllm.client.sampling import Sampling
@@ -53,6 +54,9 @@ class DistributedModel:
         """Whether the last ``generate`` stopped at ``max_new_tokens`` rather than at an end-of-sequence token."""
         self.current_session: InferenceSession | None = None
         """The session of the generation under way (for progress displays and tests)."""
+        domain = getattr(peers, "answer_domain", None)
+        self.answers = AnswerChecker(domain) if domain is not None else None
+        """Checks every server's signed answer (servers found on chain) and keeps them: ``answers.kept``."""
 
     @classmethod
     def from_pretrained(
@@ -123,7 +127,7 @@ class DistributedModel:
         warpers = self._warpers(do_sample, temperature, top_k, top_p)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         session = self.current_session = InferenceSession(
-            self.peer_source.peers(), self.num_layers, timeout=self.timeout
+            self.peer_source.peers(), self.num_layers, timeout=self.timeout, answers=self.answers
         )
         new_tokens, all_logits = [], []
         self.last_hit_limit = False

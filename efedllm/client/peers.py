@@ -74,6 +74,11 @@ class ChainPeers:
     def __init__(self, protocol: Protocol):
         self.protocol = protocol
 
+    @property
+    def answer_domain(self):
+        """Where these servers' signed answers are judged: the clients check them against it."""
+        return self.protocol.answer_domain
+
     def peers(self) -> list[Peer]:
         try:
             return self._peers()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import requests
 import torch
 
+from efedllm.client.answers import AnswerChecker
 from efedllm.client.routing import Hop, Peer, plan_route
 from efedllm.errors import EfedError
 from efedllm.rpc.client import (  # noqa: F401 - RETRYABLE_STATUS, CONNECT_TIMEOUT_S: re-exported for callers
@@ -43,8 +44,12 @@ class InferenceSession:
         http: requests.Session | None = None,
         timeout: float = REQUEST_TIMEOUT_S,
         max_failovers: int = 8,
+        answers: AnswerChecker | None = None,
     ):
         self.peers = list(peers)
+        self.answers = answers
+        """Checks every answer's signature and keeps the signed answers (None: unchecked, e.g. servers given by
+        URL, whose addresses no chain vouches for)."""
         self.num_layers = num_layers
         self.http = http or requests.Session()
         if not timeout > 0:
@@ -138,4 +143,21 @@ class InferenceSession:
         return RemoteHop(hop, self._client(hop.peer).open_session(hop.start, hop.end).session)
 
     def _forward(self, remote: RemoteHop, hidden: torch.Tensor) -> torch.Tensor:
-        return self._client(remote.hop.peer).forward(remote.session_id, hidden)
+        checked = None
+        if self.answers is not None:
+            peer, hop = remote.hop.peer, remote.hop
+            past = sum(h.shape[1] for h in remote.history)
+
+            def checked(output, headers):
+                self.answers.check(
+                    endpoint=peer.endpoint,
+                    address=peer.address,
+                    session=remote.session_id,
+                    start=hop.start,
+                    end=hop.end,
+                    past=past,
+                    output=output,
+                    headers=headers,
+                )
+
+        return self._client(remote.hop.peer).forward(remote.session_id, hidden, answered=checked)

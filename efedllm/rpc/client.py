@@ -89,8 +89,10 @@ class ServerClient:
                 self.endpoint, f"cannot open a session: malformed answer ({exc})", cause="malformed answer"
             ) from None
 
-    def forward(self, session: str, hidden: torch.Tensor, *, max_tokens: int = 1 << 30) -> torch.Tensor:
-        """The server's output for ``hidden``; wire.WireError when its answer does not decode."""
+    def forward(self, session: str, hidden: torch.Tensor, *, max_tokens: int = 1 << 30, answered=None) -> torch.Tensor:
+        """The server's output for ``hidden``; wire.WireError when its answer does not decode. ``answered``, when
+        given, is called with the output and the answer's headers before the output is returned (the client's
+        check of the server's signature, client/answers.py); it raises ServerFailure to refuse the output."""
         response = self.send(
             "post",
             routes.forward(session),
@@ -98,7 +100,10 @@ class ServerClient:
             headers={"Content-Type": wire.CONTENT_TYPE},
             timeout=self.timeout,
         )
-        return wire.decode(response.content, hidden_size=hidden.shape[-1], dtype=hidden.dtype, max_tokens=max_tokens)
+        output = wire.decode(response.content, hidden_size=hidden.shape[-1], dtype=hidden.dtype, max_tokens=max_tokens)
+        if answered is not None:
+            answered(output, response.headers)
+        return output
 
     def close(self, session: str, *, timeout: float = CLOSE_TIMEOUT_S) -> bool:
         """Close ``session`` (best effort: never raises); whether the server confirmed."""

@@ -16,17 +16,19 @@ import asyncio
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiohttp import web
 
 from efedllm import wire
 from efedllm.http import json_errors
 from efedllm.model.span import LayerSpan
+from efedllm.receipts import ANSWER_HEADER, SIGNATURE_HEADER, Answer
 from efedllm.rpc import routes
 from efedllm.rpc.messages import MessageError, OpenSession, ServerInfo, SessionOpened, Throughput
 from efedllm.server.config import ServerConfig
 from efedllm.server.sessions import SessionError, SessionStore
+from efedllm.tasks import TaskRecord, tensor_hash
 
 log = logging.getLogger("efedllm.server")
 
@@ -53,7 +55,13 @@ FILTERS = web.AppKey("filters", list)
 (returning the output to send), before the hooks run: e.g. a test aid (efedllm/aids/) installs itself here."""
 HOOKS = web.AppKey("hooks", list)
 """Callables run after each served step, before its answer goes out, with keyword arguments session, inputs,
-outputs and past: the task recorder (server/work.py) hooks in here."""
+outputs and past: the task recorder (server/work.py) hooks in here, and returns the step's TaskRecord."""
+OUTGOING = web.AppKey("outgoing", list)
+"""Callables that may replace the output actually sent, after it was recorded (keyword arguments inputs and
+outputs): only a test aid uses it (``equivocate``: record right, serve wrong)."""
+SIGNER = web.AppKey("signer", list)
+"""At most one callable Answer -> signature: when set, every recorded step's answer carries the server's EIP-712
+signature over its task (efedllm/receipts.py), with the output hash of what is sent."""
 
 
 errors_as_json = json_errors(log, {SessionError: lambda exc: exc.status, wire.WireError: lambda exc: 400})
@@ -126,9 +134,15 @@ async def forward(request: web.Request) -> web.Response:
         session.length += hidden.shape[1]
     for answer in app[FILTERS]:
         output = answer(inputs=hidden, outputs=output)
-    for hook in app[HOOKS]:
-        hook(session=session, inputs=hidden, outputs=output, past=past)
-    return web.Response(body=wire.encode(output), content_type=wire.CONTENT_TYPE)
+    records = [hook(session=session, inputs=hidden, outputs=output, past=past) for hook in app[HOOKS]]
+    for answer in app[OUTGOING]:
+        output = answer(inputs=hidden, outputs=output)
+    headers = {}
+    record = next((r for r in records if isinstance(r, TaskRecord)), None)
+    if record is not None and app[SIGNER]:
+        signed = replace(Answer.of(record), output_hash=tensor_hash(output))
+        headers = {ANSWER_HEADER: signed.to_header(), SIGNATURE_HEADER: "0x" + app[SIGNER][0](signed).hex()}
+    return web.Response(body=wire.encode(output), content_type=wire.CONTENT_TYPE, headers=headers)
 
 
 async def close_session(request: web.Request) -> web.Response:
@@ -180,7 +194,7 @@ def create_app(
     app[SERVING] = [None]
     use_span(app, span)
     app[EXECUTOR] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="efedllm-compute")
-    app[FILTERS], app[HOOKS], app[LIVE_INFO] = [], [], {}
+    app[FILTERS], app[HOOKS], app[OUTGOING], app[SIGNER], app[LIVE_INFO] = [], [], [], [], {}
     app.router.add_get(routes.INFO, info)
     app.router.add_post(routes.SESSIONS, open_session)
     app.router.add_post(routes.FORWARD, forward)

@@ -22,10 +22,12 @@ from aiohttp import web
 from efedllm.chain.protocol import Protocol, Status
 from efedllm.model.source import resolve
 from efedllm.model.span import LayerSpan, pick_device
+from efedllm.receipts import typed_signer
 from efedllm.rpc import routes
 from efedllm.rpc.messages import Throughput
 from efedllm.server import openings, throughput
-from efedllm.server.app import HOOKS, LIVE_INFO, create_app, serving
+from efedllm.server.app import HOOKS, LIVE_INFO, SIGNER, create_app, serving
+from efedllm.server.challenges import Responder
 from efedllm.server.config import ServerConfig
 from efedllm.server.rebalance import Rebalancer
 from efedllm.server.records import TaskStore
@@ -153,13 +155,15 @@ def run(
         store = TaskStore(Path(config.data_dir) / f"tasks-{me}.sqlite", server=me)
         tracker = EpochTracker(protocol)
         app[HOOKS].append(recorder(store, tracker))
+        sign, domain = typed_signer(protocol.w3, protocol.signer), protocol.answer_domain
+        app[SIGNER].append(lambda answer: sign(domain.data(answer)))
         app[LIVE_INFO]["epoch"] = lambda: tracker.epoch
         parts.openings = openings.handler(
             store=store, roles=openings.VerifierRoles(protocol), chain_id=protocol.w3.eth.chain_id
         )
         parts.committer = committer = Committer(protocol, store)
         committer.live_sessions = lambda: serving(app).store.ids()
-        background = [tracker.run, committer.run, Verdicts(protocol).run]
+        background = [tracker.run, committer.run, Verdicts(protocol).run, Responder(protocol, store).run]
         progress(f"recording tasks in {store.path}; {len(committer.pending())} epoch(s) awaiting commitment")
         if config.rebalance:
             rebalancer = Rebalancer(

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from efedllm import merkle
 from efedllm.chain.protocol import Phase, Protocol
 from efedllm.server.records import TaskStore
+from efedllm.tasks import TaskRecord
 
 log = logging.getLogger("efedllm.server.work")
 MISSED = "missed"
@@ -38,10 +39,10 @@ class EpochTracker:
 
 
 def recorder(store: TaskStore, tracker: EpochTracker):
-    """The step hook that persists each served step (before its output is returned)."""
+    """The step hook that persists each served step (before its output is returned) and returns its TaskRecord."""
 
-    def record(*, session, inputs, outputs, past) -> None:
-        store.record(
+    def record(*, session, inputs, outputs, past) -> TaskRecord:
+        return store.record(
             epoch=tracker.epoch,
             session=session.id,
             start=session.start,
