@@ -15,9 +15,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 
 from eth_utils import keccak
 
+from efedllm import merkle
 from efedllm.chain.anvil import Anvil, AnvilConfig, warp_to
 from efedllm.chain.compile import compile_contracts
 from efedllm.chain.connection import Signer, connect
@@ -26,9 +28,25 @@ from efedllm.chain.params import ONE, ProtocolParams
 from efedllm.chain.protocol import Phase, Protocol
 from efedllm.chain.transactions import ErrorDecoder, Transactor
 from efedllm.cli.common import table
+from efedllm.receipts import Answer, Receipt, answer_data, receipt_data, typed_signer
+from efedllm.tasks import TaskRecord
 
 BLOCK_GAS_LIMIT = 30_000_000
 VERIFIERS = 3
+TASKS = 1000
+"""Steps two servers served in the epoch: a challenged answer's proof then has 10 siblings."""
+
+
+def served_tree(server: str, epoch: int) -> tuple[list[TaskRecord], list[list[bytes]], bytes]:
+    """TASKS task records of ``server`` in ``epoch``, their Merkle tree and the committed root."""
+    records = [
+        TaskRecord(
+            epoch, i, f"s{i // 8}", i % 8, 0, 10, i % 8, keccak(b"p%d" % i), keccak(b"i%d" % i), keccak(b"o%d" % i)
+        )
+        for i in range(TASKS)
+    ]
+    leaves = [r.leaf(server) for r in records]
+    return records, merkle.levels(leaves), merkle.root(leaves)
 
 
 def run_network(w3, artifacts, n: int) -> dict[str, int]:
@@ -71,17 +89,33 @@ def run_network(w3, artifacts, n: int) -> dict[str, int]:
         share = p.scoring.functions.seedShareHash(v, epoch, salt).call()
         send(v, p.scoring.functions.commitSeed(epoch, share), "commitSeed")
 
+    send(client, p.payments.functions.deposit(), "deposit (client)", value=ONE)
+    sign = {s: typed_signer(w3, Signer(s)) for s in (client, *servers[:2])}
+    trees = {s: served_tree(s, epoch) for s in servers[:2]}  # two servers commit real trees of TASKS leaves
+
     warp_to(w3, p.window_start(epoch, Phase.COMMIT_WORK))
     for i, server in enumerate(servers):
-        send(
-            server,
-            p.ledger.functions.commitWork(epoch, keccak(text=f"root{i}"), 100 + i),
-            "commitWork" if i == n - 1 else None,
-        )
+        root, units = (trees[server][2], TASKS) if server in trees else (keccak(text=f"root{i}"), 100 + i)
+        send(server, p.ledger.functions.commitWork(epoch, root, units), "commitWork" if i == n - 1 else None)
+    receipt = Receipt(client=client, server=servers[0], epoch=epoch, amount=ONE // 1000)
+    signature = sign[client](receipt_data(receipt, chain_id=w3.eth.chain_id, contract=p.payments.address))
+    send(servers[0], p.payments.functions.redeem(receipt.as_tuple(), signature), "redeem (1 receipt, epoch)")
     warp_to(w3, p.window_start(epoch, Phase.COMMIT_SCORES))
     for v, salt in zip(verifiers, seed_salts, strict=True):
         send(v, p.scoring.functions.revealSeed(epoch, salt), "revealSeed")
     send(verifiers[0], p.scoring.functions.drawSeed(epoch), "drawSeed")
+    bond = p.challenges.functions.BOND().call()
+    challenged = {}
+    for server, index, honest in ((servers[0], TASKS * 7 // 10, True), (servers[1], 3, False)):
+        records = trees[server][0]
+        answer = Answer.of(records[index])
+        if not honest:  # what an equivocating server signed: another output than it committed
+            answer = replace(answer, output_hash=keccak(b"wrong"))
+        sig = sign[server](answer_data(answer, chain_id=w3.eth.chain_id, contract=p.challenges.address))
+        tx = send(client, p.challenges.functions.challenge(answer.as_tuple(), sig), "challenge", value=bond)
+        challenged[server] = p.challenges.events.Challenged().process_receipt(tx)[0]["args"]["id"]
+    proof = merkle.proof(trees[servers[0]][1], TASKS * 7 // 10)
+    send(servers[0], p.challenges.functions.respond(challenged[servers[0]], proof), f"respond ({len(proof)} siblings)")
     ordered = sorted(servers, key=lambda a: int(a, 16))
     failing = set(ordered[::10])  # every tenth server fails: the slashing path is measured too
     accs = [ONE // 10 if s in failing else ONE for s in ordered]
@@ -101,6 +135,7 @@ def run_network(w3, artifacts, n: int) -> dict[str, int]:
     send(payee, p.registry.functions.requestUnstake(ONE), "requestUnstake")
     warp_to(w3, w3.eth.get_block("latest")["timestamp"] + params.unbonding_period + 1)
     send(payee, p.registry.functions.withdraw(), "withdraw")
+    send(client, p.challenges.functions.enforce(challenged[servers[1]]), "enforce (unanswered: slash)")
     gas["finalize"] = gas[f"finalize ({n} servers)"]
     gas["reveal"] = gas[f"revealScores ({n} servers)"]
     return gas
