@@ -27,6 +27,11 @@ ANSWER_HEADER = "X-Efedllm-Answer"
 SIGNATURE_HEADER = "X-Efedllm-Signature"
 """The server's EIP-712 signature (0x-hex) over that task."""
 
+RECEIPT_HEADER = "X-Efedllm-Receipt"
+"""A forward request's payment: the client's cumulative receipt for this server and epoch (JSON)..."""
+RECEIPT_SIGNATURE_HEADER = "X-Efedllm-Receipt-Signature"
+"""...and the client's EIP-712 signature over it (0x-hex)."""
+
 ANSWER_DOMAIN = ("eFedLLM Answer", "1")
 RECEIPT_DOMAIN = ("eFedLLM Receipt", "1")
 
@@ -145,6 +150,17 @@ class AnswerDomain:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReceiptDomain:
+    """Where receipts are redeemed: the chain and the Payments contract (the EIP-712 domain)."""
+
+    chain_id: int
+    contract: str
+
+    def data(self, receipt: Receipt) -> dict:
+        return receipt_data(receipt, chain_id=self.chain_id, contract=self.contract)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Receipt:
     """IPayments.Receipt: the cumulative wei ``client`` owes ``server`` for ``epoch``."""
 
@@ -163,6 +179,26 @@ class Receipt:
 
     def as_tuple(self) -> tuple:
         return tuple(self.message().values())
+
+    def to_header(self) -> str:
+        return json.dumps(self.message())
+
+    @classmethod
+    def from_header(cls, text: str) -> Receipt:
+        """Parse ``to_header``'s JSON; ValueError when it is malformed."""
+        try:
+            raw = json.loads(text)
+            receipt = cls(
+                client=to_checksum_address(raw["client"]),
+                server=to_checksum_address(raw["server"]),
+                epoch=int(raw["epoch"]),
+                amount=int(raw["amount"]),
+            )
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise ValueError(f"malformed receipt ({exc.__class__.__name__})") from None
+        if not (0 <= receipt.epoch < 2**256 and 0 <= receipt.amount < 2**256):
+            raise ValueError("malformed receipt (field out of range)")
+        return receipt
 
 
 def _full(name_version: tuple[str, str], types: dict, message: dict, *, chain_id: int, contract: str) -> dict:

@@ -26,7 +26,7 @@ from efedllm.chain.views import (
     Windows,
 )
 from efedllm.errors import EfedError
-from efedllm.receipts import AnswerDomain
+from efedllm.receipts import AnswerDomain, ReceiptDomain
 
 __all__ = [
     "Commitment",
@@ -98,6 +98,11 @@ class Protocol:
     def answer_domain(self) -> AnswerDomain:
         """Where this deployment's answers are signed for (EIP-712 domain of ServingChallenges)."""
         return AnswerDomain(chain_id=self.deployment.chain_id, contract=self.deployment.address("ServingChallenges"))
+
+    @cached_property
+    def receipt_domain(self) -> ReceiptDomain:
+        """Where this deployment's receipts are signed for (EIP-712 domain of Payments)."""
+        return ReceiptDomain(chain_id=self.deployment.chain_id, contract=self.deployment.address("Payments"))
 
     @cached_property
     def pool(self):

@@ -58,7 +58,7 @@ def _register_run(commands) -> None:
         action="store_true",
         help="serve without registering on chain (development: clients must be given --servers; default: register)",
     )
-    add_dataclass_options(parser, ServerConfig, only=("rebalance", "max_layers", "auto_claim"))
+    add_dataclass_options(parser, ServerConfig, only=("rebalance", "max_layers", "auto_claim", "price"))
     weights = parser.add_argument_group("weights from a weight source (efedllm weights serve)")
     add_dataclass_options(
         weights, ServerConfig, only=("weights_from", "weights_codec", "weights_energy", "weights_ratio")

@@ -57,6 +57,8 @@ class DistributedModel:
         domain = getattr(peers, "answer_domain", None)
         self.answers = AnswerChecker(domain) if domain is not None else None
         """Checks every server's signed answer (servers found on chain) and keeps them: ``answers.kept``."""
+        self.payer = getattr(peers, "payer", None)
+        """Pays priced servers with signed receipts (servers found on chain, a client with an account)."""
 
     @classmethod
     def from_pretrained(
@@ -127,7 +129,7 @@ class DistributedModel:
         warpers = self._warpers(do_sample, temperature, top_k, top_p)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         session = self.current_session = InferenceSession(
-            self.peer_source.peers(), self.num_layers, timeout=self.timeout, answers=self.answers
+            self.peer_source.peers(), self.num_layers, timeout=self.timeout, answers=self.answers, payer=self.payer
         )
         new_tokens, all_logits = [], []
         self.last_hit_limit = False

@@ -10,8 +10,10 @@ from web3.exceptions import Web3Exception
 
 from efedllm.chain.params import ONE
 from efedllm.chain.protocol import Protocol, Status
+from efedllm.client.payments import Payer
 from efedllm.client.routing import Peer
 from efedllm.errors import EfedError
+from efedllm.receipts import typed_signer
 from efedllm.rpc.client import INFO_TIMEOUT_S, ServerClient, ServerFailure
 from efedllm.rpc.messages import MessageError, ServerInfo
 
@@ -73,6 +75,15 @@ class ChainPeers:
 
     def __init__(self, protocol: Protocol):
         self.protocol = protocol
+        self.payer = None
+        """Pays priced servers, when the client has an account (``protocol.signer``) to sign receipts with."""
+        if protocol.signer is not None:
+            self.payer = Payer(
+                client=protocol.signer.address,
+                sign=typed_signer(protocol.w3, protocol.signer),
+                domain=protocol.receipt_domain,
+                epoch=protocol.current_epoch,
+            )
 
     @property
     def answer_domain(self):
@@ -104,6 +115,7 @@ class ChainPeers:
                     decode_tokens_per_s=decode_speed(info),
                     trust=trust,
                     address=record.address,
+                    price=self.protocol.payments.functions.priceOf(record.address).call(),
                 )
             )
         return peers

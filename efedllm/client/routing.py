@@ -2,7 +2,7 @@
 
 Each hop runs a server from a layer inside its span to the end of its span (or to ``end``). The estimated
 cost of a hop is a fixed network latency plus the layers it runs times the server's time per layer, scaled up
-for servers with a lower trust score; a dynamic programme over layer positions finds the cheapest chain.
+for servers with a lower trust score, plus its price turned into seconds (``WEI_PER_SECOND``); a dynamic programme over layer positions finds the cheapest chain.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ from efedllm.errors import EfedError
 from efedllm.layers import compact_layers
 
 HOP_LATENCY_S = 0.002
+WEI_PER_SECOND = 10**12
+"""What a second of a token's latency is worth to a client: the planner adds price x layers / this to a hop's time,
+so that a cheaper server wins between servers of similar speed and trust."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,8 @@ class Peer:
     trust: float = 1.0
     """Last trust score S_i in [0, 1] (1.0 when unknown)."""
     address: str | None = None
+    price: int = 0
+    """Wei per token and layer (announced on chain, Payments.priceOf)."""
 
     def seconds_per_layer(self) -> float:
         return 1.0 / max(self.decode_tokens_per_s, 1e-6) / max(self.end - self.first, 1)
@@ -57,7 +62,9 @@ def plan_route(peers: Iterable[Peer], start: int, end: int) -> list[Hop]:
         for peer in peers:
             if peer.first <= position < peer.end:
                 stop = min(peer.end, end)
-                cost = HOP_LATENCY_S + (stop - position) * peer.seconds_per_layer() / (0.5 + 0.5 * peer.trust)
+                layers = stop - position
+                cost = HOP_LATENCY_S + layers * peer.seconds_per_layer() / (0.5 + 0.5 * peer.trust)
+                cost += layers * peer.price / WEI_PER_SECOND
                 rest_cost, rest = best[stop]
                 options.append((cost + rest_cost, [Hop(peer, position, stop), *rest]))
         best[position] = min(options, key=lambda option: option[0])

@@ -15,6 +15,7 @@ import requests
 import torch
 
 from efedllm.client.answers import AnswerChecker
+from efedllm.client.payments import Payer
 from efedllm.client.routing import Hop, Peer, plan_route
 from efedllm.errors import EfedError
 from efedllm.rpc.client import (  # noqa: F401 - RETRYABLE_STATUS, CONNECT_TIMEOUT_S: re-exported for callers
@@ -45,11 +46,14 @@ class InferenceSession:
         timeout: float = REQUEST_TIMEOUT_S,
         max_failovers: int = 8,
         answers: AnswerChecker | None = None,
+        payer: Payer | None = None,
     ):
         self.peers = list(peers)
         self.answers = answers
         """Checks every answer's signature and keeps the signed answers (None: unchecked, e.g. servers given by
         URL, whose addresses no chain vouches for)."""
+        self.payer = payer
+        """Pays each step of a priced server with a signed receipt (None: the client pays nothing)."""
         self.num_layers = num_layers
         self.http = http or requests.Session()
         if not timeout > 0:
@@ -143,13 +147,15 @@ class InferenceSession:
         return RemoteHop(hop, self._client(hop.peer).open_session(hop.start, hop.end).session)
 
     def _forward(self, remote: RemoteHop, hidden: torch.Tensor) -> torch.Tensor:
-        checked = None
+        checked, peer, hop = None, remote.hop.peer, remote.hop
+        payment, served = {}, None
+        if self.payer is not None:
+            payment, served = self.payer.pay(peer=peer, tokens=hidden.shape[1], layers=hop.end - hop.start)
         if self.answers is not None:
-            peer, hop = remote.hop.peer, remote.hop
             past = sum(h.shape[1] for h in remote.history)
 
             def checked(output, headers):
-                self.answers.check(
+                kept = self.answers.check(
                     endpoint=peer.endpoint,
                     address=peer.address,
                     session=remote.session_id,
@@ -159,5 +165,10 @@ class InferenceSession:
                     output=output,
                     headers=headers,
                 )
+                if self.payer is not None and peer.address is not None:
+                    self.payer.saw_epoch(peer.address, kept.answer.epoch)
 
-        return self._client(remote.hop.peer).forward(remote.session_id, hidden, answered=checked)
+        output = self._client(peer).forward(remote.session_id, hidden, answered=checked, headers=payment)
+        if served is not None:
+            served()
+        return output

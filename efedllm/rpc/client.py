@@ -14,7 +14,7 @@ from efedllm.errors import EfedError
 from efedllm.rpc import routes
 from efedllm.rpc.messages import ErrorBody, MessageError, OpenSession, ServerInfo, SessionOpened
 
-RETRYABLE_STATUS = {404, 429, 500, 502, 503, 504, 507}
+RETRYABLE_STATUS = {402, 404, 429, 500, 502, 503, 504, 507}
 REQUEST_TIMEOUT_S = 30.0
 """Seconds one request may take before the client routes around its server: room for a long prefill on a busy
 CPU server, while a server that hangs (stopped, swapping, partitioned away) costs a user seconds, not minutes."""
@@ -89,15 +89,24 @@ class ServerClient:
                 self.endpoint, f"cannot open a session: malformed answer ({exc})", cause="malformed answer"
             ) from None
 
-    def forward(self, session: str, hidden: torch.Tensor, *, max_tokens: int = 1 << 30, answered=None) -> torch.Tensor:
+    def forward(
+        self,
+        session: str,
+        hidden: torch.Tensor,
+        *,
+        max_tokens: int = 1 << 30,
+        answered=None,
+        headers: dict[str, str] | None = None,
+    ) -> torch.Tensor:
         """The server's output for ``hidden``; wire.WireError when its answer does not decode. ``answered``, when
         given, is called with the output and the answer's headers before the output is returned (the client's
-        check of the server's signature, client/answers.py); it raises ServerFailure to refuse the output."""
+        check of the server's signature, client/answers.py); it raises ServerFailure to refuse the output.
+        ``headers``: more request headers (a payment, client/payments.py)."""
         response = self.send(
             "post",
             routes.forward(session),
             data=wire.encode(hidden),
-            headers={"Content-Type": wire.CONTENT_TYPE},
+            headers={"Content-Type": wire.CONTENT_TYPE, **(headers or {})},
             timeout=self.timeout,
         )
         output = wire.decode(response.content, hidden_size=hidden.shape[-1], dtype=hidden.dtype, max_tokens=max_tokens)

@@ -59,6 +59,8 @@ outputs and past: the task recorder (server/work.py) hooks in here, and returns 
 OUTGOING = web.AppKey("outgoing", list)
 """Callables that may replace the output actually sent, after it was recorded (keyword arguments inputs and
 outputs): only a test aid uses it (``equivocate``: record right, serve wrong)."""
+PAYWALL = web.AppKey("paywall", list)
+"""At most one server/payments.Paywall: when set, a step is served only with the client's receipt paying for it."""
 SIGNER = web.AppKey("signer", list)
 """At most one callable Answer -> signature: when set, every recorded step's answer carries the server's EIP-712
 signature over its task (efedllm/receipts.py), with the output hash of what is sent."""
@@ -122,6 +124,12 @@ async def forward(request: web.Request) -> web.Response:
     session = store.get(request.match_info["session_id"])
     data = await request.read()
     hidden = wire.decode(data, hidden_size=span.config.hidden_size, dtype=span.dtype, max_tokens=limits.max_step_tokens)
+    paywall = app[PAYWALL][0] if app[PAYWALL] else None
+    payment = (
+        paywall.check(tokens=hidden.shape[1], layers=session.end - session.start, headers=request.headers)
+        if paywall
+        else None
+    )
     async with session.lock:
         store.reserve(session, hidden.shape[1])
         loop = asyncio.get_running_loop()
@@ -135,6 +143,8 @@ async def forward(request: web.Request) -> web.Response:
     for answer in app[FILTERS]:
         output = answer(inputs=hidden, outputs=output)
     records = [hook(session=session, inputs=hidden, outputs=output, past=past) for hook in app[HOOKS]]
+    if paywall is not None:
+        paywall.accept(payment)
     for answer in app[OUTGOING]:
         output = answer(inputs=hidden, outputs=output)
     headers = {}
@@ -194,7 +204,7 @@ def create_app(
     app[SERVING] = [None]
     use_span(app, span)
     app[EXECUTOR] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="efedllm-compute")
-    app[FILTERS], app[HOOKS], app[OUTGOING], app[SIGNER], app[LIVE_INFO] = [], [], [], [], {}
+    app[FILTERS], app[HOOKS], app[OUTGOING], app[SIGNER], app[PAYWALL], app[LIVE_INFO] = [], [], [], [], [], {}
     app.router.add_get(routes.INFO, info)
     app.router.add_post(routes.SESSIONS, open_session)
     app.router.add_post(routes.FORWARD, forward)

@@ -50,6 +50,9 @@ class ServerConfig:
     """Most layers to take on when rebalancing."""
     auto_claim: bool = False
     """Claim rewards as epochs settle."""
+    price: int = 0
+    """Wei per token and layer a client pays (announced on chain, Payments); 0 serves for free. A paid step needs
+    the client's signed cumulative receipt (efedllm/receipts.py), redeemed once the epoch's work period ends."""
     weights_from: str | None = field(default=None, metadata={"metavar": "URL", "default_help": "the local model"})
     """Fetch this span's weights from a weight source (``efedllm weights serve``), every checksum verified, instead
     of loading the local model."""

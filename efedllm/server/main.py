@@ -26,9 +26,10 @@ from efedllm.receipts import typed_signer
 from efedllm.rpc import routes
 from efedllm.rpc.messages import Throughput
 from efedllm.server import openings, throughput
-from efedllm.server.app import HOOKS, LIVE_INFO, SIGNER, create_app, serving
+from efedllm.server.app import HOOKS, LIVE_INFO, PAYWALL, SIGNER, create_app, serving
 from efedllm.server.challenges import Responder
 from efedllm.server.config import ServerConfig
+from efedllm.server.payments import Paywall, ReceiptBook, Redeemer
 from efedllm.server.rebalance import Rebalancer
 from efedllm.server.records import TaskStore
 from efedllm.server.rewards import auto_claim
@@ -101,7 +102,9 @@ def announce(protocol: Protocol, config: ServerConfig, *, stake: int, progress=p
     if record is None:
         protocol.tx.send(registry.register(*span), value=stake, label="register")
         progress(f"registered {me} on chain for layers {config.first_layer}:{config.first_layer + config.num_layers}")
+        announce_price(protocol, config.price, progress=progress)
         return
+    announce_price(protocol, config.price, progress=progress)
     if record.status == Status.DEACTIVATED:
         progress(f"warning: {me} is deactivated on chain; clients will not route to it")
         return
@@ -110,6 +113,13 @@ def announce(protocol: Protocol, config: ServerConfig, *, stake: int, progress=p
         progress(
             f"updated {me} on chain to {config.endpoint}, layers {config.first_layer}:{config.first_layer + config.num_layers}"
         )
+
+
+def announce_price(protocol: Protocol, price: int, *, progress=print) -> None:
+    """Put ``price`` (wei per token-layer) on chain unless it is there already."""
+    if protocol.payments.functions.priceOf(protocol.signer.address).call() != price:
+        protocol.tx.send(protocol.payments.functions.announcePrice(price), label="announcePrice")
+        progress(f"announced a price of {price} wei per token-layer")
 
 
 async def serve(
@@ -157,13 +167,24 @@ def run(
         app[HOOKS].append(recorder(store, tracker))
         sign, domain = typed_signer(protocol.w3, protocol.signer), protocol.answer_domain
         app[SIGNER].append(lambda answer: sign(domain.data(answer)))
+        book = ReceiptBook(Path(config.data_dir) / f"receipts-{me}.sqlite")
+        paywall = Paywall(
+            price=config.price, me=me, domain=protocol.receipt_domain, epoch=lambda: tracker.epoch, book=book
+        )
+        app[PAYWALL].append(paywall)
         app[LIVE_INFO]["epoch"] = lambda: tracker.epoch
         parts.openings = openings.handler(
             store=store, roles=openings.VerifierRoles(protocol), chain_id=protocol.w3.eth.chain_id
         )
         parts.committer = committer = Committer(protocol, store)
         committer.live_sessions = lambda: serving(app).store.ids()
-        background = [tracker.run, committer.run, Verdicts(protocol).run, Responder(protocol, store).run]
+        background = [
+            tracker.run,
+            committer.run,
+            Verdicts(protocol).run,
+            Responder(protocol, store).run,
+            Redeemer(protocol, book).run,
+        ]
         progress(f"recording tasks in {store.path}; {len(committer.pending())} epoch(s) awaiting commitment")
         if config.rebalance:
             rebalancer = Rebalancer(

@@ -1,0 +1,49 @@
+"""A client pays for the steps it asks for (issue 14): one signed cumulative receipt per step and server.
+
+Each paid step goes out with the client's EIP-712 ``Receipt{client, server, epoch, amount}``, where ``amount`` is
+everything it owes that server for the epoch including this step (the server's announced price x tokens x
+layers). The server serves only a step its receipt pays for, and redeems the epoch's latest receipt from the
+client's deposit in Payments once the epoch's work is over. The client takes the epoch from the chain when it
+first pays a server, then from that server's signed answers, so both book the same epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from efedllm.client.routing import Peer
+from efedllm.receipts import RECEIPT_HEADER, RECEIPT_SIGNATURE_HEADER, Receipt, ReceiptDomain
+
+
+class Payer:
+    def __init__(self, *, client: str, sign: Callable[[dict], bytes], domain: ReceiptDomain, epoch: Callable[[], int]):
+        self.client, self.sign, self.domain, self.epoch = client, sign, domain, epoch
+        self.owed: dict[tuple[str, int], int] = {}
+        """(server, epoch) -> the amount of the last receipt a server accepted."""
+        self.epochs: dict[str, int] = {}
+        """server -> the epoch of its last signed answer."""
+
+    def pay(self, *, peer: Peer, tokens: int, layers: int) -> tuple[dict[str, str], Callable[[], None]]:
+        """The headers that pay for a step, and what to call once the server has served it."""
+        if not peer.price or peer.address is None:
+            return {}, lambda: None
+        server = peer.address
+        epoch = self.epochs[server] if server in self.epochs else self.epoch()
+        amount = self.owed.get((server, epoch), 0) + peer.price * tokens * layers
+        receipt = Receipt(client=self.client, server=server, epoch=epoch, amount=amount)
+        headers = {
+            RECEIPT_HEADER: receipt.to_header(),
+            RECEIPT_SIGNATURE_HEADER: "0x" + self.sign(self.domain.data(receipt)).hex(),
+        }
+
+        def served() -> None:
+            self.owed[(server, epoch)] = amount
+
+        return headers, served
+
+    def saw_epoch(self, server: str, epoch: int) -> None:
+        self.epochs[server] = epoch
+
+    def total(self) -> int:
+        """Wei owed over every server and epoch."""
+        return sum(self.owed.values())

@@ -1,0 +1,153 @@
+"""A server's pay for the work clients ask for (issue 14): receipts in, redemptions on chain.
+
+A server that sets ``--price`` serves a step only with the client's receipt for it: an EIP-712 ``Receipt{client,
+server, epoch, amount}`` signed by the client, where ``amount`` is everything the client owes this server for the
+epoch including this step (price x tokens x layers), so each step costs the client one signature and nothing on
+chain. ``Paywall`` checks the receipt before computing and books it once the step is served; ``Redeemer`` redeems
+each (client, epoch)'s latest receipt once that epoch's work period is over (Payments.redeem pays from the client's
+deposit). A receipt may name the epoch the server records under or a neighbour (a client reads the chain's clock a
+moment before or after the server does); the fees are booked under the receipt's epoch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from efedllm.chain.protocol import Phase, Protocol
+from efedllm.chain.transactions import RevertError
+from efedllm.receipts import RECEIPT_HEADER, RECEIPT_SIGNATURE_HEADER, Receipt, ReceiptDomain, signer_of
+from efedllm.server.sessions import SessionError
+
+log = logging.getLogger("efedllm.server.payments")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS receipts (
+    epoch INTEGER NOT NULL, client TEXT NOT NULL, amount TEXT NOT NULL, signature BLOB NOT NULL,
+    redeemed TEXT, PRIMARY KEY (epoch, client)
+);
+"""
+
+
+class ReceiptBook:
+    """The latest receipt of each (epoch, client), kept across restarts (amounts as decimal text: up to 2^256)."""
+
+    def __init__(self, path: Path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.executescript(SCHEMA)
+        self._lock = threading.Lock()
+
+    def owed(self, epoch: int, client: str) -> int | None:
+        """What ``client``'s latest receipt for ``epoch`` says; None when it has none; -1 once redeemed."""
+        row = self._db.execute(
+            "SELECT amount, redeemed FROM receipts WHERE epoch = ? AND client = ?", (epoch, client)
+        ).fetchone()
+        if row is None:
+            return None
+        return -1 if row[1] else int(row[0])
+
+    def book(self, receipt: Receipt, signature: bytes) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO receipts VALUES (?, ?, ?, ?, NULL) ON CONFLICT (epoch, client) DO UPDATE SET "
+                "amount = excluded.amount, signature = excluded.signature WHERE redeemed IS NULL",
+                (receipt.epoch, receipt.client, str(receipt.amount), signature),
+            )
+
+    def unredeemed(self, before: int) -> list[tuple[int, str, int, bytes]]:
+        return [
+            (e, c, int(a), s)
+            for e, c, a, s in self._db.execute(
+                "SELECT epoch, client, amount, signature FROM receipts WHERE redeemed IS NULL AND epoch < ?", (before,)
+            ).fetchall()
+        ]
+
+    def mark_redeemed(self, epoch: int, client: str, note: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE receipts SET redeemed = ? WHERE epoch = ? AND client = ?", (note, epoch, client))
+
+
+@dataclass(frozen=True)
+class Payment:
+    receipt: Receipt
+    signature: bytes
+
+
+class Paywall:
+    def __init__(self, *, price: int, me: str, domain: ReceiptDomain, epoch: Callable[[], int], book: ReceiptBook):
+        self.price, self.me, self.domain, self.epoch, self.book = price, me, domain, epoch, book
+
+    def check(self, *, tokens: int, layers: int, headers: Mapping[str, str]) -> Payment | None:
+        """The payment for a step of ``tokens`` over ``layers`` layers; SessionError 402 when none pays for it."""
+        if self.price == 0:
+            return None
+        cost = self.price * tokens * layers
+        raw, signature = headers.get(RECEIPT_HEADER), headers.get(RECEIPT_SIGNATURE_HEADER)
+        if not raw or not signature:
+            raise SessionError(402, f"payment required: {cost} wei for this step ({self.price} wei per token-layer)")
+        try:
+            receipt = Receipt.from_header(raw)
+            sig = bytes.fromhex(signature.removeprefix("0x"))
+            signer = signer_of(self.domain.data(receipt), sig)
+        except ValueError as exc:
+            raise SessionError(402, f"bad receipt: {exc}") from None
+        if signer != receipt.client:
+            raise SessionError(402, f"bad receipt: signed by {signer}, not by its client {receipt.client}")
+        if receipt.server != self.me:
+            raise SessionError(402, f"bad receipt: it pays {receipt.server}, not this server ({self.me})")
+        now = self.epoch()
+        if abs(receipt.epoch - now) > 1:
+            raise SessionError(402, f"bad receipt: epoch {receipt.epoch}, and this server records epoch {now}")
+        before = self.book.owed(receipt.epoch, receipt.client)
+        if before == -1:
+            raise SessionError(402, f"bad receipt: epoch {receipt.epoch} of this client was redeemed already")
+        due = (before or 0) + cost
+        if receipt.amount < due:
+            raise SessionError(402, f"receipt covers {receipt.amount} wei; {due} wei are due with this step")
+        return Payment(receipt, sig)
+
+    def accept(self, payment: Payment | None) -> None:
+        """Book a checked payment, once its step was served."""
+        if payment is not None:
+            self.book.book(payment.receipt, payment.signature)
+
+
+class Redeemer:
+    """Redeems every booked receipt of epochs whose work period is over."""
+
+    def __init__(self, protocol: Protocol, book: ReceiptBook, *, interval: float = 2.0):
+        self.protocol, self.book, self.interval = protocol, book, interval
+
+    def redeem_ready(self) -> int:
+        me, redeemed = self.protocol.signer.address, 0
+        for epoch, client, amount, signature in self.book.unredeemed(before=self.protocol.current_epoch() + 1):
+            if self.protocol.phase(epoch) <= Phase.WORK:
+                continue
+            receipt = Receipt(client=client, server=me, epoch=epoch, amount=amount)
+            try:
+                tx = self.protocol.tx.send(
+                    self.protocol.payments.functions.redeem(receipt.as_tuple(), signature), label="redeem"
+                )
+                note = tx["transactionHash"].hex()
+                redeemed += 1
+                log.info("epoch %d: redeemed %d wei from client %s", epoch, amount, client)
+            except RevertError as exc:  # AlreadyRedeemed, or a client with nothing left (ZeroAmount)
+                note = f"reverted: {exc.error}"
+                log.warning("epoch %d: the receipt of client %s was not paid (%s)", epoch, client, exc.error)
+            self.book.mark_redeemed(epoch, client, note)
+        return redeemed
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await loop.run_in_executor(None, self.redeem_ready)
+            except Exception as exc:  # noqa: BLE001 - chain away: try again
+                log.warning("redeeming receipts failed (%s: %s)", exc.__class__.__name__, exc)
