@@ -32,6 +32,8 @@ contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
     uint256 public constant MAX_UNBONDING_PERIOD = 365 days;
     uint256 private constant ONE = 1e18;
     uint224 private constant ACTIVE_BIT = 1 << 32;
+    /// @dev Where the bonded stake sits in a facts checkpoint (128 bits above the span and the active bit).
+    uint256 private constant STAKE_SHIFT = 64;
 
     uint256 public immutable NUM_LAYERS;
     IRewardPool public immutable rewardPool;
@@ -47,7 +49,8 @@ contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
     address[] private _serverList;
     LayerCounts.Counts private _coverage;
     LayerCounts.Counts private _spanCounts;
-    /// @dev Per server, key = first epoch, value = ACTIVE_BIT | firstLayer << 16 | numLayers at that epoch's start.
+    /// @dev Per server, key = first epoch, value = stake << STAKE_SHIFT | ACTIVE_BIT | firstLayer << 16 | numLayers
+    /// at that epoch's start.
     mapping(address server => Checkpoints.Trace224) private _facts;
     /// @dev Epochs during which the server left the active set, but the latest (kept in `Server.leftEpoch`).
     mapping(address server => mapping(uint256 epoch => bool)) private _leftDuring;
@@ -117,6 +120,9 @@ contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
         if (s.status == Status.Inactive && s.stake >= minStake) {
             // Paid again only from the next full epoch: it was inactive during part of this one.
             _setStatus(msg.sender, s, Status.Active, schedule.nextFullEpoch());
+        } else {
+            // Stake added counts from the next full epoch (epochStake)
+            _scheduleFacts(msg.sender, s, schedule.nextFullEpoch());
         }
     }
 
@@ -152,6 +158,9 @@ contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
         emit UnstakeRequested(msg.sender, amount, s.unbonding, s.unlockTime);
         if (s.status == Status.Active && s.stake < minStake) {
             _setStatus(msg.sender, s, Status.Inactive, _currentEpoch());
+        } else if (s.status != Status.Deactivated) {
+            // Stake removed counts for the current epoch already: epochStake takes the least of its start and end
+            _scheduleFacts(msg.sender, s, schedule.nextFullEpoch());
         }
     }
 
@@ -270,6 +279,14 @@ contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
     }
 
     /// @inheritdoc IServerRegistry
+    function epochStake(address server, uint256 epoch) external view returns (uint256) {
+        Checkpoints.Trace224 storage facts = _facts[server];
+        uint256 atStart = facts.upperLookupRecent(uint32(epoch)) >> STAKE_SHIFT;
+        uint256 atEnd = facts.upperLookupRecent(uint32(epoch + 1)) >> STAKE_SHIFT;
+        return atStart < atEnd ? atStart : atEnd;
+    }
+
+    /// @inheritdoc IServerRegistry
     function maxSpanOf(uint256 epoch) external view returns (uint256) {
         return _maxSpans.upperLookupRecent(uint32(epoch));
     }
@@ -364,7 +381,8 @@ contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
     /// @dev Schedules the live record as the server's facts from epoch `from` on. Keys only grow: every call in one
     /// epoch writes the same key, the latest value winning.
     function _scheduleFacts(address server, Server storage s, uint256 from) private {
-        uint224 packed = (s.status == Status.Active ? ACTIVE_BIT : 0) | uint224(s.firstLayer) << 16 | s.numLayers;
+        uint224 packed = uint224(s.stake) << STAKE_SHIFT | (s.status == Status.Active ? ACTIVE_BIT : 0)
+            | uint224(s.firstLayer) << 16 | s.numLayers;
         Checkpoints.Trace224 storage facts = _facts[server];
         if (facts.length() == 0 || facts.latest() != packed) {
             facts.push(uint32(from), packed);

@@ -28,6 +28,8 @@ contract TrustScoring is ITrustScoring, Governed {
 
     /// @notice What decides slashing (eq. 3 always decides pay): the median accuracy or the paper's S_i.
     SlashingRule public immutable SLASHING_RULE;
+    /// @notice How a passing server's pool share is weighted: S_i x work units (the paper's) or S_i x epoch stake.
+    RewardRule public immutable REWARD_RULE;
 
     uint256 public theta;
     uint256 public minVerifiers;
@@ -74,6 +76,7 @@ contract TrustScoring is ITrustScoring, Governed {
         uint256 minVerifiers_,
         uint256 immunityEpochs_,
         SlashingRule slashingRule,
+        RewardRule rewardRule,
         VerifierRules memory verifierRules
     ) Governed(governor, schedule_) {
         registry = registry_;
@@ -81,6 +84,7 @@ contract TrustScoring is ITrustScoring, Governed {
         rewardPool = rewardPool_;
         verifierStakes = verifierStakes_;
         SLASHING_RULE = slashingRule;
+        REWARD_RULE = rewardRule;
         _setTheta(theta_);
         _setMinVerifiers(minVerifiers_);
         _setImmunityEpochs(immunityEpochs_);
@@ -249,7 +253,11 @@ contract TrustScoring is ITrustScoring, Governed {
         if (s.outcome == Outcome.Passed) {
             // eq. 4, activate. Paid only if active for all of the epoch and it committed work; what it does
             // after the epoch (unstaking, being slashed for another epoch) does not take this pay away.
-            if (f.active && workUnits > 0) weight = uint256(s.score) * workUnits;
+            if (f.active && workUnits > 0) {
+                weight = REWARD_RULE == RewardRule.Work
+                    ? uint256(s.score) * workUnits
+                    : uint256(s.score) * registry.epochStake(server, epoch);
+            }
         } else if (s.outcome == Outcome.Slashed) {
             // eq. 4, deactivate, unless already deactivated or still immune
             if (f.status == IServerRegistry.Status.Deactivated) s.outcome = Outcome.Failed;

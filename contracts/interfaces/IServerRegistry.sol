@@ -126,6 +126,10 @@ interface IServerRegistry {
     function totalUnbonding() external view returns (uint256);
 
     function getServer(address server) external view returns (Server memory);
+    /// @notice The bonded stake `server` had through all of `epoch`: the least of its stake at the epoch's start
+    /// and at its end (stake added during an epoch counts from the next; stake removed counts at once), a fact of
+    /// the work period that no later call changes. The stake-weighted reward rule pays by it.
+    function epochStake(address server, uint256 epoch) external view returns (uint256);
     /// @notice What the scorer and the work ledger need about `server` for `epoch`, without copying the endpoint
     /// string: the epoch's facts (span, active all epoch) and the live status and weight.
     function scoringFacts(address server, uint256 epoch) external view returns (ScoringFacts memory);

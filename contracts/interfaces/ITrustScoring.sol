@@ -42,6 +42,15 @@ interface ITrustScoring {
         TrustScore
     }
 
+    /// @notice How a passing server's share of an epoch's pool is weighted (what it earns beyond its clients' fees):
+    /// Work (S_i x work units: the paper's; work a server sends itself raises its share, so self-dealing pays) or
+    /// Stake (S_i x the stake it held through the epoch, IServerRegistry.epochStake, as Livepeer splits inflation:
+    /// work earns fees from the clients who asked for it, and work a server pays for itself earns it nothing more).
+    enum RewardRule {
+        Work,
+        Stake
+    }
+
     /// @notice The verifier parameters of the constructor (a struct: the constructor's arguments fit the stack).
     struct VerifierRules {
         uint256 minStake; // least bonded verifier stake to commit scores, wei
@@ -175,6 +184,7 @@ interface ITrustScoring {
     function verifierSlashFraction() external view returns (uint256);
     function kappa() external view returns (uint256);
     function SLASHING_RULE() external view returns (SlashingRule);
+    function REWARD_RULE() external view returns (RewardRule);
     function scoreOf(uint256 epoch, address server) external view returns (Score memory);
     /// @notice The last epoch in which `server` was finalized with a score, and that score.
     function lastScore(address server) external view returns (uint256 epoch, Score memory);

@@ -9,6 +9,7 @@ from web3.exceptions import Web3Exception
 
 from efedllm.chain.compile import Artifact
 from efedllm.chain.deployment import ContractRecord, Deployment
+from efedllm.chain.enums import RewardRule
 from efedllm.chain.node import ANVIL_CHAIN_ID, GANACHE_CHAIN_ID
 from efedllm.chain.params import ProtocolParams
 from efedllm.chain.plan import GRANTS, VERIFIER_ROLE_HOLDER, steps
@@ -25,6 +26,7 @@ BOUNDS = {  # the contracts' constructor bounds (each contract's constructor), c
     "min_verifiers": (1, 32),
     "immunity_epochs": (0, 1000),
     "slashing_rule": (0, 1),
+    "reward_rule": (0, 1),
     "min_verifier_stake": (1, UINT128_MAX),
     "verifier_slash_fraction": (0, 10**18),
     "kappa": (0, 10**18),
@@ -136,7 +138,8 @@ PUBLIC_MIN_VERIFIERS = 3
 def check_public(params: ProtocolParams, chain_id: int) -> None:
     """On any chain but a local dev chain: at least three verifiers must reveal for a verdict (with one or two, a
     single liar decides the median: with two the median is their mean, so one liar moves it half-way), and no
-    immunity (a slashed operator re-registers under a new address and would get fresh immunity for free)."""
+    immunity (a slashed operator re-registers under a new address and would get fresh immunity for free), and the
+    stake-weighted reward rule (under the work-weighted one, work a server sends itself raises its share)."""
     if chain_id in DEV_CHAIN_IDS:
         return
     if params.min_verifiers < PUBLIC_MIN_VERIFIERS:
@@ -148,6 +151,11 @@ def check_public(params: ProtocolParams, chain_id: int) -> None:
         raise InvalidParameter(
             f"parameter immunity_epochs must be 0 on a public chain (chain id {chain_id}), got "
             f"{params.immunity_epochs}: a slashed operator would re-register under a new address and be immune again"
+        )
+    if params.reward_rule != RewardRule.STAKE:
+        raise InvalidParameter(
+            f"parameter reward_rule must be stake on a public chain (chain id {chain_id}): under the work rule a "
+            f"server that sends itself paid work earns a larger share of the pool than the work cost it"
         )
 
 

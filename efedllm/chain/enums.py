@@ -40,3 +40,5 @@ SlashingRule = _Labelled("SlashingRule", _members("SlashingRule"), module=__name
 SlashingRule.__doc__ = (
     "What a deployment's scorer slashes on (ITrustScoring.SlashingRule): accuracy, or the paper's S_i."
 )
+RewardRule = _Labelled("RewardRule", _members("RewardRule"), module=__name__)
+RewardRule.__doc__ = "How a passing server's pool share is weighted (ITrustScoring.RewardRule): work units or stake."

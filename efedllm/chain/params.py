@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from decimal import Decimal, InvalidOperation
 
-from efedllm.chain.enums import SlashingRule
+from efedllm.chain.enums import RewardRule, SlashingRule
 from efedllm.errors import InvalidParameter
 
 ONE = 10**18
@@ -24,6 +24,15 @@ def slashing_rule(text: str) -> int:
     except KeyError:
         names = ", ".join(m.name.lower().replace("_", "-") for m in SlashingRule)
         raise ValueError(f"not a slashing rule: {text!r} (one of {names})") from None
+
+
+def reward_rule(text: str) -> int:
+    """A reward rule typed by name (``work``, ``stake``) as its on-chain value."""
+    try:
+        return int(RewardRule[text.strip().upper()])
+    except KeyError:
+        names = ", ".join(m.name.lower() for m in RewardRule)
+        raise ValueError(f"not a reward rule: {text!r} (one of {names})") from None
 
 
 def wei_from_ether(text: str) -> int:
@@ -89,6 +98,18 @@ class ProtocolParams:
         },
     )
     """What θ is compared with (ITrustScoring.SlashingRule): 0 accuracy, 1 the paper's trust score."""
+    reward_rule: int = field(
+        default=int(RewardRule.WORK),
+        metadata={
+            "parse": reward_rule,
+            "metavar": "work|stake",
+            "help": "how a passing server's share of the pool is weighted: S_i x work units (the paper's; a server "
+            "that sends itself work raises its share) or S_i x the stake it held through the epoch (self-dealing "
+            "earns nothing; clients' fees pay for work); public chains need stake",
+            "default_help": "work",
+        },
+    )
+    """How a passing server's pool share is weighted (ITrustScoring.RewardRule): 0 work units, 1 epoch stake."""
     min_verifiers: int = 1
     """Revealed accuracies needed to score a server in an epoch."""
     immunity_epochs: int = 0
@@ -141,6 +162,8 @@ class ProtocolParams:
                 raise InvalidParameter(f"parameter {f.name} must be a non-negative integer, got {value!r}")
         if self.slashing_rule not in set(SlashingRule):
             raise InvalidParameter(f"parameter slashing_rule must be one of {[int(r) for r in SlashingRule]}")
+        if self.reward_rule not in set(RewardRule):
+            raise InvalidParameter(f"parameter reward_rule must be one of {[int(r) for r in RewardRule]}")
         settlement = self.epoch_length + self.settlement_delay
         for name in ("unbonding_period", "withdrawal_delay"):
             if getattr(self, name) <= settlement and (name == "unbonding_period" or self.withdrawal_delay):

@@ -23,7 +23,7 @@ from efedllm.chain.deployment import FORMAT_VERSION
 from efedllm.chain.plan import CONTRACTS
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
-ENUMS = ("Phase", "Outcome", "Status", "SlashingRule")
+ENUMS = ("Phase", "Outcome", "Status", "SlashingRule", "RewardRule")
 """The enums the off-chain code reads (IEpochSchedule.Phase, ITrustScoring.Outcome, IServerRegistry.Status,
 ITrustScoring.SlashingRule)."""
 

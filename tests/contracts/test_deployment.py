@@ -157,13 +157,13 @@ def test_registry_constructor_checks_parameter_bounds(system, gov, field, value,
         (1, 0, "minVerifiers", 1, 32),
         (1, 33, "minVerifiers", 1, 32),
         (2, 1001, "immunityEpochs", 0, 1000),
-        (4, 0, "minVerifierStake", 1, 2**128 - 1),
-        (5, ONE + 1, "verifierSlashFraction", 0, ONE),
-        (6, ONE + 1, "kappa", 0, ONE),
+        (5, 0, "minVerifierStake", 1, 2**128 - 1),
+        (6, ONE + 1, "verifierSlashFraction", 0, ONE),
+        (7, ONE + 1, "kappa", 0, ONE),
     ],
 )
 def test_scoring_constructor_checks_parameter_bounds(system, gov, index, value, name, low, high):
-    args = [ONE // 2, 2, 0, 0, ONE, ONE // 10, ONE // 2]
+    args = [ONE // 2, 2, 0, 0, 0, ONE, ONE // 10, ONE // 2]  # ..., slashing rule, reward rule, verifier rules
     args[index] = value
     with reverts("ParameterOutOfBounds", bytes32(name), value, low, high):
         TrustScoring.deploy(
@@ -173,8 +173,8 @@ def test_scoring_constructor_checks_parameter_bounds(system, gov, index, value, 
             system.ledger,
             system.pool,
             system.stakes,
-            *args[:4],
-            tuple(args[4:]),
+            *args[:5],
+            tuple(args[5:]),
             {"from": gov},
         )
 

@@ -128,6 +128,8 @@ def test_deploy_on_a_public_chain_refuses_a_quorum_one_liar_decides(tmp_path):
             "deploy", "--rpc-url", node.url, *verifier, "--min-verifiers", "3", "--immunity-epochs", "1", env=env
         )
         assert_one_line_error(result, "immunity_epochs must be 0 on a public chain")
+        result = efedllm("deploy", "--rpc-url", node.url, *verifier, "--min-verifiers", "3", env=env)
+        assert_one_line_error(result, "reward_rule must be stake on a public chain")  # work: self-dealing pays
         w3 = connect(node.url)
         assert w3.eth.get_transaction_count(w3.eth.accounts[0]) == 0
         assert not (tmp_path / "deployments").exists()
