@@ -24,7 +24,7 @@ from efedllm.chain.anvil import Anvil, AnvilConfig, warp_to
 from efedllm.chain.compile import compile_contracts
 from efedllm.chain.connection import Signer, connect
 from efedllm.chain.deploy import deploy
-from efedllm.chain.params import ONE, ProtocolParams
+from efedllm.chain.params import ONE, ProtocolParams, reward_rule
 from efedllm.chain.protocol import Phase, Protocol
 from efedllm.chain.transactions import ErrorDecoder, Transactor
 from efedllm.cli.common import table
@@ -49,10 +49,10 @@ def served_tree(server: str, epoch: int) -> tuple[list[TaskRecord], list[list[by
     return records, merkle.levels(leaves), merkle.root(leaves)
 
 
-def run_network(w3, artifacts, n: int) -> dict[str, int]:
+def run_network(w3, artifacts, n: int, *, reward_rule: int = 0) -> dict[str, int]:
     accounts = w3.eth.accounts
     governor, client, verifiers, servers = accounts[0], accounts[1], accounts[2 : 2 + VERIFIERS], accounts[5 : 5 + n]
-    params = ProtocolParams(min_verifiers=VERIFIERS)
+    params = ProtocolParams(min_verifiers=VERIFIERS, reward_rule=reward_rule)
     decoder = ErrorDecoder(a.abi for a in artifacts.values())
     deployment = deploy(
         w3, Transactor(w3, Signer(governor), decoder), params=params, artifacts=artifacts, verifiers=verifiers
@@ -144,6 +144,9 @@ def run_network(w3, artifacts, n: int) -> dict[str, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 25, 50, 100])
+    parser.add_argument(
+        "--reward-rule", type=reward_rule, default=0, help="work (the default deployment's) or stake", metavar="RULE"
+    )
     args = parser.parse_args()
     artifacts = compile_contracts()
     results = {}
@@ -151,7 +154,7 @@ def main() -> int:
         w3 = connect(anvil.url)
         for n in args.sizes:
             print(f"network of {n} servers ...", file=sys.stderr, flush=True)
-            results[n] = run_network(w3, artifacts, n)
+            results[n] = run_network(w3, artifacts, n, reward_rule=args.reward_rule)
 
     largest = results[max(args.sizes)]
     single = [k for k in largest if "servers" not in k and k not in ("finalize", "reveal")]

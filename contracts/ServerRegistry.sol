@@ -276,14 +276,25 @@ contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
         f.firstLayer = uint16(packed >> 16);
         f.numLayers = uint16(packed);
         f.weight = s.weight;
+        f.stake = _epochStake(_facts[server], packed, epoch);
     }
 
     /// @inheritdoc IServerRegistry
     function epochStake(address server, uint256 epoch) external view returns (uint256) {
         Checkpoints.Trace224 storage facts = _facts[server];
-        uint256 atStart = facts.upperLookupRecent(uint32(epoch)) >> STAKE_SHIFT;
-        uint256 atEnd = facts.upperLookupRecent(uint32(epoch + 1)) >> STAKE_SHIFT;
-        return atStart < atEnd ? atStart : atEnd;
+        return _epochStake(facts, facts.upperLookupRecent(uint32(epoch)), epoch);
+    }
+
+    /// @dev The least of the stake in `atStart` (the epoch's checkpoint) and in the next epoch's checkpoint, which
+    /// holds every change made during the epoch.
+    function _epochStake(Checkpoints.Trace224 storage facts, uint224 atStart, uint256 epoch)
+        private
+        view
+        returns (uint256)
+    {
+        uint256 start = atStart >> STAKE_SHIFT;
+        uint256 end = facts.upperLookupRecent(uint32(epoch + 1)) >> STAKE_SHIFT;
+        return start < end ? start : end;
     }
 
     /// @inheritdoc IServerRegistry

@@ -256,7 +256,7 @@ contract TrustScoring is ITrustScoring, Governed {
             if (f.active && workUnits > 0) {
                 weight = REWARD_RULE == RewardRule.Work
                     ? uint256(s.score) * workUnits
-                    : uint256(s.score) * registry.epochStake(server, epoch);
+                    : uint256(s.score) * f.stake;
             }
         } else if (s.outcome == Outcome.Slashed) {
             // eq. 4, deactivate, unless already deactivated or still immune

@@ -56,6 +56,7 @@ interface IServerRegistry {
         uint16 firstLayer;
         uint16 numLayers;
         uint256 weight;
+        uint256 stake; // epochStake: the bonded stake held through all of the epoch
     }
 
     event ServerRegistered(address indexed server, string endpoint, uint256 firstLayer, uint256 numLayers, uint256 stake);
