@@ -67,7 +67,7 @@ def test_a_pending_withdrawal_still_pays_receipts(payments, server, client, para
     receipt, signature = signed(payments, client, server, 0, 70)
     tx = payments.requestWithdrawal(100, {"from": client})
     unlock = tx.events["WithdrawalRequested"]["unlockTime"]
-    assert unlock == clock.now() + params.withdrawal_delay
+    assert unlock == clock.now() + params.client_withdrawal_delay  # 0 in the params: the unbonding period
     assert unlock > clock.start(0, Phase.SETTLED)  # the delay outlasts the epoch's windows
     clock.to_phase(0, Phase.COMMIT_WORK)
     assert payments.redeem(receipt, signature, {"from": server}).return_value == 70
