@@ -253,10 +253,11 @@ contract TrustScoring is ITrustScoring, Governed {
         if (s.outcome == Outcome.Passed) {
             // eq. 4, activate. Paid only if active for all of the epoch and it committed work; what it does
             // after the epoch (unstaking, being slashed for another epoch) does not take this pay away.
-            if (f.active && workUnits > 0) {
-                weight = REWARD_RULE == RewardRule.Work
-                    ? uint256(s.score) * workUnits
-                    : uint256(s.score) * f.stake;
+            // Work: paid for committed work. Stake: for staked, verified availability, work or none (clients' fees
+            // pay for work), so that work a server pays itself for cannot even qualify it.
+            if (f.active) {
+                if (REWARD_RULE == RewardRule.Stake) weight = uint256(s.score) * f.stake;
+                else if (workUnits > 0) weight = uint256(s.score) * workUnits;
             }
         } else if (s.outcome == Outcome.Slashed) {
             // eq. 4, deactivate, unless already deactivated or still immune

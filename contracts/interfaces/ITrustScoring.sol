@@ -44,8 +44,9 @@ interface ITrustScoring {
 
     /// @notice How a passing server's share of an epoch's pool is weighted (what it earns beyond its clients' fees):
     /// Work (S_i x work units: the paper's; work a server sends itself raises its share, so self-dealing pays) or
-    /// Stake (S_i x the stake it held through the epoch, IServerRegistry.epochStake, as Livepeer splits inflation:
-    /// work earns fees from the clients who asked for it, and work a server pays for itself earns it nothing more).
+    /// Stake (S_i x the stake it held through the epoch, IServerRegistry.epochStake, whether or not it served, as
+    /// Livepeer splits inflation over its active set: work earns fees from the clients who asked for it, and work a
+    /// server pays for itself earns it nothing more, not even its place in the split).
     enum RewardRule {
         Work,
         Stake

@@ -40,8 +40,9 @@ def self_dealing_epoch(p: Protocol, honest, dealer, dealer_client, client) -> di
     signature = typed_signer(web3, Signer(str(dealer_client), None))(data)
     p.commit_work(1, {honest: 10, dealer: 1000})
     assert system.payments.redeem(receipt.as_tuple(), signature, {"from": dealer}).return_value == ETHER
-    p.score(1, {honest: ONE, dealer: ONE})
-    p.finalize(1, [honest, dealer])
+    others = [s for s in (str(a) for a in p.system.registry.getServers(0, 10)[0]) if s not in (honest, dealer)]
+    p.score(1, {honest: ONE, dealer: ONE, **dict.fromkeys(others, ONE)})
+    p.finalize(1, [honest, dealer, *others])
     p.settle(1)
     return {"honest": system.pool.shareOf(1, honest), "dealer": system.pool.shareOf(1, dealer)}
 
@@ -56,8 +57,11 @@ def test_under_the_work_rule_self_dealing_buys_a_larger_share(deploy, verifiers,
 def test_under_the_stake_rule_claimed_work_buys_nothing(deploy, verifiers, servers, client, accounts):
     p = network(deploy, verifiers, rule=1)
     assert p.system.scoring.REWARD_RULE() == 1
+    idle = servers[2]
+    p.register(idle)  # staked and verified like the others, but no client routed to it
     shares = self_dealing_epoch(p, servers[0], servers[1], accounts[9], client)
-    assert shares["dealer"] == shares["honest"] == POOL // 2  # equal stakes, equal scores: equal shares
+    third = p.system.pool.shareOf(1, idle)
+    assert shares["dealer"] == shares["honest"] == third == POOL // 3  # equal stakes and scores: equal shares
 
 
 @pytest.fixture
