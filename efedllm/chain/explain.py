@@ -114,7 +114,9 @@ MEANINGS: dict[str, str | Callable[[dict[str, Any]], str]] = {
         f"verifier {a['verifier']} already committed a seed share for epoch {a['epoch']}"
     ),
     "NoSeedShare": lambda a: f"verifier {a['verifier']} committed no seed share for epoch {a['epoch']}",
-    "SeedShareAlreadyRevealed": lambda a: f"verifier {a['verifier']} already revealed its seed share of epoch {a['epoch']}",
+    "SeedShareAlreadyRevealed": lambda a: (
+        f"verifier {a['verifier']} already revealed its seed share of epoch {a['epoch']}"
+    ),
     "SeedShareWasRevealed": lambda a: f"verifier {a['verifier']} revealed its seed share of epoch {a['epoch']}",
     "SeedNotReady": lambda a: (
         f"the seed of epoch {a['epoch']} waits for its verifiers' shares ({a['revealed']} of {a['committed']} "
