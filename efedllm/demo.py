@@ -4,7 +4,7 @@ Anvil with the contracts; four servers over the default model's 30 layers: A 0:1
 purpose: it adds small noise to its outputs, so its answers look fine but are not what the layers compute), and
 C 0:10 (spare capacity, rebalancing on, automatic claims); two verifiers; a client. Epoch 1: the client generates
 through the network, F gets caught, deactivated and slashed; C takes over F's layers. Epoch 2: the client
-generates the same text through the new route; honest servers are paid and claim. The chain clock is
+generates the same text through the new route; honest servers are paid and claim, and so are the verifiers. The chain clock is
 fast-forwarded window by window once every process has acted (``localnet.Walker``), so the demo never sits
 waiting for time to pass. Everything the summary reports is read back from the chain.
 """
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from efedllm.chain import explain
+from efedllm.chain.claims import claim
 from efedllm.chain.connection import Signer
 from efedllm.chain.params import ETHER, ONE
 from efedllm.chain.protocol import Phase, Protocol, Status
@@ -29,7 +30,6 @@ from efedllm.localnet import (
     start_all,
     wait_for,
 )
-from efedllm.server.rewards import claim
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -215,6 +215,19 @@ class Demo:
                 amount = sum(pool.shareOf(e, me).call() for e in owed)
                 self.report["claims"].append({"server": role.name, "epochs": owed, "amount": amount, "how": "auto"})
                 self.log(f"server {role.name} claimed {amount / ETHER:.4f} ETH for {explain.epochs(owed)} on its own")
+        for v in VERIFIERS:  # each verifier claims its part of the verifiers' share once an epoch settles
+            me = self.address(v)
+            owed = [e for e in epochs if pool.shareOf(e, me).call()]
+            wait_for(
+                lambda me=me, owed=owed: all(pool.hasClaimed(e, me).call() for e in owed),
+                f"verifier {me}'s claim of its pay",
+                timeout=120,
+                processes=self.processes,
+            )
+            if owed:
+                amount = sum(pool.shareOf(e, me).call() for e in owed)
+                self.report["claims"].append({"verifier": me, "epochs": owed, "amount": amount, "how": "auto"})
+                self.log(f"verifier {me} claimed {amount / ETHER:.4f} ETH of verifier pay for {explain.epochs(owed)}")
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.report, indent=1, default=str))

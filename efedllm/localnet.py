@@ -271,7 +271,8 @@ class Walker:
         return {s: self.protocol.commitment_of(epoch, s) for s in servers}
 
     def scores(self, epoch: int, verifiers: Iterable[str], servers: Iterable[str]) -> dict[str, Score]:
-        """Commit, reveal and finalize ``epoch``; returns each server's Score."""
+        """Commit, reveal and finalize ``epoch`` (once ``verifiers`` committed their seed shares, when the epoch
+        still takes them); returns each server's Score."""
         scoring = self.protocol.scoring.functions
         verifiers = list(verifiers)
 
@@ -283,6 +284,16 @@ class Walker:
             _commitment, revealed = scoring.commitmentOf(epoch, verifier).call()
             return revealed
 
+        def seed_share(verifier: str) -> bool:
+            commitment, _revealed = scoring.seedShareOf(epoch, verifier).call()
+            return commitment != b"\0" * 32
+
+        if self.protocol.phase(epoch) in (Phase.WORK, Phase.COMMIT_WORK):  # seed shares are committed until then
+            wait_for(
+                lambda: all(seed_share(v) for v in verifiers),
+                f"seed shares of epoch {epoch}",
+                processes=self.processes,
+            )
         self.warp(epoch, Phase.COMMIT_SCORES)
         wait_for(
             lambda: all(committed(v) for v in verifiers),

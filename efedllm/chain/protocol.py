@@ -195,6 +195,7 @@ class Protocol:
             "minVerifierStake": s.minVerifierStake().call(),
             "verifierSlashFraction": s.verifierSlashFraction().call(),
             "kappa": s.kappa().call(),
+            "verifierShare": self.pool.functions.VERIFIER_SHARE().call(),
             "claimPeriod": self.pool.functions.CLAIM_PERIOD().call(),
             "epochLength": c.EPOCH_LENGTH().call(),
             "commitWorkWindow": c.COMMIT_WORK_WINDOW().call(),

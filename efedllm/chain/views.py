@@ -112,11 +112,13 @@ class EpochPool:
     rolled_in: int
     claimed: int
     total_weight: int
+    verifiers: int
+    """Verifiers paid from this pool (they revealed their scores and were not penalized for deviating)."""
     rolled_out: bool
 
     @property
     def size(self) -> int:
-        """What the epoch's servers share: funding, slashed stake and what was rolled in."""
+        """What the epoch's servers and verifiers share: funding, slashed stake and what was rolled in."""
         return self.funded + self.slashed + self.rolled_in
 
 

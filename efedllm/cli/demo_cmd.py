@@ -128,7 +128,7 @@ def _interrupt(*_) -> None:
 
 def print_summary(protocol: Protocol, report: dict, *, deployment_block: int) -> None:
     """What happened, read back from the chain."""
-    from efedllm.demo import ROLES
+    from efedllm.demo import ROLES, VERIFIERS
 
     names = {protocol.w3.eth.accounts[r.account]: r.name for r in ROLES}
     claimed: dict[str, int] = {}
@@ -164,6 +164,15 @@ def print_summary(protocol: Protocol, report: dict, *, deployment_block: int) ->
     ]
     say("\n== servers (read from the chain) ==")
     say(table(headers, rows))
+    say("\n== verifiers ==")
+    verifier_rows = []
+    for v in VERIFIERS:
+        address = protocol.w3.eth.accounts[v]
+        stake = protocol.verifier_stake(address)
+        verifier_rows.append(
+            [address[:10] + "…", ether(stake.bonded), stake.times_slashed, ether(claimed.get(address, 0))]
+        )
+    say(table(["verifier", "stake", "slashed", "pay claimed"], verifier_rows))
     say("\n== generations ==")
     for g in report["generations"]:
         route = " -> ".join(f"{r['server']} [{r['layers']}]" for r in g["route"])
@@ -173,6 +182,8 @@ def print_summary(protocol: Protocol, report: dict, *, deployment_block: int) ->
     say("\n== pools ==")
     for epoch in epochs:
         pool = protocol.pool_of(epoch)
+        pot = protocol.pool.functions.verifierPot(epoch).call()
         say(
-            f"epoch {epoch}: funded {ether(pool.funded)}, slashed stake {ether(pool.slashed)}, paid {ether(pool.claimed)}"
+            f"epoch {epoch}: funded {ether(pool.funded)}, slashed stake {ether(pool.slashed)}, paid {ether(pool.claimed)}; "
+            f"the verifiers' share {ether(pot)}, split by {pool.verifiers} verifier(s)"
         )

@@ -14,7 +14,7 @@ from efedllm.chain import governance
 from efedllm.chain.explain import utc
 from efedllm.chain.transactions import RevertError
 from efedllm.cli.common import add_chain_options, ether, open_protocol
-from efedllm.cli.server_account import wei
+from efedllm.cli.stake_account import wei
 from efedllm.errors import EfedError
 
 

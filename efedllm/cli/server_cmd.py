@@ -11,8 +11,9 @@ from dataclasses import fields
 from efedllm.aids.config import KINDS, FaultConfig
 from efedllm.chain.params import ETHER
 from efedllm.cli import server_account
-from efedllm.cli.common import add_chain_options, add_logging_options, ether, open_protocol, setup_logging
+from efedllm.cli.common import add_chain_options, add_logging_options, open_protocol, setup_logging
 from efedllm.cli.flags import add_dataclass_options, dataclass_from_args
+from efedllm.cli.stake_account import register_claim_command
 from efedllm.errors import EfedError
 from efedllm.layers import parse_span
 from efedllm.model.source import DEFAULT_MODEL
@@ -27,15 +28,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("server", help="serve layers of the model for rewards; manage stake; claim")
     commands = parser.add_subparsers(dest="server_command", required=True, metavar="ACTION")
     _register_run(commands)
-    claim = commands.add_parser("claim", help="claim this server's rewards for every settled epoch")
-    claim.add_argument(
-        "--epochs",
-        default=None,
-        metavar="E,E,...",
-        help="claim only these epochs (default: every settled epoch with an unclaimed share)",
-    )
-    add_chain_options(claim, signs=True)
-    claim.set_defaults(run=run_claim)
+    register_claim_command(commands, "server", help="claim this server's rewards for every settled epoch")
     server_account.register(commands)
 
 
@@ -152,22 +145,3 @@ def listen(host: str, port: int) -> socket.socket:
     except OSError as exc:
         why = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc)).lower()
         raise EfedError(f"cannot listen on {host}:{port}: {why}") from None
-
-
-def run_claim(args: argparse.Namespace) -> int:
-    from efedllm.chain import explain
-    from efedllm.server.rewards import claim
-
-    protocol = open_protocol(args, signs=True)
-    epochs = None
-    if args.epochs:
-        try:
-            epochs = [int(e) for e in args.epochs.split(",")]
-        except ValueError:
-            raise EfedError(f"--epochs must be comma-separated numbers, got {args.epochs!r}") from None
-    claimed, amount = claim(protocol, epochs=epochs)
-    if not claimed:
-        say(f"nothing to claim for {protocol.signer.address}")
-        return 0
-    say(f"claimed {ether(amount)} for {explain.epochs(claimed)} to {protocol.signer.address}")
-    return 0

@@ -11,7 +11,7 @@ from efedllm.chain.protocol import Protocol, ServerRecord, Status
 from efedllm.cli.common import add_chain_options, ether, fixed, open_protocol, table
 from efedllm.layers import compact_layers
 
-FRACTIONS = {"slashFraction", "theta", "verifierSlashFraction", "kappa"}
+FRACTIONS = {"slashFraction", "theta", "verifierSlashFraction", "kappa", "verifierShare"}
 WEI = {"minStake", "minVerifierStake"}
 
 

@@ -1,6 +1,6 @@
 """``efedllm verifier``: ``run`` checks servers' committed work each epoch and puts their accuracies on chain;
-``status``, ``stake``, ``unstake``, ``withdraw`` and ``penalize`` manage the verifier's stake and other verifiers'
-penalties (verifier_account.py)."""
+``status``, ``stake``, ``unstake``, ``withdraw``, ``claim`` and ``penalize`` manage the verifier's stake, its pay
+and other verifiers' penalties (verifier_account.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""A server's rewards: which settled epochs owe it something, and claiming them (pull payments)."""
+"""A server's automatic claims: its rewards pulled as they become claimable (efedllm/chain/claims.py decides
+which epochs owe it something)."""
 
 from __future__ import annotations
 
@@ -6,39 +7,10 @@ import asyncio
 import logging
 
 from efedllm.chain import explain
-from efedllm.chain.protocol import Phase, Protocol
+from efedllm.chain.claims import claim
+from efedllm.chain.protocol import Protocol
 
 log = logging.getLogger("efedllm.server.rewards")
-
-
-def claimable_epochs(protocol: Protocol, server: str) -> list[int]:
-    """Settled epochs since ``server`` registered with a reward weight it has not claimed yet, and can still claim
-    (an epoch whose rest was rolled over after its claim period is skipped: claiming it would revert)."""
-    record = next((s for s in protocol.servers() if s.address == server), None)
-    if record is None:
-        return []
-    pool = protocol.pool.functions
-    epochs = []
-    for epoch in range(record.registered_epoch, protocol.current_epoch()):
-        if protocol.phase(epoch) != Phase.SETTLED:
-            break  # later epochs are not settled either
-        owed = pool.rewardWeight(epoch, server).call() and not pool.hasClaimed(epoch, server).call()
-        if owed and not protocol.pool_of(epoch).rolled_out:
-            epochs.append(epoch)
-    return epochs
-
-
-def claim(protocol: Protocol, *, epochs: list[int] | None = None) -> tuple[list[int], int]:
-    """Claim the signer's rewards for ``epochs`` (default: every claimable one); returns (epochs, wei)."""
-    me = protocol.signer.address
-    epochs = claimable_epochs(protocol, me) if epochs is None else epochs
-    if not epochs:
-        return [], 0
-    amount = protocol.pool.functions.pendingRewards(me, epochs).call()
-    if amount == 0:
-        return [], 0
-    protocol.tx.send(protocol.pool.functions.claimRewards(epochs), label="claimRewards")
-    return epochs, amount
 
 
 async def auto_claim(protocol: Protocol, *, interval: float = 10.0) -> None:

@@ -52,5 +52,6 @@ class VerifierAccount:
     )
     """The bond to reach on start, in wei (typed in ETH)."""
     penalize: bool = True
-    """After finalizing an epoch, penalize verifiers that committed without revealing or revealed more than κ
-    from a server's median (anyone may; it costs this verifier gas)."""
+    """After finalizing an epoch, penalize verifiers that committed scores without revealing them or withheld a
+    seed share (anyone may; it costs this verifier gas; finalize itself slashes a reveal more than κ from a
+    median)."""

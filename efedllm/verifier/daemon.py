@@ -1,8 +1,13 @@
-"""The verifier's epoch loop: commitment -> sample -> verify -> commit scores -> reveal -> finalize -> penalize.
+"""The verifier's epoch loop: seed share -> seed -> sample -> verify -> commit scores -> reveal -> finalize ->
+penalize -> claim.
 
 Chain time decides everything: for each recent epoch the loop looks at its phase and does what that phase asks,
-once. What it did is kept in a small JSON file, so a verifier restarted between commit and reveal still reveals
-(with the same salt) instead of losing its vote.
+once. While an epoch works (or its servers commit), the verifier commits the hash of a random salt, its share of
+the epoch's sampling seed; once commitments are closed it reveals the salt and draws the seed (TrustScoring.drawSeed
+waits until every share is revealed, or a quarter into the window), samples with it, verifies and commits its
+scores. What it did is kept in a small JSON file, written before each commitment is sent, so a verifier restarted
+between a commit and its reveal still reveals (with the same salt) instead of losing its vote or being penalized
+for a withheld seed share. Once an epoch settles, the verifier claims its pay for it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,10 @@ import random
 import secrets
 from pathlib import Path
 
+from web3.logs import DISCARD
+
+from efedllm.chain import explain
+from efedllm.chain.claims import claim
 from efedllm.chain.connection import message_signer
 from efedllm.chain.explain import ether
 from efedllm.chain.params import ONE
@@ -28,7 +37,8 @@ log = logging.getLogger("efedllm.verifier")
 
 
 class VerifierState:
-    """Per epoch: the servers and accuracies committed, the salt, and which steps are done."""
+    """Per epoch: the seed share's salt, the servers and accuracies committed, their salt, and which steps are
+    done."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -73,9 +83,11 @@ class Verifier:
 
     def tick(self) -> None:
         now = self.protocol.current_epoch()
-        for epoch in range(max(0, now - 4), now):
+        for epoch in range(max(0, now - 4), now + 1):
             phase, st = self.protocol.phase(epoch), self.state.get(epoch)
-            if phase == Phase.COMMIT_SCORES and "committed" not in st:
+            if phase in (Phase.WORK, Phase.COMMIT_WORK) and "seed_committed" not in st:
+                self.commit_seed_share(epoch, st)
+            elif phase == Phase.COMMIT_SCORES and "committed" not in st:
                 self.score_and_commit(epoch, st)
             elif phase == Phase.REVEAL_SCORES and "committed" in st and "revealed" not in st and st["servers"]:
                 self.reveal(epoch, st)
@@ -84,6 +96,7 @@ class Verifier:
             elif phase in (Phase.FINALIZE, Phase.SETTLED) and self.penalize and "penalized" not in st:
                 self.penalize_others(epoch, st)
             self._say_if_missed(epoch, phase, st)
+        self.claim_pay()
 
     def _say_if_missed(self, epoch: int, phase: Phase, st: dict) -> None:
         """Loudly, once: a window of an epoch this verifier was running for closed before it acted (a chain whose
@@ -107,20 +120,109 @@ class Verifier:
             phase.name.lower().replace("_", "-"),
         )
 
-    def _seed(self, epoch: int) -> bytes:
-        ledger = self.protocol.ledger.functions
+    # ------------------------------------------------------------------ the sampling seed
+
+    def commit_seed_share(self, epoch: int, st: dict) -> None:
+        """Commit the hash of a random salt as this verifier's share of ``epoch``'s seed (its Work or CommitWork
+        phase). The salt is saved before the transaction is sent: a verifier that stops after sending it still
+        reveals the share when it comes back, instead of being penalized for withholding it."""
+        scoring = self.protocol.scoring.functions
+        commitment, _revealed = scoring.seedShareOf(epoch, self.me).call()
+        if commitment != bytes(32):  # sent before a restart (with the salt saved), or by another copy of this key
+            ours = "seed_salt" in st and commitment == self._seed_commitment(epoch, st)
+            st["seed_committed"] = "before a restart" if ours else None
+            if not ours:
+                log.error(
+                    "epoch %d: a seed share of %s is on chain but its salt is not in %s",
+                    epoch,
+                    self.me,
+                    self.state.path,
+                )
+            self.state.save()
+            return
+        if "seed_salt" not in st:
+            st["seed_salt"] = "0x" + secrets.token_hex(32)
+            self.state.save()
+        call = scoring.commitSeed(epoch, self._seed_commitment(epoch, st))
+        try:
+            receipt = self.protocol.tx.send(call, label="commitSeed")
+        except RevertError as exc:
+            if exc.error == "VerifierStakeTooLow":  # slashed below it: it cannot commit scores either
+                if "seed_low_stake" not in st:
+                    st["seed_low_stake"] = True
+                    log.error(
+                        "epoch %d: no seed share committed (%s): top the bond up with `efedllm verifier stake`",
+                        epoch,
+                        exc,
+                    )
+                self.state.save()
+                return  # tried again next tick: the bond may be topped up meanwhile
+            if exc.error != "WrongPhase":  # a paused contract: the next tick tries again
+                raise
+            st["seed_committed"] = None  # commitments closed while it was sent: no share for this epoch
+            log.warning("epoch %d: no seed share committed: %s", epoch, exc)
+        else:
+            st["seed_committed"] = receipt["transactionHash"].hex()
+            self.progress(f"epoch {epoch}: committed a seed share")
+        self.state.save()
+
+    def _seed_commitment(self, epoch: int, st: dict) -> bytes:
+        salt = bytes.fromhex(st["seed_salt"][2:])
+        return self.protocol.scoring.functions.seedShareHash(self.me, epoch, salt).call()
+
+    def _reveal_seed_share(self, epoch: int, st: dict) -> None:
+        if not st.get("seed_committed") or "seed_revealed" in st:
+            return
+        call = self.protocol.scoring.functions.revealSeed(epoch, bytes.fromhex(st["seed_salt"][2:]))
+        try:
+            st["seed_revealed"] = self.protocol.tx.send(call, label="revealSeed")["transactionHash"].hex()
+        except RevertError as exc:
+            if exc.error == "SeedShareAlreadyRevealed":
+                st["seed_revealed"] = "before a restart"
+            elif exc.error == "SeedAlreadyDrawn":
+                st["seed_revealed"] = None
+                log.error(
+                    "epoch %d: the seed was drawn before this verifier revealed its share: it will be penalized for "
+                    "withholding it; check that verifying keeps up with the chain's windows",
+                    epoch,
+                )
+            else:
+                raise
+        self.state.save()
+
+    def _seed(self, epoch: int, st: dict) -> bytes | None:
+        """The epoch's sampling seed: reveal this verifier's share, then draw the seed from the revealed shares.
+        None while TrustScoring waits for other verifiers' shares (the next tick tries again)."""
+        ledger, scoring = self.protocol.ledger.functions, self.protocol.scoring.functions
         seed = ledger.sampleSeed(epoch).call()
-        if seed == b"\0" * 32:
-            try:
-                self.protocol.tx.send(ledger.drawSeed(epoch), label="drawSeed")
-            except RevertError as exc:
-                if exc.error != "SeedAlreadyDrawn":
-                    raise
-            seed = ledger.sampleSeed(epoch).call()
-        return seed
+        if seed != bytes(32):
+            return seed
+        self._reveal_seed_share(epoch, st)
+        try:
+            self.protocol.tx.send(scoring.drawSeed(epoch), label="drawSeed")
+        except RevertError as exc:
+            if exc.error == "SeedNotReady":
+                if "seed_waiting" not in st:
+                    st["seed_waiting"] = True
+                    committed, revealed = scoring.seedShares(epoch).call()
+                    self.progress(
+                        f"epoch {epoch}: waiting for the seed ({revealed} of {committed} share(s) revealed; drawn "
+                        f"at the latest at {explain.utc(scoring.seedReadyAt(epoch).call())})"
+                    )
+                return None
+            if exc.error != "SeedAlreadyDrawn":
+                raise
+        else:
+            committed, revealed = scoring.seedShares(epoch).call()
+            self.progress(f"epoch {epoch}: drew the seed from {revealed} of {committed} seed share(s)")
+        return ledger.sampleSeed(epoch).call()
+
+    # ------------------------------------------------------------------ scores
 
     def score_and_commit(self, epoch: int, st: dict) -> None:
-        seed = self._seed(epoch)
+        seed = self._seed(epoch, st)
+        if seed is None:
+            return
         targets = []
         for s in self.protocol.servers():
             work = self.protocol.commitment_of(epoch, s.address)
@@ -181,6 +283,7 @@ class Verifier:
 
     def finalize(self, epoch: int, st: dict) -> None:
         servers = sorted((s.address for s in self.protocol.servers()), key=lambda a: int(a, 16))
+        receipt = None
         if servers:
             receipt = self.protocol.tx.send(self.protocol.scoring.functions.finalize(epoch, servers), label="finalize")
             st["finalized"] = receipt["transactionHash"].hex()
@@ -194,10 +297,18 @@ class Verifier:
                     f"epoch {epoch}: finalized {address}: acc {score.acc / ONE:.3f}, "
                     f"S {score.score / ONE:.3f} -> {score.outcome.label}"
                 )
+        if receipt is not None:
+            for event in self.protocol.scoring.events.DeviationPenalized().process_receipt(receipt, errors=DISCARD):
+                a = event["args"]
+                who = "this verifier" if a["verifier"] == self.me else f"verifier {a['verifier']}"
+                self.progress(
+                    f"epoch {epoch}: {who} revealed acc {a['accuracy'] / ONE:.3f} for {a['server']}, median "
+                    f"{a['median'] / ONE:.3f} (more than κ away): slashed {ether(a['amount'])}, not paid for the epoch"
+                )
 
     def penalize_others(self, epoch: int, st: dict) -> None:
-        """Slash the verifiers that committed for ``epoch`` and never revealed, or revealed more than κ from a
-        finalized median (once per epoch; another verifier may have done it first)."""
+        """Slash the verifiers that committed scores for ``epoch`` and never revealed them, or committed a seed
+        share and withheld it (once per epoch; another verifier may have done it first)."""
         done = []
         for penalty in find_penalties(self.protocol, epoch):
             if penalty.verifier == self.me:
@@ -208,6 +319,42 @@ class Verifier:
                 done.append(penalty.verifier)
         st["penalized"] = done
         self.state.save()
+
+    # ------------------------------------------------------------------ pay
+
+    def claim_pay(self) -> None:
+        """Claim this verifier's pay for the epochs it revealed scores for once they settle (a part of each epoch's
+        verifier pot, unless it was penalized); each epoch is looked at once."""
+        due = [
+            int(e)
+            for e, st in self.epochs_with("revealed")
+            if "claimed" not in st and self.protocol.phase(int(e)) == Phase.SETTLED
+        ]
+        if not due:
+            return
+        pool = self.protocol.pool.functions
+        shares = {e: pool.shareOf(e, self.me).call() for e in due}
+        owed = [
+            e
+            for e in due
+            if shares[e] and not pool.hasClaimed(e, self.me).call() and not self.protocol.pool_of(e).rolled_out
+        ]
+        claimed, amount = [], 0
+        if owed:
+            try:
+                claimed, amount = claim(self.protocol, epochs=owed)
+            except RevertError as exc:
+                if exc.error not in ("NothingToClaim", "AlreadyClaimed"):
+                    raise  # the next tick tries again
+                # claimed meanwhile (`efedllm verifier claim`): nothing more to do for these epochs
+        for e in due:
+            self.state.get(e)["claimed"] = shares[e] if e in claimed else 0
+        self.state.save()
+        if amount:
+            self.progress(f"claimed {ether(amount)} of verifier pay for {explain.epochs(claimed)}")
+
+    def epochs_with(self, step: str) -> list[tuple[str, dict]]:
+        return [(e, st) for e, st in self.state.epochs.items() if st.get(step)]
 
     # ------------------------------------------------------------------ loop
 

@@ -1,7 +1,8 @@
 """Which committed tasks a verifier opens, and how likely that is to catch a cheater.
 
-Indices come from the epoch's on-chain seed (``WorkLedger.drawSeed``, drawn after every commitment was fixed), so
-a server could not know at commit time which of its tasks would be checked, and every verifier derives the same
+Indices come from the epoch's on-chain seed (``WorkLedger.sampleSeed``, drawn by ``TrustScoring.drawSeed`` after
+every commitment was fixed, from salts that the verifiers committed before), so a server could not know at commit
+time which of its tasks would be checked, nor choose the seed afterwards, and every verifier derives the same
 sample: they can compare notes, and a server cannot tell one verifier's requests from another's.
 """
 

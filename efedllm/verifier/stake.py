@@ -1,9 +1,10 @@
 """A verifier's stake and the penalties of other verifiers, without loading a model.
 
-Committing scores needs ``minVerifierStake`` bonded in VerifierStakes (``ensure_stake`` tops the bond up on start).
-Once an epoch's reveals are closed, anyone may penalize a verifier that committed and never revealed, or revealed
-an accuracy more than κ from a finalized server's median; ``find_penalties`` finds both from the epoch's
-ScoresCommitted and ScoresRevealed events and the scores on chain, and ``apply_penalty`` sends one.
+Committing scores and seed shares needs ``minVerifierStake`` bonded in VerifierStakes (``ensure_stake`` tops the
+bond up on start). Anyone may penalize a verifier that committed scores and never revealed them (once the epoch's
+reveals are closed), or committed a seed share and did not reveal it before the seed was drawn; ``find_penalties``
+finds both from the epoch's events, and ``apply_penalty`` sends one. A reveal more than κ from a server's median
+needs nobody: ``finalize`` slashes it (DeviationPenalized).
 """
 
 from __future__ import annotations
@@ -14,11 +15,9 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from efedllm.chain.explain import ether
-from efedllm.chain.protocol import Outcome, Protocol
+from efedllm.chain.protocol import Protocol
 from efedllm.chain.transactions import RevertError
 from efedllm.errors import EfedError
-
-NOT_SCORED = (Outcome.NONE, Outcome.NO_QUORUM)
 
 
 def ensure_stake(protocol: Protocol, target: int | None, *, say=print) -> int:
@@ -45,92 +44,63 @@ def ensure_stake(protocol: Protocol, target: int | None, *, say=print) -> int:
     return target
 
 
+PENALTIES = {  # kind -> (TrustScoring function, its event)
+    "no-reveal": ("penalizeNoReveal", "NoRevealPenalized"),
+    "seed-withheld": ("penalizeSeedWithheld", "SeedWithheldPenalized"),
+}
+
+
 @dataclass(frozen=True)
 class Penalty:
-    """A penalty that applies to ``verifier`` for ``epoch``: ``kind`` "no-reveal" or "deviation" (then with the
-    reveal to resubmit and the server whose median it missed)."""
+    """A penalty that applies to ``verifier`` for ``epoch``: ``kind`` "no-reveal" (it committed scores and never
+    revealed them) or "seed-withheld" (it committed a seed share and did not reveal it before the seed was
+    drawn)."""
 
     epoch: int
     verifier: str
     kind: str
-    servers: tuple[str, ...] = ()
-    accuracies: tuple[int, ...] = ()
-    salt: bytes = b""
-    server: str = ""
-    accuracy: int = 0
-    median: int = 0
 
     def describe(self) -> str:
         if self.kind == "no-reveal":
             return f"verifier {self.verifier} committed scores for epoch {self.epoch} and never revealed them"
         return (
-            f"verifier {self.verifier} revealed acc {self.accuracy / 1e18:.3f} for {self.server} in epoch "
-            f"{self.epoch}, median {self.median / 1e18:.3f}"
+            f"verifier {self.verifier} committed a seed share for epoch {self.epoch} and withheld it "
+            "(not revealed before the seed was drawn)"
         )
 
 
 def find_penalties(protocol: Protocol, epoch: int, *, verifier: str | None = None) -> list[Penalty]:
-    """The penalties that apply now for ``epoch`` (to ``verifier`` only, when given), not yet applied."""
+    """The penalties that apply for ``epoch`` (to ``verifier`` only, when given), not yet applied: at most one per
+    verifier, as the contract allows. A missing score reveal counts once the epoch's reveals are closed (before,
+    applying it reverts with the phase it needs); a withheld seed share once the seed is drawn (from the
+    SeedShareCommitted and SeedShareRevealed events). Deviations need nobody: ``finalize`` slashes them."""
     events, scoring = protocol.scoring.events, protocol.scoring.functions
     filters = {"epoch": epoch} | ({"verifier": Web3.to_checksum_address(verifier)} if verifier else {})
     start = protocol.deployment.block
-    committed = {
-        e["args"]["verifier"] for e in events.ScoresCommitted().get_logs(from_block=start, argument_filters=filters)
-    }
-    reveals = {
-        e["args"]["verifier"]: e["args"]
-        for e in events.ScoresRevealed().get_logs(from_block=start, argument_filters=filters)
-    }
-    kappa = scoring.kappa().call()
-    medians: dict[str, int | None] = {}
-    found = []
-    for who in sorted(committed):
-        if scoring.isPenalized(epoch, who).call():
-            continue
-        reveal = reveals.get(who)
-        if reveal is None:
-            found.append(Penalty(epoch, who, "no-reveal"))
-            continue
-        for server, acc in zip(reveal["servers"], reveal["accuracies"]):
-            if server not in medians:
-                score = protocol.score_of(epoch, server)
-                medians[server] = None if score.outcome in NOT_SCORED else score.acc
-            median = medians[server]
-            if median is not None and abs(acc - median) > kappa:
-                found.append(
-                    Penalty(
-                        epoch,
-                        who,
-                        "deviation",
-                        tuple(reveal["servers"]),
-                        tuple(reveal["accuracies"]),
-                        bytes(reveal["salt"]),
-                        server,
-                        acc,
-                        median,
-                    )
-                )
-                break
-    return found
+
+    def verifiers(event) -> set[str]:
+        return {e["args"]["verifier"] for e in event().get_logs(from_block=start, argument_filters=filters)}
+
+    owed = dict.fromkeys(sorted(verifiers(events.ScoresCommitted) - verifiers(events.ScoresRevealed)), "no-reveal")
+    if protocol.ledger.functions.sampleSeed(epoch).call() != bytes(32):
+        withheld = verifiers(events.SeedShareCommitted) - verifiers(events.SeedShareRevealed)
+        owed |= dict.fromkeys(withheld, "seed-withheld")  # applicable as soon as the seed is drawn
+    return [
+        Penalty(epoch, who, kind) for who, kind in sorted(owed.items()) if not scoring.isPenalized(epoch, who).call()
+    ]
 
 
 def apply_penalty(protocol: Protocol, penalty: Penalty) -> int | None:
     """Send ``penalty``; the wei slashed, or None when another caller applied it first."""
-    scoring = protocol.scoring.functions
-    if penalty.kind == "no-reveal":
-        call = scoring.penalizeNoReveal(penalty.epoch, penalty.verifier)
-    else:
-        call = scoring.penalizeDeviation(
-            penalty.epoch, penalty.verifier, list(penalty.servers), list(penalty.accuracies), penalty.salt
-        )
+    function, event = PENALTIES[penalty.kind]
+    call = getattr(protocol.scoring.functions, function)(penalty.epoch, penalty.verifier)
     try:
         receipt = protocol.tx.send(call, label=f"penalize ({penalty.kind})")
     except RevertError as exc:
         if exc.error == "AlreadyPenalized":
             return None
         raise
-    name = "NoRevealPenalized" if penalty.kind == "no-reveal" else "DeviationPenalized"
-    logs = getattr(protocol.scoring.events, name)().process_receipt(receipt, errors=DISCARD)
+    logs = getattr(protocol.scoring.events, event)().process_receipt(receipt, errors=DISCARD)
     return sum(log["args"]["amount"] for log in logs)
 
 

@@ -66,6 +66,8 @@ export async function readSnapshot(rpc, c, blockNumber) {
     totalSlashed: c.RewardPool.call("totalSlashed", [], block),
     totalPaid: c.RewardPool.call("totalPaid", [], block),
   };
+  // fixed at deployment; a deployment from before verifiers were paid has none
+  if (c.RewardPool.functions.has("VERIFIER_SHARE")) reads.verifierShare = c.RewardPool.call("VERIFIER_SHARE", [], block);
   for (const name of ["ServerRegistry", "WorkLedger", "TrustScoring", "RewardPool"]) {
     if (c[name].functions.has("paused")) reads[`paused:${name}`] = c[name].call("paused", [], block);
   }
@@ -103,6 +105,7 @@ export async function readSnapshot(rpc, c, blockNumber) {
       minVerifiers: Number(s.minVerifiers),
       immunityEpochs: Number(s.immunityEpochs),
       slashingRule: Number(s.slashingRule),
+      verifierShare: s.verifierShare ?? 0n,
     },
     totals: {
       bonded: s.totalBonded,

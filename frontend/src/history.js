@@ -11,7 +11,8 @@ export const HISTORY_EVENTS = [
   "WeightSet", "WorkCommitted", "SeedDrawn", "ScoresCommitted", "ScoresRevealed", "ServerScored", "EpochFunded",
   "SlashDeposited", "RewardsClaimed", "PoolRolledOver", "ParameterSet", "Paused", "Unpaused", "LossDeclared",
   "VerifierStaked", "VerifierUnstakeRequested", "VerifierWithdrawn", "VerifierSlashed", "NoRevealPenalized",
-  "DeviationPenalized",
+  "DeviationPenalized", "SeedShareCommitted", "SeedShareRevealed", "SeedWithheldPenalized", "VerifierAdded",
+  "VerifierRemoved",
 ];
 
 const STAKE_EVENTS = new Set(["ServerRegistered", "StakeAdded", "UnstakeRequested", "Withdrawn", "Slashed"]);
@@ -21,7 +22,8 @@ const IN_FLIGHT = 3;
 
 function emptyPool(epoch) {
   return { epoch, funded: 0n, slashed: 0n, rolledIn: 0n, rolledOut: false, claimed: 0n, totalWeight: 0n,
-    committed: 0, workUnits: 0n, scored: 0, slashes: 0, commits: 0, reveals: 0, seed: null };
+    committed: 0, workUnits: 0n, scored: 0, slashes: 0, commits: 0, reveals: 0, seed: null, seedShares: 0,
+    seedReveals: 0, verifiers: 0 };
 }
 
 export class History {
@@ -95,7 +97,10 @@ export class History {
       block: parseInt(log.blockNumber, 16), index: parseInt(log.logIndex, 16), tx: log.transactionHash,
     };
     this.events.push(ev);
-    const srv = a.server ? this.server(a.server) : null;
+    // RewardsClaimed names the account paid: a verifier claiming its pay has no registration (events come in chain
+    // order, so a server's registration is always seen before its claims)
+    if (ev.name === "RewardsClaimed" && !this.byServer.get(a.server)?.registeredBlock) ev.verifierPay = true;
+    const srv = a.server && !ev.verifierPay ? this.server(a.server) : null;
     if (srv) srv.events.push(ev);
     const epoch = a.epoch !== undefined ? Number(a.epoch) : null;
     switch (ev.name) {
@@ -133,7 +138,7 @@ export class History {
         break;
       }
       case "RewardsClaimed":
-        srv.claims.set(epoch, a.amount);
+        if (srv) srv.claims.set(epoch, a.amount);
         this.pool(epoch).claimed += a.amount;
         break;
       case "EpochFunded":
@@ -154,6 +159,19 @@ export class History {
         break;
       case "SeedDrawn":
         this.pool(epoch).seed = a.seed;
+        break;
+      case "SeedShareCommitted":
+        this.pool(epoch).seedShares += 1;
+        break;
+      case "SeedShareRevealed":
+        this.pool(epoch).seedReveals += 1;
+        break;
+      // the verifiers the epoch's pool pays (RewardPool.EpochPool.verifiers): their pot is not the servers'
+      case "VerifierAdded":
+        this.pool(epoch).verifiers += 1;
+        break;
+      case "VerifierRemoved":
+        this.pool(epoch).verifiers -= 1;
         break;
       default:
     }

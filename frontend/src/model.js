@@ -1,6 +1,8 @@
 // Everything a view shows, derived from the snapshot (what the contracts hold at the head block) and the
-// history (what the events said). Reward shares follow RewardPool.shareOf exactly (integer division of
-// pool * weight by the epoch's total weight), so pending and earned amounts match the contract to the wei.
+// history (what the events said). Reward shares follow RewardPool.shareOf exactly: when some server earned a
+// weight and some verifier is paid, VERIFIER_SHARE of the pool is the verifiers' pot (split equally), and the
+// servers share the rest by integer division of (pool - pot) * weight by the epoch's total weight, so pending and
+// earned amounts match the contract to the wei.
 import { epochAt, lastSettled as lastSettledAt, phaseAt, windows } from "./chain.js";
 import { Outcome, Phase, STATUSES } from "./schema.js";
 
@@ -11,13 +13,21 @@ export function poolSize(p) {
   return p ? p.funded + p.slashed + p.rolledIn : 0n;
 }
 
+const ONE = 10n ** 18n;
+
+/** RewardPool.verifierPot: the part of an epoch's pool its paid verifiers split. */
+export function verifierPot(p, verifierShare) {
+  return !p || p.totalWeight === 0n || p.verifiers <= 0 ? 0n : (poolSize(p) * verifierShare) / ONE;
+}
+
 export function buildModel({ snapshot, history, schedule }) {
   const now = snapshot.block.timestamp;
   const current = snapshot.currentEpoch;
   const settled = (epoch) => now >= windows(schedule, epoch).finalizeEnd;
+  const verifierShare = snapshot.params.verifierShare ?? 0n;
   const shareOf = (epoch, weight) => {
     const p = history.pools.get(epoch);
-    return !p || p.totalWeight === 0n ? 0n : (poolSize(p) * weight) / p.totalWeight;
+    return !p || p.totalWeight === 0n ? 0n : ((poolSize(p) - verifierPot(p, verifierShare)) * weight) / p.totalWeight;
   };
   const epochOfBlock = (block) => epochAt(schedule, history.timestamps.get(block) ?? now);
 
@@ -79,7 +89,7 @@ export function buildModel({ snapshot, history, schedule }) {
   const lastPoolEpoch = Math.max(current, ...history.pools.keys());
   for (let e = 0; e <= lastPoolEpoch; e++) {
     const p = history.pools.get(e);
-    pools.push({ epoch: e, size: poolSize(p), phase: phaseAt(schedule, e, now), ...(p || {}) });
+    pools.push({ epoch: e, size: poolSize(p), verifierPot: verifierPot(p, verifierShare), phase: phaseAt(schedule, e, now), ...(p || {}) });
   }
 
   const epochs = { current, phase: phaseAt(schedule, current, now), windows: windows(schedule, current), settling: [] };

@@ -1,7 +1,8 @@
 """A small but complete protocol history on a real chain, made with direct contract calls: servers register
 (one on a short tail span, so that slashing it leaves layers uncovered), clients fund epochs, servers commit
-work, two verifiers commit and reveal accuracies, epochs are finalized (one server is slashed), servers claim,
-top up and start unbonding. Time moves with ``warp_to`` to the window each step needs.
+work, two verifiers commit and reveal seed shares (epoch 0) and accuracies, epochs are finalized (one server is
+slashed), servers and a verifier claim (verifiers are paid a tenth of each pool), servers top up and start
+unbonding. Time moves with ``warp_to`` to the window each step needs.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from efedllm.chain.transactions import ErrorDecoder, Transactor
 from efedllm.verifier.stake import stake_node_verifiers
 from tests.support.params import TEST_PARAMS
 
-PARAMS = TEST_PARAMS
+PARAMS = replace(TEST_PARAMS, verifier_share=ONE // 10)  # so that the page's shares must leave the verifiers' pot out
 
 # account index -> (endpoint, first layer, layer count, stake in ETH, weight w_i)
 SERVERS = {
@@ -65,12 +66,26 @@ class Scenario:
         p = self.as_(CLIENT)
         p.tx.send(p.pool.functions.fundEpoch(epoch), value=int(eth * ETHER))
 
-    def commit_work(self, epoch: int, work: dict[int, int]) -> None:
+    def commit_work(self, epoch: int, work: dict[int, int], *, seed_shares: bool = False) -> None:
         self.at(epoch, Phase.COMMIT_WORK)
         for index, units in work.items():
             p = self.as_(index)
             root = Web3.keccak(text=f"work:{index}:{epoch}")
             p.tx.send(p.ledger.functions.commitWork(epoch, root, units))
+        if seed_shares:  # before commitments close, as verifier daemons do
+            for verifier in VERIFIERS:
+                p = self.as_(verifier)
+                salt = Web3.keccak(text=f"seed:{verifier}:{epoch}")
+                commitment = p.scoring.functions.seedShareHash(self.accounts[verifier], epoch, salt).call()
+                p.tx.send(p.scoring.functions.commitSeed(epoch, commitment))
+
+    def draw_seed(self, epoch: int) -> None:
+        """The verifiers reveal their seed shares, and the last one draws the seed (CommitScores window)."""
+        self.at(epoch, Phase.COMMIT_SCORES)
+        for verifier in VERIFIERS:
+            p = self.as_(verifier)
+            p.tx.send(p.scoring.functions.revealSeed(epoch, Web3.keccak(text=f"seed:{verifier}:{epoch}")))
+        p.tx.send(p.scoring.functions.drawSeed(epoch))
 
     def score(self, epoch: int, accuracies: list[dict[int, int]]) -> None:
         """Each verifier commits, then reveals, its accuracies (account index -> acc, 18 decimals)."""
@@ -123,7 +138,8 @@ def run_history(w3: Web3, deployment: Deployment) -> Scenario:
     s.fund(0, 3)
     s.fund(1, 2)
 
-    s.commit_work(0, {1: 100, 2: 120, 3: 200, 4: 50})
+    s.commit_work(0, {1: 100, 2: 120, 3: 200, 4: 50}, seed_shares=True)
+    s.draw_seed(0)
     s.score(
         0,
         [
@@ -154,6 +170,7 @@ def run_history(w3: Web3, deployment: Deployment) -> Scenario:
     s.at(2, Phase.SETTLED)
     s.claim(3, [0, 1])
     s.claim(1, [0])
+    s.claim(VERIFIERS[0], [0, 1])  # a verifier's pay
     s.as_(2).tx.send(s.as_(2).registry.functions.requestUnstake(ETHER // 2))
     s.at(4, Phase.COMMIT_WORK)  # epoch 5's work period, where nothing is due: a quiet chain to look at
     return s

@@ -12,6 +12,7 @@ from efedllm.chain.params import ETHER
 from efedllm.chain.protocol import Outcome, Phase, Protocol, ServerRecord, Status
 from efedllm.layers import compact_layers
 from tests.browser.pages import PHONE, dashboard_process, open_page, screenshot
+from tests.browser.scenario import VERIFIERS
 
 NOT_SHOWN = {  # repeats of what the feed shows (frontend/src/history.js), and role changes
     "RewardWeightRecorded",
@@ -152,6 +153,10 @@ def test_epoch_panel_and_parameters(page, chain):
     assert page.inner_text('[data-param="Minimum verifiers"]') == str(params["minVerifiers"])
     assert page.inner_text('[data-param="Slashing rule"]') == "accuracy below θ" and params["slashingRule"] == 0
     assert page.inner_text('[data-param="Model layers"]') == str(params["numLayers"])
+    assert (
+        page.inner_text('[data-param="Verifier share"]') == "0.1 of each pool"
+        and params["verifierShare"] == ETHER // 10
+    )
     for e in range(epoch + 1):
         pool = chain.pool_of(e)
         row = f'table.epochs tr[data-epoch="{e}"]'
@@ -165,7 +170,9 @@ def test_epoch_panel_and_parameters(page, chain):
             "slashed": pool.slashed,
             "rolledIn": pool.rolled_in,
             "claimed": pool.claimed,
+            "verifierPot": chain.pool.functions.verifierPot(e).call(),
         }
+    assert chain.pool.functions.verifierPot(0).call() > 0  # so the pots above were worth checking
     bars = page.evaluate("efedDashboard.charts().pools.bars")
     for bar in bars:
         pool = chain.pool_of(bar["x"])
@@ -262,7 +269,15 @@ def feed_rows(page) -> list[tuple[str, int, str, int]]:
     ]
 
 
-def test_event_feed_lists_every_event_with_block_and_tx(page, chain):
+def claim_tx(p: Protocol, account: str) -> str:
+    (log, *_) = p.pool.events.RewardsClaimed().get_logs(
+        from_block=p.deployment.block, argument_filters={"server": account}
+    )
+    return Web3.to_hex(log["transactionHash"])
+
+
+def test_event_feed_lists_every_event_with_block_and_tx(page, chain, history):
+    played = history[0]
     page.goto(page.url.split("#")[0] + "#/events")
     page.wait_for_selector("#event-feed .ev")
     expected = chain_events(chain)[::-1]
@@ -281,7 +296,14 @@ def test_event_feed_lists_every_event_with_block_and_tx(page, chain):
         "RewardsClaimed",
         "UnstakeRequested",
         "StakeAdded",
+        "SeedShareCommitted",
+        "SeedShareRevealed",
+        "SeedDrawn",
+        "VerifierAdded",
     } <= kinds
+    verifier = played.accounts[VERIFIERS[0]]
+    pay = page.inner_text(f'.ev[data-event="RewardsClaimed"][data-tx="{claim_tx(chain, verifier)}"] .ev-text')
+    assert pay.startswith("verifier ") and "of verifier pay for epoch" in pay
     page.click('#event-filters button[data-category="slashing"]')
     assert feed_rows(page) == [e for e in expected if e[0] in ("Slashed", "SlashDeposited")]
     slashed = page.inner_text('.ev[data-event="Slashed"] .ev-text')

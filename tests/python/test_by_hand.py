@@ -140,7 +140,9 @@ def test_a_network_built_by_hand_from_the_readme_pays_and_returns_stake(shell, t
     assert [c.args.epoch for c in claims] == [epoch]
     weights = {a: protocol.pool.functions.rewardWeight(epoch, a).call() for a in servers}
     assert all(weights.values())
-    share = 10**18 * weights[first] // sum(weights.values())
+    pot = protocol.pool.functions.verifierPot(epoch).call()  # the verifiers' share of the pool
+    assert pot == 10**18 * protocol.pool.functions.VERIFIER_SHARE().call() // 10**18 > 0
+    share = (10**18 - pot) * weights[first] // sum(weights.values())
     assert claims[0].args.amount == share
     said = [line for line in log.splitlines() if "claimed" in line]
     assert any(re.search(rf"claimed {share / 10**18:,.6f} ETH for epochs? [0-9, ]*\b{epoch}\b", x) for x in said), said

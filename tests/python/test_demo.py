@@ -73,8 +73,10 @@ def test_the_demo_reports_what_the_chain_holds(w3, anvil, tmp_path):
         on_chain[event.args.server] = on_chain.get(event.args.server, 0) + event.args.amount
     reported = {}
     for c in report["claims"]:
-        reported[address[c["server"]]] = reported.get(address[c["server"]], 0) + c["amount"]
-    assert reported == on_chain and len(on_chain) == 3
+        who = address[c["server"]] if "server" in c else c["verifier"]
+        reported[who] = reported.get(who, 0) + c["amount"]
+    verifiers = {c["verifier"] for c in report["claims"] if "verifier" in c}
+    assert reported == on_chain and len(on_chain) == 3 + len(verifiers) and len(verifiers) == 2  # A, B, C; verifiers
 
     gens = report["generations"]
     assert len(gens) == 2 and gens[0]["tokens"] == gens[1]["tokens"]

@@ -41,6 +41,7 @@ def test_parameters_on_chain_match_the_deployment(protocol_for, params):
         "minVerifierStake": params.min_verifier_stake,
         "verifierSlashFraction": params.verifier_slash_fraction,
         "kappa": params.kappa,
+        "verifierShare": params.verifier_share,
         "claimPeriod": params.claim_period,
         "epochLength": params.epoch_length,
         "commitWorkWindow": params.commit_work_window,

@@ -11,9 +11,12 @@ automatic claims on, three verifiers of which one lies, and a client. Two epochs
    ``efedllm server claim``, C has claimed on its own, and the claims add up to each epoch's pool (funding plus
    F's slashed stake) in proportion to S_i * workUnits_i.
 
-The verifiers stake on start (``--stake``), and the liar answers for its lies: in each epoch its reveal is more
-than κ from a median, and an honest verifier slashes a tenth of its stake (penalizeDeviation) into the pool of the
-epoch then current, e1's penalty into e2's pool.
+The verifiers stake on start (``--stake``) and draw each epoch's sampling seed from the salts they committed
+while it worked. The liar answers for its lies: in each epoch its reveal is more than κ from a median, and
+``finalize`` itself slashes a tenth of its stake into the pool of the epoch then current (e1's penalty into e2's
+pool) and stops paying it. Verifying is paid: the two honest verifiers each claim half of the verifiers' share of
+both pools (5%) on their own, and the servers' and verifiers' claims plus the rounding dust add up, to the wei, to
+what was funded and slashed into the two pools.
 """
 
 from __future__ import annotations
@@ -100,11 +103,31 @@ def test_cheater_caught_slashed_replaced_and_honest_servers_paid(w3, anvil, depl
     walker.commitments(e1, used1)
     scores1 = walker.scores(e1, verifiers, addr.values())
     liar_address = w3.eth.accounts[LIAR]
+    honest = [v for v in verifiers if v != liar_address]
     fee = PARAMS.min_verifier_stake * PARAMS.verifier_slash_fraction // ONE
-    penalized = protocol.scoring.functions.isPenalized
-    wait_for(lambda: penalized(e1, liar_address).call(), "the liar's penalty for e1", processes=walker.processes)
+    scoring, pool = protocol.scoring.functions, protocol.pool.functions
+    penalized = scoring.isPenalized
+    assert tuple(scoring.seedShares(e1).call()) == (3, 3)  # the seed came from all three verifiers' salts
+    assert penalized(e1, liar_address).call()  # by finalize itself
     assert protocol.verifier_stake(liar_address).bonded == PARAMS.min_verifier_stake - fee
-    assert not any(penalized(e1, v).call() for v in verifiers if v != liar_address)
+    assert not any(penalized(e1, v).call() for v in honest)
+    (deviation,) = protocol.scoring.events.DeviationPenalized().get_logs(
+        from_block=deployment.block, argument_filters={"epoch": e1}
+    )
+    assert deviation["args"]["verifier"] == liar_address and deviation["args"]["amount"] == fee
+    assert [pool.isPaidVerifier(e1, v).call() for v in verifiers] == [v != liar_address for v in verifiers]
+    wait_for(
+        lambda: any(
+            f"epoch {e1}: "
+            + ("this verifier" if p.args[-1:] == ["always-1"] else f"verifier {liar_address}")
+            + f" revealed acc 1.000 for {addr['F']}"
+            in p.log_tail(10**6)
+            for p in net["verifiers"].values()
+        ),
+        "a verifier to report the liar's deviation penalty",
+        timeout=30,
+        processes=net["verifiers"].values(),
+    )
     assert scores1[addr["F"]].outcome == Outcome.SLASHED and scores1[addr["F"]].acc == 0
     assert ONE in protocol.scoring.functions.revealedAccuracies(e1, addr["F"]).call()  # the liar's vote
     for name in "ABC":
@@ -137,7 +160,9 @@ def test_cheater_caught_slashed_replaced_and_honest_servers_paid(w3, anvil, depl
     assert addr["F"] not in used2 and addr["C"] in used2
     walker.commitments(e2, used2)
     scores2 = walker.scores(e2, verifiers, [addr[n] for n in "ABC"])
-    wait_for(lambda: penalized(e2, liar_address).call(), "the liar's penalty for e2", processes=walker.processes)
+    assert tuple(scoring.seedShares(e2).call()) == (3, 3)  # the restarted liar revealed its share too
+    assert penalized(e2, liar_address).call() and not any(penalized(e2, v).call() for v in honest)
+    assert [pool.isPaidVerifier(e2, v).call() for v in verifiers] == [v != liar_address for v in verifiers]
     for name in "ABC":
         assert scores2[addr[name]].outcome == Outcome.PASSED, name
         assert 0 in protocol.scoring.functions.revealedAccuracies(e2, addr[name]).call()  # the liar's vote
@@ -163,7 +188,6 @@ def test_cheater_caught_slashed_replaced_and_honest_servers_paid(w3, anvil, depl
             timeout=120,
         )
         assert out.returncode == 0 and "claimed" in out.stdout, out.stderr
-    pool = protocol.pool.functions
     wait_for(
         lambda: all(
             pool.hasClaimed(e, addr["C"]).call() or not pool.rewardWeight(e, addr["C"]).call() for e in (e1, e2)
@@ -172,12 +196,25 @@ def test_cheater_caught_slashed_replaced_and_honest_servers_paid(w3, anvil, depl
         timeout=120,
         processes=[net["servers"]["C"]],
     )
+    wait_for(
+        lambda: all(pool.hasClaimed(e, v).call() for e in (e1, e2) for v in honest),
+        "the honest verifiers' claims of their pay",
+        timeout=120,
+        processes=net["verifiers"].values(),
+    )
 
-    paid = {}
+    claims = {
+        (log["args"]["epoch"], log["args"]["server"]): log["args"]["amount"]
+        for log in protocol.pool.events.RewardsClaimed().get_logs(from_block=deployment.block)
+    }
+    held = 2 * 3 * ETHER + stake[addr["F"]] // 2 + fee  # funded, F's slashed stake, the liar's e1 penalty
+    paid_out = dust = 0
     for epoch in (e1, e2):
         p = protocol.pool_of(epoch)
         size = pool.poolSize(epoch).call()
         assert size == 3 * ETHER + (stake[addr["F"]] // 2 if epoch == e1 else fee)  # e2: the liar's e1 penalty
+        pot = size * PARAMS.verifier_share // ONE
+        assert p.verifiers == len(honest) == 2 and pool.verifierPot(epoch).call() == pot > 0
         weights = {}
         for name in "ABC":
             s = addr[name]
@@ -189,9 +226,17 @@ def test_cheater_caught_slashed_replaced_and_honest_servers_paid(w3, anvil, depl
                 assert pool.hasClaimed(epoch, s).call()
         total = sum(weights.values())
         assert p.total_weight == total and total > 0
-        shares = {s: size * w // total for s, w in weights.items()}
-        assert p.claimed == sum(shares.values()) and size - p.claimed < len(weights)  # all paid but dust
-        paid[epoch] = shares
+        expected = {s: (size - pot) * w // total for s, w in weights.items() if w}  # the servers' part
+        expected |= {v: pot // len(honest) for v in honest}  # the verifiers' equal parts
+        assert {a: amount for (e, a), amount in claims.items() if e == epoch} == expected
+        assert pool.shareOf(epoch, liar_address).call() == 0 and (epoch, liar_address) not in claims
+        rounding = (size - pot) - sum((size - pot) * w // total for w in weights.values())
+        rounding += pot - len(honest) * (pot // len(honest))
+        assert 0 <= rounding < len(weights) + len(honest) and p.claimed == size - rounding
+        paid_out += sum(expected.values())
+        dust += rounding
+    assert paid_out + dust == held  # to the wei
+    assert any("of verifier pay for" in net["verifiers"][v].log_tail(10**6) for v in VERIFIERS if v != LIAR)
     assert pool.rewardWeight(e1, addr["F"]).call() == 0
     verdict = f"epoch {e1} verdict: acc 0.0000, S 0.0000 -> slashed; slashed {stake[addr['F']] / 2 / ETHER:.6f} ETH"
     wait_for(

@@ -67,6 +67,7 @@ function params(model) {
     ["Slashing rule", `${SLASHING_RULES[p.slashingRule]} below θ`],
     ["Minimum verifiers", p.minVerifiers],
     ["Immunity epochs", p.immunityEpochs],
+    ["Verifier share", `${decimal18(p.verifierShare)} of each pool`],
     ["Epoch length", duration(s.epochLength)],
     ["Windows", `commit work ${duration(s.commitWork)} · scores ${duration(s.commitScores)} · reveal ${duration(s.reveal)} · finalize ${duration(s.finalize)}`],
     ["Genesis", dateTime(s.genesis)],
@@ -80,7 +81,8 @@ function epochTable(model) {
   const pools = [...model.pools].reverse().slice(0, shown);
   return html`<div class="table-wrap"><table class="epochs"><thead><tr><th>Epoch</th><th>Phase</th><th class="num">Pool</th>
     <th class="num">Funded</th><th class="num">Slashed</th><th class="num">Rolled in</th><th class="num">Claimed</th>
-    <th class="num">Servers committed</th><th class="num">Work units</th><th class="num">Reveals</th><th class="num">Scored</th><th class="num">Slashes</th></tr></thead>
+    <th class="num">Servers committed</th><th class="num">Work units</th><th class="num">Seed shares</th><th class="num">Reveals</th><th class="num">Scored</th><th class="num">Slashes</th>
+    <th class="num">Verifiers paid</th><th class="num">Verifier pot</th></tr></thead>
     <tbody>${pools.map((p) => html`<tr data-epoch="${p.epoch}">
       <td>${p.epoch}</td><td><span class="phase p-${p.phase}">${PHASES[p.phase]}</span>${p.rolledOut ? html` <span class="chip">rolled out</span>` : ""}</td>
       <td class="num" data-col="size" data-value="${p.size}">${eth(p.size)}</td>
@@ -90,8 +92,11 @@ function epochTable(model) {
       <td class="num" data-col="claimed" data-value="${p.claimed || 0n}">${eth(p.claimed || 0n)}</td>
       <td class="num" data-col="committed">${p.committed || 0}</td>
       <td class="num" data-col="work">${int(p.workUnits || 0n)}</td>
+      <td class="num" data-col="seedShares" title="revealed / committed">${p.seedReveals || 0} / ${p.seedShares || 0}</td>
       <td class="num" data-col="reveals">${p.reveals || 0}</td>
       <td class="num" data-col="scored">${p.scored || 0}</td>
-      <td class="num" data-col="slashes">${p.slashes || 0}</td></tr>`)}</tbody></table></div>
+      <td class="num" data-col="slashes">${p.slashes || 0}</td>
+      <td class="num" data-col="verifiers">${p.verifiers || 0}</td>
+      <td class="num" data-col="verifierPot" data-value="${p.verifierPot}">${eth(p.verifierPot)}</td></tr>`)}</tbody></table></div>
     ${model.pools.length > shown ? html`<button class="more" id="more-epochs">Show older epochs</button>` : ""}`;
 }

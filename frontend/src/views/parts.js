@@ -28,10 +28,11 @@ export function emptyState(title, detail) {
 
 export const CATEGORIES = {
   servers: ["ServerRegistered", "ServerUpdated", "StakeAdded", "UnstakeRequested", "Withdrawn", "StatusChanged", "WeightSet"],
-  work: ["WorkCommitted", "SeedDrawn", "LossDeclared"],
+  work: ["WorkCommitted", "SeedShareCommitted", "SeedShareRevealed", "SeedDrawn", "LossDeclared"],
   scores: ["ScoresCommitted", "ScoresRevealed", "ServerScored"],
   slashing: ["Slashed", "SlashDeposited"],
-  verifiers: ["VerifierStaked", "VerifierUnstakeRequested", "VerifierWithdrawn", "VerifierSlashed", "NoRevealPenalized", "DeviationPenalized"],
+  verifiers: ["VerifierStaked", "VerifierUnstakeRequested", "VerifierWithdrawn", "VerifierSlashed", "NoRevealPenalized",
+    "SeedWithheldPenalized", "DeviationPenalized", "VerifierAdded", "VerifierRemoved"],
   rewards: ["EpochFunded", "RewardsClaimed", "PoolRolledOver"],
   governance: ["ParameterSet", "Paused", "Unpaused"],
 };
@@ -66,6 +67,10 @@ export function describe(ev) {
       return html`${srv} weight w = ${decimal18(a.weight)}`;
     case "WorkCommitted":
       return html`${srv} committed ${a.workUnits} work units for epoch ${a.epoch} (layers ${span(a.firstLayer, a.numLayers)})`;
+    case "SeedShareCommitted":
+      return html`verifier ${accountText(a.verifier)} committed a seed share for epoch ${a.epoch}`;
+    case "SeedShareRevealed":
+      return html`verifier ${accountText(a.verifier)} revealed its seed share for epoch ${a.epoch}`;
     case "SeedDrawn":
       return html`sampling seed of epoch ${a.epoch} drawn by ${accountText(a.drawer)}`;
     case "ScoresCommitted":
@@ -74,11 +79,30 @@ export function describe(ev) {
       return html`verifier ${accountText(a.verifier)} revealed ${a.servers.length} accuracies for epoch ${a.epoch}`;
     case "ServerScored":
       return html`${srv} scored S = ${frac(a.score)} (acc ${frac(a.acc)}) in epoch ${a.epoch}: <span class="outcome o-${a.outcome}">${OUTCOMES[a.outcome]}</span>`;
+    case "VerifierStaked":
+      return html`verifier ${accountText(a.verifier)} staked ${eth(a.amount)} (${eth(a.bonded)} bonded)`;
+    case "VerifierUnstakeRequested":
+      return html`verifier ${accountText(a.verifier)} started unbonding ${eth(a.amount)} (${eth(a.unbonding)} unbonding)`;
+    case "VerifierWithdrawn":
+      return html`verifier ${accountText(a.verifier)} withdrew ${eth(a.amount)}`;
+    case "VerifierSlashed":
+      return html`verifier ${accountText(a.verifier)} <b>slashed ${eth(a.amount)}</b> for epoch ${a.epoch}; ${eth(a.bonded)} bonded left`;
+    case "NoRevealPenalized":
+      return html`verifier ${accountText(a.verifier)} penalized ${eth(a.amount)}: committed scores for epoch ${a.epoch} and never revealed them`;
+    case "SeedWithheldPenalized":
+      return html`verifier ${accountText(a.verifier)} penalized ${eth(a.amount)}: withheld its seed share of epoch ${a.epoch}`;
+    case "DeviationPenalized":
+      return html`verifier ${accountText(a.verifier)} penalized ${eth(a.amount)}: revealed acc ${frac(a.accuracy)} for ${srv} in epoch ${a.epoch}, median ${frac(a.median)}`;
+    case "VerifierAdded":
+      return html`verifier ${accountText(a.verifier)} paid from epoch ${a.epoch}'s pool (revealed its scores)`;
+    case "VerifierRemoved":
+      return html`verifier ${accountText(a.verifier)} no longer paid from epoch ${a.epoch}'s pool (more than κ from a median)`;
     case "EpochFunded":
       return html`${accountText(a.funder)} funded epoch ${a.epoch} with ${eth(a.amount)}`;
     case "SlashDeposited":
       return html`${eth(a.amount)} slashed from ${srv} added to epoch ${a.epoch}'s pool`;
     case "RewardsClaimed":
+      if (ev.verifierPay) return html`verifier ${accountText(a.server)} claimed ${eth(a.amount)} of verifier pay for epoch ${a.epoch}`;
       return html`${srv} claimed ${eth(a.amount)} for epoch ${a.epoch}`;
     case "PoolRolledOver":
       return html`pool of epoch ${a.fromEpoch} (${eth(a.amount)}) rolled into epoch ${a.toEpoch}`;
@@ -103,7 +127,7 @@ export function feed(events, { limit = 50, showTx = true } = {}) {
     const ev = events[i];
     const cat = CATEGORY_OF[ev.name] || "other";
     rows.push(html`<li class="ev cat-${cat}" data-event="${ev.name}" data-block="${ev.block}" data-tx="${ev.tx}" data-log-index="${ev.index}"${
-      ev.args.server ? html` data-server="${ev.args.server}"` : ""}>
+      ev.args.server && !ev.verifierPay ? html` data-server="${ev.args.server}"` : ""}>
       <span class="ev-kind">${ev.name}</span>
       <span class="ev-text">${describe(ev)}</span>
       <span class="ev-meta">block ${ev.block}${showTx ? html` · <span class="tx" title="${ev.tx}">${ev.tx.slice(0, 10)}…</span>` : ""}</span>
