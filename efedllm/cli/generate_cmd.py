@@ -6,7 +6,7 @@ import argparse
 import sys
 from dataclasses import asdict
 
-from efedllm.cli.common import add_chain_options, open_protocol
+from efedllm.cli.common import add_chain_options, add_signer_options, open_protocol
 from efedllm.cli.flags import add_dataclass_options, dataclass_from_args
 from efedllm.client.sampling import Sampling
 from efedllm.errors import EfedError
@@ -45,7 +45,14 @@ def register(subparsers) -> None:
         help="use these servers instead of the chain's list (development; default: the chain's)",
     )
     parser.add_argument("--show-route", action="store_true", help="print the route used (default: off)")
+    parser.add_argument(
+        "--pay",
+        action="store_true",
+        help="pay priced servers with signed receipts from this account's deposit (efedllm client deposit); "
+        "without it only free servers serve (default: off)",
+    )
     add_chain_options(parser, signs=False)
+    add_signer_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -57,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from efedllm.client import DistributedModel  # torch and transformers load only for this command
 
     servers = args.servers.split(",") if args.servers else None
-    protocol = None if servers else open_protocol(args, signs=False)
+    protocol = None if servers else open_protocol(args, signs=args.pay)
     model = DistributedModel.from_pretrained(
         args.model, protocol=protocol, servers=servers, progress=lambda m: print(m, file=sys.stderr, flush=True)
     )

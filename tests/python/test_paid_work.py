@@ -10,6 +10,7 @@ deposit. A client that does not pay is refused (402) and cannot generate.
 from __future__ import annotations
 
 import pytest
+from test_cli import run
 
 from efedllm.chain.anvil import free_port
 from efedllm.chain.connection import Signer
@@ -65,3 +66,21 @@ def test_a_paying_client_is_served_and_the_servers_redeem_its_receipts(w3, deplo
         assert client.payments.functions.feesOf(address).call() == amount
     account = client.payments.functions.accountOf(client.signer.address).call()
     assert account[0] == ETHER - sum(owed.values())  # available: what it deposited less what it was served
+
+
+def test_a_client_pays_from_the_command_line(anvil, w3, deployment, network, network_files):
+    """``efedllm client deposit`` then ``efedllm generate --pay``: the servers are paid from that deposit; without
+    --pay the priced servers refuse the client, in one line."""
+    env = {"EFEDLLM_DEPLOYMENTS": str(network_files.deployment_path.parent)}
+    account = ("--rpc-url", anvil.url, "--node-account", "8")
+    deposited = run("client", "deposit", "--amount", "0.5", *account, env=env)
+    assert deposited.returncode == 0, deposited.stderr
+    assert "0.500000 ETH to pay servers with" in deposited.stdout
+    refused = run("generate", "Hi", "--max-new-tokens", "1", "--rpc-url", anvil.url, env=env)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    paid = run("generate", "Hi", "--max-new-tokens", "2", "--pay", *account, env=env)
+    assert paid.returncode == 0, paid.stderr
+    status = run("client", "status", *account, env=env)
+    available = Protocol(w3, deployment).payments.functions.accountOf(w3.eth.accounts[8]).call()[0]
+    assert available == ETHER // 2  # receipts are redeemed after the epoch: nothing taken yet
+    assert "0.500000 ETH to pay servers with" in status.stdout
