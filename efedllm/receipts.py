@@ -243,7 +243,10 @@ def typed_signer(w3, signer):
         return lambda data: bytes(signer.account.sign_message(encode_typed_data(full_message=data)).signature)
 
     def by_node(data: dict) -> bytes:
-        response = w3.provider.make_request("eth_signTypedData_v4", [signer.address, json.dumps(data)])
+        # Ganache takes the typed data as an object; Anvil (like MetaMask) as a JSON string
+        response = w3.provider.make_request("eth_signTypedData_v4", [signer.address, data])
+        if "error" in response:
+            response = w3.provider.make_request("eth_signTypedData_v4", [signer.address, json.dumps(data)])
         if "error" in response:
             raise ValueError(f"the node did not sign typed data for {signer.address}: {response['error']}")
         return bytes.fromhex(response["result"].removeprefix("0x"))

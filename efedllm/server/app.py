@@ -145,12 +145,15 @@ async def forward(request: web.Request) -> web.Response:
     records = [hook(session=session, inputs=hidden, outputs=output, past=past) for hook in app[HOOKS]]
     if paywall is not None:
         paywall.accept(payment)
+    recorded = output
     for answer in app[OUTGOING]:
         output = answer(inputs=hidden, outputs=output)
     headers = {}
     record = next((r for r in records if isinstance(r, TaskRecord)), None)
     if record is not None and app[SIGNER]:
-        signed = replace(Answer.of(record), output_hash=tensor_hash(output))
+        signed = Answer.of(record)  # the recorded output is the one sent, unless an outgoing filter changed it
+        if output is not recorded:
+            signed = replace(signed, output_hash=tensor_hash(output))
         headers = {ANSWER_HEADER: signed.to_header(), SIGNATURE_HEADER: "0x" + app[SIGNER][0](signed).hex()}
     return web.Response(body=wire.encode(output), content_type=wire.CONTENT_TYPE, headers=headers)
 
