@@ -19,7 +19,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("client", help="a paying client's deposit in Payments: deposit, withdraw, status")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     deposit = actions.add_parser("deposit", help="deposit ETH to pay servers with (efedllm generate --pay)")
-    deposit.add_argument("--amount", required=True, metavar="ETH", help="ETH to deposit (required)")
+    deposit.add_argument("--amount", required=True, metavar="ETH", help="ETH to deposit (required, no default)")
     withdraw = actions.add_parser(
         "withdraw", help="request a withdrawal (--amount), or take what a past request unlocked (no --amount)"
     )
