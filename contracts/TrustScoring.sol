@@ -75,16 +75,15 @@ contract TrustScoring is ITrustScoring, Governed {
         uint256 theta_,
         uint256 minVerifiers_,
         uint256 immunityEpochs_,
-        SlashingRule slashingRule,
-        RewardRule rewardRule,
+        Rules memory rules,
         VerifierRules memory verifierRules
     ) Governed(governor, schedule_) {
         registry = registry_;
         ledger = ledger_;
         rewardPool = rewardPool_;
         verifierStakes = verifierStakes_;
-        SLASHING_RULE = slashingRule;
-        REWARD_RULE = rewardRule;
+        SLASHING_RULE = rules.slashing;
+        REWARD_RULE = rules.reward;
         _setTheta(theta_);
         _setMinVerifiers(minVerifiers_);
         _setImmunityEpochs(immunityEpochs_);

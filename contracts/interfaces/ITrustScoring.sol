@@ -52,6 +52,12 @@ interface ITrustScoring {
         Stake
     }
 
+    /// @notice The deployment's rules (a struct: the constructor's arguments fit the stack).
+    struct Rules {
+        SlashingRule slashing;
+        RewardRule reward;
+    }
+
     /// @notice The verifier parameters of the constructor (a struct: the constructor's arguments fit the stack).
     struct VerifierRules {
         uint256 minStake; // least bonded verifier stake to commit scores, wei

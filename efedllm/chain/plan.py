@@ -98,8 +98,7 @@ def steps(params: ProtocolParams, governor: str) -> list[Step]:
                 p.theta,
                 p.min_verifiers,
                 p.immunity_epochs,
-                p.slashing_rule,
-                p.reward_rule,
+                (p.slashing_rule, p.reward_rule),  # ITrustScoring.Rules
                 (p.min_verifier_stake, p.verifier_slash_fraction, p.kappa),  # ITrustScoring.VerifierRules
             ],
         ),
