@@ -29,13 +29,10 @@ class Responder:
 
     def proof_for(self, epoch: int, index: int, leaf: bytes) -> list[bytes] | None:
         """The siblings that show ``leaf`` at ``index`` of ``epoch``'s committed tree, or None."""
-        committed = self.store.commitment(epoch)
-        if committed is None or not 0 <= index < committed[1]:
+        records, tree = self.store.committed_tree(epoch, index)
+        if records is None or records[index].leaf(self.store.server) != leaf:
             return None
-        records = self.store.records(epoch)[: committed[1]]
-        if records[index].leaf(self.store.server) != leaf:
-            return None
-        return merkle.proof(merkle.levels([r.leaf(self.store.server) for r in records]), index)
+        return merkle.proof(tree, index)
 
     def respond_all(self) -> int:
         """One pass over new Challenged events naming this server; returns how many were answered."""

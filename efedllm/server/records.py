@@ -106,15 +106,22 @@ class TaskStore:
         ).fetchall()
         return [wire.load(row[0]) for row in rows]
 
+    def committed_tree(self, epoch: int, index: int) -> tuple[list[TaskRecord] | None, list[list[bytes]]]:
+        """The records and Merkle tree of ``epoch`` as committed (the first ``workUnits`` records), or (None, [])
+        when the epoch has no commitment or the tree has no leaf ``index``."""
+        committed = self.commitment(epoch)
+        if committed is None or not 0 <= index < committed[1]:
+            return None, []
+        records = self.records(epoch)[: committed[1]]
+        return records, merkle.levels([r.leaf(self.server) for r in records])
+
     def opening(self, epoch: int, index: int) -> Opening | None:
         """Leaf ``index`` of ``epoch``'s committed tree with its proof, prefix and output; None when the epoch has
         no commitment or the tree has no such leaf. Steps recorded after the commitment (served in the moment
         between the epoch's end and the server noticing it) are not part of the tree."""
-        committed = self.commitment(epoch)
-        if committed is None or not 0 <= index < committed[1]:
+        records, tree = self.committed_tree(epoch, index)
+        if records is None:
             return None
-        records = self.records(epoch)[: committed[1]]
-        tree = merkle.levels([r.leaf(self.server) for r in records])
         record = records[index]
         inputs = self.session_inputs(record.session, up_to_step=record.step)
         fields = {k: ("0x" + v.hex() if isinstance(v, bytes) else v) for k, v in asdict(record).items()}
