@@ -24,7 +24,12 @@ contract VerifierStakes is IVerifierStakes, Governed, ReentrancyGuard {
     uint256 public totalUnbonding;
     uint256 public totalSlashed;
 
+    uint256 private constant MAX_ENDPOINT = 256;
+
     mapping(address verifier => Stake) private _stakes;
+    mapping(address verifier => string endpoint) private _endpoints;
+    mapping(address verifier => bool listed) private _listed;
+    address[] private _announced;
 
     constructor(address governor, IEpochSchedule schedule_, IServerRegistry registry_, IRewardPool rewardPool_)
         Governed(governor, schedule_)
@@ -40,6 +45,17 @@ contract VerifierStakes is IVerifierStakes, Governed, ReentrancyGuard {
         s.bonded += msg.value;
         totalBonded += msg.value;
         emit VerifierStaked(msg.sender, msg.value, s.bonded);
+    }
+
+    /// @inheritdoc IVerifierStakes
+    function announceEndpoint(string calldata endpoint) external whenNotPaused {
+        if (bytes(endpoint).length > MAX_ENDPOINT) revert EndpointTooLong(bytes(endpoint).length, MAX_ENDPOINT);
+        if (!_listed[msg.sender]) {
+            _listed[msg.sender] = true;
+            _announced.push(msg.sender);
+        }
+        _endpoints[msg.sender] = endpoint;
+        emit VerifierEndpointAnnounced(msg.sender, endpoint);
     }
 
     /// @inheritdoc IVerifierStakes
@@ -99,6 +115,17 @@ contract VerifierStakes is IVerifierStakes, Governed, ReentrancyGuard {
 
     // ---------------------------------------------------------------- views
 
+    /// @inheritdoc IVerifierStakes
+    function endpointOf(address verifier) external view returns (string memory) {
+        return _endpoints[verifier];
+    }
+
+    /// @inheritdoc IVerifierStakes
+    function announcedVerifiers() external view returns (address[] memory) {
+        return _announced;
+    }
+
+    /// @inheritdoc IVerifierStakes
     function bondedOf(address verifier) external view returns (uint256) {
         return _stakes[verifier].bonded;
     }

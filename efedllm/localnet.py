@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from efedllm.chain.anvil import warp_to
+from efedllm.chain.anvil import free_port, warp_to
 from efedllm.chain.params import ProtocolParams
 from efedllm.chain.protocol import Commitment, Phase, Protocol, Score
 from efedllm.errors import EfedError
@@ -160,6 +160,8 @@ class VerifierProcess(EfedllmProcess):
         launcher: list[str] | None = None,
         stake: str | None = VERIFIER_STAKE,
     ):
+        if "--port" not in args:  # its answer inbox: several verifiers run on one machine here
+            args = [*args, "--port", str(free_port())]
         self.args = list(args)
         """The verifier's own arguments (without ``verifier run --stake``), to start it again alike."""
         stake_args = ["--stake", stake] if stake is not None else []

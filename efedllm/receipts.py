@@ -137,6 +137,36 @@ class SignedAnswer:
     answer: Answer
     signature: bytes
 
+    def to_json(self) -> dict:
+        """As a client hands it to verifiers (efedllm/verifier/inbox.py)."""
+        return {
+            "server": to_checksum_address(self.server),
+            "answer": json.loads(self.answer.to_header()),
+            "signature": "0x" + self.signature.hex(),
+        }
+
+    @classmethod
+    def from_json(cls, raw) -> SignedAnswer:
+        """Parse ``to_json``'s dict; ValueError when it is malformed. The signature is not checked here
+        (``signed_by``)."""
+        try:
+            server = to_checksum_address(raw["server"])
+            answer = Answer.from_header(json.dumps(raw["answer"]))
+            signature = bytes.fromhex(raw["signature"].removeprefix("0x"))
+        except (TypeError, KeyError, AttributeError) as exc:
+            raise ValueError(f"malformed signed answer ({exc.__class__.__name__})") from None
+        if len(signature) != 65:
+            raise ValueError("malformed signed answer (a signature has 65 bytes)")
+        return cls(server=server, answer=answer, signature=signature)
+
+    def signed_by_server(self, domain: AnswerDomain) -> bool:
+        """Whether ``server`` signed ``answer`` for ``domain`` (a signature for another chain or deployment, or by
+        anyone else, is not)."""
+        try:
+            return signer_of(domain.data(self.answer), self.signature).lower() == self.server.lower()
+        except ValueError:
+            return False
+
 
 @dataclass(frozen=True, kw_only=True)
 class AnswerDomain:

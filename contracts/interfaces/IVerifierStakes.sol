@@ -22,6 +22,8 @@ interface IVerifierStakes {
     event VerifierStaked(address indexed verifier, uint256 amount, uint256 bonded);
     event VerifierUnstakeRequested(address indexed verifier, uint256 amount, uint256 unbonding, uint256 unlockTime);
     event VerifierWithdrawn(address indexed verifier, uint256 amount);
+    /// @notice `verifier` takes client-handed signed answers at `endpoint` (an http(s) URL; empty: none).
+    event VerifierEndpointAnnounced(address indexed verifier, string endpoint);
     event VerifierSlashed(
         address indexed verifier, uint256 indexed epoch, uint256 amount, uint256 bonded, uint256 unbonding
     );
@@ -31,6 +33,7 @@ interface IVerifierStakes {
     error NothingToWithdraw();
     error StillUnbonding(uint256 unlockTime);
     error TransferFailed();
+    error EndpointTooLong(uint256 length, uint256 max);
 
     /// @notice Bond msg.value more for msg.sender.
     /// Requirements: msg.value > 0; not paused. Emits VerifierStaked.
@@ -49,6 +52,18 @@ interface IVerifierStakes {
     /// `epoch`, bonded first; the ether goes to the reward pool of the current epoch (RewardPool.depositSlashed).
     /// Requirements: SLASHER_ROLE (the trust-scoring contract); fraction <= 1e18; not paused. Emits VerifierSlashed.
     function slash(address verifier, uint256 epoch, uint256 fraction) external returns (uint256 amount);
+
+    /// @notice Announce where msg.sender takes the signed answers clients hand to verifiers (issue 14): clients
+    /// read `announcedVerifiers` and post a sample of their answers to each. Any account may announce; clients
+    /// post only to those with at least minVerifierStake bonded. An empty string withdraws the endpoint.
+    /// Requirements: at most 256 bytes; not paused. Emits VerifierEndpointAnnounced.
+    function announceEndpoint(string calldata endpoint) external;
+
+    /// @notice The endpoint `verifier` announced last ("" for none).
+    function endpointOf(address verifier) external view returns (string memory);
+
+    /// @notice Every account that ever announced an endpoint, in order of first announcement.
+    function announcedVerifiers() external view returns (address[] memory);
 
     /// @notice Bonded stake of `verifier` (what TrustScoring compares with minVerifierStake).
     function bondedOf(address verifier) external view returns (uint256);

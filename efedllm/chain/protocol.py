@@ -176,6 +176,17 @@ class Protocol:
     def missing_layers(self) -> list[int]:
         return [layer for layer, count in enumerate(self.coverage()) if count == 0]
 
+    def verifier_endpoints(self) -> dict[str, str]:
+        """Verifier address -> the endpoint it takes client-handed answers at (VerifierStakes.announceEndpoint), for
+        the verifiers that hold the role, have at least minVerifierStake bonded and announced a non-empty one."""
+        stakes, least = self.stakes.functions, self.scoring.functions.minVerifierStake().call()
+        found = {}
+        for address in stakes.announcedVerifiers().call():
+            endpoint = stakes.endpointOf(address).call()
+            if endpoint and stakes.bondedOf(address).call() >= least and self.is_verifier(address):
+                found[address] = endpoint
+        return found
+
     def is_verifier(self, address: str) -> bool:
         role = self.scoring.functions.VERIFIER_ROLE().call()
         return self.scoring.functions.hasRole(role, Web3.to_checksum_address(address)).call()

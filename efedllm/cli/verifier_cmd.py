@@ -14,6 +14,7 @@ from efedllm.cli.flags import add_dataclass_options, dataclass_from_args
 from efedllm.errors import EfedError
 from efedllm.model.source import DEFAULT_MODEL
 from efedllm.verifier.config import VerifierAccount, VerifyConfig
+from efedllm.verifier.inbox import InboxConfig
 
 
 def register(subparsers) -> None:
@@ -37,6 +38,7 @@ def _register_run(commands) -> None:
     )
     add_dataclass_options(parser, VerifyConfig)
     add_dataclass_options(parser, VerifierAccount)
+    add_dataclass_options(parser, InboxConfig)
     parser.add_argument(
         "--softmax",
         choices=("exact", "lut"),
@@ -90,14 +92,28 @@ def run(args: argparse.Namespace) -> int:
     model = ReferenceModel(args.model, device=args.device, softmax=softmax, progress=say)
     tokenizer = AutoTokenizer.from_pretrained(model.folder)
     config = dataclass_from_args(VerifyConfig, args)
+    from efedllm.verifier.inbox import open_inbox
+
+    inbox, service = open_inbox(protocol, dataclass_from_args(InboxConfig, args), data_dir=args.data_dir, say=say)
     verifier = Verifier(
-        protocol, model, tokenizer, config, data_dir=args.data_dir, progress=say, penalize=account.penalize
+        protocol,
+        model,
+        tokenizer,
+        config,
+        data_dir=args.data_dir,
+        progress=say,
+        penalize=account.penalize,
+        inbox=inbox,
     )
     if args.lie:  # a test aid, installed from here only
         from efedllm.aids.lies import install_verifier_aid
 
         install_verifier_aid(verifier, args.lie, progress=say)
     say(f"verifier {verifier.me} running; state in {verifier.state.path}")
-    verifier.run(stop.event)
+    try:
+        verifier.run(stop.event)
+    finally:
+        if service is not None:
+            service.stop()
     say("verifier stopped")
     return 0

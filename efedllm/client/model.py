@@ -25,6 +25,7 @@ from transformers import (
 
 from efedllm.client.answers import AnswerChecker
 from efedllm.client.peers import ChainPeers, StaticPeers
+from efedllm.client.reports import HANDED_PER_SERVER, AnswerReporter
 from efedllm.client.routing import Hop
 from efedllm.client.sampling import Sampling
 from efedllm.client.session import REQUEST_TIMEOUT_S, InferenceSession
@@ -43,6 +44,7 @@ class DistributedModel:
         generation_config: GenerationConfig,
         peers,
         timeout: float = REQUEST_TIMEOUT_S,
+        handed_per_server: int = HANDED_PER_SERVER,
     ):
         self.ends, self.tokenizer, self.generation_config, self.peer_source = ends, tokenizer, generation_config, peers
         self.timeout = timeout
@@ -59,6 +61,13 @@ class DistributedModel:
         """Checks every server's signed answer (servers found on chain) and keeps them: ``answers.kept``."""
         self.payer = getattr(peers, "payer", None)
         """Pays priced servers with signed receipts (servers found on chain, a client with an account)."""
+        verifiers = getattr(peers, "verifier_endpoints", None)
+        self.reporter = (
+            AnswerReporter(verifiers, per_server=handed_per_server)
+            if verifiers is not None and self.answers is not None
+            else None
+        )
+        """Hands a sample of each generation's signed answers to the verifiers (servers found on chain)."""
 
     @classmethod
     def from_pretrained(
@@ -69,10 +78,13 @@ class DistributedModel:
         servers: list[str] | None = None,
         device: str | None = None,
         timeout: float = REQUEST_TIMEOUT_S,
+        handed_per_server: int = HANDED_PER_SERVER,
         progress=lambda message: None,
     ) -> DistributedModel:
         """Load the model's ends locally; find servers on chain (``protocol``) or at explicit ``servers`` URLs.
-        ``timeout``: seconds one request to a server may take before the client routes around that server."""
+        ``timeout``: seconds one request to a server may take before the client routes around that server;
+        ``handed_per_server``: signed answers per server handed to the verifiers after each generation (0: none).
+        """
         if (protocol is None) == (servers is None):
             raise EfedError("give either a chain (protocol) or a list of server URLs")
         source = resolve(model, progress=progress)
@@ -83,7 +95,14 @@ class DistributedModel:
         except OSError:
             generation_config = GenerationConfig()
         peers = ChainPeers(protocol) if protocol is not None else StaticPeers(servers)
-        return cls(ends=ends, tokenizer=tokenizer, generation_config=generation_config, peers=peers, timeout=timeout)
+        return cls(
+            ends=ends,
+            tokenizer=tokenizer,
+            generation_config=generation_config,
+            peers=peers,
+            timeout=timeout,
+            handed_per_server=handed_per_server,
+        )
 
     def encode(
         self, *, prompt: str | None = None, messages: list[dict] | None = None, chat: bool = True
@@ -132,6 +151,7 @@ class DistributedModel:
             self.peer_source.peers(), self.num_layers, timeout=self.timeout, answers=self.answers, payer=self.payer
         )
         new_tokens, all_logits = [], []
+        first_answer = len(self.answers.kept) if self.answers is not None else 0
         self.last_hit_limit = False
         try:
             step_input = input_ids
@@ -154,6 +174,8 @@ class DistributedModel:
             self.last_route, self.last_failovers = session.route, session.failovers
             self.current_session = None
             session.close()
+            if self.reporter is not None:
+                self.reporter.hand(self.answers.kept[first_answer:])
         ids = torch.tensor([new_tokens], dtype=torch.long)
         return (ids, all_logits) if output_logits else ids
 

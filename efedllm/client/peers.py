@@ -90,6 +90,10 @@ class ChainPeers:
         """Where these servers' signed answers are judged: the clients check them against it."""
         return self.protocol.answer_domain
 
+    def verifier_endpoints(self) -> dict[str, str]:
+        """Where the verifiers take signed answers (client/reports.py hands them a sample)."""
+        return self.protocol.verifier_endpoints()
+
     def peers(self) -> list[Peer]:
         try:
             return self._peers()

@@ -1,4 +1,5 @@
-"""Every route a server answers, named once (the server registers these; every client builds its URLs here)."""
+"""Every route a server (and a verifier's answer inbox) answers, named once: the services register these; every
+client builds its URLs here."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ FORWARD = "/sessions/{session_id}/forward"
 """``POST``: run hidden states (efedllm/wire.py) through a session (``forward(id)`` is a concrete path)."""
 OPENINGS = "/openings"
 """``POST``: reveal a committed task to a verifier (efedllm/openings.py; servers on chain only)."""
+
+ANSWERS = "/answers"
+"""A verifier's inbox: ``POST`` hand it signed answers; ``GET ?epoch=N`` the answers it took (verifier/inbox.py)."""
 
 
 def session(session_id: str) -> str:

@@ -26,6 +26,8 @@ class VerifyConfig:
         },
     )
     """Committed tasks opened per server per epoch (verifier/sampling.py)."""
+    handed_checks: int = 8
+    """Leaves of answers clients handed in opened per server per epoch, beyond ``samples`` (verifier/inbox.py)."""
     canaries: int = 1
     """Canary prompts per server per epoch."""
     canary_steps: int = 2

@@ -29,6 +29,7 @@ from efedllm.chain.params import ONE
 from efedllm.chain.protocol import Phase, Protocol, Status
 from efedllm.chain.transactions import RevertError
 from efedllm.verifier.config import VerifyConfig
+from efedllm.verifier.inbox import AnswerInbox, pull_answers
 from efedllm.verifier.remote import Target
 from efedllm.verifier.scoring import verify_server
 from efedllm.verifier.stake import apply_penalty, find_penalties
@@ -65,8 +66,11 @@ class Verifier:
         data_dir: Path,
         progress=print,
         penalize: bool = True,
+        inbox: AnswerInbox | None = None,
     ):
         self.protocol, self.model, self.tokenizer, self.config = protocol, model, tokenizer, config
+        self.inbox = inbox
+        """The answers clients handed this verifier (verifier/inbox.py); None: it runs no inbox."""
         self.progress, self.penalize = progress, penalize
         self.accuracy = lambda tally: tally.accuracy(config.policy)
         """A server's acc (scaled by ONE) from its checks' tally under the policy (replaceable, e.g. by a test aid,
@@ -235,6 +239,7 @@ class Verifier:
             f"epoch {epoch}: verifying {len(targets)} server(s) "
             f"({self.config.samples} openings each at most, {self.config.canaries} canary prompt(s))"
         )
+        handed = self._handed(epoch)
         results = {}
         for s, work in targets:
             target = Target(address=s.address, endpoint=s.endpoint, first_layer=s.first_layer, num_layers=s.num_layers)
@@ -250,11 +255,13 @@ class Verifier:
                 root=work.root,
                 work_units=work.work_units,
                 rng=self.rng,
+                handed=handed.get(s.address, []),
             )
             acc = self.accuracy(tally)
             results[s.address] = acc
             caught = f"; caught: {tally.frauds[0]}" if tally.frauds else ""
             down = f", {len(tally.unreachable)} unreachable" if tally.unreachable else ""
+            down += f", {tally.handed} of clients' answers" if tally.handed else ""
             self.progress(
                 f"epoch {epoch}: {s.address} acc {acc / ONE:.3f} ({tally.passed}/{tally.checked} checks{down}, "
                 f"{work.work_units} work units){caught}"
@@ -272,6 +279,25 @@ class Verifier:
         else:
             st["committed"] = None
         self.state.save()
+
+    def _handed(self, epoch: int) -> dict[str, list]:
+        """Server -> the signed answers clients handed in for ``epoch``: this verifier's and, pulled now, every
+        other announced verifier's, so that verifiers holding the same answers reach the same scores."""
+        if self.inbox is None:
+            return {}
+        for address, endpoint in self.protocol.verifier_endpoints().items():
+            if address != self.me:
+                pulled = pull_answers(endpoint, epoch)
+                if pulled is None:
+                    log.warning(
+                        "epoch %d: could not pull handed answers from verifier %s at %s", epoch, address, endpoint
+                    )
+                else:
+                    self.inbox.take(pulled, pulled=True)
+        by_server: dict[str, list] = {}
+        for signed in self.inbox.of(epoch):
+            by_server.setdefault(signed.server, []).append(signed)
+        return by_server
 
     def reveal(self, epoch: int, st: dict) -> None:
         call = self.protocol.scoring.functions.revealScores(

@@ -18,8 +18,10 @@ import requests
 
 from efedllm.chain.params import ONE
 from efedllm.openings import Opening
+from efedllm.receipts import SignedAnswer
 from efedllm.verifier.checks import PrefixMemo, Verdict, check_opening
 from efedllm.verifier.config import VerifyConfig
+from efedllm.verifier.handed import check_handed, pick_handed
 from efedllm.verifier.reference import ReferenceModel
 from efedllm.verifier.remote import Target, fetch_opening, run_canary
 from efedllm.verifier.sampling import sample_indices
@@ -42,6 +44,8 @@ class Tally:
     checked: int = 0
     frauds: list[str] = field(default_factory=list)
     unreachable: list[str] = field(default_factory=list)
+    handed: int = 0
+    """Checks of answers that clients handed in (verifier/handed.py)."""
 
     def add(self, verdict: Verdict) -> None:
         self.checked += 1
@@ -99,11 +103,18 @@ def verify_server(
     root: bytes,
     work_units: int,
     rng: random.Random,
+    handed: list[SignedAnswer] = (),
 ) -> Tally:
-    """Every check of one server for ``epoch``: sampled openings of its commitment, then canaries."""
+    """Every check of one server for ``epoch``: sampled openings of its commitment, the leaves of answers it
+    signed for clients that they handed in (``handed``), then canaries."""
     tally = Tally(target.address)
     http = requests.Session()
     indices = sample_indices(seed, target.address, work_units, config.samples) if work_units else []
+    to_compare, verdicts = pick_handed(handed, seed=seed, work_units=work_units, limit=config.handed_checks)
+    for verdict in verdicts:
+        tally.add(verdict)
+    tally.handed += len(verdicts)
+    indices += [i for i in to_compare if i not in indices]
     opened, down = {}, None
     for index in indices:
         if down is not None:  # unreachable a moment ago (after retries): do not wait out every other opening too
@@ -125,6 +136,10 @@ def verify_server(
         tolerance=config.tolerance,
     ):
         tally.add(verdict)
+    for index, signed in to_compare.items():
+        if index in opened:
+            tally.add(check_handed(opened[index], signed))
+            tally.handed += 1
     for _ in range(config.canaries):
         text = rng.choice(CANARY_TEXTS)
         prompt = tokenizer(text)["input_ids"]

@@ -90,6 +90,24 @@ def test_pause_stops_staking(stakes, gov, stranger):
         stakes.withdraw({"from": stranger})
 
 
+def test_a_verifier_announces_where_clients_hand_it_answers(stakes, verifiers, stranger, gov):
+    """Issue 14: clients find verifiers' answer inboxes here (efedllm/client/reports.py)."""
+    assert stakes.announcedVerifiers() == [] and stakes.endpointOf(verifiers[0]) == ""
+    tx = stakes.announceEndpoint("http://10.0.0.7:8100", {"from": verifiers[0]})
+    assert tx.events["VerifierEndpointAnnounced"] == {"verifier": verifiers[0], "endpoint": "http://10.0.0.7:8100"}
+    stakes.announceEndpoint("http://stranger:1", {"from": stranger})
+    stakes.announceEndpoint("https://v.example/", {"from": verifiers[0]})  # moved: listed once
+    assert stakes.announcedVerifiers() == [verifiers[0], stranger]
+    assert stakes.endpointOf(verifiers[0]) == "https://v.example/"
+    stakes.announceEndpoint("", {"from": stranger})  # withdrawn, still listed (clients skip empty ones)
+    assert stakes.endpointOf(stranger) == "" and len(stakes.announcedVerifiers()) == 2
+    with reverts("EndpointTooLong", 257, 256):
+        stakes.announceEndpoint("x" * 257, {"from": stranger})
+    stakes.pause({"from": gov})
+    with reverts("EnforcedPause"):
+        stakes.announceEndpoint("http://a", {"from": stranger})
+
+
 # ---------------------------------------------------------------------------------------------- committing needs stake
 
 
