@@ -9,6 +9,7 @@ from dataclasses import asdict
 from efedllm.cli.common import add_chain_options, add_signer_options, open_protocol
 from efedllm.cli.flags import add_dataclass_options, dataclass_from_args
 from efedllm.client.sampling import Sampling
+from efedllm.client.spotcheck import SpotCheck
 from efedllm.errors import EfedError
 from efedllm.model.source import DEFAULT_MODEL
 
@@ -51,6 +52,7 @@ def register(subparsers) -> None:
         help="pay priced servers with signed receipts from this account's deposit (efedllm client deposit); "
         "without it only free servers serve (default: off)",
     )
+    add_dataclass_options(parser, SpotCheck)
     add_chain_options(parser, signs=False)
     add_signer_options(parser)
     parser.set_defaults(run=run)
@@ -66,7 +68,11 @@ def run(args: argparse.Namespace) -> int:
     servers = args.servers.split(",") if args.servers else None
     protocol = None if servers else open_protocol(args, signs=args.pay)
     model = DistributedModel.from_pretrained(
-        args.model, protocol=protocol, servers=servers, progress=lambda m: print(m, file=sys.stderr, flush=True)
+        args.model,
+        protocol=protocol,
+        servers=servers,
+        spot=dataclass_from_args(SpotCheck, args),
+        progress=lambda m: print(m, file=sys.stderr, flush=True),
     )
     if args.chat:
         return chat(model, args)

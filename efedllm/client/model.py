@@ -29,6 +29,7 @@ from efedllm.client.reports import HANDED_PER_SERVER, AnswerReporter
 from efedllm.client.routing import Hop
 from efedllm.client.sampling import Sampling
 from efedllm.client.session import REQUEST_TIMEOUT_S, InferenceSession
+from efedllm.client.spotcheck import NO_SPOT_CHECKS, SpotCheck, SpotChecker
 from efedllm.errors import EfedError
 from efedllm.model.head import ModelEnds
 from efedllm.model.source import DEFAULT_MODEL, resolve
@@ -45,6 +46,7 @@ class DistributedModel:
         peers,
         timeout: float = REQUEST_TIMEOUT_S,
         handed_per_server: int = HANDED_PER_SERVER,
+        spot: SpotCheck = NO_SPOT_CHECKS,
     ):
         self.ends, self.tokenizer, self.generation_config, self.peer_source = ends, tokenizer, generation_config, peers
         self.timeout = timeout
@@ -68,6 +70,8 @@ class DistributedModel:
             else None
         )
         """Hands a sample of each generation's signed answers to the verifiers (servers found on chain)."""
+        self.spot = SpotChecker(spot) if self.reporter is not None else None
+        """Spot checks of steps on a second server (client/spotcheck.py); their disputes go to the verifiers."""
 
     @classmethod
     def from_pretrained(
@@ -79,11 +83,13 @@ class DistributedModel:
         device: str | None = None,
         timeout: float = REQUEST_TIMEOUT_S,
         handed_per_server: int = HANDED_PER_SERVER,
+        spot: SpotCheck = NO_SPOT_CHECKS,
         progress=lambda message: None,
     ) -> DistributedModel:
         """Load the model's ends locally; find servers on chain (``protocol``) or at explicit ``servers`` URLs.
         ``timeout``: seconds one request to a server may take before the client routes around that server;
-        ``handed_per_server``: signed answers per server handed to the verifiers after each generation (0: none).
+        ``handed_per_server``: signed answers per server handed to the verifiers after each generation (0: none);
+        ``spot``: how often a step is checked on a second server (client/spotcheck.py; off by default).
         """
         if (protocol is None) == (servers is None):
             raise EfedError("give either a chain (protocol) or a list of server URLs")
@@ -102,6 +108,7 @@ class DistributedModel:
             peers=peers,
             timeout=timeout,
             handed_per_server=handed_per_server,
+            spot=spot,
         )
 
     def encode(
@@ -148,10 +155,16 @@ class DistributedModel:
         warpers = self._warpers(do_sample, temperature, top_k, top_p)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         session = self.current_session = InferenceSession(
-            self.peer_source.peers(), self.num_layers, timeout=self.timeout, answers=self.answers, payer=self.payer
+            self.peer_source.peers(),
+            self.num_layers,
+            timeout=self.timeout,
+            answers=self.answers,
+            payer=self.payer,
+            spot=self.spot,
         )
         new_tokens, all_logits = [], []
         first_answer = len(self.answers.kept) if self.answers is not None else 0
+        first_dispute = len(self.spot.disputes) if self.spot is not None else 0
         self.last_hit_limit = False
         try:
             step_input = input_ids
@@ -175,7 +188,9 @@ class DistributedModel:
             self.current_session = None
             session.close()
             if self.reporter is not None:
-                self.reporter.hand(self.answers.kept[first_answer:])
+                disputes = self.spot.disputes[first_dispute:]
+                disputed = [a for d in disputes for a in (d.first, d.second)]
+                self.reporter.hand(self.answers.kept[first_answer:], disputed=disputed)
         ids = torch.tensor([new_tokens], dtype=torch.long)
         return (ids, all_logits) if output_logits else ids
 

@@ -54,9 +54,11 @@ class AnswerReporter:
             picked += self.rng.sample(kept, min(self.per_server, len(kept)))
         return picked
 
-    def hand(self, answers: list[SignedAnswer]) -> int:
-        """Hand a sample of ``answers`` to every verifier; how many verifiers took it."""
+    def hand(self, answers: list[SignedAnswer], *, disputed: list[SignedAnswer] = ()) -> int:
+        """Hand a sample of ``answers``, and every ``disputed`` one (client/spotcheck.py), to every verifier; how
+        many verifiers took them."""
         picked = self.sample(answers) if self.per_server > 0 else []
+        picked += [a for a in disputed if a not in picked]
         if not picked:
             return 0
         try:

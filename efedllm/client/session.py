@@ -17,6 +17,7 @@ import torch
 from efedllm.client.answers import AnswerChecker
 from efedllm.client.payments import Payer
 from efedllm.client.routing import Hop, Peer, plan_route
+from efedllm.client.spotcheck import Dispute, SpotChecker
 from efedllm.errors import EfedError
 from efedllm.rpc.client import (  # noqa: F401 - RETRYABLE_STATUS, CONNECT_TIMEOUT_S: re-exported for callers
     CONNECT_TIMEOUT_S,
@@ -25,6 +26,7 @@ from efedllm.rpc.client import (  # noqa: F401 - RETRYABLE_STATUS, CONNECT_TIMEO
     ServerClient,
     ServerFailure,
 )
+from efedllm.verifier.checks import deviation
 
 log = logging.getLogger("efedllm.client")
 
@@ -47,6 +49,7 @@ class InferenceSession:
         max_failovers: int = 8,
         answers: AnswerChecker | None = None,
         payer: Payer | None = None,
+        spot: SpotChecker | None = None,
     ):
         self.peers = list(peers)
         self.answers = answers
@@ -54,6 +57,8 @@ class InferenceSession:
         URL, whose addresses no chain vouches for)."""
         self.payer = payer
         """Pays each step of a priced server with a signed receipt (None: the client pays nothing)."""
+        self.spot = spot if answers is not None else None
+        """Now and then sends a step to a second server of the same layers and compares (client/spotcheck.py)."""
         self.num_layers = num_layers
         self.http = http or requests.Session()
         if not timeout > 0:
@@ -86,9 +91,48 @@ class InferenceSession:
                 self._fail_over(i, exc)
                 continue  # retry position i with the replacement hops
             remote.history.append(hidden)
+            if self.spot is not None and self.spot.due():
+                self._spot_check(remote, output)
             hidden = output
             i += 1
         return hidden
+
+    def _spot_check(self, remote: RemoteHop, output: torch.Tensor) -> None:
+        """Run ``remote``'s history on another server of its layers and compare the last step's output; a
+        mismatch is kept in ``spot.disputes`` (both signed answers) for the verifiers."""
+        hop, first = remote.hop, self.answers.kept[-1]
+        others = [
+            p
+            for p in self.peers
+            if p.endpoint not in self.failed
+            and p.endpoint != hop.peer.endpoint
+            and p.first <= hop.start < hop.end <= p.end
+        ]
+        if not others:
+            return
+        peer = self.spot.rng.choice(others)
+        second = None
+        try:
+            second = self._open(Hop(peer=peer, start=hop.start, end=hop.end))
+            theirs = self._forward(second, torch.cat(remote.history, dim=1))[:, -output.shape[1] :]
+        except ServerFailure as exc:
+            log.warning("spot check on %s failed (%s); the step stands", peer.endpoint, exc)
+            return
+        finally:
+            if second is not None:
+                self._client(peer).close(second.session_id)
+        self.spot.checks += 1
+        error = deviation(theirs, output)
+        if not error <= self.spot.config.spot_tolerance:
+            log.warning(
+                "spot check: %s and %s disagree on layers %d:%d by %.2e; both answers go to the verifiers",
+                hop.peer.endpoint,
+                peer.endpoint,
+                hop.start,
+                hop.end,
+                error,
+            )
+            self.spot.disputes.append(Dispute(first=first, second=self.answers.kept[-1], deviation=error))
 
     def close(self) -> None:
         for remote in self.hops:
