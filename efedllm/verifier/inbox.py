@@ -230,6 +230,21 @@ class InboxService:
             self._thread.join(10)
 
 
+def _registered(protocol) -> Callable[[str], bool]:
+    """Whether an address is a registered server, asking the chain once per address that is (a registration is
+    for ever; one that is not yet may register later)."""
+    from efedllm.chain.enums import Status
+
+    known: set[str] = set()
+
+    def registered(address: str) -> bool:
+        if address not in known and protocol.server(address).status != Status.NONE:
+            known.add(address)
+        return address in known
+
+    return registered
+
+
 def open_inbox(
     protocol, config: InboxConfig, *, data_dir: Path, say=print
 ) -> tuple[AnswerInbox | None, InboxService | None]:
@@ -238,13 +253,11 @@ def open_inbox(
     if not config.port:
         say("no answer inbox (--port 0): clients cannot hand this verifier their signed answers")
         return None, None
-    from efedllm.chain.enums import Status
-
     me = protocol.signer.address
     inbox = AnswerInbox(
         Path(data_dir) / f"answers-{me}.jsonl",
         domain=protocol.answer_domain,
-        is_server=lambda address: protocol.server(address).status != Status.NONE,
+        is_server=_registered(protocol),
         current_epoch=protocol.current_epoch,
         per_server=config.per_server,
     )
