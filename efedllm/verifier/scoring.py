@@ -18,6 +18,7 @@ import requests
 
 from efedllm.chain.params import ONE
 from efedllm.openings import Opening
+from efedllm.receipts import ReceiptDomain
 from efedllm.verifier.checks import PrefixMemo, Verdict, check_opening
 from efedllm.verifier.config import VerifyConfig
 from efedllm.verifier.reference import ReferenceModel
@@ -42,10 +43,17 @@ class Tally:
     checked: int = 0
     frauds: list[str] = field(default_factory=list)
     unreachable: list[str] = field(default_factory=list)
+    paid: int = 0
+    """Passed openings whose step a client's receipt paid for (the leaf commits to it)..."""
+    unpaid: int = 0
+    """...and those no client paid for (a free server, or work nobody paid: self-dealing shows here)."""
 
     def add(self, verdict: Verdict) -> None:
         self.checked += 1
         self.passed += verdict.passed
+        if verdict.paid is not None:
+            self.paid += verdict.paid
+            self.unpaid += not verdict.paid
         if verdict.fraud:
             self.frauds.append(verdict.reason)
         elif not verdict.passed:
@@ -67,6 +75,7 @@ def check_openings(
     work_units: int,
     model: ReferenceModel,
     tolerance: float,
+    receipts: ReceiptDomain,
 ) -> list[Verdict]:
     """Verdicts on a server's opened tasks, longest prefixes first so that each session is recomputed once."""
     memo = PrefixMemo(model.recompute)
@@ -81,6 +90,7 @@ def check_openings(
             num_layers=model.num_layers,
             recompute=memo,
             tolerance=tolerance,
+            receipts=receipts,
         )
         for index in sorted(opened, key=lambda i: -opened[i].inputs.shape[1])
     ]
@@ -94,6 +104,7 @@ def verify_server(
     config: VerifyConfig,
     sign,
     chain_id: int,
+    receipts: ReceiptDomain,
     epoch: int,
     seed: bytes,
     root: bytes,
@@ -123,6 +134,7 @@ def verify_server(
         work_units=work_units,
         model=model,
         tolerance=config.tolerance,
+        receipts=receipts,
     ):
         tally.add(verdict)
     for _ in range(config.canaries):
