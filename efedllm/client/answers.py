@@ -18,6 +18,9 @@ from efedllm.receipts import ANSWER_HEADER, SIGNATURE_HEADER, Answer, AnswerDoma
 from efedllm.rpc.client import ServerFailure
 from efedllm.tasks import tensor_hash
 
+BAD_ANSWER = "bad-answer"
+"""The ``cause`` of the ServerFailure a failed check raises: a client fails over, a verifier's canary calls it fraud."""
+
 
 class AnswerChecker:
     """Checks answers against ``domain`` (the deployment's ServingChallenges) and keeps them in ``kept``."""
@@ -39,7 +42,7 @@ class AnswerChecker:
         headers: Mapping[str, str],
     ) -> SignedAnswer:
         def fail(why: str) -> ServerFailure:
-            return ServerFailure(endpoint, f"bad signed answer: {why}", cause="bad-answer")
+            return ServerFailure(endpoint, f"bad signed answer: {why}", cause=BAD_ANSWER)
 
         raw, signature = headers.get(ANSWER_HEADER), headers.get(SIGNATURE_HEADER)
         if not raw or not signature:
