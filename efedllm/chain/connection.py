@@ -58,11 +58,17 @@ def message_signer(w3: Web3, signer: Signer):
 
 
 def load_signer(
-    w3: Web3, *, keystore: Path | None = None, node_account: int | None = None, key_env: str = KEY_ENV
+    w3: Web3,
+    *,
+    keystore: Path | None = None,
+    node_account: int | None = None,
+    key_env: str = KEY_ENV,
+    password_env: str = KEYSTORE_PASSWORD_ENV,
 ) -> Signer:
-    """The signer chosen by the caller's options, in order: keystore, $EFEDLLM_PRIVATE_KEY, a node account."""
+    """The signer chosen by the caller's options, in order: keystore, $EFEDLLM_PRIVATE_KEY, a node account
+    (``key_env``, ``password_env``: other variables, for a second account such as a verifier's canaries')."""
     if keystore is not None:
-        return Signer(*_from_keystore(Path(keystore)))
+        return Signer(*_from_keystore(Path(keystore), password_env=password_env))
     key = os.environ.get(key_env)
     if key:
         try:
@@ -79,14 +85,14 @@ def load_signer(
     return Signer(Web3.to_checksum_address(accounts[index]))
 
 
-def _from_keystore(path: Path) -> tuple[str, LocalAccount]:
+def _from_keystore(path: Path, *, password_env: str = KEYSTORE_PASSWORD_ENV) -> tuple[str, LocalAccount]:
     try:
         encrypted = json.loads(path.read_text())
     except OSError as exc:
         raise EfedError(f"cannot read keystore {path}: {exc.strerror}") from None
     except json.JSONDecodeError:
         raise EfedError(f"keystore {path} is not JSON") from None
-    password = os.environ.get(KEYSTORE_PASSWORD_ENV)
+    password = os.environ.get(password_env)
     if password is None:
         password = getpass.getpass(f"Password for {path}: ")
     try:

@@ -17,6 +17,7 @@ from efedllm.chain.deployment import Deployment
 from efedllm.chain.enums import Outcome, Phase, Status
 from efedllm.chain.transactions import ErrorDecoder, Transactor
 from efedllm.chain.views import (
+    ClientAccount,
     Commitment,
     EpochPool,
     Score,
@@ -161,6 +162,11 @@ class Protocol:
         """The stake of ``verifier`` in VerifierStakes (all zero when it never staked)."""
         value = self.stakes.functions.stakeOf(Web3.to_checksum_address(verifier)).call()
         return self._decoder(VerifierStake, "VerifierStakes", "stakeOf")(value)
+
+    def client_account(self, client: str) -> ClientAccount:
+        """What ``client`` deposited in Payments to pay servers with (all zero when it never deposited)."""
+        value = self.payments.functions.accountOf(Web3.to_checksum_address(client)).call()
+        return self._decoder(ClientAccount, "Payments", "accountOf")(value)
 
     def pool_of(self, epoch: int) -> EpochPool:
         value = self.pool.functions.epochPool(epoch).call()

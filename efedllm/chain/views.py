@@ -101,6 +101,18 @@ class VerifierStake:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ClientAccount:
+    """IPayments.Account: what a client deposited to pay servers with, in wei."""
+
+    ENUMS: ClassVar[dict[str, type]] = {}
+    EXTRA: ClassVar[tuple[str, ...]] = ()
+
+    available: int
+    pending: int
+    unlock_time: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class EpochPool:
     """IRewardPool.EpochPool: the reward pool of one epoch."""
 

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         protocol.tx.send(payments.requestWithdrawal(wei(args.amount)), label="requestWithdrawal")
     elif args.action == "withdraw":
         protocol.tx.send(payments.withdraw(), label="withdraw")
-    available, pending, unlock = payments.accountOf(me).call()
-    when = f", withdrawable from {utc(unlock)}" if pending else ""
-    print(f"{me}: {ether(available)} to pay servers with; {ether(pending)} being withdrawn{when}")
+    account = protocol.client_account(me)
+    when = f", withdrawable from {utc(account.unlock_time)}" if account.pending else ""
+    print(f"{me}: {ether(account.available)} to pay servers with; {ether(account.pending)} being withdrawn{when}")
     return 0

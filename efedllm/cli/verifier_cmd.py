@@ -77,6 +77,14 @@ def run(args: argparse.Namespace) -> int:
 
     account = dataclass_from_args(VerifierAccount, args)
     ensure_stake(protocol, account.stake, say=say)
+    from efedllm.verifier.canaries import load_canary_signer
+
+    canary = load_canary_signer(protocol, account)
+    say(
+        f"canaries pay priced servers from {canary.address}"
+        if canary
+        else "no canary account: priced servers get no canaries (--canary-keystore)"
+    )
     from transformers import AutoTokenizer  # torch and transformers load only for this command
 
     from efedllm.verifier.daemon import Verifier
@@ -104,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         progress=say,
         penalize=account.penalize,
         inbox=inbox,
+        canary_account=canary,
     )
     if args.lie:  # a test aid, installed from here only
         from efedllm.aids.lies import install_verifier_aid

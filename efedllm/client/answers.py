@@ -20,6 +20,9 @@ from efedllm.receipts import ANSWER_HEADER, SIGNATURE_HEADER, Answer, AnswerDoma
 from efedllm.rpc.client import ServerFailure
 from efedllm.tasks import tensor_hash
 
+BAD_ANSWER = "bad-answer"
+"""The ``cause`` of the ServerFailure a failed check raises: a client fails over, a verifier's canary calls it fraud."""
+
 
 class AnswerChecker:
     """Checks answers against ``domain`` (the deployment's ServingChallenges) and keeps them in ``kept``."""
@@ -44,7 +47,7 @@ class AnswerChecker:
         """``receipt``: the digest of the receipt this step was sent with (receipts.UNPAID when none)."""
 
         def fail(why: str) -> ServerFailure:
-            return ServerFailure(endpoint, f"bad signed answer: {why}", cause="bad-answer")
+            return ServerFailure(endpoint, f"bad signed answer: {why}", cause=BAD_ANSWER)
 
         raw, signature = headers.get(ANSWER_HEADER), headers.get(SIGNATURE_HEADER)
         if not raw or not signature:

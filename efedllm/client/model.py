@@ -36,6 +36,21 @@ from efedllm.model.source import DEFAULT_MODEL, resolve
 from efedllm.model.span import pick_device
 
 
+def encode(
+    tokenizer, *, prompt: str | None = None, messages: list[dict] | None = None, chat: bool = True
+) -> torch.Tensor:
+    """Token ids ([1, n]) of a prompt as a client sends it: through the chat template for instruct models unless
+    ``chat`` is False (also what a verifier's canary prompts are encoded with, verifier/prompts.py)."""
+    if messages is None:
+        if prompt is None:
+            raise EfedError("give a prompt, messages or input_ids")
+        if not (chat and tokenizer.chat_template):
+            return tokenizer(prompt, return_tensors="pt")["input_ids"]
+        messages = [{"role": "user", "content": prompt}]
+    encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
+    return encoded["input_ids"] if not torch.is_tensor(encoded) else encoded
+
+
 class DistributedModel:
     def __init__(
         self,
@@ -115,14 +130,7 @@ class DistributedModel:
         self, *, prompt: str | None = None, messages: list[dict] | None = None, chat: bool = True
     ) -> torch.Tensor:
         """Token ids of a prompt; through the chat template for instruct models unless ``chat`` is False."""
-        if messages is None:
-            if prompt is None:
-                raise EfedError("give a prompt, messages or input_ids")
-            if not (chat and self.tokenizer.chat_template):
-                return self.tokenizer(prompt, return_tensors="pt")["input_ids"]
-            messages = [{"role": "user", "content": prompt}]
-        encoded = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
-        return encoded["input_ids"] if not torch.is_tensor(encoded) else encoded
+        return encode(self.tokenizer, prompt=prompt, messages=messages, chat=chat)
 
     @torch.inference_mode()
     def generate(

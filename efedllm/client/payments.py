@@ -29,10 +29,19 @@ class Paid:
 
 
 class Payer:
-    def __init__(self, *, client: str, sign: Callable[[dict], bytes], domain: ReceiptDomain, epoch: Callable[[], int]):
+    def __init__(
+        self,
+        *,
+        client: str,
+        sign: Callable[[dict], bytes],
+        domain: ReceiptDomain,
+        epoch: Callable[[], int],
+        owed: dict[tuple[str, int], int] | None = None,
+    ):
         self.client, self.sign, self.domain, self.epoch = client, sign, domain, epoch
-        self.owed: dict[tuple[str, int], int] = {}
-        """(server, epoch) -> the amount of the last receipt a server accepted."""
+        self.owed: dict[tuple[str, int], int] = {} if owed is None else owed
+        """(server, epoch) -> the amount of the last receipt a server accepted (``owed``: a dict to keep it in,
+        shared with payers before and after this one, as a verifier's canaries share their account's)."""
         self.epochs: dict[str, int] = {}
         """server -> the epoch of its last signed answer."""
 

@@ -192,28 +192,58 @@ class InferenceSession:
         return RemoteHop(hop, self._client(hop.peer).open_session(hop.start, hop.end).session)
 
     def _forward(self, remote: RemoteHop, hidden: torch.Tensor) -> torch.Tensor:
-        checked, peer, hop = None, remote.hop.peer, remote.hop
-        paid = Paid(headers={}, digest=UNPAID, served=lambda: None)
-        if self.payer is not None:
-            paid = self.payer.pay(peer=peer, tokens=hidden.shape[1], layers=hop.end - hop.start)
-        if self.answers is not None:
-            past = sum(h.shape[1] for h in remote.history)
+        hop = remote.hop
+        return send_step(
+            self._client(hop.peer),
+            peer=hop.peer,
+            session=remote.session_id,
+            start=hop.start,
+            end=hop.end,
+            past=sum(h.shape[1] for h in remote.history),
+            hidden=hidden,
+            answers=self.answers,
+            payer=self.payer,
+        )
 
-            def checked(output, headers):
-                kept = self.answers.check(
-                    endpoint=peer.endpoint,
-                    address=peer.address,
-                    session=remote.session_id,
-                    start=hop.start,
-                    end=hop.end,
-                    past=past,
-                    output=output,
-                    receipt=paid.digest,
-                    headers=headers,
-                )
-                if self.payer is not None and peer.address is not None:
-                    self.payer.saw_epoch(peer.address, kept.answer.epoch)
 
-        output = self._client(peer).forward(remote.session_id, hidden, answered=checked, headers=paid.headers)
-        paid.served()
-        return output
+def send_step(
+    client: ServerClient,
+    *,
+    peer: Peer,
+    session: str,
+    start: int,
+    end: int,
+    past: int,
+    hidden: torch.Tensor,
+    answers: AnswerChecker | None,
+    payer: Payer | None,
+    max_tokens: int = 1 << 30,
+) -> torch.Tensor:
+    """``hidden`` through layers [start, end) of ``peer``'s ``session`` (``past`` tokens in): paid with a receipt
+    when ``peer`` has a price, and its signed answer checked before the output is used. The one place a client step
+    is sent from: users' sessions and verifiers' canaries (verifier/canaries.py) alike, so that a server cannot tell
+    them apart by their requests. ``max_tokens``: the most tokens the answer may decode to."""
+    checked = None
+    paid = Paid(headers={}, digest=UNPAID, served=lambda: None)
+    if payer is not None:
+        paid = payer.pay(peer=peer, tokens=hidden.shape[1], layers=end - start)
+    if answers is not None:
+
+        def checked(output, headers):
+            kept = answers.check(
+                endpoint=peer.endpoint,
+                address=peer.address,
+                session=session,
+                start=start,
+                end=end,
+                past=past,
+                output=output,
+                receipt=paid.digest,
+                headers=headers,
+            )
+            if payer is not None and peer.address is not None:
+                payer.saw_epoch(peer.address, kept.answer.epoch)
+
+    output = client.forward(session, hidden, max_tokens=max_tokens, answered=checked, headers=paid.headers)
+    paid.served()
+    return output

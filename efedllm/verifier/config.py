@@ -6,6 +6,7 @@ The field docstrings are the help of ``efedllm verifier run``'s flags (cli/flags
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, get_args
 
 from efedllm.chain.params import wei_from_ether
@@ -29,7 +30,8 @@ class VerifyConfig:
     handed_checks: int = 8
     """Leaves of answers clients handed in opened per server per epoch, beyond ``samples`` (verifier/inbox.py)."""
     canaries: int = 1
-    """Canary prompts per server per epoch."""
+    """Canary prompts per server per epoch, each written anew by the verifier's model and sent as a paying client
+    (verifier/canaries.py)."""
     canary_steps: int = 2
     """Decode steps after each canary's prefill (greedy)."""
     tolerance: float = field(default=FLOAT32_TOLERANCE, metadata={"default_help": "%(default)s, for float32"})
@@ -57,3 +59,18 @@ class VerifierAccount:
     """After finalizing an epoch, penalize verifiers that committed scores without revealing them or withheld a
     seed share (anyone may; it costs this verifier gas; finalize itself slashes a reveal more than κ from a
     median)."""
+    canary_keystore: Path | None = field(
+        default=None,
+        metadata={
+            "metavar": "FILE",
+            "default_help": "the key in $EFEDLLM_CANARY_PRIVATE_KEY, else --canary-node-account, else on a dev "
+            "chain its last unlocked account that holds no verifier role, else none: priced servers get no canaries",
+        },
+    )
+    """Encrypted JSON keystore of the client account canaries pay priced servers from (password from
+    $EFEDLLM_CANARY_KEYSTORE_PASSWORD or a prompt): never a verifier's, and funded in Payments from an address not
+    linked to this verifier (verifier/canaries.py)."""
+    canary_node_account: int | None = field(
+        default=None, metadata={"metavar": "INDEX", "default_help": "see --canary-keystore"}
+    )
+    """Pay canaries from the node's unlocked account INDEX (local dev chains such as Anvil)."""

@@ -23,11 +23,12 @@ from web3.logs import DISCARD
 
 from efedllm.chain import explain
 from efedllm.chain.claims import claim
-from efedllm.chain.connection import message_signer
+from efedllm.chain.connection import Signer, message_signer
 from efedllm.chain.explain import ether
 from efedllm.chain.params import ONE
 from efedllm.chain.protocol import Phase, Protocol, Status
 from efedllm.chain.transactions import RevertError
+from efedllm.verifier.canaries import Canaries, CanaryAccount
 from efedllm.verifier.config import VerifyConfig
 from efedllm.verifier.inbox import AnswerInbox, pull_answers
 from efedllm.verifier.remote import Target
@@ -67,7 +68,10 @@ class Verifier:
         progress=print,
         penalize: bool = True,
         inbox: AnswerInbox | None = None,
+        canary_account: Signer | None = None,
     ):
+        """``canary_account``: the client account canaries pay priced servers from (verifier/canaries.py; None:
+        priced servers get no canaries)."""
         self.protocol, self.model, self.tokenizer, self.config = protocol, model, tokenizer, config
         self.inbox = inbox
         """The answers clients handed this verifier (verifier/inbox.py); None: it runs no inbox."""
@@ -80,6 +84,16 @@ class Verifier:
         self.chain_id = protocol.w3.eth.chain_id
         self.state = VerifierState(Path(data_dir) / f"verifier-{self.me}.json")
         self.rng = random.Random(secrets.randbits(64))
+        self.canaries = Canaries(
+            model=model,
+            tokenizer=tokenizer,
+            config=config,
+            domain=protocol.answer_domain,
+            account=None
+            if canary_account is None
+            else CanaryAccount(protocol, canary_account, owed=self._owed(canary_account.address)),
+            rng=self.rng,
+        )
         self.first_epoch = protocol.current_epoch()
         """Epochs before this one had windows before this verifier started: missing them is not its fault."""
 
@@ -242,12 +256,18 @@ class Verifier:
         handed = self._handed(epoch)
         results = {}
         for s, work in targets:
-            target = Target(address=s.address, endpoint=s.endpoint, first_layer=s.first_layer, num_layers=s.num_layers)
+            target = Target(
+                address=s.address,
+                endpoint=s.endpoint,
+                first_layer=s.first_layer,
+                num_layers=s.num_layers,
+                price=self.protocol.payments.functions.priceOf(s.address).call(),
+            )
             tally = verify_server(
                 target,
                 model=self.model,
-                tokenizer=self.tokenizer,
                 config=self.config,
+                canaries=self.canaries,
                 sign=self.sign,
                 chain_id=self.chain_id,
                 receipts=self.protocol.receipt_domain,
@@ -255,9 +275,9 @@ class Verifier:
                 seed=seed,
                 root=work.root,
                 work_units=work.work_units,
-                rng=self.rng,
                 handed=handed.get(s.address, []),
             )
+            self._keep_owed()
             acc = self.accuracy(tally)
             results[s.address] = acc
             caught = f"; caught: {tally.frauds[0]}" if tally.frauds else ""
@@ -379,6 +399,25 @@ class Verifier:
         self.state.save()
         if amount:
             self.progress(f"claimed {ether(amount)} of verifier pay for {explain.epochs(claimed)}")
+
+    # ------------------------------------------------------------------ what canaries owe
+
+    def _owed(self, canary: str) -> dict[tuple[str, int], int]:
+        """What the ``canary`` account's receipts say it owes each server, as saved: a verifier restarted within
+        an epoch goes on from the amounts servers booked, instead of a receipt they would refuse as too small."""
+        return {
+            (server, int(e)): amount
+            for e, st in self.state.epochs.items()
+            for server, amount in st.get("canary_owed", {}).get(canary, {}).items()
+        }
+
+    def _keep_owed(self) -> None:
+        account = self.canaries.account
+        if account is None or not account.owed:
+            return
+        for (server, epoch), amount in account.owed.items():
+            self.state.get(epoch).setdefault("canary_owed", {}).setdefault(account.address, {})[server] = amount
+        self.state.save()
 
     def epochs_with(self, step: str) -> list[tuple[str, dict]]:
         return [(e, st) for e, st in self.state.epochs.items() if st.get(step)]

@@ -38,5 +38,9 @@ class ReferenceModel:
         return self.ends.embed_tokens(torch.tensor([token_ids])).to("cpu")
 
     @torch.inference_mode()
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The next token's logits ([vocab], float32 on the CPU) after the last position of ``hidden``."""
+        return self.ends.logits(hidden[:, -1:].to(self.device))[0, -1].float().cpu()
+
     def next_token(self, hidden: torch.Tensor) -> int:
-        return int(self.ends.logits(hidden[:, -1:].to(self.device)).argmax(-1).item())
+        return int(self.logits(hidden).argmax(-1).item())

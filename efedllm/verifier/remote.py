@@ -1,19 +1,27 @@
 """Talking to a server as a verifier: signed openings, and canary prompts sent as an ordinary client would.
 
 A transport failure (connection refused, timeout, 5xx) is retried and then counted as ``unreachable``; an
-explicit refusal to open a leaf the server committed to, or a wrong canary answer, is ``fraud``
-(verifier/checks.py says why the two differ). A canary goes through rpc.ServerClient, the very client users'
-sessions use, over a one-hop route on its target alone: a failure there is ``unreachable``, never a failover.
+explicit refusal to open a leaf the server committed to, or a wrong canary answer (a wrong output, or a signed
+answer that fails the client's check), is ``fraud`` (verifier/checks.py says why the two differ). A canary goes
+through the client's own code (rpc.ServerClient, client/session.py ``send_step``), over a one-hop route on its
+target alone: a failure there is ``unreachable``, never a failover. verifier/canaries.py says why a canary must
+look like any client's session.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import requests
 
 from efedllm import wire
+from efedllm.client.answers import BAD_ANSWER, AnswerChecker
+from efedllm.client.payments import Payer
+from efedllm.client.peers import probe
+from efedllm.client.routing import Peer
+from efedllm.client.session import send_step
 from efedllm.model.decoder import KVCache
 from efedllm.openings import CONTENT_TYPE, OpeningError, decode_opening, sign_request
 from efedllm.rpc import routes
@@ -30,6 +38,8 @@ class Target:
     endpoint: str
     first_layer: int
     num_layers: int
+    price: int = 0
+    """Wei per token and layer (Payments.priceOf): a canary pays it as any client does."""
 
 
 def _post(session: requests.Session, url: str, *, timeout: float, fresh=None, **kwargs) -> requests.Response | str:
@@ -76,12 +86,15 @@ def fetch_opening(
 
 def _retried(call):
     """``call()``'s result, or a description of why there is none: a failure without an answer or with a 5xx is
-    tried ``RETRIES`` times, any other refusal only once (as ``_post`` does for raw requests)."""
+    tried ``RETRIES`` times, any other refusal only once (as ``_post`` does for raw requests). A signed answer that
+    fails the client's check (client/answers.py) is raised: it is no failure to retry but the server's word."""
     reason = ""
     for attempt in range(RETRIES):
         try:
             return call()
         except (ServerFailure, ServerRefused) as exc:
+            if getattr(exc, "cause", "") == BAD_ANSWER:
+                raise
             reason = f"HTTP {exc.status}" if exc.status is not None else exc.cause
             if exc.status is not None and exc.status < 500:
                 return reason
@@ -90,43 +103,90 @@ def _retried(call):
 
 
 def run_canary(
-    session: requests.Session,
     target: Target,
     model: ReferenceModel,
     prompt: list[int],
     *,
     decode_steps: int,
     tolerance: float,
+    answers: AnswerChecker | None,
+    payer: Payer | None,
     timeout: float = 60.0,
 ) -> list[Verdict]:
     """Send ``prompt`` through ``target``'s span (prefill, then greedy decode steps) exactly as a client would,
-    and compare each answer with the verifier's own computation. One verdict per step."""
+    and compare each answer with the verifier's own computation. One verdict per step.
+
+    The requests are a client's, in a client's order, on connections of their own (never those of the verifier's
+    signed openings): ``GET /info`` as a client's probe, ``POST /sessions``, each step through client/session.py
+    ``send_step`` (paid by ``payer``'s receipt when the server has a price, its signed answer checked by
+    ``answers``), ``DELETE``. A signed answer that fails that check is fraud: the server signed what it sent."""
     start, end = target.first_layer, target.first_layer + target.num_layers
-    server = ServerClient(target.endpoint, http=session, timeout=timeout, connect_timeout=timeout)
-    opened = _retried(lambda: server.open_session(start, end))
-    if isinstance(opened, str):
-        return [Verdict.unreachable(f"canary: cannot open a session ({opened})")]
-    cache, verdicts, past, tokens = KVCache(), [], 0, list(prompt)
-    try:
-        for step in range(decode_steps + 1):
-            new = tokens if step == 0 else tokens[-1:]
-            front = model.run(model.embed(new), cache, past=past, start=0, end=start)
-            expected = model.run(front, cache, past=past, start=start, end=end)
-            try:
-                got = _retried(lambda: server.forward(opened.session, front, max_tokens=front.shape[1]))  # noqa: B023
-                if isinstance(got, str):
-                    verdicts.append(Verdict.unreachable(f"canary step {step}: {got}"))
-                    break
-                error = deviation(got, expected) if got.shape == expected.shape else float("inf")
-            except wire.WireError as exc:
-                verdicts.append(Verdict.caught(f"canary step {step}: {exc}"))
-                break
-            verdicts.append(
-                Verdict.ok() if error <= tolerance else Verdict.caught(f"canary step {step} deviates by {error:.2e}")
+    peer = Peer(endpoint=target.endpoint, first=start, end=end, address=target.address, price=target.price)
+    with requests.Session() as http:
+        probe(target.endpoint)  # what ChainPeers asks every server before a client opens a session on it
+        server = ServerClient(target.endpoint, http=http, timeout=timeout)
+        opened = _retried(lambda: server.open_session(start, end))
+        if isinstance(opened, str):
+            return [Verdict.unreachable(f"canary: cannot open a session ({opened})")]
+        try:
+            return _steps(
+                server,
+                peer,
+                opened.session,
+                model=model,
+                prompt=prompt,
+                decode_steps=decode_steps,
+                tolerance=tolerance,
+                answers=answers,
+                payer=payer,
             )
-            back = model.run(expected, cache, past=past, start=end, end=model.num_layers)
-            past += len(new)
-            tokens.append(model.next_token(back))
-    finally:
-        server.close(opened.session, timeout=5)
+        finally:
+            server.close(opened.session)
+
+
+def _steps(
+    server: ServerClient,
+    peer: Peer,
+    session: str,
+    *,
+    model: ReferenceModel,
+    prompt: list[int],
+    decode_steps: int,
+    tolerance: float,
+    answers: AnswerChecker | None,
+    payer: Payer | None,
+) -> list[Verdict]:
+    """The verdicts of a canary's steps on an open ``session``; the first answer that could not be had or decoded,
+    or failed the signature check, ends it."""
+    cache, verdicts, past, tokens = KVCache(), [], 0, list(prompt)
+    for step in range(decode_steps + 1):
+        new = tokens if step == 0 else tokens[-1:]
+        front = model.run(model.embed(new), cache, past=past, start=0, end=peer.first)
+        expected = model.run(front, cache, past=past, start=peer.first, end=peer.end)
+        send = partial(
+            send_step,
+            server,
+            peer=peer,
+            session=session,
+            start=peer.first,
+            end=peer.end,
+            past=past,
+            hidden=front,
+            answers=answers,
+            payer=payer,
+            max_tokens=front.shape[1],
+        )
+        try:
+            got = _retried(send)
+        except (wire.WireError, ServerFailure) as exc:  # an undecodable answer, or a BAD_ANSWER (``_retried``)
+            return [*verdicts, Verdict.caught(f"canary step {step}: {exc}")]
+        if isinstance(got, str):
+            return [*verdicts, Verdict.unreachable(f"canary step {step}: {got}")]
+        error = deviation(got, expected) if got.shape == expected.shape else float("inf")
+        verdicts.append(
+            Verdict.ok() if error <= tolerance else Verdict.caught(f"canary step {step} deviates by {error:.2e}")
+        )
+        back = model.run(expected, cache, past=past, start=peer.end, end=model.num_layers)
+        past += len(new)
+        tokens.append(model.next_token(back))
     return verdicts

@@ -11,7 +11,6 @@ the plain ratio for comparison.
 from __future__ import annotations
 
 import logging
-import random
 from dataclasses import dataclass, field
 
 import requests
@@ -19,22 +18,15 @@ import requests
 from efedllm.chain.params import ONE
 from efedllm.openings import Opening
 from efedllm.receipts import ReceiptDomain, SignedAnswer
+from efedllm.verifier.canaries import Canaries
 from efedllm.verifier.checks import PrefixMemo, Verdict, check_opening
 from efedllm.verifier.config import VerifyConfig
 from efedllm.verifier.handed import check_handed, pick_handed
 from efedllm.verifier.reference import ReferenceModel
-from efedllm.verifier.remote import Target, fetch_opening, run_canary
+from efedllm.verifier.remote import Target, fetch_opening
 from efedllm.verifier.sampling import sample_indices
 
 log = logging.getLogger("efedllm.verifier")
-CANARY_TEXTS = (
-    "The capital of France is",
-    "Water boils at a temperature of",
-    "Once upon a time, in a small village,",
-    "The three primary colours are",
-    "A prime number is a number that",
-    "def fibonacci(n):",
-)
 
 
 @dataclass
@@ -103,8 +95,8 @@ def verify_server(
     target: Target,
     *,
     model: ReferenceModel,
-    tokenizer,
     config: VerifyConfig,
+    canaries: Canaries,
     sign,
     chain_id: int,
     receipts: ReceiptDomain,
@@ -112,11 +104,11 @@ def verify_server(
     seed: bytes,
     root: bytes,
     work_units: int,
-    rng: random.Random,
     handed: list[SignedAnswer] = (),
 ) -> Tally:
     """Every check of one server for ``epoch``: sampled openings of its commitment, the leaves of answers it
-    signed for clients that they handed in (``handed``), then canaries."""
+    signed for clients that they handed in (``handed``), then canaries (sent apart, as a client:
+    verifier/canaries.py)."""
     tally = Tally(target.address)
     http = requests.Session()
     indices = sample_indices(seed, target.address, work_units, config.samples) if work_units else []
@@ -151,13 +143,8 @@ def verify_server(
         if index in opened:
             tally.add(check_handed(opened[index], signed))
             tally.handed += 1
-    for _ in range(config.canaries):
-        text = rng.choice(CANARY_TEXTS)
-        prompt = tokenizer(text)["input_ids"]
-        for verdict in run_canary(
-            http, target, model, prompt, decode_steps=config.canary_steps, tolerance=config.tolerance
-        ):
-            tally.add(verdict)
+    for verdict in canaries.check(target):
+        tally.add(verdict)
     # debug only: the caller reports the result (the verifier's progress line), so it shows once, not twice
     log.debug(
         "epoch %d: %s: %d/%d passed (%d openings, %d unreachable)%s",

@@ -74,6 +74,17 @@ def test_run_refuses_an_unstaked_verifier_before_loading_the_model(anvil, env, w
     assert refused.returncode != 0 and "--stake: invalid ETH value: 'lots'" in refused.stderr
 
 
+def test_run_refuses_a_verifier_as_its_canary_account_before_loading_the_model(anvil, env):
+    """Receipts name their client: canaries paid from a verifier's account would tell servers who sends them."""
+    assert_one_line_error(
+        cli(anvil, env, "verifier", "run", "--canary-node-account", "9", account=9),
+        "the canary account 0xa0Ee7A142d267C1f36714E4a8F75612F20a79720 is this verifier's own",
+    )
+    assert_one_line_error(
+        cli(anvil, env, "verifier", "run", "--canary-node-account", "8", account=9), "is a verifier's"
+    )
+
+
 def test_penalize_a_commit_without_reveal(anvil, env, w3, deployment):
     silent = Protocol(w3, deployment, Signer(w3.eth.accounts[9]))
     epoch = silent.current_epoch()
