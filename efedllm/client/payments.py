@@ -4,18 +4,25 @@ Each paid step goes out with the client's EIP-712 ``Receipt{client, server, epoc
 everything it owes that server for the epoch including this step (the server's announced price x tokens x
 layers). The server serves only a step its receipt pays for, and redeems the epoch's latest receipt from the
 client's deposit in Payments once the epoch's work is over; the server's signed answer and its task leaf name the
-receipt's digest, so verifiers who open the leaf know the client asked and paid for that step. The client takes
-the epoch from the chain when it first pays a server, then from that server's signed answers, so both book the
-same epoch.
+receipt's digest, so verifiers who open the leaf know the client asked and paid for that step. The client pays
+under the later of the chain's epoch (read at most every ``EPOCH_TTL_S``) and the epoch of that server's last
+signed answer: the server's answers keep both on the same epoch while a step crosses a boundary, and the chain's
+moves a long-lived client on once a new epoch starts (a receipt for an epoch the server already redeemed is
+refused).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from efedllm.client.routing import Peer
 from efedllm.receipts import RECEIPT_HEADER, RECEIPT_SIGNATURE_HEADER, UNPAID, Receipt, ReceiptDomain
+
+EPOCH_TTL_S = 2.0
+"""How long the client trusts the chain's epoch it last read, in seconds (one read per step would double the
+client's RPC traffic)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,13 +51,19 @@ class Payer:
         shared with payers before and after this one, as a verifier's canaries share their account's)."""
         self.epochs: dict[str, int] = {}
         """server -> the epoch of its last signed answer."""
+        self._chain_epoch, self._read_at = 0, float("-inf")
+
+    def chain_epoch(self) -> int:
+        if time.monotonic() - self._read_at > EPOCH_TTL_S:
+            self._chain_epoch, self._read_at = self.epoch(), time.monotonic()
+        return self._chain_epoch
 
     def pay(self, *, peer: Peer, tokens: int, layers: int) -> Paid:
         """The headers that pay for a step, the receipt's digest and what to call once the server has served it."""
         if not peer.price or peer.address is None:
             return Paid(headers={}, digest=UNPAID, served=lambda: None)
         server = peer.address
-        epoch = self.epochs[server] if server in self.epochs else self.epoch()
+        epoch = max(self.epochs.get(server, 0), self.chain_epoch())
         amount = self.owed.get((server, epoch), 0) + peer.price * tokens * layers
         receipt = Receipt(client=self.client, server=server, epoch=epoch, amount=amount)
         headers = {
