@@ -15,7 +15,7 @@ from eth_utils import keccak
 
 from efedllm.client.answers import AnswerChecker
 from efedllm.client.routing import Peer
-from efedllm.receipts import ANSWER_HEADER, SIGNATURE_HEADER, Answer, AnswerDomain, digest
+from efedllm.receipts import ANSWER_HEADER, SIGNATURE_HEADER, UNPAID, Answer, AnswerDomain, digest
 from efedllm.tasks import tensor_hash
 from efedllm.verifier.checks import Verdict
 from efedllm.verifier.remote import _steps
@@ -56,6 +56,7 @@ class StubServer:
             prefix_hash=bytes(32),
             input_hash=tensor_hash(hidden),
             output_hash=tensor_hash(output + (1 if self.lie == "hash" else 0)),
+            receipt=UNPAID,  # a free server: no client receipt paid for the step
         )
         key = OTHER if self.lie == "key" else SERVER
         signature = key.unsafe_sign_hash(digest(DOMAIN.data(answer))).signature
