@@ -73,10 +73,11 @@ def run(args: argparse.Namespace) -> int:
     protocol = open_protocol(args, signs=True)
     if not protocol.is_verifier(protocol.signer.address):
         raise EfedError(f"{protocol.signer.address} does not hold the verifier role on chain; the governor grants it")
-    from efedllm.verifier.stake import ensure_stake
+    from efedllm.verifier.stake import ensure_canary_deposit, ensure_stake
 
     account = dataclass_from_args(VerifierAccount, args)
     ensure_stake(protocol, account.stake, say=say)
+    ensure_canary_deposit(protocol, account.canary_deposit, say=say)
     from transformers import AutoTokenizer  # torch and transformers load only for this command
 
     from efedllm.verifier.daemon import Verifier

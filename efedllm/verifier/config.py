@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from efedllm.chain.params import wei_from_ether
+from efedllm.chain.params import ETHER, wei_from_ether
 from efedllm.verifier.sampling import DEFAULT_SAMPLES
 
 Policy = Literal["strict", "paper"]
@@ -53,6 +53,18 @@ class VerifierAccount:
         },
     )
     """The bond to reach on start, in wei (typed in ETH)."""
+    canary_deposit: int = field(
+        default=ETHER // 100,
+        metadata={
+            "parse": wei_from_ether,
+            "metavar": "ETH",
+            "help": "on start, top this verifier's deposit in Payments up to this many ETH: it pays priced servers "
+            "for its canary steps as a client does (an unpaid canary is refused, 402, and counts as a failed check); "
+            "0 deposits nothing",
+            "default_help": "0.01 ETH",
+        },
+    )
+    """What this verifier keeps deposited in Payments on start, in wei (typed in ETH), to pay for canaries."""
     penalize: bool = True
     """After finalizing an epoch, penalize verifiers that committed scores without revealing them or withheld a
     seed share (anyone may; it costs this verifier gas; finalize itself slashes a reveal more than κ from a

@@ -28,6 +28,8 @@ from efedllm.chain.explain import ether
 from efedllm.chain.params import ONE
 from efedllm.chain.protocol import Phase, Protocol, Status
 from efedllm.chain.transactions import RevertError
+from efedllm.client.payments import Payer
+from efedllm.receipts import typed_signer
 from efedllm.verifier.config import VerifyConfig
 from efedllm.verifier.inbox import AnswerInbox, pull_answers
 from efedllm.verifier.remote import Target
@@ -77,6 +79,13 @@ class Verifier:
         efedllm/aids/)."""
         self.me = protocol.signer.address
         self.sign = message_signer(protocol.w3, protocol.signer)
+        self.payer = Payer(
+            client=self.me,
+            sign=typed_signer(protocol.w3, protocol.signer),
+            domain=protocol.receipt_domain,
+            epoch=protocol.current_epoch,
+        )
+        """Pays priced servers for canary steps from this verifier's deposit in Payments, as a client pays."""
         self.chain_id = protocol.w3.eth.chain_id
         self.state = VerifierState(Path(data_dir) / f"verifier-{self.me}.json")
         self.rng = random.Random(secrets.randbits(64))
@@ -242,7 +251,13 @@ class Verifier:
         handed = self._handed(epoch)
         results = {}
         for s, work in targets:
-            target = Target(address=s.address, endpoint=s.endpoint, first_layer=s.first_layer, num_layers=s.num_layers)
+            target = Target(
+                address=s.address,
+                endpoint=s.endpoint,
+                first_layer=s.first_layer,
+                num_layers=s.num_layers,
+                price=self.protocol.payments.functions.priceOf(s.address).call(),
+            )
             tally = verify_server(
                 target,
                 model=self.model,
@@ -256,6 +271,7 @@ class Verifier:
                 work_units=work.work_units,
                 rng=self.rng,
                 handed=handed.get(s.address, []),
+                payer=self.payer,
             )
             acc = self.accuracy(tally)
             results[s.address] = acc

@@ -4,6 +4,8 @@ A transport failure (connection refused, timeout, 5xx) is retried and then count
 explicit refusal to open a leaf the server committed to, or a wrong canary answer, is ``fraud``
 (verifier/checks.py says why the two differ). A canary goes through rpc.ServerClient, the very client users'
 sessions use, over a one-hop route on its target alone: a failure there is ``unreachable``, never a failover.
+A server that announced a price is paid for each canary step as any client pays it (client/payments.py, from the
+verifier's deposit in Payments): it cannot tell a canary from a client's step, and refuses an unpaid one (402).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dataclasses import dataclass
 import requests
 
 from efedllm import wire
+from efedllm.client.payments import Payer
+from efedllm.client.routing import Peer
 from efedllm.model.decoder import KVCache
 from efedllm.openings import CONTENT_TYPE, OpeningError, decode_opening, sign_request
 from efedllm.rpc import routes
@@ -30,6 +34,8 @@ class Target:
     endpoint: str
     first_layer: int
     num_layers: int
+    price: int = 0
+    """Wei per token-layer it announced (Payments.priceOf): what its canary steps cost."""
 
 
 def _post(session: requests.Session, url: str, *, timeout: float, fresh=None, **kwargs) -> requests.Response | str:
@@ -98,10 +104,13 @@ def run_canary(
     decode_steps: int,
     tolerance: float,
     timeout: float = 60.0,
+    payer: Payer | None = None,
 ) -> list[Verdict]:
     """Send ``prompt`` through ``target``'s span (prefill, then greedy decode steps) exactly as a client would,
-    and compare each answer with the verifier's own computation. One verdict per step."""
+    paying each step with ``payer`` when the target has a price, and compare each answer with the verifier's own
+    computation. One verdict per step."""
     start, end = target.first_layer, target.first_layer + target.num_layers
+    peer = Peer(endpoint=target.endpoint, first=start, end=end, address=target.address, price=target.price)
     server = ServerClient(target.endpoint, http=session, timeout=timeout, connect_timeout=timeout)
     opened = _retried(lambda: server.open_session(start, end))
     if isinstance(opened, str):
@@ -112,11 +121,16 @@ def run_canary(
             new = tokens if step == 0 else tokens[-1:]
             front = model.run(model.embed(new), cache, past=past, start=0, end=start)
             expected = model.run(front, cache, past=past, start=start, end=end)
+            payment, served = ({}, None) if payer is None else payer.pay(peer=peer, tokens=len(new), layers=end - start)
             try:
-                got = _retried(lambda: server.forward(opened.session, front, max_tokens=front.shape[1]))  # noqa: B023
+                got = _retried(
+                    lambda: server.forward(opened.session, front, max_tokens=front.shape[1], headers=payment)  # noqa: B023
+                )
                 if isinstance(got, str):
                     verdicts.append(Verdict.unreachable(f"canary step {step}: {got}"))
                     break
+                if served is not None:
+                    served()
                 error = deviation(got, expected) if got.shape == expected.shape else float("inf")
             except wire.WireError as exc:
                 verdicts.append(Verdict.caught(f"canary step {step}: {exc}"))

@@ -104,6 +104,7 @@ def verify_server(
     work_units: int,
     rng: random.Random,
     handed: list[SignedAnswer] = (),
+    payer=None,
 ) -> Tally:
     """Every check of one server for ``epoch``: sampled openings of its commitment, the leaves of answers it
     signed for clients that they handed in (``handed``), then canaries."""
@@ -144,7 +145,7 @@ def verify_server(
         text = rng.choice(CANARY_TEXTS)
         prompt = tokenizer(text)["input_ids"]
         for verdict in run_canary(
-            http, target, model, prompt, decode_steps=config.canary_steps, tolerance=config.tolerance
+            http, target, model, prompt, decode_steps=config.canary_steps, tolerance=config.tolerance, payer=payer
         ):
             tally.add(verdict)
     # debug only: the caller reports the result (the verifier's progress line), so it shows once, not twice

@@ -44,6 +44,22 @@ def ensure_stake(protocol: Protocol, target: int | None, *, say=print) -> int:
     return target
 
 
+def ensure_canary_deposit(protocol: Protocol, target: int, *, say=print) -> int:
+    """Top the signer's available deposit in Payments up to ``target`` wei, which pays priced servers for its
+    canary steps (verifier/remote.py); returns what it deposited."""
+    me = protocol.signer.address
+    available, _pending, _unlock = protocol.payments.functions.accountOf(me).call()
+    amount = max(0, target - available)
+    if amount == 0:
+        return 0
+    balance = protocol.w3.eth.get_balance(me)
+    if balance < amount:
+        raise EfedError(f"{me} holds {ether(balance)}, less than the {ether(amount)} it would deposit for canaries")
+    protocol.tx.send(protocol.payments.functions.deposit(), value=amount, label="deposit")
+    say(f"deposited {ether(amount)} into Payments to pay priced servers for canaries ({ether(target)} available)")
+    return amount
+
+
 PENALTIES = {  # kind -> (TrustScoring function, its event)
     "no-reveal": ("penalizeNoReveal", "NoRevealPenalized"),
     "seed-withheld": ("penalizeSeedWithheld", "SeedWithheldPenalized"),
