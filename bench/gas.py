@@ -38,10 +38,21 @@ TASKS = 1000
 
 
 def served_tree(server: str, epoch: int) -> tuple[list[TaskRecord], list[list[bytes]], bytes]:
-    """TASKS task records of ``server`` in ``epoch``, their Merkle tree and the committed root."""
+    """TASKS task records of ``server`` in ``epoch`` (each paid by a client's receipt), their Merkle tree and the
+    committed root."""
     records = [
         TaskRecord(
-            epoch, i, f"s{i // 8}", i % 8, 0, 10, i % 8, keccak(b"p%d" % i), keccak(b"i%d" % i), keccak(b"o%d" % i)
+            epoch,
+            i,
+            f"s{i // 8}",
+            i % 8,
+            0,
+            10,
+            i % 8,
+            keccak(b"p%d" % i),
+            keccak(b"i%d" % i),
+            keccak(b"o%d" % i),
+            keccak(b"r%d" % i),
         )
         for i in range(TASKS)
     ]

@@ -37,6 +37,7 @@ from efedllm.chain.params import ProtocolParams
 from efedllm.layers import parse_span
 from efedllm.model.decoder import KVCache
 from efedllm.model.source import DEFAULT_MODEL
+from efedllm.receipts import ReceiptDomain
 from efedllm.server.records import TaskStore
 from efedllm.verifier.checks import TOLERANCE, check_opening, deviation
 from efedllm.verifier.reference import ReferenceModel
@@ -44,6 +45,8 @@ from efedllm.verifier.sampling import DEFAULT_SAMPLES, detection_probability, sa
 from efedllm.verifier.scoring import check_openings
 
 SERVER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+RECEIPTS = ReceiptDomain(chain_id=31337, contract="0x" + "22" * 20)
+"""Where receipts would be signed: the workload is unpaid (no receipts), so no deployment is needed."""
 PROMPTS = [
     "Explain why the sky is blue to a child.",
     "Write a short poem about autumn leaves.",
@@ -112,6 +115,7 @@ def check_all(model: ReferenceModel, store: TaskStore) -> tuple[list[bool], list
             num_layers=model.num_layers,
             recompute=recompute,
             tolerance=TOLERANCE[torch.float32],
+            receipts=RECEIPTS,
         )
         seconds += time.perf_counter() - started
         verdicts.append(verdict.passed)
@@ -127,7 +131,14 @@ def sampled_check_seconds(model: ReferenceModel, store: TaskStore, *, seeds: int
         opened = {i: store.opening(1, i) for i in sample_indices(rng.randbytes(32), SERVER, units, DEFAULT_SAMPLES)}
         started = time.perf_counter()
         verdicts = check_openings(
-            opened, server=SERVER, epoch=1, root=root, work_units=units, model=model, tolerance=TOLERANCE[torch.float32]
+            opened,
+            server=SERVER,
+            epoch=1,
+            root=root,
+            work_units=units,
+            model=model,
+            tolerance=TOLERANCE[torch.float32],
+            receipts=RECEIPTS,
         )
         total += time.perf_counter() - started
         assert all(v.passed for v in verdicts)

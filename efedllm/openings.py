@@ -5,7 +5,8 @@ when the signer holds the verifier role on chain, the request names this server 
 and its nonce was never used before (openings reveal client activations, so neither outsiders nor replayed
 requests may read them). The answer is a safetensors message: the session's inputs up to and including the task's
 step (``inputs``, the prefix a recomputation needs), the task's ``output``, and in the header the task record, its
-Merkle proof and the step lengths of the prefix. Nothing here unpickles anything.
+Merkle proof, the step lengths of the prefix and the client's signed receipt that paid for the step (null when
+none did). Nothing here unpickles anything.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from web3 import Web3
+
+from efedllm.receipts import SignedReceipt
 
 MAX_TTL = 300
 """Seconds a signed request may be valid for; a server refuses longer-lived ones."""
@@ -103,12 +106,15 @@ class Opening:
     """One opened task: the record's fields, its proof, the prefix of inputs and the output."""
 
     record: dict
-    """TaskRecord fields: epoch, index, session, step, start, end, past, prefix_hash/input_hash/output_hash (hex)."""
+    """TaskRecord fields: epoch, index, session, step, start, end, past, and the hashes (hex): prefix_hash,
+    input_hash, output_hash, receipt."""
     proof: list[bytes]
     steps: list[int]
     """Token counts of the session's steps 0..step, in order (their sum is past + this step's tokens)."""
     inputs: torch.Tensor
     output: torch.Tensor
+    receipt: SignedReceipt | None
+    """The client's receipt whose digest the record's ``receipt`` is; None when the record claims no payment."""
 
 
 def encode_opening(opening: Opening) -> bytes:
@@ -116,6 +122,7 @@ def encode_opening(opening: Opening) -> bytes:
         "record": json.dumps(opening.record),
         "proof": json.dumps(["0x" + p.hex() for p in opening.proof]),
         "steps": json.dumps(opening.steps),
+        "receipt": json.dumps(None if opening.receipt is None else opening.receipt.to_json()),
     }
     return st_save({"inputs": opening.inputs.contiguous(), "output": opening.output.contiguous()}, metadata=meta)
 
@@ -129,8 +136,12 @@ def decode_opening(data: bytes) -> Opening:
         record = json.loads(meta["record"])
         proof = [bytes.fromhex(p.removeprefix("0x")) for p in json.loads(meta["proof"])]
         steps = [int(s) for s in json.loads(meta["steps"])]
+        raw = json.loads(meta["receipt"])
+        receipt = None if raw is None else SignedReceipt.from_json(raw)
     except (SafetensorError, ValueError, KeyError, TypeError, RuntimeError, OverflowError) as exc:
         raise OpeningError(f"malformed opening ({exc.__class__.__name__}: {exc})") from None
     if set(tensors) != {"inputs", "output"} or not isinstance(record, dict):
         raise OpeningError("an opening carries exactly the tensors 'inputs' and 'output' and a record")
-    return Opening(record=record, proof=proof, steps=steps, inputs=tensors["inputs"], output=tensors["output"])
+    return Opening(
+        record=record, proof=proof, steps=steps, inputs=tensors["inputs"], output=tensors["output"], receipt=receipt
+    )

@@ -1,8 +1,9 @@
 """EIP-712 typed data of what crosses between a server and a client and can be judged on chain (issue 14).
 
 * An **answer** is one served step as the server signs it for the client: the fields of its task leaf
-  (``tasks.TaskRecord``) and its index in the epoch's tree. ``ServingChallenges`` recovers the signer and checks the
-  leaf against the server's committed root, so the types here must match ``contracts/libraries/TaskTree.sol``.
+  (``tasks.TaskRecord``) and its index in the epoch's tree, including the digest of the client's receipt that
+  paid for the step (zero when none did). ``ServingChallenges`` recovers the signer and checks the leaf against
+  the server's committed root, so the types here must match ``contracts/libraries/TaskTree.sol``.
 * A **receipt** is what a client owes a server for an epoch, cumulatively; ``Payments.redeem`` pays the latest.
 
 Both are bound to the chain and to the contract that judges them (the EIP-712 domain), so a signature for one
@@ -32,6 +33,10 @@ RECEIPT_HEADER = "X-Efedllm-Receipt"
 RECEIPT_SIGNATURE_HEADER = "X-Efedllm-Receipt-Signature"
 """...and the client's EIP-712 signature over it (0x-hex)."""
 
+UNPAID = b"\0" * 32
+"""An answer's (and a task leaf's) ``receipt`` when no client receipt paid for the step: a free server, or an
+unpaid request."""
+
 ANSWER_DOMAIN = ("eFedLLM Answer", "1")
 RECEIPT_DOMAIN = ("eFedLLM Receipt", "1")
 
@@ -47,6 +52,7 @@ ANSWER_TYPES = {
         {"name": "prefixHash", "type": "bytes32"},
         {"name": "inputHash", "type": "bytes32"},
         {"name": "outputHash", "type": "bytes32"},
+        {"name": "receipt", "type": "bytes32"},
     ]
 }
 RECEIPT_TYPES = {
@@ -73,6 +79,8 @@ class Answer:
     prefix_hash: bytes
     input_hash: bytes
     output_hash: bytes
+    receipt: bytes
+    """The EIP-712 digest of the client's receipt that paid for the step (ReceiptDomain.digest), or UNPAID."""
 
     @classmethod
     def of(cls, record: TaskRecord) -> Answer:
@@ -87,6 +95,7 @@ class Answer:
             prefix_hash=record.prefix_hash,
             input_hash=record.input_hash,
             output_hash=record.output_hash,
+            receipt=record.receipt,
         )
 
     def message(self) -> dict:
@@ -102,6 +111,7 @@ class Answer:
             "prefixHash": d["prefix_hash"],
             "inputHash": d["input_hash"],
             "outputHash": d["output_hash"],
+            "receipt": d["receipt"],
         }
 
     def as_tuple(self) -> tuple:
@@ -125,7 +135,7 @@ class Answer:
         return cls(**hashes, **ints)
 
 
-_HASHES = ("session", "prefix_hash", "input_hash", "output_hash")
+_HASHES = ("session", "prefix_hash", "input_hash", "output_hash", "receipt")
 _INTS = ("epoch", "index", "step", "start", "end", "past")
 
 
@@ -189,6 +199,10 @@ class ReceiptDomain:
     def data(self, receipt: Receipt) -> dict:
         return receipt_data(receipt, chain_id=self.chain_id, contract=self.contract)
 
+    def digest(self, receipt: Receipt) -> bytes:
+        """The hash the client signs, and what a task leaf paid by ``receipt`` commits to (TaskRecord.receipt)."""
+        return digest(self.data(receipt))
+
 
 @dataclass(frozen=True, kw_only=True)
 class Receipt:
@@ -229,6 +243,30 @@ class Receipt:
         if not (0 <= receipt.epoch < 2**256 and 0 <= receipt.amount < 2**256):
             raise ValueError("malformed receipt (field out of range)")
         return receipt
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignedReceipt:
+    """A client's receipt and its signature, as the server keeps it with the step it paid for and an opening shows
+    it to verifiers: they check that its digest is the leaf's ``receipt`` and that its client signed it."""
+
+    receipt: Receipt
+    signature: bytes
+
+    def to_json(self) -> dict:
+        return {**self.receipt.message(), "signature": "0x" + self.signature.hex()}
+
+    @classmethod
+    def from_json(cls, raw: object) -> SignedReceipt:
+        """Parse ``to_json``'s object; ValueError when it is malformed."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("signature"), str):
+            raise ValueError("malformed receipt (not an object with a signature)")
+        receipt = Receipt.from_header(json.dumps({k: v for k, v in raw.items() if k != "signature"}))
+        try:
+            signature = bytes.fromhex(raw["signature"].removeprefix("0x"))
+        except ValueError:
+            raise ValueError("malformed receipt (signature is not hex)") from None
+        return cls(receipt=receipt, signature=signature)
 
 
 def _full(name_version: tuple[str, str], types: dict, message: dict, *, chain_id: int, contract: str) -> dict:

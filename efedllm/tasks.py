@@ -39,6 +39,9 @@ class TaskRecord:
     prefix_hash: bytes
     input_hash: bytes
     output_hash: bytes
+    receipt: bytes
+    """The EIP-712 digest of the client's receipt that paid for this step (receipts.ReceiptDomain.digest), or
+    receipts.UNPAID: committed with the work, so that a verifier knows which work a client asked for (and paid)."""
 
     def leaf(self, server: str) -> bytes:
         """The Merkle leaf: ABI-encoded so that a contract could check it too."""
@@ -55,6 +58,7 @@ class TaskRecord:
                     "bytes32",
                     "bytes32",
                     "bytes32",
+                    "bytes32",
                 ],
                 [
                     self.epoch,
@@ -67,6 +71,7 @@ class TaskRecord:
                     self.prefix_hash,
                     self.input_hash,
                     self.output_hash,
+                    self.receipt,
                 ],
             )
         )
@@ -74,6 +79,11 @@ class TaskRecord:
     @classmethod
     def from_fields(cls, fields: dict) -> TaskRecord:
         """From an opening's JSON record (hashes as 0x-hex); raises KeyError, TypeError or ValueError when malformed."""
-        raw = {k: bytes.fromhex(fields[k].removeprefix("0x")) for k in ("prefix_hash", "input_hash", "output_hash")}
+        raw = {
+            k: bytes.fromhex(fields[k].removeprefix("0x"))
+            for k in ("prefix_hash", "input_hash", "output_hash", "receipt")
+        }
         ints = {k: int(fields[k]) for k in ("epoch", "index", "step", "start", "end", "past")}
+        if any(len(h) != 32 for h in raw.values()):
+            raise ValueError("a hash of the record is not 32 bytes")
         return cls(session=str(fields["session"]), **ints, **raw)

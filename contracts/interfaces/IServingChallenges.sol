@@ -5,15 +5,16 @@ import {TaskTree} from "../libraries/TaskTree.sol";
 
 /// @title IServingChallenges
 /// @notice What a client receives is what the server committed. Every forward answer carries the server's EIP-712
-/// signature over its task (TaskTree.Answer: epoch, index, session, step, span, prefix, input and output hashes),
-/// and the leaf of that task must be leaf `index` of the root the server committed for the epoch
+/// signature over its task (TaskTree.Answer: epoch, index, session, step, span, prefix, input and output hashes,
+/// and the digest of the client's receipt that paid for the step, zero when none did), and the leaf of that task must be leaf `index` of the root the server committed for the epoch
 /// (IWorkLedger.commitWork). Anyone holding such a signed answer can `challenge` it, with a bond, once the
 /// epoch's seed is drawn (declared losses are then final) and until the epoch settles. The server must `respond`
 /// within `RESPONSE_WINDOW` with the Merkle proof of that leaf at that index against its committed root and leaf
 /// count: the challenger's bond is then the server's (it paid for the answer). Unanswered, anyone may `enforce`
 /// the challenge: the server is slashed (ServerRegistry.slash, slashFraction of its stake, into the current
 /// epoch's pool, and deactivated) and the challenger gets its bond back. A server that signed an answer it did not
-/// commit (serve wrong, record right), or signed two different answers for one index, cannot respond.
+/// commit (serve wrong, record right), or signed two different answers for one index, cannot respond; nor can one
+/// that signed the client's receipt into the answer and committed another receipt (or none) in the leaf.
 /// An epoch whose records the server declared lost before the seed (IWorkLedger.declareLoss) cannot be challenged:
 /// the server forfeited its pay for it, and the loss is a soft failure.
 interface IServingChallenges {

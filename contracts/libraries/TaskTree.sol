@@ -18,11 +18,12 @@ library TaskTree {
         bytes32 prefixHash; // running hash of the session's earlier inputs
         bytes32 inputHash;
         bytes32 outputHash;
+        bytes32 receipt; // EIP-712 digest of the client's receipt that paid for the step (IPayments), or zero
     }
 
     bytes32 internal constant ANSWER_TYPEHASH = keccak256(
         "Answer(uint256 epoch,uint256 index,bytes32 session,uint256 step,uint256 start,uint256 end,uint256 past,"
-        "bytes32 prefixHash,bytes32 inputHash,bytes32 outputHash)"
+        "bytes32 prefixHash,bytes32 inputHash,bytes32 outputHash,bytes32 receipt)"
     );
 
     /// @notice The EIP-712 struct hash of an answer.
@@ -34,7 +35,17 @@ library TaskTree {
     function leaf(Answer memory a, address server) internal pure returns (bytes32) {
         return keccak256(
             abi.encode(
-                a.epoch, server, a.start, a.end, a.session, a.step, a.past, a.prefixHash, a.inputHash, a.outputHash
+                a.epoch,
+                server,
+                a.start,
+                a.end,
+                a.session,
+                a.step,
+                a.past,
+                a.prefixHash,
+                a.inputHash,
+                a.outputHash,
+                a.receipt
             )
         );
     }

@@ -2,8 +2,10 @@
 
 A server signs each answer over its task (efedllm/receipts.py): the client checks, before it uses the output, that
 the signed output hash is the hash of the bytes it received, that the task is the step it asked for (its session,
-layers and position), and that the signer is the server's address on chain. A failed check is a server failure:
-the session fails over to another server, as for a dropped connection. The signed answers are kept: a client can
+layers and position) and the receipt it paid with (the digest of the receipt it sent, or zero when it sent none:
+the task leaf commits to it, and verifiers count the client-paid work by it), and that the signer is the server's
+address on chain. A failed check is a server failure: the session fails over to another server, as for a dropped
+connection. The signed answers are kept: a client can
 challenge any of them on chain (ServingChallenges) or hand a sample to verifiers.
 """
 
@@ -36,8 +38,11 @@ class AnswerChecker:
         end: int,
         past: int,
         output: torch.Tensor,
+        receipt: bytes,
         headers: Mapping[str, str],
     ) -> SignedAnswer:
+        """``receipt``: the digest of the receipt this step was sent with (receipts.UNPAID when none)."""
+
         def fail(why: str) -> ServerFailure:
             return ServerFailure(endpoint, f"bad signed answer: {why}", cause="bad-answer")
 
@@ -54,6 +59,8 @@ class AnswerChecker:
             raise fail("the signed output hash is not the hash of the output received")
         if (answer.session, answer.start, answer.end, answer.past) != (keccak(text=session), start, end, past):
             raise fail(f"it signs another step (layers {answer.start}:{answer.end}, {answer.past} tokens before)")
+        if answer.receipt != receipt:
+            raise fail(f"it names receipt 0x{answer.receipt.hex()}, and the step was sent with 0x{receipt.hex()}")
         if address is None or signer.lower() != address.lower():
             raise fail(f"signed by {signer}, not by the server on record ({address})")
         kept = SignedAnswer(server=signer, answer=answer, signature=sig)

@@ -3,16 +3,29 @@
 Each paid step goes out with the client's EIP-712 ``Receipt{client, server, epoch, amount}``, where ``amount`` is
 everything it owes that server for the epoch including this step (the server's announced price x tokens x
 layers). The server serves only a step its receipt pays for, and redeems the epoch's latest receipt from the
-client's deposit in Payments once the epoch's work is over. The client takes the epoch from the chain when it
-first pays a server, then from that server's signed answers, so both book the same epoch.
+client's deposit in Payments once the epoch's work is over; the server's signed answer and its task leaf name the
+receipt's digest, so verifiers who open the leaf know the client asked and paid for that step. The client takes
+the epoch from the chain when it first pays a server, then from that server's signed answers, so both book the
+same epoch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from efedllm.client.routing import Peer
-from efedllm.receipts import RECEIPT_HEADER, RECEIPT_SIGNATURE_HEADER, Receipt, ReceiptDomain
+from efedllm.receipts import RECEIPT_HEADER, RECEIPT_SIGNATURE_HEADER, UNPAID, Receipt, ReceiptDomain
+
+
+@dataclass(frozen=True, kw_only=True)
+class Paid:
+    """How one step is paid: the request's headers, the digest of the receipt they carry (UNPAID when none: the
+    server's signed answer must name it, client/answers.py), and what to call once the server has served it."""
+
+    headers: dict[str, str]
+    digest: bytes
+    served: Callable[[], None]
 
 
 class Payer:
@@ -23,10 +36,10 @@ class Payer:
         self.epochs: dict[str, int] = {}
         """server -> the epoch of its last signed answer."""
 
-    def pay(self, *, peer: Peer, tokens: int, layers: int) -> tuple[dict[str, str], Callable[[], None]]:
-        """The headers that pay for a step, and what to call once the server has served it."""
+    def pay(self, *, peer: Peer, tokens: int, layers: int) -> Paid:
+        """The headers that pay for a step, the receipt's digest and what to call once the server has served it."""
         if not peer.price or peer.address is None:
-            return {}, lambda: None
+            return Paid(headers={}, digest=UNPAID, served=lambda: None)
         server = peer.address
         epoch = self.epochs[server] if server in self.epochs else self.epoch()
         amount = self.owed.get((server, epoch), 0) + peer.price * tokens * layers
@@ -39,7 +52,7 @@ class Payer:
         def served() -> None:
             self.owed[(server, epoch)] = amount
 
-        return headers, served
+        return Paid(headers=headers, digest=self.domain.digest(receipt), served=served)
 
     def saw_epoch(self, server: str, epoch: int) -> None:
         self.epochs[server] = epoch

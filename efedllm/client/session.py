@@ -15,10 +15,11 @@ import requests
 import torch
 
 from efedllm.client.answers import AnswerChecker
-from efedllm.client.payments import Payer
+from efedllm.client.payments import Paid, Payer
 from efedllm.client.routing import Hop, Peer, plan_route
 from efedllm.client.spotcheck import Dispute, SpotChecker
 from efedllm.errors import EfedError
+from efedllm.receipts import UNPAID
 from efedllm.rpc.client import (  # noqa: F401 - RETRYABLE_STATUS, CONNECT_TIMEOUT_S: re-exported for callers
     CONNECT_TIMEOUT_S,
     REQUEST_TIMEOUT_S,
@@ -194,9 +195,9 @@ class InferenceSession:
 
     def _forward(self, remote: RemoteHop, hidden: torch.Tensor) -> torch.Tensor:
         checked, peer, hop = None, remote.hop.peer, remote.hop
-        payment, served = {}, None
+        paid = Paid(headers={}, digest=UNPAID, served=lambda: None)
         if self.payer is not None:
-            payment, served = self.payer.pay(peer=peer, tokens=hidden.shape[1], layers=hop.end - hop.start)
+            paid = self.payer.pay(peer=peer, tokens=hidden.shape[1], layers=hop.end - hop.start)
         if self.answers is not None:
             past = sum(h.shape[1] for h in remote.history)
 
@@ -209,12 +210,12 @@ class InferenceSession:
                     end=hop.end,
                     past=past,
                     output=output,
+                    receipt=paid.digest,
                     headers=headers,
                 )
                 if self.payer is not None and peer.address is not None:
                     self.payer.saw_epoch(peer.address, kept.answer.epoch)
 
-        output = self._client(peer).forward(remote.session_id, hidden, answered=checked, headers=payment)
-        if served is not None:
-            served()
+        output = self._client(peer).forward(remote.session_id, hidden, answered=checked, headers=paid.headers)
+        paid.served()
         return output

@@ -55,7 +55,8 @@ FILTERS = web.AppKey("filters", list)
 (returning the output to send), before the hooks run: e.g. a test aid (efedllm/aids/) installs itself here."""
 HOOKS = web.AppKey("hooks", list)
 """Callables run after each served step, before its answer goes out, with keyword arguments session, inputs,
-outputs and past: the task recorder (server/work.py) hooks in here, and returns the step's TaskRecord."""
+outputs, past and payment (the Paywall's checked receipt for the step, or None): the task recorder (server/work.py)
+hooks in here, and returns the step's TaskRecord."""
 OUTGOING = web.AppKey("outgoing", list)
 """Callables that may replace the output actually sent, after it was recorded (keyword arguments inputs and
 outputs): only a test aid uses it (``equivocate``: record right, serve wrong)."""
@@ -142,7 +143,7 @@ async def forward(request: web.Request) -> web.Response:
         session.length += hidden.shape[1]
     for answer in app[FILTERS]:
         output = answer(inputs=hidden, outputs=output)
-    records = [hook(session=session, inputs=hidden, outputs=output, past=past) for hook in app[HOOKS]]
+    records = [hook(session=session, inputs=hidden, outputs=output, past=past, payment=payment) for hook in app[HOOKS]]
     if paywall is not None:
         paywall.accept(payment)
     recorded = output

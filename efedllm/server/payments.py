@@ -3,10 +3,12 @@
 A server that sets ``--price`` serves a step only with the client's receipt for it: an EIP-712 ``Receipt{client,
 server, epoch, amount}`` signed by the client, where ``amount`` is everything the client owes this server for the
 epoch including this step (price x tokens x layers), so each step costs the client one signature and nothing on
-chain. ``Paywall`` checks the receipt before computing and books it once the step is served; ``Redeemer`` redeems
-each (client, epoch)'s latest receipt once that epoch's work period is over (Payments.redeem pays from the client's
-deposit). A receipt may name the epoch the server records under or a neighbour (a client reads the chain's clock a
-moment before or after the server does); the fees are booked under the receipt's epoch.
+chain. ``Paywall`` checks the receipt before computing and books it once the step is served; the step's task leaf
+commits to the receipt's digest and its record keeps the signed receipt (server/records.py), so that verifiers who
+open the leaf see which work a client asked for. ``Redeemer`` redeems each (client, epoch)'s latest receipt once
+that epoch's work period is over (Payments.redeem pays from the client's deposit). A receipt may name the epoch the
+server records under or a neighbour (a client reads the chain's clock a moment before or after the server does);
+the fees are booked under the receipt's epoch.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from pathlib import Path
 
 from efedllm.chain.protocol import Phase, Protocol
 from efedllm.chain.transactions import RevertError
-from efedllm.receipts import RECEIPT_HEADER, RECEIPT_SIGNATURE_HEADER, Receipt, ReceiptDomain, signer_of
+from efedllm.receipts import (
+    RECEIPT_HEADER,
+    RECEIPT_SIGNATURE_HEADER,
+    Receipt,
+    ReceiptDomain,
+    SignedReceipt,
+    signer_of,
+)
 from efedllm.server.sessions import SessionError
 
 log = logging.getLogger("efedllm.server.payments")
@@ -73,10 +82,13 @@ class ReceiptBook:
             self._db.execute("UPDATE receipts SET redeemed = ? WHERE epoch = ? AND client = ?", (note, epoch, client))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Payment:
-    receipt: Receipt
-    signature: bytes
+    """A checked receipt paying for one step; the step's task leaf commits to its ``digest`` (TaskRecord.receipt)
+    and the server keeps the signed receipt with the record, for openings."""
+
+    signed: SignedReceipt
+    digest: bytes
 
 
 class Paywall:
@@ -110,12 +122,12 @@ class Paywall:
         due = (before or 0) + cost
         if receipt.amount < due:
             raise SessionError(402, f"receipt covers {receipt.amount} wei; {due} wei are due with this step")
-        return Payment(receipt, sig)
+        return Payment(signed=SignedReceipt(receipt=receipt, signature=sig), digest=self.domain.digest(receipt))
 
     def accept(self, payment: Payment | None) -> None:
         """Book a checked payment, once its step was served."""
         if payment is not None:
-            self.book.book(payment.receipt, payment.signature)
+            self.book.book(payment.signed.receipt, payment.signed.signature)
 
 
 class Redeemer:

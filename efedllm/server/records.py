@@ -2,9 +2,10 @@
 
 A record commits to what a verifier needs to recompute the step: the epoch, the layers, the session, the step
 number, the tokens before it (``past``), a running hash over the session's earlier inputs (``prefix_hash``),
-and hashes of the input and output hidden states. The tensors themselves are stored too, so that an opening
-can hand a verifier the session's whole prefix. SQLite with synchronous commits: a crash or restart loses no
-served step and no commitment.
+hashes of the input and output hidden states, and the digest of the client's receipt that paid for the step. The
+tensors themselves are stored too, so that an opening can hand a verifier the session's whole prefix, and so is the
+client's signed receipt (table ``paid_by``, a row per paid step), so that the opening can show it. SQLite with
+synchronous commits: a crash or restart loses no served step and no commitment.
 
 ``prune`` deletes what settled epochs no longer need: a session's steps go only once every step of it lies in a
 settled epoch and the session is closed, because an opening of a later step carries the inputs of all earlier
@@ -14,16 +15,22 @@ pages are reused, so a steadily serving server's file stops growing.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from efedllm import merkle, wire
 from efedllm.openings import Opening
+from efedllm.receipts import UNPAID, SignedReceipt
 from efedllm.tasks import ZERO_PREFIX, TaskRecord, next_prefix, tensor_hash
+
+if TYPE_CHECKING:
+    from efedllm.server.payments import Payment
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -34,6 +41,10 @@ CREATE TABLE IF NOT EXISTS tasks (
     PRIMARY KEY (epoch, idx)
 );
 CREATE INDEX IF NOT EXISTS tasks_by_session ON tasks (session, step);
+CREATE TABLE IF NOT EXISTS paid_by (
+    epoch INTEGER NOT NULL, idx INTEGER NOT NULL, digest BLOB NOT NULL, receipt TEXT NOT NULL,
+    PRIMARY KEY (epoch, idx), FOREIGN KEY (epoch, idx) REFERENCES tasks (epoch, idx) ON DELETE CASCADE
+);
 CREATE TABLE IF NOT EXISTS commitments (
     epoch INTEGER PRIMARY KEY, root BLOB NOT NULL, work_units INTEGER NOT NULL, tx TEXT
 );
@@ -48,13 +59,24 @@ class TaskStore:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")  # pruning a step prunes its receipt (ON DELETE CASCADE)
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
 
     def record(
-        self, *, epoch: int, session: str, start: int, end: int, past: int, inputs: torch.Tensor, outputs: torch.Tensor
+        self,
+        *,
+        epoch: int,
+        session: str,
+        start: int,
+        end: int,
+        past: int,
+        inputs: torch.Tensor,
+        outputs: torch.Tensor,
+        payment: Payment | None = None,
     ) -> TaskRecord:
-        """Persist one served step (before its output is returned to the client)."""
+        """Persist one served step (before its output is returned to the client), with the client's receipt that
+        paid for it (``payment``, checked by the server's Paywall; None for an unpaid step)."""
         with self._lock:
             row = self._db.execute(
                 "SELECT step, prefix_hash, input_hash FROM tasks WHERE session = ? ORDER BY step DESC LIMIT 1",
@@ -65,9 +87,9 @@ class TaskStore:
             index = self._db.execute(
                 "SELECT COALESCE(MAX(idx), -1) + 1 FROM tasks WHERE epoch = ?", (epoch,)
             ).fetchone()[0]
-            record = TaskRecord(
-                epoch, index, session, step, start, end, past, prefix, tensor_hash(inputs), tensor_hash(outputs)
-            )
+            receipt = UNPAID if payment is None else payment.digest
+            hashes = (prefix, tensor_hash(inputs), tensor_hash(outputs), receipt)
+            record = TaskRecord(epoch, index, session, step, start, end, past, *hashes)
             self._db.execute(
                 "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -85,19 +107,30 @@ class TaskStore:
                     wire.encode(outputs),
                 ),
             )
+            if payment is not None:
+                self._db.execute(
+                    "INSERT INTO paid_by VALUES (?, ?, ?, ?)",
+                    (epoch, index, payment.digest, json.dumps(payment.signed.to_json())),
+                )
             return record
 
     def records(self, epoch: int) -> list[TaskRecord]:
         rows = self._db.execute(
-            "SELECT epoch, idx, session, step, start_layer, end_layer, past, prefix_hash, input_hash, output_hash "
-            "FROM tasks WHERE epoch = ? ORDER BY idx",
-            (epoch,),
+            "SELECT t.epoch, t.idx, session, step, start_layer, end_layer, past, prefix_hash, input_hash, output_hash, "
+            "COALESCE(p.digest, ?) FROM tasks t LEFT JOIN paid_by p ON (p.epoch, p.idx) = (t.epoch, t.idx) "
+            "WHERE t.epoch = ? ORDER BY t.idx",
+            (UNPAID, epoch),
         ).fetchall()
         return [TaskRecord(*row) for row in rows]
 
     def tree(self, epoch: int) -> tuple[list[TaskRecord], list[list[bytes]]]:
         records = self.records(epoch)
         return records, merkle.levels([r.leaf(self.server) for r in records]) if records else []
+
+    def paid_by(self, epoch: int, index: int) -> SignedReceipt | None:
+        """The client's signed receipt that paid for task ``index`` of ``epoch``; None for an unpaid step."""
+        row = self._db.execute("SELECT receipt FROM paid_by WHERE epoch = ? AND idx = ?", (epoch, index)).fetchone()
+        return None if row is None else SignedReceipt.from_json(json.loads(row[0]))
 
     def session_inputs(self, session: str, *, up_to_step: int) -> list[torch.Tensor]:
         """The inputs of ``session``'s steps 0..up_to_step (the prefix an opening carries)."""
@@ -131,6 +164,7 @@ class TaskStore:
             steps=[t.shape[1] for t in inputs],
             inputs=torch.cat(inputs, dim=1),
             output=wire.load(self.output(epoch, index)),
+            receipt=self.paid_by(epoch, index),
         )
 
     def use_nonce(self, nonce: str, *, expires: int, now: int) -> bool:

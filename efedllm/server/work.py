@@ -39,9 +39,10 @@ class EpochTracker:
 
 
 def recorder(store: TaskStore, tracker: EpochTracker):
-    """The step hook that persists each served step (before its output is returned) and returns its TaskRecord."""
+    """The step hook that persists each served step (before its output is returned) and returns its TaskRecord;
+    the leaf commits to the digest of the client's receipt that paid for the step (``payment``; None: unpaid)."""
 
-    def record(*, session, inputs, outputs, past) -> TaskRecord:
+    def record(*, session, inputs, outputs, past, payment) -> TaskRecord:
         return store.record(
             epoch=tracker.epoch,
             session=session.id,
@@ -50,6 +51,7 @@ def recorder(store: TaskStore, tracker: EpochTracker):
             past=past,
             inputs=inputs,
             outputs=outputs,
+            payment=payment,
         )
 
     return record

@@ -2,8 +2,14 @@
 
 A check has three outcomes. ``passed``; ``failed`` (the task could not be checked: the server was unreachable);
 and ``fraud`` (the server answered with something provably wrong: a proof that does not reach the committed root,
-hashes that do not match, an output the layers do not produce, or a refusal to open a committed leaf). The
-distinction matters for scoring (verifier/scoring.py).
+hashes that do not match, an output the layers do not produce, a refusal to open a committed leaf, or a leaf that
+claims a client's receipt the opening cannot show). The distinction matters for scoring (verifier/scoring.py).
+
+A leaf commits to the digest of the client's receipt that paid for its step (zero when none did). The opening
+shows that receipt: its digest must be the leaf's, its client must have signed it, and it must pay this server for
+the leaf's epoch or a neighbour (the window the server's Paywall accepts, as a client and a server may read the
+chain's clock on either side of an epoch's end). A passed opening says whether its step was client-paid
+(``Verdict.paid``), which the verifier counts per server.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import torch
 
 from efedllm import merkle
 from efedllm.openings import Opening
+from efedllm.receipts import UNPAID, ReceiptDomain, signer_of
 from efedllm.tasks import ZERO_PREFIX, TaskRecord, next_prefix, tensor_hash
 from efedllm.verifier.config import FLOAT32_TOLERANCE
 
@@ -29,10 +36,12 @@ class Verdict:
     passed: bool
     fraud: bool
     reason: str
+    paid: bool | None = None
+    """For a passed opening: whether a client's receipt paid for its step; None for any other check."""
 
     @classmethod
-    def ok(cls) -> Verdict:
-        return cls(True, False, "ok")
+    def ok(cls, *, paid: bool | None = None) -> Verdict:
+        return cls(True, False, "ok", paid)
 
     @classmethod
     def caught(cls, reason: str) -> Verdict:
@@ -86,8 +95,10 @@ def check_opening(
     num_layers: int,
     recompute: Recompute,
     tolerance: float,
+    receipts: ReceiptDomain,
 ) -> Verdict:
-    """Check ``opening`` of leaf ``index`` against the on-chain commitment (``root``, ``work_units``)."""
+    """Check ``opening`` of leaf ``index`` against the on-chain commitment (``root``, ``work_units``); the leaf's
+    client receipt against ``receipts`` (the deployment's Payments)."""
     try:
         record = TaskRecord.from_fields(opening.record)
     except (KeyError, TypeError, ValueError, AttributeError):
@@ -96,6 +107,9 @@ def check_opening(
         return Verdict.caught(f"asked for task {index} of epoch {epoch}, got {record.index} of {record.epoch}")
     if not merkle.verify(root, record.leaf(server), index, work_units, opening.proof):
         return Verdict.caught("the Merkle proof does not reach the committed root")
+    bad_receipt = check_receipt(opening, record, server=server, receipts=receipts)
+    if bad_receipt is not None:
+        return bad_receipt
     if not 0 <= record.start < record.end <= num_layers:
         return Verdict.caught(f"layers {record.start}:{record.end} are not layers of the model")
     steps, inputs, output = opening.steps, opening.inputs, opening.output
@@ -123,4 +137,29 @@ def check_opening(
     error = deviation(output, expected.to(output.dtype))
     if not error <= tolerance:
         return Verdict.caught(f"the output deviates from recomputation by {error:.2e} (tolerance {tolerance:.0e})")
-    return Verdict.ok()
+    return Verdict.ok(paid=record.receipt != UNPAID)
+
+
+def check_receipt(opening: Opening, record: TaskRecord, *, server: str, receipts: ReceiptDomain) -> Verdict | None:
+    """A fraud verdict when the leaf's ``receipt`` is not the digest of a receipt its client signed to pay this
+    server for this epoch (or a neighbour), or the opening shows a receipt the leaf does not claim; else None."""
+    shown = opening.receipt
+    if record.receipt == UNPAID:
+        return None if shown is None else Verdict.caught("the opening shows a receipt its unpaid leaf does not commit")
+    if shown is None:
+        return Verdict.caught("the leaf claims a client's receipt the opening does not show")
+    receipt = shown.receipt
+    if receipts.digest(receipt) != record.receipt:
+        return Verdict.caught("the opened receipt is not the one the leaf commits")
+    try:
+        signer = signer_of(receipts.data(receipt), shown.signature)
+    except ValueError:
+        return Verdict.caught("the leaf's client receipt carries no valid signature")
+    if signer != receipt.client:
+        return Verdict.caught(f"the leaf's client receipt is signed by {signer}, not by its client {receipt.client}")
+    if receipt.server.lower() != server.lower() or abs(receipt.epoch - record.epoch) > 1:
+        return Verdict.caught(
+            f"the leaf's client receipt pays {receipt.server} for epoch {receipt.epoch}, not this server for epoch "
+            f"{record.epoch}"
+        )
+    return None

@@ -265,6 +265,7 @@ class Verifier:
                 config=self.config,
                 sign=self.sign,
                 chain_id=self.chain_id,
+                receipts=self.protocol.receipt_domain,
                 epoch=epoch,
                 seed=seed,
                 root=work.root,
@@ -280,7 +281,7 @@ class Verifier:
             down += f", {tally.handed} of clients' answers" if tally.handed else ""
             self.progress(
                 f"epoch {epoch}: {s.address} acc {acc / ONE:.3f} ({tally.passed}/{tally.checked} checks{down}, "
-                f"{work.work_units} work units){caught}"
+                f"{work.work_units} work units; opened {tally.paid} client-paid, {tally.unpaid} unpaid){caught}"
             )
         servers = sorted(results, key=lambda a: int(a, 16))
         st.update(servers=servers, accuracies=[results[a] for a in servers], salt="0x" + secrets.token_hex(32))

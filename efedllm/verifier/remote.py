@@ -121,16 +121,17 @@ def run_canary(
             new = tokens if step == 0 else tokens[-1:]
             front = model.run(model.embed(new), cache, past=past, start=0, end=start)
             expected = model.run(front, cache, past=past, start=start, end=end)
-            payment, served = ({}, None) if payer is None else payer.pay(peer=peer, tokens=len(new), layers=end - start)
+            paid = None if payer is None else payer.pay(peer=peer, tokens=len(new), layers=end - start)
+            headers = {} if paid is None else paid.headers
             try:
                 got = _retried(
-                    lambda: server.forward(opened.session, front, max_tokens=front.shape[1], headers=payment)  # noqa: B023
+                    lambda: server.forward(opened.session, front, max_tokens=front.shape[1], headers=headers)  # noqa: B023
                 )
                 if isinstance(got, str):
                     verdicts.append(Verdict.unreachable(f"canary step {step}: {got}"))
                     break
-                if served is not None:
-                    served()
+                if paid is not None:
+                    paid.served()
                 error = deviation(got, expected) if got.shape == expected.shape else float("inf")
             except wire.WireError as exc:
                 verdicts.append(Verdict.caught(f"canary step {step}: {exc}"))

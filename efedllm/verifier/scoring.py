@@ -18,7 +18,7 @@ import requests
 
 from efedllm.chain.params import ONE
 from efedllm.openings import Opening
-from efedllm.receipts import SignedAnswer
+from efedllm.receipts import ReceiptDomain, SignedAnswer
 from efedllm.verifier.checks import PrefixMemo, Verdict, check_opening
 from efedllm.verifier.config import VerifyConfig
 from efedllm.verifier.handed import check_handed, pick_handed
@@ -46,10 +46,17 @@ class Tally:
     unreachable: list[str] = field(default_factory=list)
     handed: int = 0
     """Checks of answers that clients handed in (verifier/handed.py)."""
+    paid: int = 0
+    """Passed openings whose step a client's receipt paid for (the leaf commits to it)..."""
+    unpaid: int = 0
+    """...and those no client paid for (a free server, or work nobody paid: self-dealing shows here)."""
 
     def add(self, verdict: Verdict) -> None:
         self.checked += 1
         self.passed += verdict.passed
+        if verdict.paid is not None:
+            self.paid += verdict.paid
+            self.unpaid += not verdict.paid
         if verdict.fraud:
             self.frauds.append(verdict.reason)
         elif not verdict.passed:
@@ -71,6 +78,7 @@ def check_openings(
     work_units: int,
     model: ReferenceModel,
     tolerance: float,
+    receipts: ReceiptDomain,
 ) -> list[Verdict]:
     """Verdicts on a server's opened tasks, longest prefixes first so that each session is recomputed once."""
     memo = PrefixMemo(model.recompute)
@@ -85,6 +93,7 @@ def check_openings(
             num_layers=model.num_layers,
             recompute=memo,
             tolerance=tolerance,
+            receipts=receipts,
         )
         for index in sorted(opened, key=lambda i: -opened[i].inputs.shape[1])
     ]
@@ -98,6 +107,7 @@ def verify_server(
     config: VerifyConfig,
     sign,
     chain_id: int,
+    receipts: ReceiptDomain,
     epoch: int,
     seed: bytes,
     root: bytes,
@@ -135,6 +145,7 @@ def verify_server(
         work_units=work_units,
         model=model,
         tolerance=config.tolerance,
+        receipts=receipts,
     ):
         tally.add(verdict)
     for index, signed in to_compare.items():

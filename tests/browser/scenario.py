@@ -24,7 +24,7 @@ from efedllm.chain.deployment import Deployment
 from efedllm.chain.params import ETHER, ONE
 from efedllm.chain.protocol import Phase, Protocol
 from efedllm.chain.transactions import ErrorDecoder, Transactor
-from efedllm.receipts import Answer, Receipt, typed_signer
+from efedllm.receipts import UNPAID, Answer, Receipt, typed_signer
 from efedllm.tasks import TaskRecord
 from efedllm.verifier.stake import stake_node_verifiers
 from tests.support.params import TEST_PARAMS
@@ -170,6 +170,7 @@ def served_records(epoch: int, count: int) -> list[TaskRecord]:
             prefix_hash=Web3.keccak(text=f"prefix:{epoch}:{i}"),
             input_hash=Web3.keccak(text=f"input:{epoch}:{i}"),
             output_hash=Web3.keccak(text=f"output:{epoch}:{i}"),
+            receipt=UNPAID,
         )
         for i in range(count)
     ]

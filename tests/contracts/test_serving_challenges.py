@@ -13,13 +13,14 @@ from eth_utils import keccak
 
 from efedllm import merkle
 from efedllm.chain.connection import Signer
-from efedllm.receipts import Answer, answer_data, signer_of, typed_signer
+from efedllm.receipts import UNPAID, Answer, answer_data, signer_of, typed_signer
 from efedllm.tasks import TaskRecord
 
 State = type("State", (), {"NONE": 0, "OPEN": 1, "ANSWERED": 2, "UPHELD": 3})
 
 
 def record(epoch: int, index: int, output: bytes = b"right") -> TaskRecord:
+    """Task ``index``: odd ones paid by a client's receipt (its digest), even ones unpaid."""
     return TaskRecord(
         epoch=epoch,
         index=index,
@@ -31,6 +32,7 @@ def record(epoch: int, index: int, output: bytes = b"right") -> TaskRecord:
         prefix_hash=keccak(text=f"prefix{index}"),
         input_hash=keccak(text=f"input{index}"),
         output_hash=keccak(output + bytes([index])),
+        receipt=keccak(text=f"receipt{index}") if index % 2 else UNPAID,
     )
 
 
@@ -73,12 +75,16 @@ def test_the_signature_matches_the_off_chain_format(served, challenges):
 
 
 def test_an_honest_answer_is_proven_and_the_bond_pays_the_server(served, challenges, client, params):
+    """A paid step's answer (it names the client's receipt): the contract rebuilds the very leaf the server
+    committed (TaskRecord.leaf, receipt included), and the server proves it."""
+    assert served.records[5].receipt != UNPAID
     answer, signature = served.signed(served.records[5])
     tx = challenges.challenge(answer, signature, {"from": client, "value": params.challenge_bond})
     cid = tx.return_value
     assert tx.events["Challenged"]["server"] == served.server
     c = challenges.challengeOf(cid)
     assert (c["state"], c["index"], c["epoch"]) == (State.OPEN, 5, 0)
+    assert c["leaf"] == "0x" + served.records[5].leaf(str(served.server)).hex()
     with reverts("NotInCommittedRoot", cid):
         challenges.respond(cid, served.proof(4), {"from": served.server})  # another leaf's proof
     tx = challenges.respond(cid, served.proof(5), {"from": served.server})
@@ -116,6 +122,30 @@ def test_serve_wrong_record_right_is_slashed(served, challenges, registry, pool,
     assert challenges.bondsOf(client) == params.challenge_bond
     with reverts("NoOpenChallenge", cid):
         challenges.respond(cid, served.proof(2), {"from": served.server})
+
+
+@pytest.mark.parametrize(
+    ("index", "signed_receipt"),
+    [(3, UNPAID), (3, keccak(text="another receipt")), (4, keccak(text="receipt4"))],
+    ids=["paid-signed-as-unpaid", "paid-signed-with-another-receipt", "unpaid-signed-as-paid"],
+)
+def test_an_answer_naming_another_receipt_than_committed_is_slashed(
+    served, challenges, registry, client, params, clock, index, signed_receipt
+):
+    """The server signed for the client the receipt it paid with, and committed the step under another receipt
+    (or none): the answer is right in every other field, yet no proof shows its leaf, and the server is slashed."""
+    committed = served.records[index]
+    assert committed.receipt != signed_receipt
+    answer, signature = served.signed(TaskRecord(**{**committed.__dict__, "receipt": signed_receipt}))
+    cid = challenges.challenge(answer, signature, {"from": client, "value": params.challenge_bond}).return_value
+    for proof_of in range(len(served.records)):
+        with reverts("NotInCommittedRoot", cid):
+            challenges.respond(cid, served.proof(proof_of), {"from": served.server})
+    clock.goto(challenges.challengeOf(cid)["deadline"] + 1)
+    stake = registry.getServer(served.server)["stake"]
+    tx = challenges.enforce(cid, {"from": client})
+    assert tx.events["ChallengeUpheld"]["slashed"] == stake * params.slash_fraction // 10**18 > 0
+    assert registry.getServer(served.server)["status"] == 3  # Deactivated
 
 
 def test_an_answer_never_committed_is_slashed_too(servers, protocol, challenges, client, params, clock):

@@ -39,6 +39,7 @@ def signed(index: int, *, key=SERVER, epoch: int = EPOCH) -> SignedAnswer:
         prefix_hash=b"\x02" * 32,
         input_hash=b"\x03" * 32,
         output_hash=b"\x04" * 32,
+        receipt=bytes(32),
     )
     signature = Account._sign_hash(digest(DOMAIN.data(answer)), key.key).signature
     return SignedAnswer(server=SERVER.address, answer=answer, signature=bytes(signature))

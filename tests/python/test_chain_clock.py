@@ -113,3 +113,4 @@ def test_a_verifier_reports_each_result_once(w3, deployment, tmp_path, caplog):
     about = [line for line in shown if line.startswith(f"epoch {epoch}:") and server.signer.address in line]
     assert len(about) == 1, shown
     assert f"epoch {epoch}: {server.signer.address} acc" in about[0]
+    assert "opened 0 client-paid, 0 unpaid" in about[0]  # the tally of client-paid work (verifier/scoring.py)

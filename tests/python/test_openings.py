@@ -22,15 +22,21 @@ from eth_account.messages import encode_defunct
 from efedllm import merkle
 from efedllm.chain.connection import Signer, message_signer
 from efedllm.chain.protocol import Protocol
+from efedllm.client.payments import Payer
+from efedllm.client.routing import Peer
 from efedllm.openings import OpeningRequest, decode_opening, sign_request
+from efedllm.receipts import Receipt, SignedReceipt, typed_signer
 from efedllm.server import openings
 from efedllm.server.app import errors_as_json
+from efedllm.server.payments import Payment, Paywall, ReceiptBook
 from efedllm.server.records import TaskStore
 from efedllm.verifier.checks import Verdict, check_opening
 from efedllm.verifier.remote import Target, fetch_opening
+from efedllm.verifier.scoring import Tally
 
-SERVER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+SERVER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"  # dev account 1
 EPOCH, HIDDEN = 3, 8
+CLIENT, PRICE = 7, 1_000
 
 
 def layers(x: torch.Tensor) -> torch.Tensor:
@@ -38,18 +44,39 @@ def layers(x: torch.Tensor) -> torch.Tensor:
     return torch.tanh(x) * 2 + 1
 
 
-@pytest.fixture
-def store(tmp_path):
-    store = TaskStore(tmp_path / "tasks.sqlite", server=SERVER)
+def receipt_signer(w3, account: int):
+    return typed_signer(w3, Signer(w3.eth.accounts[account]))
+
+
+def committed(store: TaskStore, steps, *, payments=None) -> TaskStore:
+    """``store`` after serving ``steps`` ((session, tokens), each paid by ``payments[i]`` or unpaid) and committing."""
     torch.manual_seed(0)
-    past = {"s1": 0, "s2": 0}
-    for session, n in (("s1", 5), ("s1", 1), ("s2", 3), ("s1", 1), ("s1", 1)):
+    past = {}
+    for i, (session, n) in enumerate(steps):
         x = torch.randn(1, n, HIDDEN)
-        store.record(epoch=EPOCH, session=session, start=4, end=9, past=past[session], inputs=x, outputs=layers(x))
+        payment = (payments or {}).get(i)
+        start = past.setdefault(session, 0)
+        store.record(
+            epoch=EPOCH, session=session, start=4, end=9, past=start, inputs=x, outputs=layers(x), payment=payment
+        )
         past[session] += n
     records, _ = store.tree(EPOCH)
     store.save_commitment(EPOCH, merkle.root([r.leaf(SERVER) for r in records]), len(records), None)
     return store
+
+
+@pytest.fixture
+def store(tmp_path, w3, deployment):
+    """Five steps of two sessions; s2's step (task 2) paid by client 7, checked by the server's Paywall."""
+    domain = Protocol(w3, deployment).receipt_domain
+    payer = Payer(client=w3.eth.accounts[CLIENT], sign=receipt_signer(w3, CLIENT), domain=domain, epoch=lambda: EPOCH)
+    paywall = Paywall(
+        price=PRICE, me=SERVER, domain=domain, epoch=lambda: EPOCH, book=ReceiptBook(tmp_path / "receipts.sqlite")
+    )
+    peer = Peer(endpoint="http://server", first=4, end=9, address=SERVER, price=PRICE)
+    payment = paywall.check(tokens=3, layers=5, headers=payer.pay(peer=peer, tokens=3, layers=5).headers)
+    steps = (("s1", 5), ("s1", 1), ("s2", 3), ("s1", 1), ("s1", 1))
+    return committed(TaskStore(tmp_path / "tasks.sqlite", server=SERVER), steps, payments={2: payment})
 
 
 def serve(w3, deployment, store, requests_: list[dict]) -> list[tuple[int, bytes]]:
@@ -117,27 +144,36 @@ def test_only_fresh_signed_requests_of_verifiers_open_tasks(w3, deployment, stor
     assert statuses == [200, 409, 403, 403, 403, 403, 403, 400, 400, 404, 400, 400]
 
 
-def test_an_opening_checks_out_and_every_tampering_is_caught(w3, deployment, store):
-    ((status, body),) = serve(w3, deployment, store, [request(w3, 9, index=3)])  # s1's third step
-    assert status == 200
-    opening = decode_opening(body)
-    assert opening.steps == [5, 1, 1] and opening.record["past"] == 6
+def checker(w3, deployment, store, index: int):
+    """The verifier's check of ``store``'s leaf ``index`` against its commitment (keyword overrides)."""
     commitment = store.commitment(EPOCH)
 
     def check(o, **kw):
         args = dict(
             server=SERVER,
             epoch=EPOCH,
-            index=3,
+            index=index,
             root=commitment[0],
             work_units=commitment[1],
             num_layers=30,
             recompute=lambda x, start, end: layers(x),
             tolerance=1e-3,
+            receipts=Protocol(w3, deployment).receipt_domain,
         )
         return check_opening(o, **{**args, **kw})
 
-    assert check(opening).passed
+    return check
+
+
+def test_an_opening_checks_out_and_every_tampering_is_caught(w3, deployment, store):
+    ((status, body),) = serve(w3, deployment, store, [request(w3, 9, index=3)])  # s1's third step
+    assert status == 200
+    opening = decode_opening(body)
+    assert opening.steps == [5, 1, 1] and opening.record["past"] == 6
+    commitment = store.commitment(EPOCH)
+    check = checker(w3, deployment, store, 3)
+
+    assert check(opening) == Verdict.ok(paid=False)
     wrong = dataclasses.replace(opening, output=opening.output + 1e-2)
     assert "hashes" in check(wrong).reason and check(wrong).fraud
     prefix = opening.inputs.clone()
@@ -209,3 +245,63 @@ def test_a_verifier_retry_after_a_lost_answer_is_not_a_replay(w3, deployment, st
     assert answered == [200, 200]
     assert not isinstance(opening, Verdict), opening
     assert opening.record["index"] == 3
+
+
+def test_a_paid_opening_shows_the_clients_receipt_and_a_hidden_or_swapped_one_is_caught(w3, deployment, store):
+    """Task 2 was paid: its opening shows the client's signed receipt, whose digest is the leaf's, and the verifier
+    counts it as client-paid; an opening that hides the receipt or shows another one (even one the client signed)
+    is fraud."""
+    (_, paid_body), (_, free_body) = serve(w3, deployment, store, [request(w3, 9, index=2), request(w3, 9, index=3)])
+    paid, free = decode_opening(paid_body), decode_opening(free_body)
+    check = checker(w3, deployment, store, 2)
+    assert paid.receipt.receipt.client == w3.eth.accounts[CLIENT] and paid.record["receipt"] != "0x" + "00" * 32
+    assert check(paid) == Verdict.ok(paid=True)
+    tally = Tally(SERVER)
+    for verdict in (check(paid), checker(w3, deployment, store, 3)(free), Verdict.ok()):  # the last: a canary
+        tally.add(verdict)
+    assert (tally.paid, tally.unpaid, tally.passed) == (1, 1, 3)
+
+    hidden = check(dataclasses.replace(paid, receipt=None))
+    assert hidden.fraud and "does not show" in hidden.reason
+    more = Receipt(**{**paid.receipt.receipt.__dict__, "amount": paid.receipt.receipt.amount + 1})
+    swapped = SignedReceipt(
+        receipt=more, signature=receipt_signer(w3, CLIENT)(Protocol(w3, deployment).receipt_domain.data(more))
+    )
+    caught = check(dataclasses.replace(paid, receipt=swapped))
+    assert caught.fraud and "not the one the leaf commits" in caught.reason
+    shown = checker(w3, deployment, store, 3)(dataclasses.replace(free, receipt=paid.receipt))
+    assert shown.fraud and "unpaid leaf" in shown.reason
+
+
+def test_a_server_that_makes_up_client_paid_work_is_caught(w3, deployment, tmp_path):
+    """The attack: a server inflates the work clients paid it for by committing leaves with receipts no client gave
+    for them: one it signed itself in a client's name, one signed by nobody, a client's genuine receipt for another
+    server, and one for an epoch long past. It opens them honestly, through its real openings handler."""
+    domain = Protocol(w3, deployment).receipt_domain
+    client, other_server = w3.eth.accounts[CLIENT], w3.eth.accounts[2]
+
+    def receipt(*, server=SERVER, epoch=EPOCH, signer=CLIENT, signature=None) -> Payment:
+        r = Receipt(client=client, server=server, epoch=epoch, amount=10**15)
+        sig = signature if signature is not None else receipt_signer(w3, signer)(domain.data(r))
+        return Payment(signed=SignedReceipt(receipt=r, signature=sig), digest=domain.digest(r))
+
+    forged = {
+        0: (receipt(signer=1), "not by its client"),  # the server (account 1) signed in the client's name
+        1: (receipt(signature=b"\0" * 65), "no valid signature"),
+        2: (receipt(server=other_server), "not this server"),
+        3: (receipt(epoch=EPOCH - 2), "not this server for epoch"),
+        4: (receipt(epoch=EPOCH + 1), None),  # a neighbour epoch: a client may read the clock before the server
+    }
+    store = committed(
+        TaskStore(tmp_path / "forger.sqlite", server=SERVER),
+        [(f"s{i}", 2) for i in forged],
+        payments={i: payment for i, (payment, _) in forged.items()},
+    )
+    answers = serve(w3, deployment, store, [request(w3, 9, index=i) for i in forged])
+    for (i, (_, why)), (status, body) in zip(forged.items(), answers, strict=True):
+        assert status == 200
+        verdict = checker(w3, deployment, store, i)(decode_opening(body))
+        if why is None:
+            assert verdict == Verdict.ok(paid=True)
+        else:
+            assert verdict.fraud and why in verdict.reason, (i, verdict)

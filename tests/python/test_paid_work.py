@@ -5,22 +5,53 @@ servers and their prices on chain, and generates: each step carries its signed c
 server checks before computing. Once the epoch's work period is over each server redeems the client's latest
 receipt by itself; the fees equal, to the wei, price x tokens x layers of the steps served, and leave the client's
 deposit. A client that does not pay is refused (402) and cannot generate.
+
+Each paid step's signed answer and committed task leaf name the digest of the receipt that paid for it: verifiers
+who open the leaves get the client's signed receipts with them, count the work as client-paid, and catch an
+opening whose receipt is not the one committed. A client refuses an answer that names another receipt than the
+one it sent.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+
 import pytest
+import requests
+import torch
+from eth_account import Account
+from eth_utils import keccak
 from test_cli import run
 
 from efedllm.chain.anvil import free_port
-from efedllm.chain.connection import Signer
+from efedllm.chain.connection import Signer, message_signer
 from efedllm.chain.params import ETHER
 from efedllm.chain.protocol import Protocol
 from efedllm.client import DistributedModel
+from efedllm.client.answers import AnswerChecker
 from efedllm.errors import EfedError
 from efedllm.localnet import ServerProcess, Walker, start_all, stop_all, wait_for
+from efedllm.model.source import DEFAULT_MODEL
+from efedllm.receipts import (
+    ANSWER_HEADER,
+    SIGNATURE_HEADER,
+    UNPAID,
+    Answer,
+    AnswerDomain,
+    Receipt,
+    ReceiptDomain,
+    SignedReceipt,
+    digest,
+)
+from efedllm.rpc.client import ServerFailure
+from efedllm.tasks import TaskRecord, tensor_hash
+from efedllm.verifier.config import FLOAT32_TOLERANCE
+from efedllm.verifier.reference import ReferenceModel
+from efedllm.verifier.remote import Target, fetch_opening
+from efedllm.verifier.scoring import Tally, check_openings
 
-CLIENT = 7
+CLIENT, VERIFIER = 7, 9
 PRICES = {"0:12": 1_000, "12:30": 3_000}
 
 
@@ -66,6 +97,49 @@ def test_a_paying_client_is_served_and_the_servers_redeem_its_receipts(w3, deplo
         assert client.payments.functions.feesOf(address).call() == amount
     account = client.payments.functions.accountOf(client.signer.address).call()
     assert account[0] == ETHER - sum(owed.values())  # available: what it deposited less what it was served
+    steps = [model.encode(prompt=prompt).shape[1], 1, 1, 1]
+    leaves_carry_the_receipts(w3, deployment, network, model=model, epoch=epoch, servers=servers, steps=steps)
+
+
+def leaves_carry_the_receipts(w3, deployment, network, *, model, epoch: int, servers: dict, steps: list[int]) -> None:
+    """Every answer the client kept names the digest of its cumulative receipt for that step; every committed leaf
+    does too, and the verifier's check of the openings (the real one, on its own copy of the model) accepts them
+    as client-paid, and catches an opening whose receipt is swapped for another one the client signed."""
+    domain = Protocol(w3, deployment).receipt_domain
+    me = model.payer.client
+    reference = ReferenceModel(DEFAULT_MODEL, progress=lambda _: None)
+    sign = message_signer(w3, Signer(w3.eth.accounts[VERIFIER]))
+    for process, (address, (layers, price)) in zip(network, servers.items(), strict=True):
+        kept = [a.answer for a in model.answers.kept if a.server == address]
+        amounts = itertools.accumulate(price * layers * tokens for tokens in steps)
+        assert [a.receipt for a in kept] == [
+            domain.digest(Receipt(client=me, server=address, epoch=epoch, amount=amount)) for amount in amounts
+        ]
+        work = Protocol(w3, deployment).commitment_of(epoch, address)
+        assert work.work_units == len(kept)
+        first = process.info().first_layer
+        target = Target(address=address, endpoint=process.url, first_layer=first, num_layers=layers)
+        opened = {
+            a.index: fetch_opening(
+                requests.Session(), target, sign=sign, chain_id=w3.eth.chain_id, epoch=epoch, index=a.index
+            )
+            for a in kept
+        }
+        for a in kept:
+            assert opened[a.index].record["receipt"] == "0x" + a.receipt.hex()
+            assert domain.digest(opened[a.index].receipt.receipt) == a.receipt
+        tally = Tally(address)
+        check = dict(server=address, epoch=epoch, root=work.root, work_units=work.work_units, model=reference)
+        for verdict in check_openings(opened, **check, tolerance=FLOAT32_TOLERANCE, receipts=domain):
+            tally.add(verdict)
+        assert (tally.passed, tally.paid, tally.unpaid, tally.frauds) == (len(kept), len(kept), 0, [])
+
+        index, opening = next(iter(opened.items()))
+        other = Receipt(**{**opening.receipt.receipt.__dict__, "amount": opening.receipt.receipt.amount + 1})
+        signed = SignedReceipt(receipt=other, signature=model.payer.sign(domain.data(other)))  # the client's own
+        swapped = {index: dataclasses.replace(opening, receipt=signed)}
+        (verdict,) = check_openings(swapped, **check, tolerance=FLOAT32_TOLERANCE, receipts=domain)
+        assert verdict.fraud and "not the one the leaf commits" in verdict.reason
 
 
 def test_a_client_pays_from_the_command_line(anvil, w3, deployment, network, network_files):
@@ -84,3 +158,38 @@ def test_a_client_pays_from_the_command_line(anvil, w3, deployment, network, net
     available = Protocol(w3, deployment).payments.functions.accountOf(w3.eth.accounts[8]).call()[0]
     assert available == ETHER // 2  # receipts are redeemed after the epoch: nothing taken yet
     assert "0.500000 ETH to pay servers with" in status.stdout
+
+
+def test_a_client_refuses_an_answer_that_names_another_receipt():
+    """The client checks that the signed answer names the receipt it sent with the step (zero when it sent none):
+    a server that signs the step as unpaid, as paid by another receipt, or as paid when it was not (its leaf would
+    say so to verifiers) gives a bad answer, and the session fails over as for any server failure."""
+    server, domain = Account.create(), AnswerDomain(chain_id=31337, contract="0x" + "33" * 20)
+    receipts = ReceiptDomain(chain_id=31337, contract="0x" + "22" * 20)
+    sent = receipts.digest(Receipt(client="0x" + "44" * 20, server=server.address, epoch=2, amount=12_000))
+    output = torch.ones(1, 3, 8)
+    checker = AnswerChecker(domain)
+
+    def answer(*, names: bytes, sent_with: bytes):
+        signed = Answer.of(TaskRecord(2, 0, "sess", 0, 0, 12, 0, UNPAID, keccak(b"in"), tensor_hash(output), names))
+        signature = server.unsafe_sign_hash(digest(domain.data(signed))).signature
+        headers = {ANSWER_HEADER: signed.to_header(), SIGNATURE_HEADER: "0x" + bytes(signature).hex()}
+        return checker.check(
+            endpoint="http://server",
+            address=server.address,
+            session="sess",
+            start=0,
+            end=12,
+            past=0,
+            output=output,
+            receipt=sent_with,
+            headers=headers,
+        )
+
+    assert answer(names=sent, sent_with=sent).answer.receipt == sent
+    assert answer(names=UNPAID, sent_with=UNPAID).answer.receipt == UNPAID
+    for names, sent_with in ((UNPAID, sent), (keccak(b"another receipt"), sent), (sent, UNPAID)):
+        with pytest.raises(ServerFailure) as refused:
+            answer(names=names, sent_with=sent_with)
+        assert refused.value.cause == "bad-answer" and "receipt" in str(refused.value)
+    assert len(checker.kept) == 2

@@ -16,8 +16,8 @@ SERVER = "0x" + "5e" * 20
 PRICE = 7
 
 
-def receipt(headers: dict[str, str]) -> Receipt:
-    return Receipt.from_header(headers[RECEIPT_HEADER])
+def receipt(paid) -> Receipt:
+    return Receipt.from_header(paid.headers[RECEIPT_HEADER])
 
 
 def test_a_later_generation_pays_for_the_chains_epoch_not_the_last_answers():
@@ -31,16 +31,16 @@ def test_a_later_generation_pays_for_the_chains_epoch_not_the_last_answers():
     peer = Peer(endpoint="http://s", first=0, end=10, address=SERVER, price=PRICE)
 
     payer.start()  # the first generation
-    headers, served = payer.pay(peer=peer, tokens=3, layers=10)
-    assert (receipt(headers).epoch, receipt(headers).amount) == (4, 3 * 10 * PRICE)
-    served()
+    paid = payer.pay(peer=peer, tokens=3, layers=10)
+    assert (receipt(paid).epoch, receipt(paid).amount) == (4, 3 * 10 * PRICE)
+    paid.served()
     payer.saw_epoch(SERVER, 4)
     chain_epoch[0] = 5  # the chain moved on mid-generation: the server still books this generation under 4
-    headers, served = payer.pay(peer=peer, tokens=1, layers=10)
-    assert (receipt(headers).epoch, receipt(headers).amount) == (4, 4 * 10 * PRICE)  # cumulative
-    served()
+    paid = payer.pay(peer=peer, tokens=1, layers=10)
+    assert (receipt(paid).epoch, receipt(paid).amount) == (4, 4 * 10 * PRICE)  # cumulative
+    paid.served()
 
     payer.start()  # the next generation: epoch 4 is over (and redeemed); it pays for 5 from nothing
-    headers, _ = payer.pay(peer=peer, tokens=2, layers=10)
-    assert (receipt(headers).epoch, receipt(headers).amount) == (5, 2 * 10 * PRICE)
+    paid = payer.pay(peer=peer, tokens=2, layers=10)
+    assert (receipt(paid).epoch, receipt(paid).amount) == (5, 2 * 10 * PRICE)
     assert payer.owed == {(SERVER, 4): 4 * 10 * PRICE}

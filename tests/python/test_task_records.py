@@ -1,10 +1,17 @@
-"""Task records survive a restart and commit to the session prefix a verifier needs."""
+"""Task records survive a restart and commit to the session prefix a verifier needs, and to the client's receipt
+that paid for each step."""
 
 import torch
+from eth_account import Account
 
 from efedllm import merkle
+from efedllm.client.payments import Payer
+from efedllm.client.routing import Peer
+from efedllm.openings import decode_opening, encode_opening
+from efedllm.receipts import UNPAID, ReceiptDomain, digest
+from efedllm.server.payments import Paywall, ReceiptBook
 from efedllm.server.records import TaskStore
-from efedllm.tasks import tensor_hash
+from efedllm.tasks import TaskRecord, tensor_hash
 
 SERVER = "0x" + "11" * 20
 
@@ -88,3 +95,70 @@ def test_a_steadily_serving_store_stops_growing_when_pruned(tmp_path):
         sizes.append((pruned.stored_bytes(), kept.stored_bytes()))
     assert sizes[-1][0] <= sizes[3][0] * 1.1
     assert sizes[-1][1] > 1.5 * sizes[3][1]
+
+
+CLIENT = Account.create()
+RECEIPTS = ReceiptDomain(chain_id=31337, contract="0x" + "22" * 20)
+PRICE = 5
+
+
+def paying(tmp_path, epoch: int):
+    """A paying client's step as it reaches the recorder: the client's Payer signs the cumulative receipt, the
+    server's Paywall checks it (server/app.py's forward), and the checked Payment goes to TaskStore.record."""
+    payer = Payer(
+        client=CLIENT.address,
+        sign=lambda data: bytes(CLIENT.unsafe_sign_hash(digest(data)).signature),
+        domain=RECEIPTS,
+        epoch=lambda: epoch,
+    )
+    paywall = Paywall(
+        price=PRICE, me=SERVER, domain=RECEIPTS, epoch=lambda: epoch, book=ReceiptBook(tmp_path / "receipts.sqlite")
+    )
+    peer = Peer(endpoint="http://server", first=0, end=4, address=SERVER, price=PRICE)
+
+    def pay(tokens: int):
+        paid = payer.pay(peer=peer, tokens=tokens, layers=4)
+        payment = paywall.check(tokens=tokens, layers=4, headers=paid.headers)
+        assert payment.digest == paid.digest  # what the client will expect in the signed answer
+        paywall.accept(payment)
+        paid.served()
+        return payment
+
+    return pay
+
+
+def test_a_paid_step_commits_its_receipt_and_keeps_it_for_openings(tmp_path):
+    """The leaf of a paid step commits to the digest of the client's receipt; the record keeps the signed receipt
+    across a restart, an opening shows it, and an unpaid step's leaf commits to zero and shows none."""
+    path = tmp_path / "tasks.sqlite"
+    store, pay = TaskStore(path, server=SERVER), paying(tmp_path, 4)
+    first, second = pay(6), pay(1)
+    x = torch.randn(1, 6, 8)
+    store.record(epoch=4, session="a", start=0, end=4, past=0, inputs=x, outputs=x * 2, payment=first)
+    step(store, 4, "free", 0, 2)
+    y = torch.randn(1, 1, 8)
+    paid = store.record(epoch=4, session="a", start=0, end=4, past=6, inputs=y, outputs=y * 2, payment=second)
+    assert paid.receipt == second.digest == RECEIPTS.digest(second.signed.receipt) != first.digest
+    assert second.signed.receipt.amount == PRICE * 7 * 4  # cumulative: both steps
+    records = store.records(4)
+    store.save_commitment(4, merkle.root([r.leaf(SERVER) for r in records]), len(records), None)
+    store.close()
+
+    reopened = TaskStore(path, server=SERVER)
+    assert [r.receipt for r in reopened.records(4)] == [first.digest, UNPAID, second.digest]
+    assert reopened.records(4)[2] == paid
+    opening = reopened.opening(4, 2)
+    assert opening.receipt == second.signed and opening.record["receipt"] == "0x" + second.digest.hex()
+    assert decode_opening(encode_opening(opening)).receipt == second.signed  # as it travels to a verifier
+    assert reopened.opening(4, 1).receipt is None and reopened.opening(4, 1).record["receipt"] == "0x" + "00" * 32
+    unpaid = TaskRecord(**{**paid.__dict__, "receipt": UNPAID})
+    assert unpaid.leaf(SERVER) != paid.leaf(SERVER)  # the claim of payment is part of what was committed
+
+
+def test_pruning_a_paid_step_prunes_its_receipt(tmp_path):
+    store, pay = TaskStore(tmp_path / "tasks.sqlite", server=SERVER), paying(tmp_path, 0)
+    x = torch.randn(1, 3, 8)
+    store.record(epoch=0, session="done", start=0, end=4, past=0, inputs=x, outputs=x, payment=pay(3))
+    assert store.paid_by(0, 0) is not None
+    assert store.prune(settled_before=1) == 1
+    assert store.paid_by(0, 0) is None  # else a later step numbered (0, 0) would show it
