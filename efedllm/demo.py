@@ -1,12 +1,24 @@
 """The main job: a whole eFedLLM network on this machine, run through two epochs, reported as it happens.
 
-Anvil with the contracts; four servers over the default model's 30 layers: A 0:10, B 10:20, F 20:30 (faulty on
-purpose: it adds small noise to its outputs, so its answers look fine but are not what the layers compute), and
-C 0:10 (spare capacity, rebalancing on, automatic claims); two verifiers; a client. Epoch 1: the client generates
-through the network, F gets caught, deactivated and slashed; C takes over F's layers. Epoch 2: the client
-generates the same text through the new route; honest servers are paid and claim, and so are the verifiers. The chain clock is
-fast-forwarded window by window once every process has acted (``localnet.Walker``), so the demo never sits
-waiting for time to pass. Everything the summary reports is read back from the chain.
+Anvil with the contracts; five servers over the default model's 30 layers, each announcing a price per token-layer:
+A 0:10, B 10:20, F 20:30 (faulty on purpose: it adds small noise to its outputs, so its answers look fine but are not
+what the layers compute), C 0:10 (spare capacity, rebalancing on, automatic claims) and E 10:20, the cheapest, which
+equivocates on purpose (it records and commits the honest output but sends the client a slightly wrong one,
+signed); two verifiers; a client that deposits into Payments and pays every step with a signed receipt.
+Epoch 1: the client generates through the network (E is cheaper than B, so it carries layers 10:20); once the epoch's
+work is over the servers redeem the client's receipts, each for price x tokens x layers to the wei. F gets caught by
+the verifiers, deactivated and slashed; E passes their checks (what it recorded is honest, and what it sends is off
+by less than a recomputation's tolerance, so their paid canaries pass too), but once the epoch's seed is drawn the
+client challenges one of E's signed answers on chain (ServingChallenges): E cannot show it committed that answer,
+and when the response window ends ``enforce`` slashes and deactivates it. C takes over F's layers.
+Epoch 2: the client generates the same text through the new route, and pays for it; honest servers are paid from
+the pool and claim, and so are the verifiers. The chain clock is fast-forwarded window by window once every process
+has acted (``localnet.Walker``), so the demo never sits waiting for time to pass. Everything the summary reports is
+read back from the chain.
+
+This client does not hand its signed answers to the verifiers (``handed_per_server=0``; client/reports.py), which
+would get E caught by the verifiers within the epoch: the demo shows the other way a client holds a server to what
+it signed, its own challenge.
 """
 
 from __future__ import annotations
@@ -16,11 +28,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from web3.logs import DISCARD
+
 from efedllm.chain import explain
+from efedllm.chain.anvil import warp_to
 from efedllm.chain.claims import claim
 from efedllm.chain.connection import Signer
 from efedllm.chain.params import ETHER, ONE
 from efedllm.chain.protocol import Phase, Protocol, Status
+from efedllm.errors import EfedError
 from efedllm.localnet import (
     EfedllmProcess,
     ServerProcess,
@@ -37,25 +53,52 @@ class Role:
     name: str
     account: int
     layers: str
+    price: int
+    """Wei per token-layer the server announces (``--price``)."""
     extra: tuple[str, ...] = ()
     note: str = ""
 
 
+GWEI = 10**9
 ROLES = (
-    Role(name="A", account=1, layers="0:10"),
-    Role(name="B", account=2, layers="10:20"),
+    Role(name="A", account=1, layers="0:10", price=10 * GWEI),
+    Role(name="B", account=2, layers="10:20", price=30 * GWEI),
     Role(
         name="F",
         account=3,
         layers="20:30",
+        price=10 * GWEI,
         extra=("--fault", "noise", "--fault-scale", "0.005"),
         note="faulty on purpose",
     ),
-    Role(name="C", account=4, layers="0:10", extra=("--rebalance", "--auto-claim"), note="spare, rebalancing"),
+    Role(
+        name="C",
+        account=4,
+        layers="0:10",
+        price=10 * GWEI,
+        extra=("--rebalance", "--auto-claim"),
+        note="spare, rebalancing",
+    ),
+    # the cheapest on 10:20 by far (the route planner weighs price against speed), so the client takes it in epoch 1;
+    # noise of 4e-6 of its outputs' spread puts its answers about 2e-4 off per token (the spread is set by a few
+    # huge activations), within a verifier's recomputation tolerance (1e-3): no canary catches it and the client's
+    # text stays the same; the hash it signs is exact, and so is a challenge
+    Role(
+        name="E",
+        account=6,
+        layers="10:20",
+        price=1 * GWEI,
+        extra=("--fault", "equivocate", "--fault-scale", "4e-6"),
+        note="equivocates on purpose",
+    ),
 )
+EQUIVOCATOR = "E"
 VERIFIERS = (7, 8)
 FUNDER = 5
+CLIENT = 9
 POOL_ETH = 2
+DEPOSIT = ETHER // 100
+"""What the client deposits into Payments: far more than its fees in the demo."""
 
 
 @dataclass
@@ -68,7 +111,7 @@ class Demo:
     max_new_tokens: int
     say: callable = print
     processes: list[EfedllmProcess] = field(default_factory=list)
-    report: dict = field(default_factory=lambda: {"generations": [], "epochs": {}, "claims": []})
+    report: dict = field(default_factory=lambda: {"generations": [], "epochs": {}, "claims": [], "fees": []})
     started: float = field(default_factory=time.monotonic)
 
     def log(self, message: str) -> None:
@@ -92,7 +135,7 @@ class Demo:
                 ServerProcess(
                     role.layers,
                     free_port(),
-                    [*self._chain_args(role.account), *role.extra],
+                    [*self._chain_args(role.account), "--price", str(role.price), *role.extra],
                     log_path=logs / f"server-{role.name}.log",
                 )
             )
@@ -104,8 +147,11 @@ class Demo:
         )
         start_all(self.processes, timeout=600)
         for role in ROLES:
-            note = f" ({role.note})" if role.note else ""
-            self.log(f"server {role.name} {self.address(role.account)} serves layers {role.layers}{note}")
+            note = f", {role.note}" if role.note else ""
+            self.log(
+                f"server {role.name} {self.address(role.account)} serves layers {role.layers} "
+                f"({role.price / GWEI:g} gwei per token-layer{note})"
+            )
 
     def generate(self, client) -> None:
         ids = client.generate(prompt=self.prompt, max_new_tokens=self.max_new_tokens, eos_token_id=[])
@@ -119,8 +165,17 @@ class Demo:
             }
             for h in client.last_route
         ]
+        # what each server computed: the prompt (prefill), then every generated token but the last
+        sent = client.encode(prompt=self.prompt).shape[1] + ids.shape[1] - 1
         self.report["generations"].append(
-            {"epoch": self.protocol.current_epoch(), "route": route, "text": text, "tokens": ids[0].tolist()}
+            {
+                "epoch": self.protocol.current_epoch(),
+                "route": route,
+                "text": text,
+                "tokens": ids[0].tolist(),
+                "tokens_sent": sent,
+                "failovers": client.last_failovers,
+            }
         )
         self.log("route: " + " -> ".join(f"{r['server']} [{r['layers']}]" for r in route))
         self.log(f"generated: {text!r}")
@@ -148,6 +203,88 @@ class Demo:
                 self.log(f"epoch {epoch}: {names[address]}: acc {acc / ONE:.2f}, S {s / ONE:.2f} -> {outcome.label}")
         self.report["epochs"][epoch] = {"scores": entry, "pool": self.protocol.pool.functions.poolSize(epoch).call()}
 
+    def fees(self, epoch: int) -> None:
+        """Wait for the servers of ``epoch``'s route to redeem the client's receipts, and check each against price x
+        tokens x layers of the steps it served."""
+        payments = self.protocol.payments.functions
+        client = self.address(CLIENT)
+        generation = next(g for g in self.report["generations"] if g["epoch"] == epoch)
+        owed: dict[str, dict] = {}
+        for hop in generation["route"]:
+            role = next(r for r in ROLES if r.name == hop["server"])
+            start, end = map(int, hop["layers"].split(":"))
+            entry = owed.setdefault(
+                hop["address"],
+                {"epoch": epoch, "server": role.name, "price": role.price, "tokens": generation["tokens_sent"]},
+            )
+            entry["layers"] = entry.get("layers", 0) + end - start
+        wait_for(
+            lambda: all(payments.redeemed(epoch, client, s).call() for s in owed),
+            f"the servers to redeem the client's receipts of epoch {epoch}",
+            processes=self.processes,
+        )
+        for address, entry in owed.items():
+            entry["owed"] = entry["price"] * entry["tokens"] * entry["layers"]
+            entry["redeemed"] = payments.redeemed(epoch, client, address).call()
+            self.report["fees"].append(entry)
+            self.log(
+                f"epoch {epoch}: server {entry['server']} redeemed the client's receipt: {entry['redeemed']:,} wei "
+                f"{'=' if entry['redeemed'] == entry['owed'] else '!='} {entry['price']:,} wei x {entry['tokens']} "
+                f"tokens x {entry['layers']} layers"
+            )
+
+    def catch_equivocator(self, client, payer: Protocol, epoch: int) -> None:
+        """The client (``client`` holds its signed answers, ``payer`` its account) challenges one of E's signed
+        answers of ``epoch``, whose seed is drawn; E has no proof, and ``enforce`` slashes it once the response window
+        is over."""
+        role = next(r for r in ROLES if r.name == EQUIVOCATOR)
+        me = self.address(role.account)
+        challenges = payer.challenges
+        kept = [a for a in client.answers.kept if a.server == me and a.answer.epoch == epoch]
+        if not kept:
+            raise EfedError(f"server {role.name} served the client nothing in epoch {epoch}: nothing to challenge")
+        signed = kept[len(kept) // 2]
+        bond = challenges.functions.BOND().call()
+        receipt = payer.tx.send(
+            challenges.functions.challenge(signed.answer.as_tuple(), signed.signature), value=bond, label="challenge"
+        )
+        opened = challenges.events.Challenged().process_receipt(receipt, errors=DISCARD)[0]["args"]
+        window = challenges.functions.RESPONSE_WINDOW().call()
+        self.log(
+            f"epoch {epoch}: {role.name} passed the verifiers (its records are honest, its answers off by less than "
+            f"their tolerance), but the client holds what it was sent, signed: it challenges {role.name}'s answer "
+            f"#{signed.answer.index} on chain (bond {explain.ether(bond)}); {role.name} must prove within {window} s "
+            "that it committed that answer"
+        )
+        process = next(p for p in self.processes if p.log_path and p.log_path.name == f"server-{role.name}.log")
+        wait_for(
+            lambda: "cannot be answered" in process.log_tail(20_000),
+            f"server {role.name} to look for a proof",
+            processes=self.processes,
+        )
+        self.log(f"server {role.name} finds no such leaf in the tree it committed: it cannot answer")
+        stake = self.protocol.server(me).stake
+        warp_to(self.protocol.w3, opened["deadline"] + 1)
+        receipt = payer.tx.send(challenges.functions.enforce(opened["id"]), label="enforce")
+        upheld = challenges.events.ChallengeUpheld().process_receipt(receipt, errors=DISCARD)[0]["args"]
+        payer.tx.send(challenges.functions.withdrawBonds(), label="withdrawBonds")
+        into = self.protocol.current_epoch()
+        self.report["challenge"] = {
+            "server": role.name,
+            "address": me,
+            "epoch": epoch,
+            "index": signed.answer.index,
+            "id": "0x" + bytes(opened["id"]).hex(),
+            "stake_before": stake,
+            "slashed": upheld["slashed"],
+            "into_epoch": into,
+        }
+        self.log(
+            f"the response window is over: enforce upheld the challenge, slashed {role.name} "
+            f"{explain.ether(upheld['slashed'])} of its {explain.ether(stake)} into epoch {into}'s pool and "
+            "deactivated it; the client took its bond back"
+        )
+
     def run(self) -> dict:
         from efedllm.client import DistributedModel
 
@@ -158,9 +295,17 @@ class Demo:
         for epoch in (e1, e1 + 1):
             funder.tx.send(funder.pool.functions.fundEpoch(epoch), value=POOL_ETH * ETHER, label="fundEpoch")
         self.log(f"epoch {e1} begins; a client funded the pools of epochs {e1} and {e1 + 1} with {POOL_ETH} ETH each")
-        client = DistributedModel.from_pretrained(protocol=protocol)
+        payer = Protocol(protocol.w3, protocol.deployment, Signer(self.address(CLIENT)))
+        payer.tx.send(payer.payments.functions.deposit(), value=DEPOSIT, label="deposit")
+        self.log(
+            f"the client {payer.signer.address} deposited {explain.ether(DEPOSIT)} into Payments; it pays every step "
+            "with a signed receipt, which the servers redeem once the epoch's work is over"
+        )
+        client = DistributedModel.from_pretrained(protocol=payer, handed_per_server=0)
         self.generate(client)
         self.settle(walker, e1, {r["address"] for r in self.report["generations"][-1]["route"]})
+        self.fees(e1)
+        self.catch_equivocator(client, payer, e1)
 
         self.log("waiting for a server to take over layers nobody serves any more")
         wait_for(
@@ -184,6 +329,7 @@ class Demo:
         self.log(f"epoch {e2}: the client generates again")
         self.generate(client)
         self.settle(walker, e2, {r["address"] for r in self.report["generations"][-1]["route"]})
+        self.fees(e2)
         walker.warp(e2, Phase.SETTLED)
         self.log(f"epochs {e1} and {e2} settled: servers claim their rewards")
         for role in ROLES:
@@ -194,6 +340,11 @@ class Demo:
             if epochs:
                 self.report["claims"].append({"server": role.name, "epochs": epochs, "amount": amount, "how": "claim"})
                 self.log(f"server {role.name} claimed {amount / ETHER:.4f} ETH for {explain.epochs(epochs)}")
+                if role.name == EQUIVOCATOR:  # docs/SECURITY.md: "A server caught only by a challenge keeps ..."
+                    self.log(
+                        f"({role.name} passed epoch {e1}, whose pay follows its scores: caught by a challenge, it keeps "
+                        "its pool share of that epoch, and the fees of its wrong answers)"
+                    )
         self._wait_auto_claims((e1, e2))
         self.report["elapsed_s"] = round(time.monotonic() - self.started, 1)
         return self.report

@@ -1,6 +1,6 @@
-"""``efedllm demo``: the main job. A whole local network (chain, contracts, servers, verifiers, a client) on the
-real model, run through two epochs with a cheating server caught and replaced (see efedllm/demo.py); every
-process it started is stopped on exit or Ctrl-C."""
+"""``efedllm demo``: the main job. A whole local network (chain, contracts, servers, verifiers, a paying client) on
+the real model, run through two epochs with a cheating server caught and replaced and an equivocating one caught by
+the client's challenge (see efedllm/demo.py); every process it started is stopped on exit or Ctrl-C."""
 
 from __future__ import annotations
 
@@ -128,9 +128,12 @@ def _interrupt(*_) -> None:
 
 def print_summary(protocol: Protocol, report: dict, *, deployment_block: int) -> None:
     """What happened, read back from the chain."""
-    from efedllm.demo import ROLES, VERIFIERS
+    from efedllm.demo import CLIENT, ROLES, VERIFIERS
 
     names = {protocol.w3.eth.accounts[r.account]: r.name for r in ROLES}
+    fees: dict[str, int] = {}
+    for event in protocol.payments.events.Redeemed().get_logs(from_block=deployment_block):
+        fees[event.args.server] = fees.get(event.args.server, 0) + event.args.paid
     claimed: dict[str, int] = {}
     for event in protocol.pool.events.RewardsClaimed().get_logs(from_block=deployment_block):
         claimed[event.args.server] = claimed.get(event.args.server, 0) + event.args.amount
@@ -151,6 +154,8 @@ def print_summary(protocol: Protocol, report: dict, *, deployment_block: int) ->
                 f"{score.acc / ONE:.2f} / {score.score / ONE:.2f} {score.outcome.label}" if score.outcome else "-"
             )
         cells.append(ether(claimed.get(s.address, 0)))
+        price = protocol.payments.functions.priceOf(s.address).call()
+        cells += [f"{price / 10**9:g} gwei", f"{fees.get(s.address, 0):,} wei"]
         rows.append(cells)
     headers = [
         "server",
@@ -161,6 +166,8 @@ def print_summary(protocol: Protocol, report: dict, *, deployment_block: int) ->
         "slashed",
         *(f"epoch {e}: acc / S" for e in epochs),
         "rewards claimed",
+        "price/token-layer",
+        "fees redeemed",
     ]
     say("\n== servers (read from the chain) ==")
     say(table(headers, rows))
@@ -179,6 +186,26 @@ def print_summary(protocol: Protocol, report: dict, *, deployment_block: int) ->
         say(f"epoch {g['epoch']}: {route}\n  {g['text']!r}")
     same = len({tuple(g["tokens"]) for g in report["generations"]}) == 1
     say(f"identical text before and after the takeover: {'yes' if same else 'NO'}")
+    say("\n== the client's payments (receipts redeemed, read from the chain) ==")
+    client = protocol.w3.eth.accounts[CLIENT]
+    for f in report["fees"]:
+        address = protocol.w3.eth.accounts[next(r.account for r in ROLES if r.name == f["server"])]
+        redeemed = protocol.payments.functions.redeemed(f["epoch"], client, address).call()
+        exact = "yes" if redeemed == f["price"] * f["tokens"] * f["layers"] else "NO"
+        say(
+            f"epoch {f['epoch']}: {f['server']} redeemed {redeemed:,} wei = {f['price']:,} wei x {f['tokens']} tokens x "
+            f"{f['layers']} layers: {exact}"
+        )
+    available, _pending, _unlock = protocol.payments.functions.accountOf(client).call()
+    say(f"the client has {ether(available)} left in Payments")
+    caught = report.get("challenge")
+    if caught:
+        upheld = protocol.challenges.events.ChallengeUpheld().get_logs(from_block=deployment_block)
+        slashed = sum(e.args.slashed for e in upheld if e.args.server == caught["address"])
+        say(
+            f"\n== challenges ==\n{caught['server']}'s signed answer #{caught['index']} of epoch {caught['epoch']}: "
+            f"unanswered, upheld; {caught['server']} slashed {ether(slashed)} into epoch {caught['into_epoch']}'s pool"
+        )
     say("\n== pools ==")
     for epoch in epochs:
         pool = protocol.pool_of(epoch)

@@ -80,6 +80,11 @@ def run(args: argparse.Namespace) -> int:
     from efedllm.verifier.canaries import load_canary_signer
 
     canary = load_canary_signer(protocol, account)
+    if canary is not None and account.canary_deposit:
+        from efedllm.chain.protocol import Protocol
+        from efedllm.verifier.stake import ensure_canary_deposit
+
+        ensure_canary_deposit(Protocol(protocol.w3, protocol.deployment, canary), account.canary_deposit, say=say)
     say(
         f"canaries pay priced servers from {canary.address}"
         if canary

@@ -79,6 +79,12 @@ class Payer:
     def saw_epoch(self, server: str, epoch: int) -> None:
         self.epochs[server] = epoch
 
+    def start(self) -> None:
+        """A new generation: learn each server's epoch afresh. A server redeems an epoch's receipts as soon as its
+        work period is over, so a receipt for the epoch of an earlier generation's answers would be refused (402)
+        once the chain has moved on; within a generation the server's answers keep both on the same epoch."""
+        self.epochs.clear()
+
     def total(self) -> int:
         """Wei owed over every server and epoch."""
         return sum(self.owed.values())

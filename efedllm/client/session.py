@@ -58,6 +58,8 @@ class InferenceSession:
         URL, whose addresses no chain vouches for)."""
         self.payer = payer
         """Pays each step of a priced server with a signed receipt (None: the client pays nothing)."""
+        if payer is not None:
+            payer.start()
         self.spot = spot if answers is not None else None
         """Now and then sends a step to a second server of the same layers and compares (client/spotcheck.py)."""
         self.num_layers = num_layers

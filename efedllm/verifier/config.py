@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
-from efedllm.chain.params import wei_from_ether
+from efedllm.chain.params import ETHER, wei_from_ether
 from efedllm.verifier.sampling import DEFAULT_SAMPLES
 
 Policy = Literal["strict", "paper"]
@@ -55,6 +55,19 @@ class VerifierAccount:
         },
     )
     """The bond to reach on start, in wei (typed in ETH)."""
+    canary_deposit: int = field(
+        default=ETHER // 100,
+        metadata={
+            "parse": wei_from_ether,
+            "metavar": "ETH",
+            "help": "on start, top the canary account's deposit in Payments up to this many ETH, from the canary "
+            "account's own ether (never the verifier's, which would link the two on chain): canaries pay priced "
+            "servers as a client does, and an unpaid canary is refused (402) and counts as a failed check; "
+            "0 deposits nothing",
+            "default_help": "0.01 ETH",
+        },
+    )
+    """What the canary account keeps deposited in Payments on start, in wei (typed in ETH), to pay for canaries."""
     penalize: bool = True
     """After finalizing an epoch, penalize verifiers that committed scores without revealing them or withheld a
     seed share (anyone may; it costs this verifier gas; finalize itself slashes a reveal more than κ from a

@@ -44,6 +44,24 @@ def ensure_stake(protocol: Protocol, target: int | None, *, say=print) -> int:
     return target
 
 
+def ensure_canary_deposit(protocol: Protocol, target: int, *, say=print) -> int:
+    """Top the available deposit in Payments of ``protocol``'s signer (the canary account, verifier/canaries.py)
+    up to ``target`` wei from its own ether; returns what it deposited."""
+    me = protocol.signer.address
+    available = protocol.client_account(me).available
+    amount = max(0, target - available)
+    if amount == 0:
+        return 0
+    balance = protocol.w3.eth.get_balance(me)
+    if balance < amount:
+        raise EfedError(f"{me} holds {ether(balance)}, less than the {ether(amount)} it would deposit for canaries")
+    protocol.tx.send(protocol.payments.functions.deposit(), value=amount, label="deposit")
+    say(
+        f"the canary account {me} deposited {ether(amount)} into Payments to pay priced servers ({ether(target)} available)"
+    )
+    return amount
+
+
 PENALTIES = {  # kind -> (TrustScoring function, its event)
     "no-reveal": ("penalizeNoReveal", "NoRevealPenalized"),
     "seed-withheld": ("penalizeSeedWithheld", "SeedWithheldPenalized"),

@@ -71,20 +71,29 @@ function wordValue(type, word) {
   return bits <= 48 ? parseInt(word, 16) : BigInt("0x" + word);
 }
 
-/** topic0 -> decoder for every event of the given contracts; addresses come out lowercase. */
+const inputNames = (item) => item.inputs.map((i) => i.name).join(",");
+
+/** topic0 -> decoder for every event of the given contracts; addresses come out lowercase. Events that several
+ * contracts share (ParameterSet, Paused) decode alike in every contract and have one decoder; an event whose
+ * signature repeats another contract's with other argument names (Payments' Withdrawn(client, amount) beside
+ * ServerRegistry's Withdrawn(server, amount)) also gets one under "<contract address>:<topic0>": decoderFor
+ * picks it. */
 export function eventDecoders(contracts) {
   const decoders = new Map();
   for (const contract of Object.values(contracts)) {
     for (const item of contract.events) {
       const topic = toEventSelector(item);
-      if (decoders.has(topic)) continue; // shared events (ParameterSet, Paused) decode alike in every contract
+      const seen = decoders.get(topic);
+      if (seen && seen.inputs === inputNames(item)) continue;
+      const key = seen ? `${contract.address}:${topic}` : topic;
       const indexed = item.inputs.filter((i) => i.indexed);
       const plain = item.inputs.filter((i) => !i.indexed);
       const fast = plain.every((i) => STATIC.test(i.type));
       const lower = (v) => (typeof v === "string" && v.length === 42 ? v.toLowerCase() : v);
-      decoders.set(topic, {
+      decoders.set(key, {
         name: item.name,
         topic,
+        inputs: inputNames(item),
         decode(log) {
           const args = {};
           indexed.forEach((input, k) => {
@@ -115,6 +124,11 @@ export function eventDecoders(contracts) {
     }
   }
   return decoders;
+}
+
+/** The decoder of a log: its contract's own where the event's signature is shared with other names. */
+export function decoderFor(decoders, log) {
+  return decoders.get(`${log.address.toLowerCase()}:${log.topics[0]}`) || decoders.get(log.topics[0]);
 }
 
 const checksums = new Map();

@@ -68,7 +68,9 @@ export async function readSnapshot(rpc, c, blockNumber) {
   };
   // fixed at deployment; a deployment from before verifiers were paid has none
   if (c.RewardPool.functions.has("VERIFIER_SHARE")) reads.verifierShare = c.RewardPool.call("VERIFIER_SHARE", [], block);
-  for (const name of ["ServerRegistry", "WorkLedger", "TrustScoring", "RewardPool"]) {
+  // client fees held in Payments (redeemed, not yet withdrawn by their servers)
+  if (c.Payments.functions.has("totalFees")) reads.feesHeld = c.Payments.call("totalFees", [], block);
+  for (const name of ["ServerRegistry", "WorkLedger", "TrustScoring", "RewardPool", "Payments", "ServingChallenges"]) {
     if (c[name].functions.has("paused")) reads[`paused:${name}`] = c[name].call("paused", [], block);
   }
   const keys = Object.keys(reads);
@@ -113,6 +115,7 @@ export async function readSnapshot(rpc, c, blockNumber) {
       funded: s.totalFunded,
       slashed: s.totalSlashed,
       paid: s.totalPaid,
+      feesHeld: s.feesHeld ?? 0n,
     },
     servers,
     coverage: s.coverage.map(Number),

@@ -29,6 +29,28 @@ export function eth(wei, { digits = 4, unit = true } = {}) {
   return unit ? `${text} ETH` : text;
 }
 
+const GWEI = 10n ** 9n;
+
+/** An amount that may be far below a ten-thousandth of an ETH (a price per token-layer, a server's client fees)
+ * in the unit that reads best: "1,500 wei" below a million wei, gwei to four significant digits up to 0.0001 ETH
+ * ("0.00144 gwei", "2.5 gwei", "1,200 gwei": the whole gwei are never rounded), then as eth() does. */
+export function wei(value) {
+  const v = BigInt(value);
+  const abs = v < 0n ? -v : v;
+  if (abs < 10n ** 6n) return `${int(v)} wei`;
+  if (abs < 10n ** 14n) {
+    const g = Number(v) / Number(GWEI);
+    return `${numberFormat(Math.max(0, 3 - Math.floor(Math.log10(Math.abs(g))))).format(g)} gwei`;
+  }
+  return eth(v);
+}
+
+/** A server's announced price: "free" at 0, "—" when it never announced one. */
+export function price(value) {
+  if (value === null || value === undefined) return "—";
+  return BigInt(value) === 0n ? "free" : wei(value);
+}
+
 /** An 18-decimal fraction (acc, S_i, θ) as "0.9300". */
 export function frac(value, digits = 4) {
   return (Number(BigInt(value)) / 1e18).toFixed(digits);

@@ -1,6 +1,7 @@
 // The protocol's history, from event logs: fetched once from the deployment block in pages of blocks (sized
 // to keep each answer to a few thousand logs, several pages in flight), then only the new blocks after each
 // head. Every log is applied to per-server and per-epoch indexes that the views and charts read.
+import { decoderFor } from "./abi.js";
 import { toHex } from "./rpc.js";
 
 /** Events the dashboard reads. RewardWeightRecorded repeats ServerScored.rewardWeight; FactsScheduled and
@@ -12,7 +13,8 @@ export const HISTORY_EVENTS = [
   "SlashDeposited", "RewardsClaimed", "PoolRolledOver", "ParameterSet", "Paused", "Unpaused", "LossDeclared",
   "VerifierStaked", "VerifierUnstakeRequested", "VerifierWithdrawn", "VerifierSlashed", "NoRevealPenalized",
   "DeviationPenalized", "SeedShareCommitted", "SeedShareRevealed", "SeedWithheldPenalized", "VerifierAdded",
-  "VerifierRemoved",
+  "VerifierRemoved", "PriceAnnounced", "Deposited", "WithdrawalRequested", "Redeemed", "FeesWithdrawn", "Challenged",
+  "ChallengeAnswered", "ChallengeUpheld", "BondWithdrawn", "VerifierEndpointAnnounced",
 ];
 
 const STAKE_EVENTS = new Set(["ServerRegistered", "StakeAdded", "UnstakeRequested", "Withdrawn", "Slashed"]);
@@ -32,15 +34,17 @@ export class History {
     this.decoders = decoders;
     this.fromBlock = fromBlock;
     this.byAddress = new Map(Object.values(contracts).map((c) => [c.address, c.name]));
-    this.topics = [...decoders.values()].filter((d) => HISTORY_EVENTS.includes(d.name)).map((d) => d.topic);
+    this.topics = [...new Set([...decoders.values()].filter((d) => HISTORY_EVENTS.includes(d.name)).map((d) => d.topic))];
     this.reset();
   }
 
   reset() {
     this.synced = this.fromBlock - 1;
     this.events = [];
-    this.byServer = new Map(); // server -> { events, scores: Map, work: Map, claims: Map, stake: [], totalWork }
+    this.byServer = new Map(); // server -> { events, scores: Map, work: Map, claims: Map, stake: [], totalWork, fees, price }
     this.pools = new Map();
+    this.challenges = new Map(); // challenge id -> the Challenged event's args (its server, epoch, answer index)
+    this.payments = { deposited: 0n, redeemed: 0n, feesWithdrawn: 0n, clients: new Set() };
     this.timestamps = new Map();
     this.version = 0;
     this.logsFetched = 0;
@@ -50,7 +54,10 @@ export class History {
     let s = this.byServer.get(address);
     if (!s) {
       s = { events: [], scores: new Map(), work: new Map(), claims: new Map(), stake: [], totalWork: 0n,
-        current: { stake: 0n, unbonding: 0n }, registeredBlock: null };
+        current: { stake: 0n, unbonding: 0n }, registeredBlock: null,
+        // client fees (Payments): paid in by redeemed receipts, by the receipts' epoch; taken out by withdrawFees
+        fees: { redeemed: 0n, withdrawn: 0n, byEpoch: new Map() },
+        price: null }; // the last announced price (wei per token-layer); null: never announced
       this.byServer.set(address, s);
     }
     return s;
@@ -89,7 +96,7 @@ export class History {
   }
 
   apply(log) {
-    const decoder = this.decoders.get(log.topics[0]);
+    const decoder = decoderFor(this.decoders, log);
     if (!decoder) return;
     const a = decoder.decode(log);
     const ev = {
@@ -114,8 +121,8 @@ export class History {
       case "UnstakeRequested":
         srv.current = { stake: srv.current.stake - a.amount, unbonding: a.unbonding };
         break;
-      case "Withdrawn":
-        srv.current = { ...srv.current, unbonding: 0n };
+      case "Withdrawn": // ServerRegistry's (a server's stake); Payments' names a client, not a server
+        if (srv) srv.current = { ...srv.current, unbonding: 0n };
         break;
       case "Slashed":
         srv.current = { stake: a.stakeLeft, unbonding: a.unbondingLeft };
@@ -172,6 +179,29 @@ export class History {
         break;
       case "VerifierRemoved":
         this.pool(epoch).verifiers -= 1;
+        break;
+      case "PriceAnnounced":
+        srv.price = a.pricePerTokenLayer;
+        break;
+      case "Deposited":
+        this.payments.deposited += a.amount;
+        this.payments.clients.add(a.client);
+        break;
+      case "Redeemed":
+        srv.fees.redeemed += a.paid;
+        srv.fees.byEpoch.set(epoch, (srv.fees.byEpoch.get(epoch) || 0n) + a.paid);
+        this.payments.redeemed += a.paid;
+        break;
+      case "FeesWithdrawn":
+        srv.fees.withdrawn += a.amount;
+        this.payments.feesWithdrawn += a.amount;
+        break;
+      case "Challenged":
+        this.challenges.set(a.id, a);
+        break;
+      case "ChallengeAnswered":
+      case "ChallengeUpheld":
+        ev.challenge = this.challenges.get(a.id);
         break;
       default:
     }

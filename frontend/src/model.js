@@ -81,6 +81,11 @@ export function buildModel({ snapshot, history, schedule }) {
       earned,
       pending,
       claimed,
+      // client fees (Payments), beside the pool rewards above: redeemed receipts in, withdrawFees out
+      price: h.price,
+      feesRedeemed: h.fees.redeemed,
+      feesWithdrawn: h.fees.withdrawn,
+      feesHeld: h.fees.redeemed - h.fees.withdrawn,
       history: h,
     };
   });

@@ -1,8 +1,11 @@
 """The dashboard in headless Chromium against a real chain: every figure on the page is checked against what the
 contracts say through their own views (and historical state for values over epochs), not against the page's
-own arithmetic; a transaction sent while the page is open must appear without a reload."""
+own arithmetic; a transaction sent while the page is open must appear without a reload. Client fees and prices
+(Payments) and challenges (ServingChallenges) are checked the same way: against the contracts' views and logs."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 from eth_utils import event_abi_to_log_topic
@@ -12,7 +15,7 @@ from efedllm.chain.params import ETHER
 from efedllm.chain.protocol import Outcome, Phase, Protocol, ServerRecord, Status
 from efedllm.layers import compact_layers
 from tests.browser.pages import PHONE, dashboard_process, open_page, screenshot
-from tests.browser.scenario import VERIFIERS
+from tests.browser.scenario import CLIENT, EQUIVOCATOR, PRICES, RECEIPT_TOKENS, SERVERS, VERIFIERS
 
 NOT_SHOWN = {  # repeats of what the feed shows (frontend/src/history.js), and role changes
     "RewardWeightRecorded",
@@ -49,6 +52,39 @@ def eth_text(wei: int) -> str:
     return f"{round(wei / ETHER, 4):,.4f}".rstrip("0").rstrip(".") + " ETH"
 
 
+def wei_text(wei: int) -> str:
+    """The page's format of small amounts (format.js wei): wei, then gwei up to 0.0001 ETH, then ETH."""
+    if wei < 10**6:
+        return f"{wei:,} wei"
+    if wei < 10**14:  # four significant digits, but never fewer than the whole gwei
+        gwei = wei / 10**9
+        digits = max(0, 3 - math.floor(math.log10(gwei)))
+        text = f"{round(gwei, digits):,.{digits}f}"
+        return (text.rstrip("0").rstrip(".") if digits else text) + " gwei"
+    return eth_text(wei)
+
+
+def price_text(p: Protocol, address: str) -> str:
+    """A server's price as the page shows it: "—" when it never announced one, "free" at 0."""
+    announced = p.payments.events.PriceAnnounced().get_logs(
+        from_block=p.deployment.block, argument_filters={"server": address}
+    )
+    price = p.payments.functions.priceOf(address).call()
+    return "—" if not announced else "free" if price == 0 else wei_text(price)
+
+
+def fees_withdrawn(p: Protocol, address: str) -> int:
+    logs = p.payments.events.FeesWithdrawn().get_logs(
+        from_block=p.deployment.block, argument_filters={"server": address}
+    )
+    return sum(log.args.amount for log in logs)
+
+
+def fees_redeemed(p: Protocol, address: str, client: str) -> int:
+    """What the client's receipts paid the server, by the contract's view of each epoch's redeemed receipt."""
+    return sum(p.payments.functions.redeemed(e, client, address).call() for e in range(p.current_epoch() + 1))
+
+
 def claimed_of(p: Protocol, address: str, epochs) -> int:
     pool = p.pool.functions
     return sum(pool.shareOf(e, address).call() for e in epochs if pool.hasClaimed(e, address).call())
@@ -70,12 +106,14 @@ def row_values(page, address: str) -> dict[str, str]:
     return page.eval_on_selector(
         f'#servers tr[data-address="{address.lower()}"]',
         "tr => Object.fromEntries([...tr.querySelectorAll('td')].map(td => [td.dataset.col, "
-        "{value: td.dataset.value ?? '', text: td.innerText.trim(), flags: td.dataset.flags ?? ''}]))",
+        "{value: td.dataset.value ?? '', text: td.innerText.trim(), flags: td.dataset.flags ?? '', "
+        "withdrawn: td.dataset.withdrawn ?? ''}]))",
     )
 
 
-def test_server_table_shows_what_the_registry_holds(page, chain):
+def test_server_table_shows_what_the_registry_holds(page, chain, history):
     epochs = range(chain.current_epoch() + 1)
+    client = history[0].accounts[CLIENT]
     servers = chain.servers()
     assert page.locator("#servers tbody tr").count() == len(servers) == 5
     theta = chain.scoring.functions.theta().call()
@@ -106,10 +144,30 @@ def test_server_table_shows_what_the_registry_holds(page, chain):
         pending = chain.pool.functions.pendingRewards(s.address, list(epochs)).call()
         assert int(cells["pending"]["value"]) == pending
         assert int(cells["claimed"]["value"]) == claimed_of(chain, s.address, epochs)
+        # client fees beside the pool rewards: everything redeemed, and what the server took out of Payments
+        redeemed, withdrawn = fees_redeemed(chain, s.address, client), fees_withdrawn(chain, s.address)
+        assert int(cells["fees"]["value"]) == redeemed == chain.payments.functions.feesOf(s.address).call() + withdrawn
+        fees_shown, *withdrawn_shown = cells["fees"]["text"].split("\n")
+        assert fees_shown == (wei_text(redeemed) if redeemed else "—")
+        assert int(cells["fees"]["withdrawn"]) == withdrawn
+        assert withdrawn_shown == (
+            [f"{'all' if withdrawn == redeemed else wei_text(withdrawn)} withdrawn"] if withdrawn else []
+        )
+        assert cells["price"]["text"] == price_text(chain, s.address)
+        if cells["price"]["text"] != "—":
+            assert int(cells["price"]["value"]) == chain.payments.functions.priceOf(s.address).call()
     # the scenario covers each case the table must tell apart
     by_status = {s.status for s in servers}
     assert Status.DEACTIVATED in by_status and any(s.unbonding for s in servers)
     assert any(chain.pool.functions.pendingRewards(s.address, list(epochs)).call() for s in servers)
+    prices = {cells["price"]["text"] for cells in (row_values(page, s.address) for s in servers)}
+    assert {"—", "free", "2 gwei", "1,500 wei"} == prices
+    fees = [(fees_redeemed(chain, s.address, client), fees_withdrawn(chain, s.address)) for s in servers]
+    assert any(r and w == r for r, w in fees) and any(r and not w for r, w in fees)  # withdrawn, and still held
+    assert int(page.get_attribute('[data-kpi="fees"]', "data-value")) == sum(r for r, _ in fees)
+    assert (
+        int(page.get_attribute('[data-kpi="fees-held"]', "data-value")) == chain.payments.functions.totalFees().call()
+    )
 
 
 def test_table_sorts_by_column(page):
@@ -281,7 +339,9 @@ def test_event_feed_lists_every_event_with_block_and_tx(page, chain, history):
     page.goto(page.url.split("#")[0] + "#/events")
     page.wait_for_selector("#event-feed .ev")
     expected = chain_events(chain)[::-1]
-    assert 50 < len(expected) <= 100
+    assert 100 < len(expected) <= 200  # a page of the newest 100, then the rest behind "Show older events"
+    assert feed_rows(page) == expected[:100]
+    page.click("#more-events")
     assert feed_rows(page) == expected
     kinds = {e[0] for e in expected}
     assert {
@@ -300,17 +360,87 @@ def test_event_feed_lists_every_event_with_block_and_tx(page, chain, history):
         "SeedShareRevealed",
         "SeedDrawn",
         "VerifierAdded",
+        "PriceAnnounced",
+        "Deposited",
+        "WithdrawalRequested",
+        "Withdrawn",
+        "Redeemed",
+        "FeesWithdrawn",
+        "Challenged",
+        "ChallengeAnswered",
+        "ChallengeUpheld",
+        "BondWithdrawn",
+        "VerifierEndpointAnnounced",
     } <= kinds
     verifier = played.accounts[VERIFIERS[0]]
     pay = page.inner_text(f'.ev[data-event="RewardsClaimed"][data-tx="{claim_tx(chain, verifier)}"] .ev-text')
     assert pay.startswith("verifier ") and "of verifier pay for epoch" in pay
+    announced = page.inner_text('.ev[data-event="VerifierEndpointAnnounced"] .ev-text')
+    assert announced == f"verifier {short(verifier)} takes clients' signed answers at http://verifier-a.example:8100"
     page.click('#event-filters button[data-category="slashing"]')
     assert feed_rows(page) == [e for e in expected if e[0] in ("Slashed", "SlashDeposited")]
-    slashed = page.inner_text('.ev[data-event="Slashed"] .ev-text')
+    bad = played.accounts[4].lower()
+    slashed = page.inner_text(f'.ev[data-event="Slashed"][data-server="{bad}"] .ev-text')
     assert "slashed 1 ETH" in slashed and "in epoch 1" in slashed
+    page.click('#event-filters button[data-category="all"]')
+    page.click("#more-events")
+    check_payment_and_challenge_events(page, chain, played.accounts[CLIENT], expected)
     page.click('#event-filters button[data-category="all"]')
     page.goto(page.url.split("#")[0] + "#/")
     page.wait_for_selector("#servers tbody tr")
+
+
+def short(address: str) -> str:
+    """The page's short form of an address (format.js short)."""
+    address = Web3.to_checksum_address(address)
+    return f"{address[:6]}…{address[-4:]}"
+
+
+def event_text(page, name: str, log) -> str:
+    return page.inner_text(f'.ev[data-event="{name}"][data-tx="{Web3.to_hex(log.transactionHash)}"] .ev-text')
+
+
+def check_payment_and_challenge_events(page, chain: Protocol, client: str, expected) -> None:
+    """Receipts redeemed and challenges worded from their logs, and filed under payments and challenges."""
+    since = chain.deployment.block
+    redeemed = chain.payments.events.Redeemed().get_logs(from_block=since)
+    assert len(redeemed) == 2
+    for log in redeemed:
+        a = log.args
+        index = chain.w3.eth.accounts.index(a.server)
+        owed = PRICES[index] * RECEIPT_TOKENS[index] * SERVERS[index][2]  # price x tokens x the server's layers
+        assert a.client == client and a.paid == a.amount == owed
+        assert event_text(page, "Redeemed", log) == (
+            f"{short(a.server)} redeemed client {short(client)}'s receipt for epoch {a.epoch}: {wei_text(a.paid)} in fees"
+        )
+    challenged = {log.args.id: log.args for log in chain.challenges.events.Challenged().get_logs(from_block=since)}
+    (upheld,) = chain.challenges.events.ChallengeUpheld().get_logs(from_block=since)
+    opened = challenged[upheld.args.id]
+    assert upheld.args.server == opened.server == Web3.to_checksum_address(chain.w3.eth.accounts[EQUIVOCATOR])
+    assert upheld.args.slashed == ETHER // 2 and chain.server(opened.server).status == Status.DEACTIVATED
+    assert event_text(page, "ChallengeUpheld", upheld) == (
+        f"{short(opened.server)} did not prove its signed answer #{opened.index} of epoch {opened.epoch} committed: "
+        f"challenge upheld, slashed {eth_text(upheld.args.slashed)}"
+    )
+    (answered,) = chain.challenges.events.ChallengeAnswered().get_logs(from_block=since)
+    proven = challenged[answered.args.id]
+    assert event_text(page, "ChallengeAnswered", answered) == (
+        f"{short(proven.server)} answered the challenge of its signed answer #{proven.index} of epoch {proven.epoch} "
+        f"with its Merkle proof and keeps the {eth_text(answered.args.bond)} bond"
+    )
+    (left,) = chain.payments.events.Withdrawn().get_logs(from_block=since)  # a client's, not a server's
+    assert (
+        event_text(page, "Withdrawn", left)
+        == f"client {short(client)} withdrew {eth_text(left.args.amount)} of its deposit"
+    )
+    payments = {"PriceAnnounced", "Deposited", "WithdrawalRequested", "Redeemed", "FeesWithdrawn"}
+    left_tx = Web3.to_hex(left.transactionHash)
+    page.click('#event-filters button[data-category="payments"]')
+    assert feed_rows(page) == [e for e in expected if e[0] in payments or e[2] == left_tx]
+    page.click('#event-filters button[data-category="challenges"]')
+    assert feed_rows(page) == [
+        e for e in expected if e[0] in {"Challenged", "ChallengeAnswered", "ChallengeUpheld", "BondWithdrawn"}
+    ]
 
 
 def test_server_page_shows_its_history(page, chain, history):
@@ -350,6 +480,30 @@ def test_server_page_shows_its_history(page, chain, history):
     events = page.eval_on_selector_all(".feed .ev", "evs => evs.map(e => e.dataset.server)")
     assert events and set(events) == {bad.lower()}
     screenshot(page, "server-laptop")
+    page.goto(page.url.split("#")[0] + "#/")
+    page.wait_for_selector("#servers tbody tr")
+
+
+@pytest.mark.parametrize("index", [1, 2])  # fees redeemed and withdrawn; fees redeemed and still in Payments
+def test_server_page_shows_fees_beside_rewards_and_the_price(page, chain, history, index):
+    played = history[0]
+    server, client = played.accounts[index], played.accounts[CLIENT]
+    page.goto(page.url.split("#")[0] + f"#/server/{server}")
+    page.wait_for_selector("#server-page table.history")
+    redeemed, withdrawn = fees_redeemed(chain, server, client), fees_withdrawn(chain, server)
+    kpi = lambda name: page.get_attribute(f'[data-kpi="{name}"]', "data-value")  # noqa: E731
+    assert int(kpi("fees")) == redeemed > 0 and page.inner_text('[data-kpi="fees"]') == wei_text(redeemed)
+    assert int(kpi("fees-withdrawn")) == withdrawn
+    assert redeemed - withdrawn == chain.payments.functions.feesOf(server).call()
+    assert int(kpi("price")) == chain.payments.functions.priceOf(server).call() == PRICES[index]
+    assert page.inner_text('[data-kpi="price"]') == price_text(chain, server)
+    pending = chain.pool.functions.pendingRewards(server, list(range(chain.current_epoch() + 1))).call()
+    assert int(kpi("pending")) == pending  # the pool rewards, beside
+    fees = page.eval_on_selector_all(
+        'table.history td[data-col="fees"]', "tds => tds.map(td => [+td.closest('tr').dataset.epoch, td.dataset.value])"
+    )
+    by_epoch = {e: int(v) for e, v in fees if v}
+    assert by_epoch == {2: chain.payments.functions.redeemed(2, client, server).call()}
     page.goto(page.url.split("#")[0] + "#/")
     page.wait_for_selector("#servers tbody tr")
 

@@ -66,6 +66,11 @@ def test_an_equivocating_server_is_slashed_through_a_challenge(w3, deployment, n
         processes=[network["honest"]],
     )
     assert state(ids[liar]) == OPEN
+    wait_for(  # it looks, like the honest one, and has no proof (enforced before it looked, it would say nothing)
+        lambda: "cannot be answered" in network["liar"].log_tail(20_000),
+        "the equivocator to find it has no proof",
+        processes=[network["liar"]],
+    )
 
     deadline = client.challenges.functions.challengeOf(ids[liar]).call()[2]
     warp_to(w3, deadline + 1)
@@ -75,4 +80,3 @@ def test_an_equivocating_server_is_slashed_through_a_challenge(w3, deployment, n
     after = protocol.server(liar)
     assert after.status == Status.DEACTIVATED and after.stake == stake // 2
     assert protocol.server(honest).status == Status.ACTIVE
-    assert "cannot be answered" in network["liar"].log_tail(20_000)

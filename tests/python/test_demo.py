@@ -2,7 +2,8 @@
 
 The demo runs as a user runs it (a subprocess, its own server and verifier processes); afterwards everything its
 JSON report claims is read back from the chain: scores and outcomes per epoch, the slashing, the takeover, every
-claim, and the identical text before and after the takeover.
+claim, the identical text before and after the takeover, the client's receipts redeemed (price x tokens x layers,
+to the wei), and the equivocating server caught by the client's challenge alone.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 from efedllm.chain.deployment import Deployment
 from efedllm.chain.node import NODE_KINDS
 from efedllm.chain.protocol import Protocol, Status
-from efedllm.demo import ROLES
+from efedllm.demo import CLIENT, EQUIVOCATOR, ROLES
 from efedllm.localnet import EFEDLLM
 
 pytestmark = pytest.mark.parametrize("node_kind", NODE_KINDS, scope="module")  # Anvil and Ganache
@@ -62,6 +63,37 @@ def test_the_demo_reports_what_the_chain_holds(w3, anvil, tmp_path):
     assert servers[address["F"]].status == Status.DEACTIVATED and servers[address["F"]].times_slashed == 1
     assert all(servers[address[n]].times_slashed == 0 for n in "ABC")
 
+    # the equivocator passed the verifiers (its records are honest) and was caught by the client's challenge
+    liar, caught = address[EQUIVOCATOR], report["challenge"]
+    assert report["epochs"][first]["scores"][liar]["outcome"] == "passed" and caught["address"] == liar
+    (upheld,) = protocol.challenges.events.ChallengeUpheld().get_logs(from_block=deployment.block)
+    (opened,) = protocol.challenges.events.Challenged().get_logs(from_block=deployment.block)
+    assert upheld.args.id == opened.args.id and upheld.args.server == opened.args.server == liar
+    assert (opened.args.epoch, opened.args.index, opened.args.challenger) == (
+        int(first),
+        caught["index"],
+        w3.eth.accounts[CLIENT],
+    )
+    fraction = protocol.registry.functions.slashFraction().call()
+    assert upheld.args.slashed == caught["slashed"] == caught["stake_before"] * fraction // 10**18 > 0
+    assert servers[liar].status == Status.DEACTIVATED and servers[liar].times_slashed == 1
+    assert servers[liar].stake == caught["stake_before"] - caught["slashed"]
+    assert "cannot be answered" in (tmp_path / "work" / "logs" / f"server-{EQUIVOCATOR}.log").read_text()
+
+    # every server on the client's routes redeemed its receipt: price x tokens x layers, to the wei
+    client = w3.eth.accounts[CLIENT]
+    redeemed = protocol.payments.events.Redeemed().get_logs(
+        from_block=deployment.block, argument_filters={"client": client}
+    )  # the verifiers pay for their canaries too
+    assert len(redeemed) == len(report["fees"]) == sum(len(g["route"]) for g in report["generations"])
+    for fee in report["fees"]:
+        role = next(r for r in ROLES if r.name == fee["server"])
+        server = address[role.name]
+        assert protocol.payments.functions.priceOf(server).call() == role.price == fee["price"]
+        on_chain = protocol.payments.functions.redeemed(fee["epoch"], client, server).call()
+        assert on_chain == fee["redeemed"] == role.price * fee["tokens"] * fee["layers"] > 0
+    assert sum(e.args.paid for e in redeemed) == sum(f["redeemed"] for f in report["fees"])
+
     takeover = report["takeover"]
     moved = servers[takeover["address"]]
     assert takeover["layers"] == f"{moved.first_layer}:{moved.first_layer + moved.num_layers}" == "20:30"
@@ -76,8 +108,14 @@ def test_the_demo_reports_what_the_chain_holds(w3, anvil, tmp_path):
         who = address[c["server"]] if "server" in c else c["verifier"]
         reported[who] = reported.get(who, 0) + c["amount"]
     verifiers = {c["verifier"] for c in report["claims"] if "verifier" in c}
-    assert reported == on_chain and len(on_chain) == 3 + len(verifiers) and len(verifiers) == 2  # A, B, C; verifiers
+    assert reported == on_chain and len(verifiers) == 2
+    # A, B, C; and E, which passed epoch 1 and was caught after its scores were final (docs/SECURITY.md)
+    assert set(on_chain) - verifiers == {address[n] for n in ("A", "B", "C", EQUIVOCATOR)}
 
     gens = report["generations"]
     assert len(gens) == 2 and gens[0]["tokens"] == gens[1]["tokens"]
-    assert "F" in {hop["server"] for hop in gens[0]["route"]} and "F" not in {hop["server"] for hop in gens[1]["route"]}
+    for name in ("F", EQUIVOCATOR):  # both on the first route, neither on the second
+        assert name in {hop["server"] for hop in gens[0]["route"]} and name not in {
+            h["server"] for h in gens[1]["route"]
+        }
+    assert all(g["failovers"] == 0 for g in gens)

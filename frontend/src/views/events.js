@@ -1,5 +1,5 @@
 // Every event of the deployment, newest first, filtered by kind, with block and transaction.
-import { CATEGORIES, feed } from "./parts.js";
+import { CATEGORIES, categoryOf, feed } from "./parts.js";
 
 const PAGE = 100;
 const state = { category: "all", limit: PAGE };
@@ -27,10 +27,10 @@ export function mount(root, { onChange }) {
 
 export function update(root, model) {
   const all = model.history.events;
-  const names = state.category === "all" ? null : new Set(CATEGORIES[state.category]);
-  const events = names ? all.filter((e) => names.has(e.name)) : all;
+  const filtered = state.category !== "all";
+  const events = filtered ? all.filter((e) => categoryOf(e) === state.category) : all;
   root.querySelectorAll("#event-filters button").forEach((b) => b.setAttribute("aria-selected", b.dataset.category === state.category));
-  root.querySelector("#event-count").textContent = `${events.length.toLocaleString("en-US")}${names ? ` of ${all.length.toLocaleString("en-US")}` : ""}`;
+  root.querySelector("#event-count").textContent = `${events.length.toLocaleString("en-US")}${filtered ? ` of ${all.length.toLocaleString("en-US")}` : ""}`;
   root.querySelector("#event-feed").innerHTML = feed(events, { limit: state.limit }).text;
   root.querySelector("#more-events").hidden = events.length <= state.limit;
 }

@@ -2,7 +2,7 @@
 // latest events. The skeleton is mounted once; each new block fills its parts in place, so the filter box
 // keeps its focus and the table its sort order while the data changes under them.
 import { html } from "../dom.js";
-import { dateTime, decimal18, duration, eth, frac, int, short, span } from "../format.js";
+import { dateTime, decimal18, duration, eth, frac, int, price, short, span, wei } from "../format.js";
 import { lineChart } from "../charts.js";
 import { OUTCOMES, PHASES } from "../schema.js";
 import { STATUS_ORDER, networkPoints, scorePoints } from "../model.js";
@@ -22,6 +22,8 @@ const COLUMNS = [
   { key: "work", label: "Work units", value: (r) => r.workUnits, num: true },
   { key: "pending", label: "Pending", value: (r) => r.pending, num: true },
   { key: "claimed", label: "Claimed", value: (r) => r.claimed, num: true },
+  { key: "fees", label: "Fees", value: (r) => r.feesRedeemed, num: true },
+  { key: "price", label: "Price", value: (r) => (r.price === null ? -1n : r.price), num: true },
   { key: "slashes", label: "Slashed", value: (r) => r.timesSlashed, num: true },
 ];
 
@@ -88,7 +90,9 @@ export function update(root, model, { chartsChanged }) {
     ${kpi("Coverage", html`<span data-kpi="covered">${covered}</span>/${snapshot.coverage.length} layers`, layersText(snapshot.coverage))}
     ${kpi("Epoch", html`<span data-kpi="epoch">${epochs.current}</span>`, `${PHASES[epochs.phase].toLowerCase()} · ${duration(epochs.windows.workEnd - model.now)} left`)}
     ${kpi("Pool this epoch", eth(pool.size), `${eth(snapshot.totals.funded)} funded in all`)}
-    ${kpi("Rewards paid", eth(snapshot.totals.paid), `${eth(snapshot.totals.slashed)} slashed in all`)}`.text;
+    ${kpi("Rewards paid", eth(snapshot.totals.paid), `${eth(snapshot.totals.slashed)} slashed in all`)}
+    ${kpi("Client fees", html`<span data-kpi="fees" data-value="${model.history.payments.redeemed}">${wei(model.history.payments.redeemed)}</span>`,
+      html`<span data-kpi="fees-held" data-value="${snapshot.totals.feesHeld}">${wei(snapshot.totals.feesHeld)}</span> still in Payments`)}`.text;
   root.querySelector("#epoch").innerHTML = epochPanel(model).text;
   root.querySelector("#coverage").innerHTML = coverageStrip(snapshot.coverage).text;
   root.querySelector("#coverage-note").textContent = layersText(snapshot.coverage);
@@ -188,6 +192,10 @@ function serverRows(model) {
       <td class="num" data-col="work" data-label="Work units" data-value="${r.workUnits}">${int(r.workUnits)}</td>
       <td class="num" data-col="pending" data-label="Pending" data-value="${r.pending}">${r.pending ? eth(r.pending) : "—"}</td>
       <td class="num" data-col="claimed" data-label="Claimed" data-value="${r.claimed}">${r.claimed ? eth(r.claimed) : "—"}</td>
+      <td class="num" data-col="fees" data-label="Fees" data-value="${r.feesRedeemed}" data-withdrawn="${r.feesWithdrawn}"
+        title="client fees redeemed: ${r.feesRedeemed} wei, ${r.feesHeld} wei of it still in Payments">${r.feesRedeemed ? wei(r.feesRedeemed) : "—"}${r.feesWithdrawn
+        ? html`<div class="sub">${r.feesWithdrawn === r.feesRedeemed ? "all" : wei(r.feesWithdrawn)} withdrawn</div>` : ""}</td>
+      <td class="num" data-col="price" data-label="Price" data-value="${r.price ?? ""}" title="${r.price === null ? "no price announced" : `${r.price} wei per token and layer`}">${price(r.price)}</td>
       <td class="num" data-col="slashes" data-label="Slashed" data-value="${r.timesSlashed}">${r.timesSlashed || "—"}</td>
     </tr>`;
   })}`;

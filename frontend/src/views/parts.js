@@ -1,7 +1,7 @@
 // Pieces several views share: badges, address links, KPI cards, the event feed and its wording.
 import { checksum } from "../abi.js";
 import { html } from "../dom.js";
-import { compactLayers, decimal18, eth, frac, short, span } from "../format.js";
+import { compactLayers, dateTime, decimal18, eth, frac, price, short, span, wei } from "../format.js";
 import { OUTCOMES, STATUSES } from "../schema.js";
 
 export function serverLink(address) {
@@ -32,12 +32,28 @@ export const CATEGORIES = {
   scores: ["ScoresCommitted", "ScoresRevealed", "ServerScored"],
   slashing: ["Slashed", "SlashDeposited"],
   verifiers: ["VerifierStaked", "VerifierUnstakeRequested", "VerifierWithdrawn", "VerifierSlashed", "NoRevealPenalized",
-    "SeedWithheldPenalized", "DeviationPenalized", "VerifierAdded", "VerifierRemoved"],
+    "SeedWithheldPenalized", "DeviationPenalized", "VerifierAdded", "VerifierRemoved", "VerifierEndpointAnnounced"],
   rewards: ["EpochFunded", "RewardsClaimed", "PoolRolledOver"],
+  payments: ["PriceAnnounced", "Deposited", "WithdrawalRequested", "Redeemed", "FeesWithdrawn"],
+  challenges: ["Challenged", "ChallengeAnswered", "ChallengeUpheld", "BondWithdrawn"],
   governance: ["ParameterSet", "Paused", "Unpaused"],
 };
 const FRACTION_PARAMS = new Set(["theta", "slashFraction", "weight"]);
 const CATEGORY_OF = Object.fromEntries(Object.entries(CATEGORIES).flatMap(([c, names]) => names.map((n) => [n, c])));
+
+/** Payments' Withdrawn (a client leaving with its deposit) shares its name with ServerRegistry's (a server's stake). */
+const clientWithdrawal = (ev) => ev.name === "Withdrawn" && ev.contract === "Payments";
+
+/** The feed's category of an event (a key of CATEGORIES, or "other"). */
+export function categoryOf(ev) {
+  return clientWithdrawal(ev) ? "payments" : CATEGORY_OF[ev.name] || "other";
+}
+
+/** Which answer a challenge event is about, from the Challenged event that opened it. */
+function challengedAnswer(ev) {
+  const c = ev.challenge;
+  return c ? html`signed answer #${c.index} of epoch ${c.epoch}` : html`signed answer (challenge ${ev.args.id.slice(0, 10)}…)`;
+}
 
 function bytes32Text(hex) {
   const bytes = hex.slice(2).match(/../g).map((b) => parseInt(b, 16)).filter((b) => b !== 0);
@@ -58,6 +74,7 @@ export function describe(ev) {
     case "UnstakeRequested":
       return html`${srv} started unbonding ${eth(a.amount)} (${eth(a.unbonding)} unbonding)`;
     case "Withdrawn":
+      if (clientWithdrawal(ev)) return html`client ${accountText(a.client)} withdrew ${eth(a.amount)} of its deposit`;
       return html`${srv} withdrew ${eth(a.amount)}`;
     case "StatusChanged":
       return html`${srv} ${STATUSES[a.from]} → <b>${STATUSES[a.to]}</b> (epoch ${a.epoch})`;
@@ -85,6 +102,10 @@ export function describe(ev) {
       return html`verifier ${accountText(a.verifier)} started unbonding ${eth(a.amount)} (${eth(a.unbonding)} unbonding)`;
     case "VerifierWithdrawn":
       return html`verifier ${accountText(a.verifier)} withdrew ${eth(a.amount)}`;
+    case "VerifierEndpointAnnounced":
+      return a.endpoint
+        ? html`verifier ${accountText(a.verifier)} takes clients' signed answers at <span class="endpoint">${a.endpoint}</span>`
+        : html`verifier ${accountText(a.verifier)} no longer takes clients' signed answers`;
     case "VerifierSlashed":
       return html`verifier ${accountText(a.verifier)} <b>slashed ${eth(a.amount)}</b> for epoch ${a.epoch}; ${eth(a.bonded)} bonded left`;
     case "NoRevealPenalized":
@@ -106,6 +127,25 @@ export function describe(ev) {
       return html`${srv} claimed ${eth(a.amount)} for epoch ${a.epoch}`;
     case "PoolRolledOver":
       return html`pool of epoch ${a.fromEpoch} (${eth(a.amount)}) rolled into epoch ${a.toEpoch}`;
+    case "PriceAnnounced":
+      return html`${srv} announced its price: ${price(a.pricePerTokenLayer)} per token-layer`;
+    case "Deposited":
+      return html`client ${accountText(a.client)} deposited ${eth(a.amount)} to pay servers with (${eth(a.available)} available)`;
+    case "WithdrawalRequested":
+      return html`client ${accountText(a.client)} asked to withdraw ${eth(a.amount)} of its deposit (${eth(a.pending)} pending, unlocks ${dateTime(Number(a.unlockTime))})`;
+    case "Redeemed":
+      return html`${srv} redeemed client ${accountText(a.client)}'s receipt for epoch ${a.epoch}: <b>${wei(a.paid)}</b> in fees${a.paid < a.amount ? html` of ${wei(a.amount)} owed` : ""}`;
+    case "FeesWithdrawn":
+      return html`${srv} withdrew ${wei(a.amount)} of client fees`;
+    case "Challenged":
+      return html`${accountText(a.challenger)} challenged ${srv}'s signed answer #${a.index} of epoch ${a.epoch}: its Merkle proof is due by ${dateTime(Number(a.deadline))}`;
+    case "ChallengeAnswered":
+      return html`${srv} answered the challenge of its ${challengedAnswer(ev)} with its Merkle proof and keeps the ${eth(a.bond)} bond`;
+    case "ChallengeUpheld":
+      return html`${srv} did not prove its ${challengedAnswer(ev)} committed: <b>challenge upheld</b>, ${a.slashed
+        ? html`slashed ${eth(a.slashed)}` : "not slashed again (already deactivated)"}`;
+    case "BondWithdrawn":
+      return html`${accountText(a.account)} withdrew ${eth(a.amount)} of challenge bonds`;
     case "ParameterSet": {
       const name = bytes32Text(a.name);
       const value = FRACTION_PARAMS.has(name) ? decimal18(a.value) : name === "minStake" ? eth(a.value) : a.value;
@@ -125,7 +165,7 @@ export function feed(events, { limit = 50, showTx = true } = {}) {
   const rows = [];
   for (let i = events.length - 1; i >= 0 && rows.length < limit; i--) {
     const ev = events[i];
-    const cat = CATEGORY_OF[ev.name] || "other";
+    const cat = categoryOf(ev);
     rows.push(html`<li class="ev cat-${cat}" data-event="${ev.name}" data-block="${ev.block}" data-tx="${ev.tx}" data-log-index="${ev.index}"${
       ev.args.server && !ev.verifierPay ? html` data-server="${ev.args.server}"` : ""}>
       <span class="ev-kind">${ev.name}</span>

@@ -1,7 +1,8 @@
-// A page per server (#/server/<address>): its record, its score, stake and reward history, and its events.
+// A page per server (#/server/<address>): its record, its score, stake and reward history, its client fees and price,
+// and its events.
 import { checksum } from "../abi.js";
 import { html } from "../dom.js";
-import { dateTime, decimal18, duration, eth, frac, int, span } from "../format.js";
+import { dateTime, decimal18, duration, eth, frac, int, price, span, wei } from "../format.js";
 import { lineChart } from "../charts.js";
 import { Outcome, OUTCOMES } from "../schema.js";
 import { rewardPoints, scorePoints, stakePoints } from "../model.js";
@@ -42,6 +43,10 @@ export function update(root, model, { address }) {
         row.lastWork ? `${int(row.lastWork.workUnits)} in epoch ${row.lastWork.epoch}` : "no work committed")}
       ${kpi("Pending rewards", html`<span data-kpi="pending" data-value="${row.pending}">${eth(row.pending)}</span>`,
         html`<span data-kpi="claimed" data-value="${row.claimed}">${eth(row.claimed)}</span> claimed · ${eth(row.earned)} earned`)}
+      ${kpi("Client fees", html`<span data-kpi="fees" data-value="${row.feesRedeemed}">${wei(row.feesRedeemed)}</span>`,
+        html`redeemed · <span data-kpi="fees-withdrawn" data-value="${row.feesWithdrawn}" title="${row.feesHeld} wei still in Payments">${wei(row.feesWithdrawn)}</span> withdrawn`)}
+      ${kpi("Price", html`<span data-kpi="price" data-value="${row.price ?? ""}">${price(row.price)}</span>`,
+        row.price === null ? "no price announced" : `per token-layer (${row.price} wei)`)}
       ${kpi("Slashed", html`<span data-kpi="slashes">${row.timesSlashed}</span>×`, `${eth(row.totalSlashed)} in all`)}
       ${kpi("Weight w", decimal18(row.weight), `registered in epoch ${row.registeredEpoch} · active since ${row.activeSince}`)}
     </section>
@@ -92,15 +97,16 @@ function serverCharts(model, row) {
 
 function epochTable(model, row) {
   const h = row.history;
-  const epochs = [...new Set([...h.work.keys(), ...h.scores.keys(), ...h.claims.keys()])].sort((a, b) => b - a);
-  if (!epochs.length) return emptyState("No history yet", "Work commitments, scores and claims of this server appear here by epoch.");
+  const epochs = [...new Set([...h.work.keys(), ...h.scores.keys(), ...h.claims.keys(), ...h.fees.byEpoch.keys()])].sort((a, b) => b - a);
+  if (!epochs.length) return emptyState("No history yet", "Work commitments, scores, claims and client fees of this server appear here by epoch.");
   return html`<div class="table-wrap"><table class="history"><thead><tr><th>Epoch</th><th>Layers</th><th class="num">Work units</th>
-    <th class="num">Acc</th><th class="num">S</th><th>Outcome</th><th class="num">Share</th><th class="num">Claimed</th></tr></thead><tbody>
+    <th class="num">Acc</th><th class="num">S</th><th>Outcome</th><th class="num">Share</th><th class="num">Claimed</th><th class="num">Fees</th></tr></thead><tbody>
     ${epochs.map((e) => {
       const w = h.work.get(e);
       const sc = h.scores.get(e);
       const share = sc && sc.rewardWeight > 0n ? model.shareOf(e, sc.rewardWeight) : 0n;
       const claimed = h.claims.get(e);
+      const fees = h.fees.byEpoch.get(e);
       const scored = sc && sc.outcome !== Outcome.NoQuorum;
       return html`<tr data-epoch="${e}">
         <td>${e}</td><td>${w ? span(w.firstLayer, w.numLayers) : "—"}</td>
@@ -110,6 +116,7 @@ function epochTable(model, row) {
         <td data-col="outcome">${sc ? html`<span class="outcome o-${sc.outcome}">${OUTCOMES[sc.outcome]}</span>` : model.settled(e) ? "not finalized" : "pending"}</td>
         <td class="num" data-col="share" data-value="${share}">${share ? eth(share) : "—"}</td>
         <td class="num" data-col="claimed" data-value="${claimed ?? ""}">${claimed ? eth(claimed) : share && model.settled(e) ? "claimable" : "—"}</td>
+        <td class="num" data-col="fees" data-value="${fees ?? ""}" title="client fees redeemed for the epoch">${fees ? wei(fees) : "—"}</td>
       </tr>`;
     })}</tbody></table></div>
     <p class="muted small">Registered at block ${h.registeredBlock ?? "?"}${h.registeredBlock && model.history.timestamps.has(h.registeredBlock)
