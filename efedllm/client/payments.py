@@ -84,6 +84,7 @@ class Payer:
         work period is over, so a receipt for the epoch of an earlier generation's answers would be refused (402)
         once the chain has moved on; within a generation the server's answers keep both on the same epoch."""
         self.epochs.clear()
+        self._read_at = float("-inf")
 
     def total(self) -> int:
         """Wei owed over every server and epoch."""

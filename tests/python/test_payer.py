@@ -7,6 +7,7 @@ End to end (one client generating in two epochs, paying both) this runs in tests
 
 from __future__ import annotations
 
+from efedllm.client import payments
 from efedllm.client.payments import Payer
 from efedllm.client.routing import Peer
 from efedllm.receipts import RECEIPT_HEADER, Receipt, ReceiptDomain
@@ -20,7 +21,7 @@ def receipt(paid) -> Receipt:
     return Receipt.from_header(paid.headers[RECEIPT_HEADER])
 
 
-def test_a_later_generation_pays_for_the_chains_epoch_not_the_last_answers():
+def test_a_later_generation_pays_for_the_chains_epoch_not_the_last_answers(monkeypatch):
     chain_epoch = [4]
     payer = Payer(
         client=CLIENT,
@@ -35,7 +36,7 @@ def test_a_later_generation_pays_for_the_chains_epoch_not_the_last_answers():
     assert (receipt(paid).epoch, receipt(paid).amount) == (4, 3 * 10 * PRICE)
     paid.served()
     payer.saw_epoch(SERVER, 4)
-    chain_epoch[0] = 5  # the chain moved on mid-generation: the server still books this generation under 4
+    chain_epoch[0] = 5  # the chain moved on mid-generation; the client has not read it again yet
     paid = payer.pay(peer=peer, tokens=1, layers=10)
     assert (receipt(paid).epoch, receipt(paid).amount) == (4, 4 * 10 * PRICE)  # cumulative
     paid.served()
@@ -43,4 +44,13 @@ def test_a_later_generation_pays_for_the_chains_epoch_not_the_last_answers():
     payer.start()  # the next generation: epoch 4 is over (and redeemed); it pays for 5 from nothing
     paid = payer.pay(peer=peer, tokens=2, layers=10)
     assert (receipt(paid).epoch, receipt(paid).amount) == (5, 2 * 10 * PRICE)
-    assert payer.owed == {(SERVER, 4): 4 * 10 * PRICE}
+    paid.served()
+    assert payer.owed == {(SERVER, 4): 4 * 10 * PRICE, (SERVER, 5): 2 * 10 * PRICE}
+
+    # a long generation: once its read of the chain is older than EPOCH_TTL_S it moves on to the chain's epoch
+    # (the server redeems 5 as soon as 5's work is over and would refuse a receipt for it)
+    payer.saw_epoch(SERVER, 5)
+    chain_epoch[0] = 6
+    monkeypatch.setattr(payments, "EPOCH_TTL_S", -1.0)
+    paid = payer.pay(peer=peer, tokens=1, layers=10)
+    assert (receipt(paid).epoch, receipt(paid).amount) == (6, 1 * 10 * PRICE)
