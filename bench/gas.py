@@ -28,7 +28,7 @@ from efedllm.chain.params import ONE, ProtocolParams, reward_rule
 from efedllm.chain.protocol import Phase, Protocol
 from efedllm.chain.transactions import ErrorDecoder, Transactor
 from efedllm.cli.common import table
-from efedllm.receipts import Answer, Receipt, answer_data, receipt_data, typed_signer
+from efedllm.receipts import Answer, AnswerDomain, Receipt, ReceiptDomain, typed_signer
 from efedllm.tasks import TaskRecord
 
 BLOCK_GAS_LIMIT = 30_000_000
@@ -109,7 +109,7 @@ def run_network(w3, artifacts, n: int, *, reward_rule: int = 0) -> dict[str, int
         root, units = (trees[server][2], TASKS) if server in trees else (keccak(text=f"root{i}"), 100 + i)
         send(server, p.ledger.functions.commitWork(epoch, root, units), "commitWork" if i == n - 1 else None)
     receipt = Receipt(client=client, server=servers[0], epoch=epoch, amount=ONE // 1000)
-    signature = sign[client](receipt_data(receipt, chain_id=w3.eth.chain_id, contract=p.payments.address))
+    signature = sign[client](ReceiptDomain(chain_id=w3.eth.chain_id, contract=p.payments.address).data(receipt))
     send(servers[0], p.payments.functions.redeem(receipt.as_tuple(), signature), "redeem (1 receipt, epoch)")
     warp_to(w3, p.window_start(epoch, Phase.COMMIT_SCORES))
     for v, salt in zip(verifiers, seed_salts, strict=True):
@@ -122,7 +122,7 @@ def run_network(w3, artifacts, n: int, *, reward_rule: int = 0) -> dict[str, int
         answer = Answer.of(records[index])
         if not honest:  # what an equivocating server signed: another output than it committed
             answer = replace(answer, output_hash=keccak(b"wrong"))
-        sig = sign[server](answer_data(answer, chain_id=w3.eth.chain_id, contract=p.challenges.address))
+        sig = sign[server](AnswerDomain(chain_id=w3.eth.chain_id, contract=p.challenges.address).data(answer))
         tx = send(client, p.challenges.functions.challenge(answer.as_tuple(), sig), "challenge", value=bond)
         challenged[server] = p.challenges.events.Challenged().process_receipt(tx)[0]["args"]["id"]
     proof = merkle.proof(trees[servers[0]][1], TASKS * 7 // 10)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from eth_abi import encode as abi_encode
 from eth_account import Account
@@ -179,29 +179,40 @@ class SignedAnswer:
 
 
 @dataclass(frozen=True, kw_only=True)
-class AnswerDomain:
-    """Where answers are judged: the chain and the ServingChallenges contract (the EIP-712 domain)."""
+class TypedDomain:
+    """Where one kind of message is judged: the chain and the contract that checks its signatures (the EIP-712
+    domain), with the message's name, version and types."""
+
+    NAME_VERSION: ClassVar[tuple[str, str]]
+    TYPES: ClassVar[dict]
 
     chain_id: int
     contract: str
 
-    def data(self, answer: Answer) -> dict:
-        return answer_data(answer, chain_id=self.chain_id, contract=self.contract)
+    def data(self, message: Answer | Receipt) -> dict:
+        """The EIP-712 typed data of ``message``, as eth_signTypedData_v4 takes it."""
+        return _full(self.NAME_VERSION, self.TYPES, message.message(), chain_id=self.chain_id, contract=self.contract)
+
+    def digest(self, message: Answer | Receipt) -> bytes:
+        """The hash that is signed; for a receipt, also what a task leaf paid by it commits to
+        (TaskRecord.receipt)."""
+        return digest(self.data(message))
 
 
 @dataclass(frozen=True, kw_only=True)
-class ReceiptDomain:
-    """Where receipts are redeemed: the chain and the Payments contract (the EIP-712 domain)."""
+class AnswerDomain(TypedDomain):
+    """Answers are judged by the ServingChallenges contract."""
 
-    chain_id: int
-    contract: str
+    NAME_VERSION: ClassVar[tuple[str, str]] = ANSWER_DOMAIN
+    TYPES: ClassVar[dict] = ANSWER_TYPES
 
-    def data(self, receipt: Receipt) -> dict:
-        return receipt_data(receipt, chain_id=self.chain_id, contract=self.contract)
 
-    def digest(self, receipt: Receipt) -> bytes:
-        """The hash the client signs, and what a task leaf paid by ``receipt`` commits to (TaskRecord.receipt)."""
-        return digest(self.data(receipt))
+@dataclass(frozen=True, kw_only=True)
+class ReceiptDomain(TypedDomain):
+    """Receipts are redeemed in the Payments contract."""
+
+    NAME_VERSION: ClassVar[tuple[str, str]] = RECEIPT_DOMAIN
+    TYPES: ClassVar[dict] = RECEIPT_TYPES
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -292,16 +303,6 @@ def _full(name_version: tuple[str, str], types: dict, message: dict, *, chain_id
         },
         "message": {k: "0x" + v.hex() if isinstance(v, bytes) else v for k, v in message.items()},
     }
-
-
-def answer_data(answer: Answer, *, chain_id: int, contract: str) -> dict:
-    """The EIP-712 message of ``answer`` for the ServingChallenges contract at ``contract``."""
-    return _full(ANSWER_DOMAIN, ANSWER_TYPES, answer.message(), chain_id=chain_id, contract=contract)
-
-
-def receipt_data(receipt: Receipt, *, chain_id: int, contract: str) -> dict:
-    """The EIP-712 message of ``receipt`` for the Payments contract at ``contract``."""
-    return _full(RECEIPT_DOMAIN, RECEIPT_TYPES, receipt.message(), chain_id=chain_id, contract=contract)
 
 
 def digest(data: dict) -> bytes:

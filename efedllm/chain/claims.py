@@ -68,3 +68,12 @@ def claim(protocol: Protocol, *, epochs: Iterable[int] | None = None) -> tuple[l
         return [], 0
     protocol.tx.send(protocol.pool.functions.claimRewards(epochs), label="claimRewards")
     return epochs, amount
+
+
+def withdraw_fees(protocol: Protocol) -> int:
+    """Withdraw the client fees the signer's server redeemed in Payments (pull payment); returns the wei (0 when
+    there were none, and then nothing is sent)."""
+    amount = protocol.payments.functions.feesOf(protocol.signer.address).call()
+    if amount:
+        protocol.tx.send(protocol.payments.functions.withdrawFees(), label="withdrawFees")
+    return amount

@@ -42,3 +42,5 @@ SlashingRule.__doc__ = (
 )
 RewardRule = _Labelled("RewardRule", _members("RewardRule"), module=__name__)
 RewardRule.__doc__ = "How a passing server's pool share is weighted (ITrustScoring.RewardRule): work units or stake."
+ChallengeState = _Labelled("ChallengeState", _members("State"), module=__name__)
+ChallengeState.__doc__ = "IServingChallenges.State: where a challenge of a signed answer stands."

@@ -14,9 +14,10 @@ from web3 import Web3
 
 from efedllm.chain.connection import Signer
 from efedllm.chain.deployment import Deployment
-from efedllm.chain.enums import Outcome, Phase, Status
+from efedllm.chain.enums import ChallengeState, Outcome, Phase, Status
 from efedllm.chain.transactions import ErrorDecoder, Transactor
 from efedllm.chain.views import (
+    Challenge,
     ClientAccount,
     Commitment,
     EpochPool,
@@ -30,6 +31,8 @@ from efedllm.errors import EfedError
 from efedllm.receipts import AnswerDomain, ReceiptDomain
 
 __all__ = [
+    "Challenge",
+    "ChallengeState",
     "Commitment",
     "EpochPool",
     "Outcome",
@@ -167,6 +170,11 @@ class Protocol:
         """What ``client`` deposited in Payments to pay servers with (all zero when it never deposited)."""
         value = self.payments.functions.accountOf(Web3.to_checksum_address(client)).call()
         return self._decoder(ClientAccount, "Payments", "accountOf")(value)
+
+    def challenge(self, challenge_id: bytes) -> Challenge:
+        """The challenge ``challenge_id`` in ServingChallenges (state NONE when there is no such challenge)."""
+        value = self.challenges.functions.challengeOf(challenge_id).call()
+        return self._decoder(Challenge, "ServingChallenges", "challengeOf")(value)
 
     def pool_of(self, epoch: int) -> EpochPool:
         value = self.pool.functions.epochPool(epoch).call()

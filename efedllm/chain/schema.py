@@ -23,9 +23,9 @@ from efedllm.chain.deployment import FORMAT_VERSION
 from efedllm.chain.plan import CONTRACTS
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
-ENUMS = ("Phase", "Outcome", "Status", "SlashingRule", "RewardRule")
+ENUMS = ("Phase", "Outcome", "Status", "SlashingRule", "RewardRule", "State")
 """The enums the off-chain code reads (IEpochSchedule.Phase, ITrustScoring.Outcome, IServerRegistry.Status,
-ITrustScoring.SlashingRule)."""
+ITrustScoring.SlashingRule and RewardRule, IServingChallenges.State)."""
 
 
 def _enum_definitions(node: Any) -> list[dict]:

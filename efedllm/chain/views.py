@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Generic, TypeVar
 
-from efedllm.chain.enums import Outcome, Phase, Status
+from efedllm.chain.enums import ChallengeState, Outcome, Phase, Status
 from efedllm.errors import EfedError
 
 
@@ -110,6 +110,24 @@ class ClientAccount:
     available: int
     pending: int
     unlock_time: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Challenge:
+    """IServingChallenges.Challenge: a challenge of one server-signed answer, and where it stands."""
+
+    ENUMS: ClassVar[dict[str, type]] = {"state": ChallengeState}
+    EXTRA: ClassVar[tuple[str, ...]] = ()
+
+    server: str
+    challenger: str
+    deadline: int
+    """The last second of the server's response window."""
+    state: ChallengeState
+    epoch: int
+    index: int
+    leaf: bytes
+    bond: int
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,6 +16,7 @@ from efedllm.cli.common import add_chain_options, ether, open_protocol, say
 from efedllm.cli.stake_account import (
     AccountKind,
     Stake,
+    fees_text,
     print_rows,
     register_stake_commands,
     rewards_text,
@@ -86,6 +87,7 @@ def run_status(args: argparse.Namespace) -> int:
             ("slashed", f"{record.times_slashed} time(s), {ether(record.total_slashed)} in total"),
             ("last score", _last_score(protocol, address)),
             ("rewards", rewards_text(protocol, address, "server")),
+            ("fees", fees_text(protocol, address)),
         ]
     )
     return 0

@@ -28,7 +28,12 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("server", help="serve layers of the model for rewards; manage stake; claim")
     commands = parser.add_subparsers(dest="server_command", required=True, metavar="ACTION")
     _register_run(commands)
-    register_claim_command(commands, "server", help="claim this server's rewards for every settled epoch")
+    register_claim_command(
+        commands,
+        "server",
+        help="claim this server's pool rewards for every settled epoch and withdraw the client fees it redeemed",
+        fees=True,
+    )
     server_account.register(commands)
 
 

@@ -76,7 +76,8 @@ def register_stake_commands(commands, kind: AccountKind) -> None:
     withdraw.set_defaults(run=lambda args: run_withdraw(args, kind))
 
 
-def register_claim_command(commands, noun: str, *, help: str) -> None:
+def register_claim_command(commands, noun: str, *, help: str, fees: bool = False) -> None:
+    """``efedllm <noun> claim``; with ``fees`` (servers) it also withdraws the client fees redeemed in Payments."""
     claim = commands.add_parser("claim", help=help)
     claim.add_argument(
         "--epochs",
@@ -85,7 +86,7 @@ def register_claim_command(commands, noun: str, *, help: str) -> None:
         help="claim only these epochs (default: every settled epoch with an unclaimed share)",
     )
     add_chain_options(claim, signs=True)
-    claim.set_defaults(run=run_claim)
+    claim.set_defaults(run=lambda args: run_claim(args, fees=fees))
 
 
 def run_stake(args: argparse.Namespace, kind: AccountKind) -> int:
@@ -114,8 +115,8 @@ def run_withdraw(args: argparse.Namespace, kind: AccountKind) -> int:
     return 0
 
 
-def run_claim(args: argparse.Namespace) -> int:
-    from efedllm.chain.claims import claim
+def run_claim(args: argparse.Namespace, *, fees: bool = False) -> int:
+    from efedllm.chain.claims import claim, withdraw_fees
 
     protocol = open_protocol(args, signs=True)
     epochs = None
@@ -125,10 +126,14 @@ def run_claim(args: argparse.Namespace) -> int:
         except ValueError:
             raise EfedError(f"--epochs must be comma-separated numbers, got {args.epochs!r}") from None
     claimed, amount = claim(protocol, epochs=epochs)
-    if not claimed:
-        say(f"nothing to claim for {protocol.signer.address}")
-        return 0
-    say(f"claimed {ether(amount)} for {explain.epochs(claimed)} to {protocol.signer.address}")
+    withdrawn = withdraw_fees(protocol) if fees else 0
+    me = protocol.signer.address
+    if claimed:
+        say(f"claimed {ether(amount)} for {explain.epochs(claimed)} to {me}")
+    if withdrawn:
+        say(f"withdrew {ether(withdrawn)} of client fees to {me}")
+    if not claimed and not withdrawn:
+        say(f"nothing to claim for {me}")
     return 0
 
 
@@ -146,6 +151,16 @@ def rewards_text(protocol: Protocol, address: str, noun: str) -> str:
     if not amount:
         return "nothing to claim"
     return f"{ether(amount)} claimable for {explain.epochs(epochs)}; claim with `efedllm {noun} claim`"
+
+
+def fees_text(protocol: Protocol, address: str) -> str:
+    """A server's price and the client fees it redeemed and has not withdrawn (a row of ``efedllm server status``)."""
+    payments = protocol.payments.functions
+    price, fees = payments.priceOf(address).call(), payments.feesOf(address).call()
+    asked = f"price {price:,} wei per token-layer" if price else "no price announced (serves for free)"
+    if not fees:
+        return f"{asked}; no client fees to withdraw"
+    return f"{asked}; {ether(fees)} of client fees to withdraw with `efedllm server claim`"
 
 
 def unbonding_text(s: Stake, now: int, noun: str) -> str:

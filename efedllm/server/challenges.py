@@ -13,12 +13,10 @@ import asyncio
 import logging
 
 from efedllm import merkle
-from efedllm.chain.protocol import Protocol
+from efedllm.chain.protocol import ChallengeState, Protocol
 from efedllm.server.records import TaskStore
 
 log = logging.getLogger("efedllm.server.challenges")
-
-OPEN = 1  # IServingChallenges.State.Open
 
 
 class Responder:
@@ -48,9 +46,9 @@ class Responder:
             cid = bytes(event["args"]["id"])
             if cid in self.answered:
                 continue
-            challenge = self.protocol.challenges.functions.challengeOf(cid).call()
-            state, epoch, index, leaf = challenge[3], challenge[4], challenge[5], bytes(challenge[6])
-            if state != OPEN:
+            challenge = self.protocol.challenge(cid)
+            epoch, index, leaf = challenge.epoch, challenge.index, bytes(challenge.leaf)
+            if challenge.state != ChallengeState.OPEN:
                 self.answered.add(cid)
                 continue
             proof = self.proof_for(epoch, index, leaf)

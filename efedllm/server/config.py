@@ -49,7 +49,7 @@ class ServerConfig:
     max_layers: int | None = field(default=None, metadata={"default_help": "as many as it serves now"})
     """Most layers to take on when rebalancing."""
     auto_claim: bool = False
-    """Claim rewards as epochs settle."""
+    """Claim pool rewards as epochs settle and withdraw the client fees redeemed."""
     price: int = 0
     """Wei per token and layer a client pays (announced on chain, Payments); 0 serves for free. A paid step needs
     the client's signed cumulative receipt (efedllm/receipts.py), redeemed once the epoch's work period ends."""

@@ -7,12 +7,12 @@ from brownie import web3
 from conftest import ETHER, Phase, balance, reverts
 
 from efedllm.chain.connection import Signer
-from efedllm.receipts import Receipt, receipt_data, typed_signer
+from efedllm.receipts import Receipt, ReceiptDomain, typed_signer
 
 
 def signed(payments, client, server, epoch: int, amount: int, signer=None) -> tuple[tuple, bytes]:
     receipt = Receipt(client=str(client), server=str(server), epoch=epoch, amount=amount)
-    data = receipt_data(receipt, chain_id=web3.eth.chain_id, contract=str(payments))
+    data = ReceiptDomain(chain_id=web3.eth.chain_id, contract=str(payments)).data(receipt)
     return receipt.as_tuple(), typed_signer(web3, Signer(str(signer or client), None))(data)
 
 

@@ -15,7 +15,7 @@ from brownie import web3
 from conftest import ETHER, ONE, Clock, Protocol
 
 from efedllm.chain.connection import Signer
-from efedllm.receipts import Receipt, receipt_data, typed_signer
+from efedllm.receipts import Receipt, ReceiptDomain, typed_signer
 from tests.support.params import TEST_PARAMS
 
 POOL = 10 * ETHER
@@ -36,7 +36,7 @@ def self_dealing_epoch(p: Protocol, honest, dealer, dealer_client, client) -> di
     system.payments.deposit({"from": dealer_client, "value": ETHER})
     p.clock.to_epoch(1)
     receipt = Receipt(client=str(dealer_client), server=str(dealer), epoch=1, amount=ETHER)
-    data = receipt_data(receipt, chain_id=web3.eth.chain_id, contract=str(system.payments))
+    data = ReceiptDomain(chain_id=web3.eth.chain_id, contract=str(system.payments)).data(receipt)
     signature = typed_signer(web3, Signer(str(dealer_client), None))(data)
     p.commit_work(1, {honest: 10, dealer: 1000})
     assert system.payments.redeem(receipt.as_tuple(), signature, {"from": dealer}).return_value == ETHER

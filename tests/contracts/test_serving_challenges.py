@@ -13,7 +13,7 @@ from eth_utils import keccak
 
 from efedllm import merkle
 from efedllm.chain.connection import Signer
-from efedllm.receipts import UNPAID, Answer, answer_data, signer_of, typed_signer
+from efedllm.receipts import UNPAID, Answer, AnswerDomain, signer_of, typed_signer
 from efedllm.tasks import TaskRecord
 
 State = type("State", (), {"NONE": 0, "OPEN": 1, "ANSWERED": 2, "UPHELD": 3})
@@ -47,7 +47,7 @@ class Served:
 
     def signed(self, rec: TaskRecord) -> tuple[tuple, bytes]:
         answer = Answer.of(rec)
-        data = answer_data(answer, chain_id=web3.eth.chain_id, contract=str(self.challenges))
+        data = AnswerDomain(chain_id=web3.eth.chain_id, contract=str(self.challenges)).data(answer)
         signature = typed_signer(web3, Signer(str(self.server), None))(data)  # as a server on a node account signs
         assert signer_of(data, signature) == self.server  # and as its client checks it
         return answer.as_tuple(), signature

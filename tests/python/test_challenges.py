@@ -15,12 +15,11 @@ import pytest
 from efedllm.chain.anvil import free_port
 from efedllm.chain.connection import Signer
 from efedllm.chain.node import warp_to
-from efedllm.chain.protocol import Phase, Protocol, Status
+from efedllm.chain.protocol import ChallengeState, Phase, Protocol, Status
 from efedllm.client import DistributedModel
 from efedllm.localnet import ServerProcess, Walker, start_all, stop_all, wait_for
 
 CLIENT = 7
-OPEN, ANSWERED, UPHELD = 1, 2, 3
 
 
 @pytest.fixture(scope="module")
@@ -59,24 +58,24 @@ def test_an_equivocating_server_is_slashed_through_a_challenge(w3, deployment, n
         )
         ids[server] = client.challenges.events.Challenged().process_receipt(receipt)[0]["args"]["id"]
 
-    state = lambda cid: client.challenges.functions.challengeOf(cid).call()[3]  # noqa: E731
+    state = lambda cid: client.challenge(cid).state  # noqa: E731
     wait_for(
-        lambda: state(ids[honest]) == ANSWERED,
+        lambda: state(ids[honest]) == ChallengeState.ANSWERED,
         "the honest server to answer its challenge",
         processes=[network["honest"]],
     )
-    assert state(ids[liar]) == OPEN
+    assert state(ids[liar]) == ChallengeState.OPEN
     wait_for(  # it looks, like the honest one, and has no proof (enforced before it looked, it would say nothing)
         lambda: "cannot be answered" in network["liar"].log_tail(20_000),
         "the equivocator to find it has no proof",
         processes=[network["liar"]],
     )
 
-    deadline = client.challenges.functions.challengeOf(ids[liar]).call()[2]
+    deadline = client.challenge(ids[liar]).deadline
     warp_to(w3, deadline + 1)
     stake = protocol.server(liar).stake
     client.tx.send(client.challenges.functions.enforce(ids[liar]), label="enforce")
-    assert state(ids[liar]) == UPHELD
+    assert state(ids[liar]) == ChallengeState.UPHELD
     after = protocol.server(liar)
     assert after.status == Status.DEACTIVATED and after.stake == stake // 2
     assert protocol.server(honest).status == Status.ACTIVE

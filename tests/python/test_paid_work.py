@@ -67,7 +67,7 @@ def network(network_files):
     stop_all(servers)
 
 
-def test_a_paying_client_is_served_and_the_servers_redeem_its_receipts(w3, deployment, network):
+def test_a_paying_client_is_served_and_the_servers_redeem_its_receipts(anvil, w3, deployment, network, network_files):
     protocol = Protocol(w3, deployment)
     client = Protocol(w3, deployment, Signer(w3.eth.accounts[CLIENT]))
     walker = Walker(protocol, network)
@@ -98,7 +98,27 @@ def test_a_paying_client_is_served_and_the_servers_redeem_its_receipts(w3, deplo
     account = client.payments.functions.accountOf(client.signer.address).call()
     assert account[0] == ETHER - sum(owed.values())  # available: what it deposited less what it was served
     steps = [model.encode(prompt=prompt).shape[1], 1, 1, 1]
+    server_withdraws_its_fees(anvil, w3, network_files, server=1, fees=owed[w3.eth.accounts[1]])
     leaves_carry_the_receipts(w3, deployment, network, model=model, epoch=epoch, servers=servers, steps=steps)
+
+
+def server_withdraws_its_fees(anvil, w3, network_files, *, server: int, fees: int) -> None:
+    """``efedllm server status`` shows the price and the fees; ``efedllm server claim`` withdraws them, to the wei."""
+    env = {"EFEDLLM_DEPLOYMENTS": str(network_files.deployment_path.parent)}
+    account = ("--rpc-url", anvil.url, "--node-account", str(server))
+    me = w3.eth.accounts[server]
+    status = run("server", "status", *account, env=env)
+    assert status.returncode == 0, status.stderr
+    assert "price 1,000 wei per token-layer" in status.stdout and "client fees to withdraw" in status.stdout
+    before = w3.eth.get_balance(me)
+    claimed = run("server", "claim", *account, env=env)
+    assert claimed.returncode == 0, claimed.stderr
+    assert f"withdrew {fees / ETHER:.6f} ETH of client fees to {me}" in claimed.stdout
+    receipt = w3.eth.get_transaction_receipt(w3.eth.get_block("latest")["transactions"][-1])
+    gas = receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    assert w3.eth.get_balance(me) - before == fees - gas
+    again = run("server", "claim", *account, env=env)
+    assert again.returncode == 0 and f"nothing to claim for {me}" in again.stdout
 
 
 def leaves_carry_the_receipts(w3, deployment, network, *, model, epoch: int, servers: dict, steps: list[int]) -> None:
