@@ -1,9 +1,13 @@
 """Distributed inference vs single-process generation, side by side in one run.
 
-    python bench/inference.py [--rounds 5] [--tokens 64]
+    python bench/inference.py [--rounds 5] [--tokens 64] [--receipts]
 
 Three `efedllm server` processes on loopback hold layers 0:10, 10:20 and 20:30 of the default model
-(SmolLM2-135M-Instruct, float32); the client runs the ends here. The single-process baseline is transformers'
+(SmolLM2-135M-Instruct, float32); the client runs the ends here. With ``--receipts`` three more servers of the same
+spans run on Anvil with the contracts deployed, each priced (issue 14): every step carries the client's signed
+cumulative receipt, which the server checks, and every answer the server's EIP-712 signature, which the client
+checks against the chain's record before it uses the output; the servers also record every step for their
+commitment. Their throughput beside the off-chain servers' is the cost of receipts, signatures and records. The single-process baseline is transformers'
 own `generate` with a KV cache in this process. Rounds alternate between the two so that machine noise hits
 both alike; medians are reported. Memory: peak RSS (VmHWM) of the server holding 10 of 30 layers vs a fresh
 process that loads the whole model with transformers and generates the same tokens.
@@ -17,16 +21,25 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import ExitStack
+from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `efedllm generate` runs the client
 
 import torch
 
 from efedllm.chain.anvil import free_port
+from efedllm.chain.compile import compile_contracts
+from efedllm.chain.connection import Signer, connect
+from efedllm.chain.deploy import deploy
+from efedllm.chain.node import LocalNode, NodeConfig
+from efedllm.chain.protocol import Protocol
+from efedllm.chain.transactions import ErrorDecoder, Transactor
 from efedllm.cli.common import table
 from efedllm.client import DistributedModel
-from efedllm.localnet import ServerProcess, start_all, stop_all
+from efedllm.localnet import WALKED_PARAMS, ServerProcess, chain_args, start_all, stop_all
 from efedllm.model.source import resolve
 
 PROMPT = "Write a short story about a lighthouse keeper."
@@ -66,15 +79,50 @@ print(next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.star
 """
 
 
+SPANS = ("0:10", "10:20", "20:30")
+DISTRIBUTED = "distributed (3 servers)"
+PAID = "distributed, paid with receipts (3 priced servers on Anvil)"
+PRICE = 1_000  # wei per token-layer
+
+
+def start_paid_network(stack: ExitStack) -> tuple[list[ServerProcess], Protocol]:
+    """Anvil with the contracts deployed; three priced servers of ``SPANS`` on it (not started yet) and a client
+    account with a deposit, as a Protocol to generate with."""
+    node = stack.enter_context(LocalNode(NodeConfig(port=0)))
+    work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="efedllm-bench-")))
+    w3 = connect(node.url)
+    artifacts = compile_contracts()
+    tx = Transactor(w3, Signer(w3.eth.accounts[0]), ErrorDecoder(a.abi for a in artifacts.values()))
+    deployment = deploy(w3, tx, params=WALKED_PARAMS, artifacts=artifacts, verifiers=[w3.eth.accounts[9]])
+    path = deployment.save(work / "deployments")
+    servers = [
+        ServerProcess(
+            span,
+            free_port(),
+            [*chain_args(rpc_url=node.url, deployment=path, account=1 + i, data_dir=work), "--price", str(PRICE)],
+            log_path=work / f"server-{i}.log",
+        )
+        for i, span in enumerate(SPANS)
+    ]
+    client = Protocol(w3, deployment, Signer(w3.eth.accounts[8]))
+    client.tx.send(client.payments.functions.deposit(), value=10**18, label="deposit")
+    return servers, client
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument(
+        "--receipts", action="store_true", help="also run 3 priced servers on Anvil with a paying client, side by side"
+    )
     args = parser.parse_args()
     source = resolve()
-    servers = [ServerProcess(span, free_port(), args=["--no-chain"]) for span in ("0:10", "10:20", "20:30")]
-    print("starting 3 servers and the single-process baseline ...", file=sys.stderr, flush=True)
-    start_all(servers)
+    stack = ExitStack()
+    servers = [ServerProcess(span, free_port(), args=["--no-chain"]) for span in SPANS]
+    paid_servers, payer = start_paid_network(stack) if args.receipts else ([], None)
+    print(f"starting {len(servers) + len(paid_servers)} servers and the single-process baseline ...", file=sys.stderr)
+    start_all(servers + paid_servers)
     default_env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}  # transformers as users run it
     envs = {
         "single process (OpenMP default)": default_env,
@@ -100,29 +148,37 @@ def main() -> int:
             worker.stdin.flush()
             return tuple(json.loads(worker.stdout.readline()))
 
-        def run_distributed() -> tuple[float, float]:
+        def run_distributed(model: DistributedModel = client) -> tuple[float, float]:
             stamps = []
             started = time.perf_counter()
-            client.generate(
+            model.generate(
                 ids, max_new_tokens=n, eos_token_id=[], on_token=lambda _t: stamps.append(time.perf_counter())
             )
             return stamps[0] - started, (len(stamps) - 1) / (stamps[-1] - stamps[0])
 
-        run_distributed()  # warm-up every path
+        paid = DistributedModel.from_pretrained(protocol=payer) if payer is not None else None
+        distributed = {DISTRIBUTED: client, **({PAID: paid} if paid is not None else {})}
+        for model in distributed.values():
+            run_distributed(model)  # warm-up every path
         for worker in workers.values():
             run_single(worker)
-        results = {"distributed (3 servers)": [], **{name: [] for name in workers}}
+        results = {**{name: [] for name in distributed}, **{name: [] for name in workers}}
         for r in range(args.rounds):
             print(f"round {r + 1}/{args.rounds}", file=sys.stderr, flush=True)
-            results["distributed (3 servers)"].append(run_distributed())
+            for name, model in distributed.items():
+                results[name].append(run_distributed(model))
             for name, worker in workers.items():
                 results[name].append(run_single(worker))
+        if paid is not None:
+            signed = {a.server for a in paid.answers.kept}
+            assert len(signed) == len(SPANS) and paid.payer.owed, "the paid path did not pay and check every server"
         for worker in workers.values():
             worker.stdin.close()
             worker.wait()
         server_peak = servers[1].peak_rss_bytes()
     finally:
-        stop_all(servers)
+        stop_all(servers + paid_servers)
+        stack.close()
     whole_peak = int(
         subprocess.run(
             [sys.executable, "-c", WHOLE_MODEL_PROBE, str(source.folder), str(n)],
@@ -140,7 +196,7 @@ def main() -> int:
     )
 
     med = {k: (statistics.median(t for t, _ in v), statistics.median(r for _, r in v)) for k, v in results.items()}
-    dist = med["distributed (3 servers)"]
+    dist = med[DISTRIBUTED]
     single_ = max((v for k, v in med.items() if k.startswith("single")), key=lambda v: v[1])  # the faster one
     print(
         f"\n{PROMPT!r}, {n} new tokens, float32 on {torch.get_num_threads()} CPU threads, "
@@ -154,6 +210,13 @@ def main() -> int:
     )
     print(f"\nthroughput ratio distributed / faster single process: {dist[1] / single_[1]:.2f}x (target >= 0.90x)")
     print(f"time-to-first-token ratio distributed / single: {dist[0] / single_[0]:.2f}x")
+    if PAID in med:
+        paid_rate = med[PAID][1]
+        ratios = [p[1] / d[1] for p, d in zip(results[PAID], results[DISTRIBUTED], strict=True)]
+        print(
+            f"paid with receipts / unpaid distributed throughput: {paid_rate / dist[1]:.3f}x "
+            f"(per round {min(ratios):.3f}-{max(ratios):.3f}x; target >= 0.97x, overhead under 3%)"
+        )
     print(f"\npeak RSS, server with layers 10:20 (10 of 30): {server_peak / 2**20:.0f} MiB")
     print(f"peak RSS, process with the whole model:        {whole_peak / 2**20:.0f} MiB")
     print(f"memory ratio: {server_peak / whole_peak:.2f}x (target < 0.50x)")

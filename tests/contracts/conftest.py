@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ import pytest
 from brownie import Wei, accounts, chain, project, rpc, web3
 from brownie.exceptions import VirtualMachineError
 from eth_abi import encode as abi_encode
+from web3.exceptions import TransactionNotFound
 
 from efedllm.chain import enums, plan
 from efedllm.chain.params import ETHER as ETHER  # the test modules import it from here
@@ -332,6 +334,35 @@ def frozen_clock():
             returncode=3,
         )
     _freeze_clock()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prompt_receipts():
+    """Anvil mines a transaction just after answering eth_sendTransaction, and the sender's nonce can go up a moment
+    before the transaction can be looked up by its hash. brownie, which looks for the receipt at once, then either
+    sleeps a whole second before looking again or, having seen the nonce go up, gives the transaction up as dropped
+    ("Tx dropped without known replacement"): seconds lost, and tests (a module's deployment, state-machine
+    examples) failed at random, about one whole run in seven. Here a transaction not found yet is looked up again
+    for a while, for every test of the suite."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("get_transaction", "get_transaction_receipt"):
+            patch.setattr(web3.eth, name, _patient(getattr(web3.eth, name)))
+        yield
+
+
+RECEIPT_POLLS, RECEIPT_POLL_INTERVAL = 400, 0.005
+
+
+def _patient(lookup):
+    def patient(txid):
+        for _ in range(RECEIPT_POLLS):
+            try:
+                return lookup(txid)
+            except TransactionNotFound:
+                time.sleep(RECEIPT_POLL_INTERVAL)
+        return lookup(txid)
+
+    return patient
 
 
 @pytest.fixture(autouse=True)

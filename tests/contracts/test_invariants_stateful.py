@@ -43,7 +43,6 @@ check:
 """
 
 import os
-import time
 from dataclasses import dataclass, field, replace
 
 import pytest
@@ -69,7 +68,6 @@ from conftest import (
 from eth_abi import encode as abi_encode
 from hypothesis import HealthCheck
 from hypothesis import strategies as st
-from web3.exceptions import TransactionNotFound
 
 from efedllm.chain.enums import SlashingRule
 
@@ -102,7 +100,6 @@ EXAMPLES = {"max_examples": 250, "stateful_step_count": 50} if SLOW else {"max_e
 EXAMPLES["suppress_health_check"] = [HealthCheck.data_too_large]
 NO_SCORE = (0, 0, 0, 0, 0, Outcome.NONE)
 # how long to look for a transaction that is not found yet (see prompt_receipts): up to 2 s, in steps of 5 ms
-RECEIPT_POLLS, RECEIPT_POLL_INTERVAL = 400, 0.005
 
 
 @dataclass
@@ -1267,31 +1264,7 @@ def stateful_systems(module_isolation, gov, servers, verifiers, client):
     return systems
 
 
-@pytest.fixture
-def prompt_receipts(monkeypatch):
-    """Anvil mines a transaction just after answering eth_sendTransaction, and the sender's nonce can go up a moment
-    before the transaction can be looked up by its hash. brownie, which looks for the receipt at once, then either
-    sleeps a whole second before looking again or, having seen the nonce go up, gives the transaction up as dropped
-    ("Tx dropped without known replacement"): seconds lost per example, and examples failed at random (then
-    reported as flaky: their replays passed). Here a transaction not found yet is looked up again for a while."""
-    eth = web3.eth
-    for name in ("get_transaction", "get_transaction_receipt"):
-        monkeypatch.setattr(eth, name, _patient(getattr(eth, name)))
-
-
-def _patient(lookup):
-    def patient(txid):
-        for _ in range(RECEIPT_POLLS):
-            try:
-                return lookup(txid)
-            except TransactionNotFound:
-                time.sleep(RECEIPT_POLL_INTERVAL)
-        return lookup(txid)
-
-    return patient
-
-
-def test_protocol_invariants(state_machine, stateful_systems, servers, verifiers, client, prompt_receipts):
+def test_protocol_invariants(state_machine, stateful_systems, servers, verifiers, client):
     state_machine(
         StateMachine,
         stateful_systems,
