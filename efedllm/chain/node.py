@@ -282,3 +282,18 @@ def warp_to(w3, timestamp: int) -> None:
     if "error" in moved:
         raise EfedError(f"this node cannot move its clock: {moved['error'].get('message', moved['error'])}")
     w3.provider.make_request("evm_mine", [])
+
+
+def give_ether(w3, address: str, wei: int, *, faucets: list[str]) -> None:
+    """Give ``address`` ``wei`` on a dev node: out of thin air on Anvil (``anvil_setBalance``: no transaction, so
+    nothing on chain says where the ether came from); elsewhere (Ganache) as a transfer from the first of the node's
+    unlocked ``faucets`` that can afford it. Ganache's ``evm_setAccountBalance`` is not used: it races with blocks
+    mined at the same moment, losing the balance or another account's nonce."""
+    if "error" not in w3.provider.make_request("anvil_setBalance", [address, hex(wei)]):
+        return
+    for faucet in faucets:
+        if w3.eth.get_balance(faucet) > 2 * wei:
+            tx = w3.eth.send_transaction({"from": faucet, "to": address, "value": wei})
+            w3.eth.wait_for_transaction_receipt(tx, timeout=60)
+            return
+    raise EfedError(f"no unlocked account of this node can give {address} ether")

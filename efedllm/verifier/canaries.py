@@ -12,8 +12,10 @@ canaries honestly and cheats everyone else. So a canary differs from a client's 
   client account that is not the verifier's: receipts name their client, and servers redeem them on chain.
 
 The canary account is ``--canary-keystore`` or $EFEDLLM_CANARY_PRIVATE_KEY (``--canary-node-account`` on a dev
-chain; by default there, the node's last unlocked account that holds no verifier role). It must not be a
-verifier's. It needs a deposit in Payments, and the operator funds it through means not linked to the verifier: a
+chain). By default on a dev chain it is a fresh account of this verifier's own, its key derived from the verifier's
+key (so each verifier has its own and keeps it across restarts) and its ether given by the node
+(``anvil_setBalance`` on Anvil: no transaction links it to anyone; on Ganache a transfer from an unlocked account
+that holds no verifier role). It must not be a verifier's. It needs a deposit in Payments, and the operator funds it through means not linked to the verifier: a
 deposit sent from the verifier's own address, or ether moved from it to the canary account, would link the two on
 chain for every server to see. Without a deposit that covers a canary (with what the account still owes for
 epochs not yet redeemed), canaries to priced servers are skipped, and the verifier says so once; free servers
@@ -30,15 +32,19 @@ import logging
 import os
 import random
 
-from web3 import Web3
+from eth_account import Account
+from eth_utils import keccak
 
 from efedllm.chain.connection import Signer, load_signer
+from efedllm.chain.deploy import DEV_CHAIN_IDS
 from efedllm.chain.explain import ether
+from efedllm.chain.node import give_ether
+from efedllm.chain.params import ETHER
 from efedllm.chain.protocol import Protocol
 from efedllm.client.answers import AnswerChecker
 from efedllm.client.payments import Payer
 from efedllm.errors import EfedError
-from efedllm.receipts import AnswerDomain, typed_signer
+from efedllm.receipts import AnswerDomain, dev_account, typed_signer
 from efedllm.verifier.checks import Verdict
 from efedllm.verifier.config import VerifierAccount, VerifyConfig
 from efedllm.verifier.prompts import fresh_prompt
@@ -68,10 +74,29 @@ def load_canary_signer(protocol: Protocol, account: VerifierAccount) -> Signer |
                 "give a client account of its own"
             )
         return signer
-    for address in map(Web3.to_checksum_address, reversed(w3.eth.accounts)):
-        if address != me and not protocol.is_verifier(address):
-            return Signer(address)
-    return None
+    return dev_canary_signer(protocol)
+
+
+DEV_CANARY_ETHER = 10 * ETHER
+"""Ether a dev chain gives a verifier's derived canary account when it holds less (it deposits from it)."""
+
+
+def dev_canary_signer(protocol: Protocol) -> Signer | None:
+    """On a dev chain: this verifier's own canary account, keyed keccak("efedllm canary account" || the verifier's
+    key), given ether by the node when it runs low; None elsewhere, or for a verifier whose key this process does
+    not hold. One account per verifier: two payers of one account sign clashing cumulative receipts, and the
+    servers refuse the lower ones (an unlocked node account shared by every verifier, or by a client, did that)."""
+    w3 = protocol.w3
+    if w3.eth.chain_id not in DEV_CHAIN_IDS:
+        return None
+    own = protocol.signer.account or dev_account(w3, protocol.signer.address)
+    if own is None:
+        return None
+    canary = Account.from_key(keccak(b"efedllm canary account" + bytes(own.key)))
+    if w3.eth.get_balance(canary.address) < DEV_CANARY_ETHER // 2:
+        faucets = [a for a in reversed(w3.eth.accounts) if not protocol.is_verifier(a)]
+        give_ether(w3, canary.address, DEV_CANARY_ETHER, faucets=faucets)
+    return Signer(canary.address, canary)
 
 
 class CanaryAccount:

@@ -77,7 +77,8 @@ class VerifierAccount:
         metadata={
             "metavar": "FILE",
             "default_help": "the key in $EFEDLLM_CANARY_PRIVATE_KEY, else --canary-node-account, else on a dev "
-            "chain its last unlocked account that holds no verifier role, else none: priced servers get no canaries",
+            "chain a fresh account of this verifier's own, derived from its key and given ether by the node, else "
+            "none: priced servers get no canaries",
         },
     )
     """Encrypted JSON keystore of the client account canaries pay priced servers from (password from
