@@ -17,6 +17,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from coincurve import PrivateKey, PublicKey
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 
@@ -173,7 +174,7 @@ class SignedAnswer:
         """Whether ``server`` signed ``answer`` for ``domain`` (a signature for another chain or deployment, or by
         anyone else, is not)."""
         try:
-            return signer_of(domain.data(self.answer), self.signature).lower() == self.server.lower()
+            return domain.recover(self.answer, self.signature).lower() == self.server.lower()
         except ValueError:
             return False
 
@@ -195,8 +196,27 @@ class TypedDomain:
 
     def digest(self, message: Answer | Receipt) -> bytes:
         """The hash that is signed; for a receipt, also what a task leaf paid by it commits to
-        (TaskRecord.receipt)."""
-        return digest(self.data(message))
+        (TaskRecord.receipt). Computed from the message's fields with the domain separator and type hash cached
+        (what ``digest(self.data(message))`` gives, in a fifth of the time: both sides hash every step)."""
+        fields = _primary_fields(self.TYPES)
+        words = b"".join(
+            _word(kind, value) for (_, kind), value in zip(fields, message.message().values(), strict=True)
+        )
+        return keccak(b"\x19\x01" + self._separator + keccak(_type_hash(_signature(*self._primary)) + words))
+
+    def recover(self, message: Answer | Receipt, signature: bytes) -> str:
+        """The address that signed ``message`` in this domain; ValueError for a malformed signature."""
+        return recover(self.digest(message), signature)
+
+    @functools.cached_property
+    def _primary(self) -> tuple[str, dict]:
+        return next(name for name in self.TYPES), self.TYPES
+
+    @functools.cached_property
+    def _separator(self) -> bytes:
+        data = _full(self.NAME_VERSION, self.TYPES, {}, chain_id=self.chain_id, contract=self.contract)
+        fields = tuple((f["name"], f["type"]) for f in data["types"]["EIP712Domain"])
+        return _domain_separator(fields, tuple(data["domain"][name] for name, _ in fields))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -316,6 +336,11 @@ def digest(data: dict) -> bytes:
     return keccak(b"\x19\x01" + domain + _struct_hash(_signature(primary, types), types[primary], data["message"]))
 
 
+def _primary_fields(types: dict) -> list[tuple[str, str]]:
+    (fields,) = (v for k, v in types.items() if k != "EIP712Domain")
+    return [(f["name"], f["type"]) for f in fields]
+
+
 def _signature(name: str, types: dict) -> str:
     return f"{name}({','.join(f['type'] + ' ' + f['name'] for f in types[name])})"
 
@@ -357,20 +382,44 @@ def typed_signer(w3, signer):
     """EIP-712 data -> 65-byte signature by ``signer``: locally with its key; for an unlocked dev account, with the
     key of the dev chain's public mnemonic (so that a server keeps signing while its node restarts), else by the node
     (``eth_signTypedData_v4``)."""
-    account = signer.account or dev_account(w3, signer.address)
-    if account is not None:
-        return lambda data: bytes(account.unsafe_sign_hash(digest(data)).signature)
+    return TypedSigner(w3, signer)
 
-    def by_node(data: dict) -> bytes:
-        # Ganache takes the typed data as an object; Anvil (like MetaMask) as a JSON string
-        response = w3.provider.make_request("eth_signTypedData_v4", [signer.address, data])
-        if "error" in response:
-            response = w3.provider.make_request("eth_signTypedData_v4", [signer.address, json.dumps(data)])
-        if "error" in response:
-            raise ValueError(f"the node did not sign typed data for {signer.address}: {response['error']}")
-        return bytes.fromhex(response["result"].removeprefix("0x"))
 
-    return by_node
+class TypedSigner:
+    """Signs EIP-712 messages for one account: ``signer(data)`` for typed data, ``signer.sign(domain, message)``
+    for a message of this module (a local key signs its digest without building the typed data)."""
+
+    def __init__(self, w3, signer):
+        self.w3, self.address = w3, signer.address
+        account = signer.account or dev_account(w3, signer.address)
+        self._key = PrivateKey(bytes(account.key)) if account is not None else None
+
+    def __call__(self, data: dict) -> bytes:
+        if self._key is not None:
+            return sign_digest(self._key, digest(data))
+        return _by_node(self.w3, self.address, data)
+
+    def sign(self, domain: TypedDomain, message: Answer | Receipt) -> bytes:
+        if self._key is not None:
+            return sign_digest(self._key, domain.digest(message))
+        return _by_node(self.w3, self.address, domain.data(message))
+
+
+def sign_digest(key: PrivateKey, digest32: bytes) -> bytes:
+    """65 bytes r || s || v (v = 27 or 28) as Ethereum and OpenZeppelin's ECDSA take them (s is low: libsecp256k1
+    signs canonically)."""
+    signature = key.sign_recoverable(digest32, hasher=None)
+    return signature[:64] + bytes([signature[64] + 27])
+
+
+def _by_node(w3, address: str, data: dict) -> bytes:
+    # Ganache takes the typed data as an object; Anvil (like MetaMask) as a JSON string
+    response = w3.provider.make_request("eth_signTypedData_v4", [address, data])
+    if "error" in response:
+        response = w3.provider.make_request("eth_signTypedData_v4", [address, json.dumps(data)])
+    if "error" in response:
+        raise ValueError(f"the node did not sign typed data for {address}: {response['error']}")
+    return bytes.fromhex(response["result"].removeprefix("0x"))
 
 
 def dev_account(w3, address: str):
@@ -391,7 +440,23 @@ def dev_account(w3, address: str):
 
 def signer_of(data: dict, signature: bytes) -> str:
     """The address that signed the EIP-712 ``data``; raises ValueError for a malformed signature."""
+    return recover(digest(data), signature)
+
+
+SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+
+
+def recover(digest32: bytes, signature: bytes) -> str:
+    """The (checksummed) address whose key signed ``digest32``; ValueError for a malformed signature, including
+    the ones OpenZeppelin's ECDSA.recover refuses (a length other than 65, v other than 27 or 28, a high s), so that
+    what passes here passes on chain."""
+    if len(signature) != 65:
+        raise ValueError(f"malformed signature ({len(signature)} bytes, not 65)")
+    v, s = signature[64], int.from_bytes(signature[32:64], "big")
+    if v not in (27, 28) or s > SECP256K1_HALF_N:
+        raise ValueError("malformed signature (v is not 27 or 28, or s is high)")
     try:
-        return Account._recover_hash(digest(data), signature=signature)
-    except Exception as exc:  # noqa: BLE001 - eth_keys raises several kinds for a malformed signature
+        key = PublicKey.from_signature_and_message(signature[:64] + bytes([v - 27]), digest32, hasher=None)
+    except Exception as exc:  # noqa: BLE001 - libsecp256k1 refuses r or s out of range, a point off the curve
         raise ValueError(f"malformed signature ({exc.__class__.__name__})") from None
+    return to_checksum_address(keccak(key.format(compressed=False)[1:])[-20:])

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import torch
 from eth_utils import keccak
 
-from efedllm.receipts import ANSWER_HEADER, SIGNATURE_HEADER, Answer, AnswerDomain, SignedAnswer, signer_of
+from efedllm.receipts import ANSWER_HEADER, SIGNATURE_HEADER, Answer, AnswerDomain, SignedAnswer
 from efedllm.rpc.client import ServerFailure
 from efedllm.tasks import tensor_hash
 
@@ -55,7 +55,7 @@ class AnswerChecker:
         try:
             answer = Answer.from_header(raw)
             sig = bytes.fromhex(signature.removeprefix("0x"))
-            signer = signer_of(self.domain.data(answer), sig)
+            signer = self.domain.recover(answer, sig)
         except ValueError as exc:
             raise fail(str(exc)) from None
         if answer.output_hash != tensor_hash(output):

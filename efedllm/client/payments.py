@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from efedllm.client.routing import Peer
-from efedllm.receipts import RECEIPT_HEADER, RECEIPT_SIGNATURE_HEADER, UNPAID, Receipt, ReceiptDomain
+from efedllm.receipts import RECEIPT_HEADER, RECEIPT_SIGNATURE_HEADER, UNPAID, Receipt, ReceiptDomain, TypedSigner
 
 EPOCH_TTL_S = 2.0
 """How long the client trusts the chain's epoch it last read, in seconds (one read per step would double the
@@ -68,13 +68,18 @@ class Payer:
         receipt = Receipt(client=self.client, server=server, epoch=epoch, amount=amount)
         headers = {
             RECEIPT_HEADER: receipt.to_header(),
-            RECEIPT_SIGNATURE_HEADER: "0x" + self.sign(self.domain.data(receipt)).hex(),
+            RECEIPT_SIGNATURE_HEADER: "0x" + self._signature(receipt).hex(),
         }
 
         def served() -> None:
             self.owed[(server, epoch)] = amount
 
         return Paid(headers=headers, digest=self.domain.digest(receipt), served=served)
+
+    def _signature(self, receipt: Receipt) -> bytes:
+        if isinstance(self.sign, TypedSigner):  # signs the digest, without building the typed data
+            return self.sign.sign(self.domain, receipt)
+        return self.sign(self.domain.data(receipt))
 
     def saw_epoch(self, server: str, epoch: int) -> None:
         self.epochs[server] = epoch

@@ -166,7 +166,7 @@ def run(
         tracker = EpochTracker(protocol)
         app[HOOKS].append(recorder(store, tracker))
         sign, domain = typed_signer(protocol.w3, protocol.signer), protocol.answer_domain
-        app[SIGNER].append(lambda answer: sign(domain.data(answer)))
+        app[SIGNER].append(lambda answer: sign.sign(domain, answer))
         book = ReceiptBook(Path(config.data_dir) / f"receipts-{me}.sqlite")
         paywall = Paywall(
             price=config.price, me=me, domain=protocol.receipt_domain, epoch=lambda: tracker.epoch, book=book

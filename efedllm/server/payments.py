@@ -29,7 +29,6 @@ from efedllm.receipts import (
     Receipt,
     ReceiptDomain,
     SignedReceipt,
-    signer_of,
 )
 from efedllm.server.sessions import SessionError
 
@@ -49,6 +48,11 @@ class ReceiptBook:
     def __init__(self, path: Path):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # Write-ahead log without a sync per receipt: a paid step's signed receipt is also kept, synced, with its
+        # task record (TaskStore paid_by), and a crash of the process loses nothing here; only a power loss may
+        # lose the last receipts booked, and with them the tail of an epoch's fees (a sync per step cost 0.8 ms)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
 
@@ -106,7 +110,7 @@ class Paywall:
         try:
             receipt = Receipt.from_header(raw)
             sig = bytes.fromhex(signature.removeprefix("0x"))
-            signer = signer_of(self.domain.data(receipt), sig)
+            signer = self.domain.recover(receipt, sig)
         except ValueError as exc:
             raise SessionError(402, f"bad receipt: {exc}") from None
         if signer != receipt.client:

@@ -90,28 +90,34 @@ class TaskStore:
             receipt = UNPAID if payment is None else payment.digest
             hashes = (prefix, tensor_hash(inputs), tensor_hash(outputs), receipt)
             record = TaskRecord(epoch, index, session, step, start, end, past, *hashes)
-            self._db.execute(
-                "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    epoch,
-                    index,
-                    session,
-                    step,
-                    start,
-                    end,
-                    past,
-                    prefix,
-                    record.input_hash,
-                    record.output_hash,
-                    wire.encode(inputs),
-                    wire.encode(outputs),
-                ),
-            )
-            if payment is not None:
+            self._db.execute("BEGIN")  # the step and its receipt in one transaction: one sync to disk, not two
+            try:
                 self._db.execute(
-                    "INSERT INTO paid_by VALUES (?, ?, ?, ?)",
-                    (epoch, index, payment.digest, json.dumps(payment.signed.to_json())),
+                    "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        epoch,
+                        index,
+                        session,
+                        step,
+                        start,
+                        end,
+                        past,
+                        prefix,
+                        record.input_hash,
+                        record.output_hash,
+                        wire.encode(inputs),
+                        wire.encode(outputs),
+                    ),
                 )
+                if payment is not None:
+                    self._db.execute(
+                        "INSERT INTO paid_by VALUES (?, ?, ?, ?)",
+                        (epoch, index, payment.digest, json.dumps(payment.signed.to_json())),
+                    )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
             return record
 
     def records(self, epoch: int) -> list[TaskRecord]:

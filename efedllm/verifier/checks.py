@@ -21,7 +21,7 @@ import torch
 
 from efedllm import merkle
 from efedllm.openings import Opening
-from efedllm.receipts import UNPAID, ReceiptDomain, signer_of
+from efedllm.receipts import UNPAID, ReceiptDomain
 from efedllm.tasks import ZERO_PREFIX, TaskRecord, next_prefix, tensor_hash
 from efedllm.verifier.config import FLOAT32_TOLERANCE
 
@@ -152,7 +152,7 @@ def check_receipt(opening: Opening, record: TaskRecord, *, server: str, receipts
     if receipts.digest(receipt) != record.receipt:
         return Verdict.caught("the opened receipt is not the one the leaf commits")
     try:
-        signer = signer_of(receipts.data(receipt), shown.signature)
+        signer = receipts.recover(receipt, shown.signature)
     except ValueError:
         return Verdict.caught("the leaf's client receipt carries no valid signature")
     if signer != receipt.client:
