@@ -3,11 +3,13 @@
     python bench/inference.py [--rounds 5] [--tokens 64] [--receipts]
 
 Three `efedllm server` processes on loopback hold layers 0:10, 10:20 and 20:30 of the default model
-(SmolLM2-135M-Instruct, float32); the client runs the ends here. With ``--receipts`` three more servers of the same
-spans run on Anvil with the contracts deployed, each priced (issue 14): every step carries the client's signed
-cumulative receipt, which the server checks, and every answer the server's EIP-712 signature, which the client
-checks against the chain's record before it uses the output; the servers also record every step for their
-commitment. Their throughput beside the off-chain servers' is the cost of receipts, signatures and records. The single-process baseline is transformers'
+(SmolLM2-135M-Instruct, float32); the client runs the ends here. With ``--receipts`` the servers run on Anvil
+with the contracts deployed instead (each registers, records every step for its commitment and signs its answers),
+and three more of the same spans run beside them, priced (issue 14): every step there carries the client's signed
+cumulative receipt, which the server checks and books, and the client checks each answer's signature against the
+chain's record before it uses the output. Both sets are up all the time (their background chain polling weighs on
+both alike), so the paid set's throughput beside the unpaid one's is the cost of paying and checking.
+The single-process baseline is transformers'
 own `generate` with a KV cache in this process. Rounds alternate between the two so that machine noise hits
 both alike; medians are reported. Memory: peak RSS (VmHWM) of the server holding 10 of 30 layers vs a fresh
 process that loads the whole model with transformers and generates the same tokens.
@@ -81,13 +83,14 @@ print(next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.star
 
 SPANS = ("0:10", "10:20", "20:30")
 DISTRIBUTED = "distributed (3 servers)"
-PAID = "distributed, paid with receipts (3 priced servers on Anvil)"
+UNPAID_ON_CHAIN = "distributed (3 servers on Anvil, free, answers unchecked)"
+PAID = "distributed, paid with receipts (3 priced servers on Anvil, answers checked)"
 PRICE = 1_000  # wei per token-layer
 
 
-def start_paid_network(stack: ExitStack) -> tuple[list[ServerProcess], Protocol]:
-    """Anvil with the contracts deployed; three priced servers of ``SPANS`` on it (not started yet) and a client
-    account with a deposit, as a Protocol to generate with."""
+def start_paid_network(stack: ExitStack) -> tuple[list[ServerProcess], list[ServerProcess], Protocol]:
+    """Anvil with the contracts deployed; three free and three priced servers of ``SPANS`` on it (not started yet)
+    and a client account with a deposit, as a Protocol to generate with."""
     node = stack.enter_context(LocalNode(NodeConfig(port=0)))
     work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="efedllm-bench-")))
     w3 = connect(node.url)
@@ -95,18 +98,18 @@ def start_paid_network(stack: ExitStack) -> tuple[list[ServerProcess], Protocol]
     tx = Transactor(w3, Signer(w3.eth.accounts[0]), ErrorDecoder(a.abi for a in artifacts.values()))
     deployment = deploy(w3, tx, params=WALKED_PARAMS, artifacts=artifacts, verifiers=[w3.eth.accounts[9]])
     path = deployment.save(work / "deployments")
-    servers = [
-        ServerProcess(
-            span,
-            free_port(),
-            [*chain_args(rpc_url=node.url, deployment=path, account=1 + i, data_dir=work), "--price", str(PRICE)],
-            log_path=work / f"server-{i}.log",
+
+    def server(account: int, span: str, price: int) -> ServerProcess:
+        chain = chain_args(rpc_url=node.url, deployment=path, account=account, data_dir=work)
+        return ServerProcess(
+            span, free_port(), [*chain, "--price", str(price)], log_path=work / f"server-{account}.log"
         )
-        for i, span in enumerate(SPANS)
-    ]
+
+    free = [server(1 + i, span, 0) for i, span in enumerate(SPANS)]
+    priced = [server(4 + i, span, PRICE) for i, span in enumerate(SPANS)]
     client = Protocol(w3, deployment, Signer(w3.eth.accounts[8]))
     client.tx.send(client.payments.functions.deposit(), value=10**18, label="deposit")
-    return servers, client
+    return free, priced, client
 
 
 def main() -> int:
@@ -119,8 +122,14 @@ def main() -> int:
     args = parser.parse_args()
     source = resolve()
     stack = ExitStack()
-    servers = [ServerProcess(span, free_port(), args=["--no-chain"]) for span in SPANS]
-    paid_servers, payer = start_paid_network(stack) if args.receipts else ([], None)
+    if args.receipts:
+        servers, paid_servers, payer = start_paid_network(stack)
+    else:
+        servers, paid_servers, payer = (
+            [ServerProcess(span, free_port(), args=["--no-chain"]) for span in SPANS],
+            [],
+            None,
+        )
     print(f"starting {len(servers) + len(paid_servers)} servers and the single-process baseline ...", file=sys.stderr)
     start_all(servers + paid_servers)
     default_env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}  # transformers as users run it
@@ -156,7 +165,12 @@ def main() -> int:
             )
             return stamps[0] - started, (len(stamps) - 1) / (stamps[-1] - stamps[0])
 
+        # the paid client finds the servers on chain (so it checks their answers) and takes the priced ones: the
+        # free ones of the same spans are taken off the chain's list it sees
         paid = DistributedModel.from_pretrained(protocol=payer) if payer is not None else None
+        if paid is not None:
+            priced, listed = {s.url.rstrip("/") for s in paid_servers}, paid.peer_source.peers
+            paid.peer_source.peers = lambda: [p for p in listed() if p.endpoint.rstrip("/") in priced]
         distributed = {DISTRIBUTED: client, **({PAID: paid} if paid is not None else {})}
         for model in distributed.values():
             run_distributed(model)  # warm-up every path
@@ -196,7 +210,10 @@ def main() -> int:
     )
 
     med = {k: (statistics.median(t for t, _ in v), statistics.median(r for _, r in v)) for k, v in results.items()}
-    dist = med[DISTRIBUTED]
+    if args.receipts:  # the distributed rows are the servers on chain
+        results = {(UNPAID_ON_CHAIN if k == DISTRIBUTED else k): v for k, v in results.items()}
+        med = {(UNPAID_ON_CHAIN if k == DISTRIBUTED else k): v for k, v in med.items()}
+    dist = med[UNPAID_ON_CHAIN if args.receipts else DISTRIBUTED]
     single_ = max((v for k, v in med.items() if k.startswith("single")), key=lambda v: v[1])  # the faster one
     print(
         f"\n{PROMPT!r}, {n} new tokens, float32 on {torch.get_num_threads()} CPU threads, "
@@ -212,9 +229,9 @@ def main() -> int:
     print(f"time-to-first-token ratio distributed / single: {dist[0] / single_[0]:.2f}x")
     if PAID in med:
         paid_rate = med[PAID][1]
-        ratios = [p[1] / d[1] for p, d in zip(results[PAID], results[DISTRIBUTED], strict=True)]
+        ratios = [p[1] / d[1] for p, d in zip(results[PAID], results[UNPAID_ON_CHAIN], strict=True)]
         print(
-            f"paid with receipts / unpaid distributed throughput: {paid_rate / dist[1]:.3f}x "
+            f"paid with receipts and checked answers / free on chain, throughput: {paid_rate / dist[1]:.3f}x "
             f"(per round {min(ratios):.3f}-{max(ratios):.3f}x; target >= 0.97x, overhead under 3%)"
         )
     print(f"\npeak RSS, server with layers 10:20 (10 of 30): {server_peak / 2**20:.0f} MiB")

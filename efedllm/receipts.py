@@ -209,6 +209,10 @@ class TypedDomain:
         return recover(self.digest(message), signature)
 
     @functools.cached_property
+    def _fields(self) -> list[tuple[str, str]]:
+        return _primary_fields(self.TYPES)
+
+    @functools.cached_property
     def _primary(self) -> tuple[str, dict]:
         return next(name for name in self.TYPES), self.TYPES
 
@@ -459,4 +463,9 @@ def recover(digest32: bytes, signature: bytes) -> str:
         key = PublicKey.from_signature_and_message(signature[:64] + bytes([v - 27]), digest32, hasher=None)
     except Exception as exc:  # noqa: BLE001 - libsecp256k1 refuses r or s out of range, a point off the curve
         raise ValueError(f"malformed signature ({exc.__class__.__name__})") from None
-    return to_checksum_address(keccak(key.format(compressed=False)[1:])[-20:])
+    return _checksummed(keccak(key.format(compressed=False)[1:])[-20:])
+
+
+@functools.lru_cache(maxsize=4096)
+def _checksummed(address: bytes) -> str:
+    return to_checksum_address(address)  # slow (a keccak in Python): the same few signers come back every step

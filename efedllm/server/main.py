@@ -183,7 +183,7 @@ def run(
             committer.run,
             Verdicts(protocol).run,
             Responder(protocol, store).run,
-            Redeemer(protocol, book).run,
+            Redeemer(protocol, book, epoch=lambda: tracker.epoch).run,
         ]
         progress(f"recording tasks in {store.path}; {len(committer.pending())} epoch(s) awaiting commitment")
         if config.rebalance:

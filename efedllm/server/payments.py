@@ -135,14 +135,21 @@ class Paywall:
 
 
 class Redeemer:
-    """Redeems every booked receipt of epochs whose work period is over."""
+    """Redeems every booked receipt of epochs whose work period is over.
 
-    def __init__(self, protocol: Protocol, book: ReceiptBook, *, interval: float = 2.0):
+    ``epoch`` is the chain's current epoch as the server last read it (its EpochTracker): an epoch before it is
+    past its work period. The book is looked at first, so a server with nothing to redeem sends the chain nothing:
+    it runs beside every served step, and each RPC call costs the server's event loop time."""
+
+    def __init__(
+        self, protocol: Protocol, book: ReceiptBook, *, epoch: Callable[[], int] | None = None, interval: float = 2.0
+    ):
         self.protocol, self.book, self.interval = protocol, book, interval
+        self.epoch = epoch or protocol.current_epoch
 
     def redeem_ready(self) -> int:
         me, redeemed = self.protocol.signer.address, 0
-        for epoch, client, amount, signature in self.book.unredeemed(before=self.protocol.current_epoch() + 1):
+        for epoch, client, amount, signature in self.book.unredeemed(before=self.epoch()):
             if self.protocol.phase(epoch) <= Phase.WORK:
                 continue
             receipt = Receipt(client=client, server=me, epoch=epoch, amount=amount)
