@@ -403,9 +403,10 @@ class TypedSigner:
             return sign_digest(self._key, digest(data))
         return _by_node(self.w3, self.address, data)
 
-    def sign(self, domain: TypedDomain, message: Answer | Receipt) -> bytes:
+    def sign(self, domain: TypedDomain, message: Answer | Receipt, *, digest32: bytes | None = None) -> bytes:
+        """``digest32``: ``domain.digest(message)`` when the caller has it already."""
         if self._key is not None:
-            return sign_digest(self._key, domain.digest(message))
+            return sign_digest(self._key, digest32 or domain.digest(message))
         return _by_node(self.w3, self.address, domain.data(message))
 
 

@@ -11,6 +11,7 @@ challenge any of them on chain (ServingChallenges) or hand a sample to verifiers
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import torch
@@ -22,6 +23,11 @@ from efedllm.tasks import tensor_hash
 
 BAD_ANSWER = "bad-answer"
 """The ``cause`` of the ServerFailure a failed check raises: a client fails over, a verifier's canary calls it fraud."""
+
+
+@functools.lru_cache(maxsize=256)
+def _session_hash(session: str) -> bytes:
+    return keccak(text=session)  # the same session's hash every step
 
 
 class AnswerChecker:
@@ -60,7 +66,7 @@ class AnswerChecker:
             raise fail(str(exc)) from None
         if answer.output_hash != tensor_hash(output):
             raise fail("the signed output hash is not the hash of the output received")
-        if (answer.session, answer.start, answer.end, answer.past) != (keccak(text=session), start, end, past):
+        if (answer.session, answer.start, answer.end, answer.past) != (_session_hash(session), start, end, past):
             raise fail(f"it signs another step (layers {answer.start}:{answer.end}, {answer.past} tokens before)")
         if answer.receipt != receipt:
             raise fail(f"it names receipt 0x{answer.receipt.hex()}, and the step was sent with 0x{receipt.hex()}")

@@ -13,6 +13,7 @@ refused).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,11 +53,26 @@ class Payer:
         self.epochs: dict[str, int] = {}
         """server -> the epoch of its last signed answer."""
         self._chain_epoch, self._read_at = 0, float("-inf")
+        self._reading = threading.Lock()
 
     def chain_epoch(self) -> int:
-        if time.monotonic() - self._read_at > EPOCH_TTL_S:
+        """The chain's epoch: read now when never read (or after ``start``); once stale, re-read in the background
+        while steps go on under the last value (a read is an RPC round trip, on every step's critical path
+        otherwise; a step paid under the old epoch for a moment is accepted, the server takes epoch +- 1)."""
+        if self._read_at == float("-inf"):
             self._chain_epoch, self._read_at = self.epoch(), time.monotonic()
+        elif time.monotonic() - self._read_at > EPOCH_TTL_S and self._reading.acquire(blocking=False):
+            self._read_at = time.monotonic()
+            threading.Thread(target=self._refresh, daemon=True, name="payer-epoch").start()
         return self._chain_epoch
+
+    def _refresh(self) -> None:
+        try:
+            self._chain_epoch = max(self._chain_epoch, self.epoch())
+        except Exception:  # noqa: BLE001 - the chain is away: keep the last epoch, try again later
+            pass
+        finally:
+            self._reading.release()
 
     def pay(self, *, peer: Peer, tokens: int, layers: int) -> Paid:
         """The headers that pay for a step, the receipt's digest and what to call once the server has served it."""
@@ -66,19 +82,20 @@ class Payer:
         epoch = max(self.epochs.get(server, 0), self.chain_epoch())
         amount = self.owed.get((server, epoch), 0) + peer.price * tokens * layers
         receipt = Receipt(client=self.client, server=server, epoch=epoch, amount=amount)
+        digest = self.domain.digest(receipt)
         headers = {
             RECEIPT_HEADER: receipt.to_header(),
-            RECEIPT_SIGNATURE_HEADER: "0x" + self._signature(receipt).hex(),
+            RECEIPT_SIGNATURE_HEADER: "0x" + self._signature(receipt, digest).hex(),
         }
 
         def served() -> None:
             self.owed[(server, epoch)] = amount
 
-        return Paid(headers=headers, digest=self.domain.digest(receipt), served=served)
+        return Paid(headers=headers, digest=digest, served=served)
 
-    def _signature(self, receipt: Receipt) -> bytes:
+    def _signature(self, receipt: Receipt, digest: bytes) -> bytes:
         if isinstance(self.sign, TypedSigner):  # signs the digest, without building the typed data
-            return self.sign.sign(self.domain, receipt)
+            return self.sign.sign(self.domain, receipt, digest32=digest)
         return self.sign(self.domain.data(receipt))
 
     def saw_epoch(self, server: str, epoch: int) -> None:

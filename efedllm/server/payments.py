@@ -29,6 +29,7 @@ from efedllm.receipts import (
     Receipt,
     ReceiptDomain,
     SignedReceipt,
+    recover,
 )
 from efedllm.server.sessions import SessionError
 
@@ -110,7 +111,8 @@ class Paywall:
         try:
             receipt = Receipt.from_header(raw)
             sig = bytes.fromhex(signature.removeprefix("0x"))
-            signer = self.domain.recover(receipt, sig)
+            digest = self.domain.digest(receipt)
+            signer = recover(digest, sig)
         except ValueError as exc:
             raise SessionError(402, f"bad receipt: {exc}") from None
         if signer != receipt.client:
@@ -126,7 +128,7 @@ class Paywall:
         due = (before or 0) + cost
         if receipt.amount < due:
             raise SessionError(402, f"receipt covers {receipt.amount} wei; {due} wei are due with this step")
-        return Payment(signed=SignedReceipt(receipt=receipt, signature=sig), digest=self.domain.digest(receipt))
+        return Payment(signed=SignedReceipt(receipt=receipt, signature=sig), digest=digest)
 
     def accept(self, payment: Payment | None) -> None:
         """Book a checked payment, once its step was served."""
