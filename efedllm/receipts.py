@@ -198,11 +198,9 @@ class TypedDomain:
         """The hash that is signed; for a receipt, also what a task leaf paid by it commits to
         (TaskRecord.receipt). Computed from the message's fields with the domain separator and type hash cached
         (what ``digest(self.data(message))`` gives, in a fifth of the time: both sides hash every step)."""
-        fields = _primary_fields(self.TYPES)
-        words = b"".join(
-            _word(kind, value) for (_, kind), value in zip(fields, message.message().values(), strict=True)
-        )
-        return keccak(b"\x19\x01" + self._separator + keccak(_type_hash(_signature(*self._primary)) + words))
+        values = (getattr(message, name) for name in message.__dataclass_fields__)  # in the types' order
+        words = b"".join(_word(kind, value) for (_, kind), value in zip(self._fields, values, strict=True))
+        return keccak(b"\x19\x01" + self._separator + keccak(self._primary_type_hash + words))
 
     def recover(self, message: Answer | Receipt, signature: bytes) -> str:
         """The address that signed ``message`` in this domain; ValueError for a malformed signature."""
@@ -213,8 +211,8 @@ class TypedDomain:
         return _primary_fields(self.TYPES)
 
     @functools.cached_property
-    def _primary(self) -> tuple[str, dict]:
-        return next(name for name in self.TYPES), self.TYPES
+    def _primary_type_hash(self) -> bytes:
+        return _type_hash(_signature(next(iter(self.TYPES)), self.TYPES))
 
     @functools.cached_property
     def _separator(self) -> bytes:
