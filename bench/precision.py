@@ -1,20 +1,36 @@
 """Can the verifier tell an honest low-precision server from a cheat? Measured, per declared serving configuration.
 
-    python bench/precision.py [--steps 16] [--quick] [--k 32] [--headroom 2]
+    python bench/precision.py [--verifier float32|declared] [--steps 16] [--quick] [--k 32] [--headroom 2]
 
 Serving configurations: float32, bfloat16, float16, int8 weights with float32 compute, int8 with bfloat16
 compute (efedllm/model/quantize.py). For each, a server span serves every prompt (chat, code, a ~500-token
 document) as one prefill step and then ``steps`` decode steps (the prompt's last tokens fed one at a time through
 the KV cache, as a real session's generated tokens are), for spans of 1, 5 and 10 layers at the start, middle and
 end of the model. Its inputs are the float32 model's hidden states at the span's first layer, cast to the served
-dtype. The verifier recomputes every position from 0 in float32 (from the float weights; for an int8 declaration
-from the same int8 weights, quantized again by itself) and scores each step with two statistics:
+dtype. The verifier recomputes every position from 0 in one pass, in one of two modes:
+
+- ``--verifier float32`` (default; what ``ReferenceModel.recompute`` does today): in float32, from the float
+  weights (for an int8 declaration from the same int8 weights, quantized again by itself, in float32 compute);
+- ``--verifier declared`` (as TOPLOC does): in the declared configuration's own dtype, from the same weights the
+  server holds (for an int8 declaration the same int8 weights in the declared compute dtype). The honest
+  difference is then only the order of accumulation (the server decodes token by token through its KV cache, the
+  verifier runs all positions at once), not the rounding of every value to the served dtype, so a small cheat
+  has a chance to stand out of it (docs/PRECISION.md: it does in float16, not in bfloat16, where one flipped
+  rounding is already as large as the cheats).
+
+Each step is scored with these statistics:
 
 - ``deviation``: the verifier's current check (efedllm/verifier/checks.py): worst per-token relative L2 error, the
   expected output first cast to the served dtype, as ``check_opening`` does;
 - TOPLOC-inspired, over the k largest |expected| values of each token: ``topk-miss``, the fraction of those k
   indices missing from the served output's own top k (worst token), and ``topk-err``, the mean relative error
-  |served - expected| / |expected| at those indices (worst token).
+  |served - expected| / |expected| at those indices (worst token);
+- TOPLOC-like bit-level comparisons, at the same k indices with both values in the declared dtype: ``topk-exp``,
+  the number of coordinates whose sign or exponent differ (worst token), and ``topk-ulp``, the mean distance in
+  units in the last place of the declared dtype (worst token). Where the exponents agree the distance is TOPLOC's
+  mantissa difference; unlike TOPLOC's mean, which skips the coordinates whose exponent differs (so that a token
+  whose every exponent moved scores 0), it counts the representable values between the two across a power of two
+  or zero. Both count rounding steps, the unit in which an honest run in the same precision differs.
 
 Cheats, each scored against the declared configuration's verifier: ``noise`` (Gaussian noise at 0.5% of each
 token's RMS added to the honest output), ``skip`` (the span's last layer not run), ``lower`` (a lower precision
@@ -27,7 +43,8 @@ difference that this saves. Honest runs and ``lower`` take the real prefill-then
 Per configuration and statistic the table gives the honest max / p99.9 / median, each cheat's min / p0.1 /
 median, whether one threshold separates every honest step from every cheat step (margin = the weakest cheat's min
 over the honest max), and the fraction of each cheat's steps caught at ``headroom`` x the honest max. Raw values
-go to bench/results/precision[-quick].json. CPU only; batched serving and CUDA kernels are not measured here.
+go to bench/results/precision[-declared][-quick].json. CPU only; batched serving and CUDA kernels are not measured
+here (on a GPU the server's and the verifier's kernels may accumulate in other orders than the CPU's).
 """
 
 from __future__ import annotations
@@ -55,7 +72,10 @@ from efedllm.verifier.checks import deviation
 
 CPU = torch.device("cpu")
 F32, BF16, F16 = torch.float32, torch.bfloat16, torch.float16
-STATS = ("deviation", "topk-miss", "topk-err")
+STATS = ("deviation", "topk-miss", "topk-err", "topk-exp", "topk-ulp")
+VERIFIERS = ("float32", "declared")
+BITS = {F32: (torch.int32, 32, 23), BF16: (torch.int16, 16, 7), F16: (torch.int16, 16, 10)}
+"""dtype -> (integer view, bits, mantissa bits): where TOPLOC's exponent and mantissa comparison reads them."""
 
 
 @dataclass(frozen=True)
@@ -145,8 +165,19 @@ def serve(span: LayerSpan, x: torch.Tensor, prefill: int, *, one_pass: bool = Fa
     return torch.cat(outs, dim=1)
 
 
+def split_bits(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sign and exponent field, ordinal) of ``v``'s IEEE bits, as int64. The ordinal is the signed magnitude of
+    the bit pattern: consecutive representable values of ``v``'s dtype have consecutive ordinals, so the difference
+    of two ordinals is their distance in ulps, whether or not their exponents agree."""
+    view, width, mantissa = BITS[v.dtype]
+    b = v.contiguous().view(view).long() & ((1 << width) - 1)
+    magnitude = b & ((1 << (width - 1)) - 1)
+    return b >> mantissa, torch.where(b >> (width - 1) == 1, -magnitude, magnitude)
+
+
 def step_stats(served: torch.Tensor, expected: torch.Tensor, k: int) -> dict[str, float]:
-    """The three statistics of one step: ``served`` in its own dtype, ``expected`` the float32 recomputation."""
+    """The statistics of one step: ``served`` in its own (the declared) dtype, ``expected`` the verifier's
+    recomputation (float32, or already the declared dtype); bit-level comparisons are in ``served``'s dtype."""
     s, e = served.reshape(-1, served.shape[-1]).double(), expected.reshape(-1, expected.shape[-1]).double()
     idx_e, idx_s = e.abs().topk(k, dim=-1).indices, s.abs().topk(k, dim=-1).indices
     in_e = torch.zeros_like(e, dtype=torch.bool).scatter_(1, idx_e, True)
@@ -154,16 +185,25 @@ def step_stats(served: torch.Tensor, expected: torch.Tensor, k: int) -> dict[str
     miss = 1 - (in_e & in_s).sum(-1).double() / k
     ev, sv = e.gather(1, idx_e), s.gather(1, idx_e)
     err = ((sv - ev).abs() / ev.abs().clamp_min(1e-12)).mean(-1)
+    exp_s, ord_s = split_bits(served.reshape(s.shape).gather(1, idx_e))
+    exp_e, ord_e = split_bits(expected.to(served.dtype).reshape(e.shape).gather(1, idx_e))
+    same = exp_s == exp_e
+    ulps = (ord_s - ord_e).abs().double().mean(-1)
     return {
         "deviation": deviation(served, expected.to(served.dtype)),
         "topk-miss": miss.max().item(),
         "topk-err": err.max().item(),
+        "topk-exp": (~same).sum(-1).max().item(),
+        "topk-ulp": ulps.max().item(),
     }
 
 
-def measure_span(base: LayerSpan, x0: torch.Tensor, prefill: int, k: int) -> dict[str, dict[str, list[dict]]]:
+def measure_span(
+    base: LayerSpan, x0: torch.Tensor, prefill: int, k: int, verifier: str = "float32"
+) -> dict[str, dict[str, list[dict]]]:
     """Declared configuration -> case (honest or a cheat) -> the statistics of every step, for one span serving
-    one prompt whose float32 inputs at the span's first layer are ``x0``."""
+    one prompt whose float32 inputs at the span's first layer are ``x0``; ``verifier``: the recomputation's
+    precision, float32 or the declared configuration's own (see the module docstring)."""
     steps = [slice(0, prefill)] + [slice(t, t + 1) for t in range(prefill, x0.shape[1])]
     seed = 1000 * base.first + base.count
     built = {name: build(base, c) for name, c in CONFIGS.items()}
@@ -177,12 +217,15 @@ def measure_span(base: LayerSpan, x0: torch.Tensor, prefill: int, k: int) -> dic
             served[key] = serve(built[name], x0.to(input_dtype).to(CONFIGS[name].dtype), prefill)
         return served[key]
 
-    verifier = {0: base, 127: built["int8/f32"]}
+    float32_verifier = {0: base, 127: built["int8/f32"]}
     result: dict = {}
     for dname in DECLARED:
         declared = CONFIGS[dname]
         x = x0.to(declared.dtype)
-        expected = serve(verifier[declared.levels], x.float(), prefill, one_pass=True)
+        if verifier == "declared":  # the verifier's own copy, built (and for int8 quantized) from the float weights
+            expected = serve(build(base, declared), x, prefill, one_pass=True)
+        else:
+            expected = serve(float32_verifier[declared.levels], x.float(), prefill, one_pass=True)
         out = honest(dname, declared.dtype)
         g = torch.Generator().manual_seed(seed)
         rms = out.float().pow(2).mean(-1, keepdim=True).sqrt()
@@ -220,7 +263,7 @@ def collect(args) -> dict:
         print(f"{pname}: {len(ids)} tokens (prefill {prefill}, {args.steps} decode steps)", flush=True)
         for first, count in spans:
             base = LayerSpan(source.folder, first, count, device=CPU)
-            for dname, cases in measure_span(base, hidden[first], prefill, args.k).items():
+            for dname, cases in measure_span(base, hidden[first], prefill, args.k, args.verifier).items():
                 for case, stats in cases.items():
                     rows = values[dname].setdefault(case, [])
                     rows += [
@@ -238,7 +281,12 @@ def summarise(values: dict, headroom: float, k: int) -> tuple[list[list], list[l
             arr = {case: np.array([r[stat] for r in rows]) for case, rows in cases.items()}
             h = arr.pop("honest")
             hmax = h.max()
-            threshold = hmax + 2 / k if stat == "topk-miss" else headroom * hmax
+            if stat == "topk-miss":  # counts: at least two coordinates more than the worst honest step
+                threshold = hmax + 2 / k
+            elif stat == "topk-exp":
+                threshold = max(headroom * hmax, hmax + 2)
+            else:
+                threshold = headroom * hmax
             detail.append(
                 [dname, stat, "honest", len(h), fmt(hmax), fmt(np.quantile(h, 0.999)), fmt(np.median(h)), "", ""]
             )
@@ -277,13 +325,21 @@ def summarise(values: dict, headroom: float, k: int) -> tuple[list[list], list[l
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--verifier",
+        choices=VERIFIERS,
+        default="float32",
+        help="the recomputation's precision: float32, or the declared configuration's own (default: %(default)s)",
+    )
     p.add_argument("--steps", type=int, default=16, help="decode steps per prompt and span (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="two short prompts, two spans (a smoke run, < 3 minutes)")
     p.add_argument("--k", type=int, default=32, help="top-k size of the TOPLOC-like statistics (default: %(default)s)")
     p.add_argument(
         "--headroom", type=float, default=2.0, help="threshold = this x the honest max (default: %(default)s)"
     )
-    p.add_argument("--out", type=Path, default=None, help="JSON file (default: bench/results/precision[-quick].json)")
+    p.add_argument(
+        "--out", type=Path, default=None, help="JSON file (default: bench/results/precision[-declared][-quick].json)"
+    )
     args = p.parse_args()
     if args.quick:
         args.steps = min(args.steps, 3)
@@ -296,9 +352,11 @@ def main() -> int:
     print()
     headers = ["declared", "statistic", "honest max", "weakest cheat min", "margin", "separates", "threshold"]
     print(table([*headers, "worst caught"], summary))
-    out = args.out or Path(__file__).parent / "results" / ("precision-quick.json" if args.quick else "precision.json")
+    name = "precision" + ("-declared" if args.verifier == "declared" else "") + ("-quick" if args.quick else "")
+    out = args.out or Path(__file__).parent / "results" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"steps": args.steps, "quick": args.quick, "k": args.k, "headroom": args.headroom}
+    meta = {"verifier": args.verifier, "steps": args.steps, "quick": args.quick, "k": args.k}
+    meta |= {"headroom": args.headroom}
     meta |= {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": "cpu"}
     out.write_text(json.dumps({"meta": meta, "values": values}, indent=1))
     print(f"\n{time.perf_counter() - began:.0f} s; raw values in {out}")
