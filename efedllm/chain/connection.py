@@ -27,8 +27,10 @@ KEYSTORE_PASSWORD_ENV = "EFEDLLM_KEYSTORE_PASSWORD"
 DEFAULT_RPC_URL = "http://127.0.0.1:8545"
 
 
-def connect(rpc_url: str, *, timeout: float = 10.0) -> Web3:
-    """A Web3 connected to ``rpc_url``; raises EfedError when nothing answers there."""
+def connect(rpc_url: str, *, timeout: float = 30.0) -> Web3:
+    """A Web3 connected to ``rpc_url``; raises EfedError when nothing answers there. ``timeout``: seconds one
+    request may take (Ganache answering seven processes starting at once on a busy 2-core machine took over 10 s,
+    and a verifier starting up died of it; a node that is down is refused at once, not waited for)."""
     if not rpc_url.lower().startswith(("http://", "https://")):
         raise EfedError(f"the RPC URL {rpc_url} needs a scheme: http://{rpc_url.split('://')[-1]}")
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))

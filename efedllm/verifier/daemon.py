@@ -19,8 +19,6 @@ import random
 import secrets
 from pathlib import Path
 
-from web3.logs import DISCARD
-
 from efedllm.chain import explain
 from efedllm.chain.claims import claim
 from efedllm.chain.connection import Signer, message_signer
@@ -345,7 +343,12 @@ class Verifier:
                     f"S {score.score / ONE:.3f} -> {score.outcome.label}"
                 )
         if receipt is not None:
-            for event in self.protocol.scoring.events.DeviationPenalized().process_receipt(receipt, errors=DISCARD):
+            # from the chain's logs, not this transaction's receipt: another verifier's finalize may have come first
+            # (on Ganache two sent at once both succeed, and the penalties are in whichever was mined first)
+            penalized = self.protocol.scoring.events.DeviationPenalized().get_logs(
+                from_block=self.protocol.deployment.block, argument_filters={"epoch": epoch}
+            )
+            for event in penalized:
                 a = event["args"]
                 who = "this verifier" if a["verifier"] == self.me else f"verifier {a['verifier']}"
                 self.progress(
