@@ -39,7 +39,8 @@ from efedllm.model.decoder import KVCache
 from efedllm.model.source import DEFAULT_MODEL
 from efedllm.receipts import ReceiptDomain
 from efedllm.server.records import TaskStore
-from efedllm.verifier.checks import TOLERANCE, check_opening, deviation
+from efedllm.verifier.checks import check_opening, deviation
+from efedllm.verifier.config import FLOAT32_TOLERANCE
 from efedllm.verifier.reference import ReferenceModel
 from efedllm.verifier.sampling import DEFAULT_SAMPLES, detection_probability, sample_indices
 from efedllm.verifier.scoring import check_openings
@@ -114,7 +115,7 @@ def check_all(model: ReferenceModel, store: TaskStore) -> tuple[list[bool], list
             work_units=units,
             num_layers=model.num_layers,
             recompute=recompute,
-            tolerance=TOLERANCE[torch.float32],
+            tolerance=lambda layers: FLOAT32_TOLERANCE,
             receipts=RECEIPTS,
         )
         seconds += time.perf_counter() - started
@@ -137,7 +138,7 @@ def sampled_check_seconds(model: ReferenceModel, store: TaskStore, *, seeds: int
             root=root,
             work_units=units,
             model=model,
-            tolerance=TOLERANCE[torch.float32],
+            tolerance=FLOAT32_TOLERANCE,
             receipts=RECEIPTS,
         )
         total += time.perf_counter() - started
@@ -232,8 +233,8 @@ def main() -> None:
     print("\n== honest server ==")
     print(f"honest tasks failing their check: {honest_ok.count(False)} of {units} (false positives)")
     print(
-        f"largest honest deviation: {max(honest_dev):.2e}; tolerance {TOLERANCE[torch.float32]:.0e} "
-        f"({TOLERANCE[torch.float32] / max(max(honest_dev), 1e-12):.0f}x margin)"
+        f"largest honest deviation: {max(honest_dev):.2e}; tolerance {FLOAT32_TOLERANCE:.0e} "
+        f"({FLOAT32_TOLERANCE / max(max(honest_dev), 1e-12):.0f}x margin)"
     )
 
 

@@ -54,6 +54,8 @@ contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
     mapping(address server => Checkpoints.Trace224) private _facts;
     /// @dev Epochs during which the server left the active set, but the latest (kept in `Server.leftEpoch`).
     mapping(address server => mapping(uint256 epoch => bool)) private _leftDuring;
+    /// @dev Per server, key = first epoch, value = weights << 8 | dtype declared for it (no entry: Float32, Full).
+    mapping(address server => Checkpoints.Trace224) private _servings;
     /// @dev key = first epoch, value = max(l) at that epoch's start.
     Checkpoints.Trace224 private _maxSpans;
 
@@ -143,6 +145,20 @@ contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
         uint256 next = schedule.nextFullEpoch();
         _scheduleFacts(msg.sender, s, next);
         if (maxActiveSpan != maxBefore) _scheduleMaxSpan(next);
+    }
+
+    /// @inheritdoc IServerRegistry
+    function declareServing(Serving calldata serving) external whenNotPaused {
+        Server storage s = _registered(msg.sender);
+        if (s.status == Status.Deactivated) revert ServerIsDeactivated(msg.sender);
+        uint256 current = _currentEpoch();
+        // Keys only grow: a registration epoch's declarations all key `current`, every later one the next full
+        // epoch, which is never before the current one.
+        uint256 from = s.registeredEpoch == current ? current : schedule.nextFullEpoch();
+        s.dtype = serving.dtype;
+        s.weights = serving.weights;
+        _servings[msg.sender].push(uint32(from), uint224(uint8(serving.weights)) << 8 | uint224(uint8(serving.dtype)));
+        emit ServingDeclared(msg.sender, from, serving.dtype, serving.weights);
     }
 
     /// @inheritdoc IServerRegistry
@@ -295,6 +311,13 @@ contract ServerRegistry is IServerRegistry, Governed, ReentrancyGuard {
         uint256 start = atStart >> STAKE_SHIFT;
         uint256 end = facts.upperLookupRecent(uint32(epoch + 1)) >> STAKE_SHIFT;
         return start < end ? start : end;
+    }
+
+    /// @inheritdoc IServerRegistry
+    function servingOf(address server, uint256 epoch) external view returns (Serving memory serving) {
+        uint224 packed = _servings[server].upperLookupRecent(uint32(epoch));
+        serving.dtype = ComputeDtype(uint8(packed));
+        serving.weights = WeightFormat(uint8(packed >> 8));
     }
 
     /// @inheritdoc IServerRegistry

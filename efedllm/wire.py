@@ -16,6 +16,17 @@ CONTENT_TYPE = "application/vnd.efedllm.safetensors"
 KEY = "hidden"
 
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+"""The dtypes hidden states travel in, by name: a server's compute dtype (``--dtype``, ``/info``, a session)."""
+
+
+def dtype_named(name: str) -> torch.dtype:
+    """The torch dtype of a wire dtype's name (``bfloat16``); WireError for any other name."""
+    if name not in DTYPES:
+        raise WireError(f"unknown dtype {name!r}: one of {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
 class WireError(ValueError):
     """A message that does not decode into a valid hidden-state tensor; the text says why."""
 

@@ -17,12 +17,36 @@ interface IServerRegistry {
         Deactivated
     }
 
+    /// @notice The precision a server computes in (GPU providers serve bfloat16 or float16). Verifiers recompute an
+    /// opened step in the declared dtype and bound the difference per configuration (efedllm/verifier/rules.py).
+    enum ComputeDtype {
+        Float32,
+        BFloat16,
+        Float16
+    }
+
+    /// @notice How the server holds its weights: as the model ships them, or int8 weight-only with one scale per
+    /// output channel, computed from the float weights by a rule every verifier reproduces bit for bit
+    /// (efedllm/model/quantize.py).
+    enum WeightFormat {
+        Full,
+        Int8
+    }
+
+    /// @notice A server's declared serving configuration; a server that never declared one serves Float32, Full.
+    struct Serving {
+        ComputeDtype dtype;
+        WeightFormat weights;
+    }
+
     /// @notice A server's record.
     /// @param activeSince First epoch from which the server has been continuously active (paid epochs start here).
     /// @param weight The per-server weight w_i of eq. 3, 18 decimals (1e18 = 1.0).
     /// @param leftEpoch 1 + the last epoch during which the server left the active set (0: never), so that epoch is
     /// not paid; for a deactivated server, no later one either. Packed with the status so that scoring reads it
     /// for free. @param leftBefore It left during an earlier epoch too (looked up per epoch).
+    /// @param dtype @param weights The serving configuration declared last (what it serves now; verifiers check an
+    /// epoch's work against `servingOf(server, epoch)`).
     struct Server {
         string endpoint;
         uint16 firstLayer;
@@ -34,6 +58,8 @@ interface IServerRegistry {
         uint64 unlockTime;
         uint32 leftEpoch;
         bool leftBefore;
+        ComputeDtype dtype;
+        WeightFormat weights;
         uint128 stake;
         uint128 unbonding;
         uint128 totalSlashed;
@@ -72,6 +98,9 @@ interface IServerRegistry {
     event FactsScheduled(
         address indexed server, uint256 indexed fromEpoch, bool active, uint256 firstLayer, uint256 numLayers
     );
+    /// @notice From `fromEpoch` on (until the next such event) the server serves, and is verified, in this
+    /// configuration.
+    event ServingDeclared(address indexed server, uint256 indexed fromEpoch, ComputeDtype dtype, WeightFormat weights);
     /// @notice max(l) from `fromEpoch` on: the longest span among servers active at that epoch's start.
     event MaxSpanScheduled(uint256 indexed fromEpoch, uint256 maxSpan);
 
@@ -98,6 +127,12 @@ interface IServerRegistry {
 
     /// @notice Move the caller to another endpoint or span (e.g. to cover layers freed by a deactivation).
     function updateServer(string calldata endpoint, uint256 firstLayer, uint256 numLayers) external;
+
+    /// @notice Declare the precision and weight format the caller serves in. It holds from the next full epoch
+    /// (as a span move does), so an epoch's work is always checked against the configuration in effect all
+    /// through its work period; during the server's registration epoch (scored and slashable, not paid) it holds
+    /// from that epoch, so a server can register and declare before it serves.
+    function declareServing(Serving calldata serving) external;
 
     /// @notice Move `amount` of bonded stake to unbonding; withdrawable after unbondingPeriod, slashable until then.
     /// Requesting again restarts the unbonding clock for the whole unbonding amount.
@@ -134,6 +169,9 @@ interface IServerRegistry {
     /// @notice What the scorer and the work ledger need about `server` for `epoch`, without copying the endpoint
     /// string: the epoch's facts (span, active all epoch) and the live status and weight.
     function scoringFacts(address server, uint256 epoch) external view returns (ScoringFacts memory);
+    /// @notice The serving configuration `server` declared for `epoch` (Float32, Full when it never declared one),
+    /// a fact that no call after the epoch's work period can change.
+    function servingOf(address server, uint256 epoch) external view returns (Serving memory);
     /// @notice max(l) of `epoch`: the longest span among servers active at the start of its work period, a fact
     /// that registrations, span moves and exits after that start cannot change.
     function maxSpanOf(uint256 epoch) external view returns (uint256);

@@ -13,6 +13,8 @@ server deactivated and slashed. Kinds:
              signed: "serve wrong, record right". Its openings pass; the client's signed answer does not match
              its committed leaf, so a challenge (ServingChallenges) slashes it.
 
+``lower``, ``layer``, ``model``, ``svd`` compute something other than the declared configuration: substitutes.py.
+
 ``rate`` is the fraction of steps affected (noise, replay, skip) or the inflation (inflate).
 
 ``install_server_aid`` puts a fault into an assembled server (server/main.py ``ServerParts``) before it serves:
@@ -27,9 +29,10 @@ import random
 
 import torch
 
-from efedllm.aids.config import STEP_KINDS, FaultConfig
-from efedllm.server.app import FILTERS, OUTGOING
-from efedllm.server.main import ServerParts
+from efedllm.aids.config import STEP_KINDS, SUBSTITUTE_KINDS, FaultConfig
+from efedllm.aids.substitutes import substitute
+from efedllm.server.app import CONFIG, FILTERS, OUTGOING, serving
+from efedllm.server.main import ServerParts, load_span
 from efedllm.server.sessions import SessionError
 
 
@@ -80,7 +83,12 @@ def install_server_aid(server: ServerParts, config: FaultConfig, *, progress=pri
     """Make the assembled ``server`` misbehave as ``config`` says; returns the installed fault."""
     fault = Fault(config)
     progress(f"TEST AID: this server misbehaves on purpose ({config.kind}, rate {config.rate})")
-    if config.kind in STEP_KINDS:
+    if config.kind in SUBSTITUTE_KINDS:
+        span = serving(server.app).span
+        substitute(
+            span, server.app[CONFIG], config, load=lambda c, first, count: load_span(c, first, count, progress=progress)
+        )
+    elif config.kind in STEP_KINDS:
         server.app[FILTERS].append(fault.apply)
     elif config.kind == "equivocate":
         server.app[OUTGOING].append(fault.apply)

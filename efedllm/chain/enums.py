@@ -44,3 +44,7 @@ RewardRule = _Labelled("RewardRule", _members("RewardRule"), module=__name__)
 RewardRule.__doc__ = "How a passing server's pool share is weighted (ITrustScoring.RewardRule): work units or stake."
 ChallengeState = _Labelled("ChallengeState", _members("State"), module=__name__)
 ChallengeState.__doc__ = "IServingChallenges.State: where a challenge of a signed answer stands."
+ComputeDtype = IntEnum("ComputeDtype", _members("ComputeDtype"), module=__name__)
+ComputeDtype.__doc__ = "IServerRegistry.ComputeDtype: the precision a server declares it computes in."
+WeightFormat = IntEnum("WeightFormat", _members("WeightFormat"), module=__name__)
+WeightFormat.__doc__ = "IServerRegistry.WeightFormat: full weights, or int8 weight-only (efedllm/model/quantize.py)."

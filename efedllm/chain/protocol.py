@@ -23,6 +23,7 @@ from efedllm.chain.views import (
     EpochPool,
     Score,
     ServerRecord,
+    Serving,
     StructDecoder,
     VerifierStake,
     Windows,
@@ -146,6 +147,11 @@ class Protocol:
         address = Web3.to_checksum_address(address)
         value = self.registry.functions.getServer(address).call()
         return self._decoder(ServerRecord, "ServerRegistry", "getServer")(value, address=address)
+
+    def serving_of(self, server: str, epoch: int) -> Serving:
+        """The serving configuration ``server`` declared for ``epoch`` (float32, full weights when none)."""
+        value = self.registry.functions.servingOf(Web3.to_checksum_address(server), epoch).call()
+        return self._decoder(Serving, "ServerRegistry", "servingOf")(value)
 
     def commitment_of(self, epoch: int, server: str) -> Commitment:
         """The work ``server`` committed for ``epoch`` (``work_units`` 0: none)."""

@@ -23,9 +23,10 @@ from efedllm.chain.deployment import FORMAT_VERSION
 from efedllm.chain.plan import CONTRACTS
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
-ENUMS = ("Phase", "Outcome", "Status", "SlashingRule", "RewardRule", "State")
+ENUMS = ("Phase", "Outcome", "Status", "SlashingRule", "RewardRule", "State", "ComputeDtype", "WeightFormat")
 """The enums the off-chain code reads (IEpochSchedule.Phase, ITrustScoring.Outcome, IServerRegistry.Status,
-ITrustScoring.SlashingRule and RewardRule, IServingChallenges.State)."""
+ITrustScoring.SlashingRule and RewardRule, IServingChallenges.State, IServerRegistry.ComputeDtype and
+WeightFormat)."""
 
 
 def _enum_definitions(node: Any) -> list[dict]:

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Generic, TypeVar
 
-from efedllm.chain.enums import ChallengeState, Outcome, Phase, Status
+from efedllm.chain.enums import ChallengeState, ComputeDtype, Outcome, Phase, Status, WeightFormat
 from efedllm.errors import EfedError
 
 
@@ -30,7 +30,7 @@ class StructMismatch(EfedError):
 class ServerRecord:
     """IServerRegistry.Server, plus the server's ``address`` (the registry's key, not a struct field)."""
 
-    ENUMS: ClassVar[dict[str, type]] = {"status": Status}
+    ENUMS: ClassVar[dict[str, type]] = {"status": Status, "dtype": ComputeDtype, "weights": WeightFormat}
     EXTRA: ClassVar[tuple[str, ...]] = ("address",)
 
     address: str
@@ -45,6 +45,9 @@ class ServerRecord:
     left_epoch: int
     """1 + the last epoch during which it left the active set (0: never): that epoch is not paid."""
     left_before: bool
+    dtype: ComputeDtype
+    """The compute dtype declared last (what it serves now)."""
+    weights: WeightFormat
     stake: int
     unbonding: int
     total_slashed: int
@@ -53,6 +56,59 @@ class ServerRecord:
     @property
     def layers(self) -> range:
         return range(self.first_layer, self.first_layer + self.num_layers)
+
+    @property
+    def serving(self) -> Serving:
+        return Serving(dtype=self.dtype, weights=self.weights)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Serving:
+    """IServerRegistry.Serving: the precision and weight format a server declares (efedllm/model/serving.py loads
+    a span so; efedllm/verifier/rules.py holds it to the configuration's bounds)."""
+
+    ENUMS: ClassVar[dict[str, type]] = {"dtype": ComputeDtype, "weights": WeightFormat}
+    EXTRA: ClassVar[tuple[str, ...]] = ()
+
+    dtype: ComputeDtype = ComputeDtype.FLOAT32
+    weights: WeightFormat = WeightFormat.FULL
+
+    DTYPE_NAMES: ClassVar[dict[str, ComputeDtype]] = {
+        "float32": ComputeDtype.FLOAT32,
+        "bfloat16": ComputeDtype.BFLOAT16,
+        "float16": ComputeDtype.FLOAT16,
+    }
+    """torch's names of the compute dtypes (the server's ``--dtype``, ``/info``)."""
+
+    @classmethod
+    def named(cls, *, dtype: str, quantize: str | None = None) -> Serving:
+        """From the names a server's command line takes (``--dtype bfloat16 --quantize int8``)."""
+        if dtype not in cls.DTYPE_NAMES:
+            raise EfedError(f"unknown compute dtype {dtype!r}: one of {', '.join(cls.DTYPE_NAMES)}")
+        if quantize not in (None, "int8"):
+            raise EfedError(f"unknown weight quantization {quantize!r}: int8 or none")
+        return cls(dtype=cls.DTYPE_NAMES[dtype], weights=WeightFormat.INT8 if quantize else WeightFormat.FULL)
+
+    @property
+    def dtype_name(self) -> str:
+        return next(name for name, value in self.DTYPE_NAMES.items() if value == self.dtype)
+
+    @property
+    def quantize(self) -> str | None:
+        return "int8" if self.weights == WeightFormat.INT8 else None
+
+    @property
+    def label(self) -> str:
+        """``float32``, ``bfloat16``, ``int8/float32``, ``int8/bfloat16`` ...: how people read it."""
+        return f"int8/{self.dtype_name}" if self.quantize else self.dtype_name
+
+    def as_tuple(self) -> tuple[int, int]:
+        """The ABI's tuple, for ``declareServing``."""
+        return (int(self.dtype), int(self.weights))
+
+
+FLOAT32_FULL = Serving()
+"""What a server that never declared a configuration serves: float32 compute, full weights."""
 
 
 @dataclass(frozen=True, kw_only=True)

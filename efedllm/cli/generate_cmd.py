@@ -97,7 +97,7 @@ def answer(model, args: argparse.Namespace, *, prompt: str | None = None, messag
         print(f"(stopped at the {limit}-token limit; --max-new-tokens raises it)", file=sys.stderr, flush=True)
     if args.show_route:
         for hop in model.last_route:
-            print(f"  layers {hop.start}:{hop.end} on {hop.peer.endpoint}", file=sys.stderr)
+            print(f"  layers {hop.start}:{hop.end} on {hop.peer.endpoint} ({hop.peer.serving})", file=sys.stderr)
         if model.last_failovers:
             print(f"  failovers: {model.last_failovers}", file=sys.stderr)
     return printer.text()

@@ -81,6 +81,7 @@ def run_status(args: argparse.Namespace) -> int:
                 f"{record.first_layer}:{record.first_layer + record.num_layers} ({record.num_layers} of "
                 f"{registry.NUM_LAYERS().call()})",
             ),
+            ("serving", _serving(protocol, record)),
             ("status", _status(record)),
             ("stake", f"{ether(record.stake)} bonded (minStake {ether(min_stake)})"),
             ("unbonding", unbonding_text(_stake(record), now, "server")),
@@ -101,6 +102,15 @@ def run_declare_loss(args: argparse.Namespace) -> int:
             f"epoch {epoch}: records declared lost; the epoch is forfeited for {protocol.signer.address} (no pay, no slash)"
         )
     return 0
+
+
+def _serving(protocol: Protocol, record: ServerRecord) -> str:
+    """What the server declared, and from when it holds when it does not hold yet (verifiers check an epoch's work
+    against the declaration in effect for it)."""
+    declared, now = record.serving, protocol.serving_of(record.address, protocol.current_epoch())
+    if declared == now:
+        return f"{declared.label} (declared on chain; verified as such)"
+    return f"{declared.label} from the next epoch; {now.label} in this one"
 
 
 def check_registration(protocol: Protocol, *, endpoint: str, first: int, count: int, stake: int) -> None:

@@ -8,7 +8,7 @@ import errno
 import socket
 from dataclasses import fields
 
-from efedllm.aids.config import KINDS, FaultConfig
+from efedllm.aids.config import COMPUTE_AS, KINDS, FaultConfig
 from efedllm.chain.params import ETHER
 from efedllm.cli import server_account
 from efedllm.cli.common import add_chain_options, add_logging_options, open_protocol, setup_logging
@@ -57,6 +57,11 @@ def _register_run(commands) -> None:
         help="serve without registering on chain (development: clients must be given --servers; default: register)",
     )
     add_dataclass_options(parser, ServerConfig, only=("rebalance", "max_layers", "auto_claim", "price"))
+    add_dataclass_options(
+        parser.add_argument_group("precision (declared on chain; docs/GPU_PROVIDERS.md)"),
+        ServerConfig,
+        only=("dtype", "quantize"),
+    )
     weights = parser.add_argument_group("weights from a weight source (efedllm weights serve)")
     add_dataclass_options(
         weights, ServerConfig, only=("weights_from", "weights_codec", "weights_energy", "weights_ratio")
@@ -81,7 +86,15 @@ def _add_fault_options(parser) -> None:
         choices=KINDS,
         default=None,
         help="noise: perturb outputs; replay: return another step's output; skip: skip the layers; "
-        "inflate: claim more work units; refuse: refuse openings (default: none)",
+        "inflate: claim more work units; refuse: refuse openings; equivocate: record right, serve wrong; "
+        "lower: compute as --fault-as, not as declared; layer: skip the span's last layer; model: perturb every "
+        "weight by --fault-scale of its std; svd: cut every matrix to 95%% of its energy (default: none)",
+    )
+    faults.add_argument(
+        "--fault-as",
+        choices=COMPUTE_AS,
+        default=default["compute_as"],
+        help="what lower computes as instead of the declared --dtype/--quantize (default: %(default)s)",
     )
     faults.add_argument(
         "--fault-rate",
@@ -106,7 +119,9 @@ def _add_fault_options(parser) -> None:
 def _fault(args: argparse.Namespace) -> FaultConfig | None:
     if not args.fault:
         return None
-    return FaultConfig(kind=args.fault, rate=args.fault_rate, scale=args.fault_scale, seed=args.fault_seed)
+    return FaultConfig(
+        kind=args.fault, rate=args.fault_rate, scale=args.fault_scale, seed=args.fault_seed, compute_as=args.fault_as
+    )
 
 
 # --- end of TEST AIDS --------------------------------------------------------------------------------------------

@@ -79,6 +79,7 @@ def print_servers(protocol: Protocol) -> None:
                 s.address,
                 s.endpoint,
                 f"{s.first_layer}:{s.first_layer + s.num_layers}",
+                s.serving.label,
                 s.status.name.lower(),
                 ether(s.stake),
                 ether(s.unbonding),
@@ -86,7 +87,7 @@ def print_servers(protocol: Protocol) -> None:
             ]
             for s in servers
         ]
-        print(table(["server", "endpoint", "layers", "status", "stake", "unbonding", "slashed"], rows))
+        print(table(["server", "endpoint", "layers", "serving", "status", "stake", "unbonding", "slashed"], rows))
         for line in shared_endpoints(servers):
             print(line)
     missing = protocol.missing_layers()

@@ -46,6 +46,11 @@ def decode_speed(info: ServerInfo) -> float:
     return info.throughput.decode_tokens_per_s
 
 
+def serving_label(info: ServerInfo) -> str:
+    """How /info says the server computes, as Serving.label reads (``int8/bfloat16``)."""
+    return f"int8/{info.dtype}" if info.weights == "int8" else info.dtype
+
+
 class StaticPeers:
     """Servers given by URL; their spans come from /info."""
 
@@ -60,6 +65,7 @@ class StaticPeers:
                 end=i.first_layer + i.num_layers,
                 decode_tokens_per_s=decode_speed(i),
                 address=i.address,
+                serving=serving_label(i),
             )
             for url, i in zip(self.endpoints, probe_all(self.endpoints))
             if i
@@ -70,7 +76,8 @@ class ChainPeers:
     """Active servers on chain with the spans the contract has on record, probed for speed and liveness.
 
     A server that is deactivated, inactive or unreachable is left out; so is one whose /info disagrees with its
-    on-chain span (it would compute other layers than it is paid for).
+    on-chain span (it would compute other layers than it is paid for) or with the serving configuration it declared
+    (verifiers would hold its work to another configuration's bound).
     """
 
     def __init__(self, protocol: Protocol):
@@ -109,6 +116,8 @@ class ChainPeers:
         for record, info in zip(records, infos):
             if not info or (info.first_layer, info.num_layers) != (record.first_layer, record.num_layers):
                 continue
+            if serving_label(info) != record.serving.label:
+                continue
             _, last = self.protocol.last_score(record.address)
             trust = last.score / ONE if last.outcome else 1.0  # outcome None: never scored yet
             peers.append(
@@ -120,6 +129,7 @@ class ChainPeers:
                     trust=trust,
                     address=record.address,
                     price=self.protocol.payments.functions.priceOf(record.address).call(),
+                    serving=record.serving.label,
                 )
             )
         return peers

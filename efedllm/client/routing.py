@@ -30,6 +30,8 @@ class Peer:
     address: str | None = None
     price: int = 0
     """Wei per token and layer (announced on chain, Payments.priceOf)."""
+    serving: str = "float32"
+    """How it computes, as declared on chain (``bfloat16``, ``int8/float32``...; verifier/rules.py)."""
 
     def seconds_per_layer(self) -> float:
         return 1.0 / max(self.decode_tokens_per_s, 1e-6) / max(self.end - self.first, 1)

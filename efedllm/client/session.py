@@ -110,6 +110,7 @@ class InferenceSession:
             if p.endpoint not in self.failed
             and p.endpoint != hop.peer.endpoint
             and p.first <= hop.start < hop.end <= p.end
+            and p.serving == hop.peer.serving  # another precision differs by its rounding, not by cheating
         ]
         if not others:
             return

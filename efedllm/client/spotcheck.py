@@ -1,7 +1,8 @@
 """A client's spot checks: now and then, the same step on a second server of the same layers (issue 14).
 
 With probability ``spot_check`` per hop and step, the client opens a session over the hop's layers on another
-server that serves them, replays the hop's whole input history there in one step (paid and signed like any
+server that serves them in the same declared configuration (two precisions differ by their own rounding, far beyond
+the float32 bound), replays the hop's whole input history there in one step (paid and signed like any
 step), and compares the last tokens' outputs within ``spot_tolerance`` (the verifiers' float32 bound; relative L2
 per token, verifier/checks.py ``deviation``). A mismatch is not a verdict: the client cannot tell which server is
 wrong, and no honest server may be slashed on a client's word. So it keeps the first answer, logs the mismatch

@@ -61,6 +61,8 @@ class ServerClient:
         self.http = http or requests.Session()
         self.timeout = (min(connect_timeout, timeout), timeout)
         """(connect, read) seconds for each request."""
+        self._wire_dtypes: dict[str, torch.dtype] = {}
+        """Per open session, the dtype its hidden states travel in (the server's compute dtype)."""
 
     def url(self, path: str) -> str:
         return self.endpoint.rstrip("/") + path
@@ -83,11 +85,13 @@ class ServerClient:
             timeout=self.timeout,
         )
         try:
-            return SessionOpened.from_json(response.json())
-        except ValueError as exc:  # MessageError, or not JSON at all
+            opened = SessionOpened.from_json(response.json())
+            self._wire_dtypes[opened.session] = wire.dtype_named(opened.dtype)
+        except ValueError as exc:  # MessageError, not JSON at all, or an unknown dtype (WireError)
             raise ServerFailure(
                 self.endpoint, f"cannot open a session: malformed answer ({exc})", cause="malformed answer"
             ) from None
+        return opened
 
     def forward(
         self,
@@ -101,21 +105,27 @@ class ServerClient:
         """The server's output for ``hidden``; wire.WireError when its answer does not decode. ``answered``, when
         given, is called with the output and the answer's headers before the output is returned (the client's
         check of the server's signature, client/answers.py); it raises ServerFailure to refuse the output.
-        ``headers``: more request headers (a payment, client/payments.py)."""
+        ``headers``: more request headers (a payment, client/payments.py).
+
+        The hidden states travel in the session's dtype (the server's compute dtype, told when it opened): ``hidden``
+        is cast to it, the answer decoded in it, checked by ``answered`` as the server signed it, and returned in
+        ``hidden``'s dtype."""
+        wire_dtype = self._wire_dtypes.get(session, hidden.dtype)
         response = self.send(
             "post",
             routes.forward(session),
-            data=wire.encode(hidden),
+            data=wire.encode(hidden.to(wire_dtype)),
             headers={"Content-Type": wire.CONTENT_TYPE, **(headers or {})},
             timeout=self.timeout,
         )
-        output = wire.decode(response.content, hidden_size=hidden.shape[-1], dtype=hidden.dtype, max_tokens=max_tokens)
+        output = wire.decode(response.content, hidden_size=hidden.shape[-1], dtype=wire_dtype, max_tokens=max_tokens)
         if answered is not None:
             answered(output, response.headers)
-        return output
+        return output.to(hidden.dtype)
 
     def close(self, session: str, *, timeout: float = CLOSE_TIMEOUT_S) -> bool:
         """Close ``session`` (best effort: never raises); whether the server confirmed."""
+        self._wire_dtypes.pop(session, None)
         try:
             return self.http.delete(self.url(routes.session(session)), timeout=timeout).ok
         except requests.RequestException:

@@ -77,6 +77,9 @@ class ServerInfo:
     num_layers: int
     hidden_size: int
     dtype: str
+    """The compute dtype, also the wire's: hidden states go to it and come back from it in this dtype."""
+    weights: str = "full"
+    """``full`` or ``int8`` (weight-only): with ``dtype``, the serving configuration declared on chain."""
     device: str
     max_sequence: int
     max_step_tokens: int
@@ -126,6 +129,9 @@ class SessionOpened:
     session: str
     start: int
     end: int
+    dtype: str = "float32"
+    """What the session's hidden states travel in, both ways: the server's compute dtype (the client casts to it,
+    and back from it)."""
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)

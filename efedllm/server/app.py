@@ -22,6 +22,7 @@ from aiohttp import web
 
 from efedllm import wire
 from efedllm.http import json_errors
+from efedllm.model.serving import describe
 from efedllm.model.span import LayerSpan
 from efedllm.receipts import ANSWER_HEADER, SIGNATURE_HEADER, Answer
 from efedllm.rpc import routes
@@ -86,7 +87,8 @@ def server_info(app: web.Application) -> ServerInfo:
         first_layer=span.first,
         num_layers=span.count,
         hidden_size=span.config.hidden_size,
-        dtype=str(span.dtype).removeprefix("torch."),
+        dtype=describe(span)[0],
+        weights=describe(span)[1],
         device=str(span.device),
         max_sequence=limits.max_sequence,
         max_step_tokens=limits.max_step_tokens,
@@ -115,7 +117,9 @@ async def open_session(request: web.Request) -> web.Response:
             400, f"layers {start}:{end} are not within this server's span {span.first}:{span.first + span.count}"
         )
     session = store.open(start, end, span.new_cache())
-    return web.json_response(SessionOpened(session=session.id, start=start, end=end).to_json(), status=201)
+    return web.json_response(
+        SessionOpened(session=session.id, start=start, end=end, dtype=describe(span)[0]).to_json(), status=201
+    )
 
 
 async def forward(request: web.Request) -> web.Response:

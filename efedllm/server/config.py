@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from efedllm import DATA_DIR
+from efedllm.chain.views import Serving
 from efedllm.compression.choices import CODECS
+
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
+"""What ``--dtype`` takes: IServerRegistry.ComputeDtype, by torch's names."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +43,12 @@ class ServerConfig:
     """Endpoint announced on chain."""
     device: str | None = field(default=None, metadata={"default_help": "cuda when present, else cpu"})
     """Torch device."""
+    dtype: str = field(default="float32", metadata={"choices": COMPUTE_DTYPES})
+    """The precision to compute in, declared on chain (IServerRegistry.declareServing): verifiers recompute opened
+    steps in it and hold them to its bounds (efedllm/verifier/rules.py; docs/GPU_PROVIDERS.md)."""
+    quantize: str | None = field(default=None, metadata={"choices": ("int8",), "default_help": "none: full weights"})
+    """Serve int8 weight-only (one float32 scale per output channel, efedllm/model/quantize.py), declared on
+    chain; verifiers rebuild the same int8 weights from the same float weights."""
     data_dir: str = DATA_DIR
     """Where task records (tasks-<address>.sqlite) are kept; keep it across restarts."""
     limits: ServerLimits = ServerLimits()
@@ -64,6 +74,11 @@ class ServerConfig:
     """svd: keep this share of each matrix's energy, eq. 12."""
     weights_ratio: float | None = field(default=None, metadata={"metavar": "R"})
     """svd: factor each matrix to this share of its size, eq. 15; exactly one of energy and ratio."""
+
+    @property
+    def serving(self) -> Serving:
+        """What this server declares on chain and loads its span as."""
+        return Serving.named(dtype=self.dtype, quantize=self.quantize)
 
     @property
     def endpoint(self) -> str:

@@ -20,6 +20,8 @@ from pathlib import Path
 from aiohttp import web
 
 from efedllm.chain.protocol import Protocol, Status
+from efedllm.chain.views import Serving
+from efedllm.model.serving import apply_serving
 from efedllm.model.source import resolve
 from efedllm.model.span import LayerSpan, pick_device
 from efedllm.receipts import typed_signer
@@ -56,8 +58,11 @@ def load_span(config: ServerConfig, first: int, count: int, *, progress=print) -
     folder, name = weights_folder(config, first, count, progress=progress)
     device = pick_device(config.device)
     started = time.monotonic()
-    span = LayerSpan(folder, first, count, device=device)
-    progress(f"loaded layers {first}:{first + count} of {name} on {device} in {time.monotonic() - started:.1f}s")
+    span = apply_serving(LayerSpan(folder, first, count, device=device), config.serving)
+    progress(
+        f"loaded layers {first}:{first + count} of {name} on {device} as {config.serving.label} in "
+        f"{time.monotonic() - started:.1f}s"
+    )
     return span
 
 
@@ -103,16 +108,30 @@ def announce(protocol: Protocol, config: ServerConfig, *, stake: int, progress=p
         protocol.tx.send(registry.register(*span), value=stake, label="register")
         progress(f"registered {me} on chain for layers {config.first_layer}:{config.first_layer + config.num_layers}")
         announce_price(protocol, config.price, progress=progress)
+        announce_serving(protocol, config.serving, declared=Serving(), progress=progress)
         return
     announce_price(protocol, config.price, progress=progress)
     if record.status == Status.DEACTIVATED:
         progress(f"warning: {me} is deactivated on chain; clients will not route to it")
         return
+    announce_serving(protocol, config.serving, declared=record.serving, progress=progress)
     if (record.endpoint, record.first_layer, record.num_layers) != span:
         protocol.tx.send(registry.updateServer(*span), label="updateServer")
         progress(
             f"updated {me} on chain to {config.endpoint}, layers {config.first_layer}:{config.first_layer + config.num_layers}"
         )
+
+
+def announce_serving(protocol: Protocol, serving: Serving, *, declared: Serving, progress=print) -> None:
+    """Declare ``serving`` on chain unless it is what the server ``declared`` last. A change holds from the next
+    full epoch (the registration epoch: at once): until then verifiers check this server's work against the old
+    declaration, so change configuration at an epoch's start (docs/GPU_PROVIDERS.md)."""
+    if serving == declared:
+        return
+    tx = protocol.tx.send(protocol.registry.functions.declareServing(serving.as_tuple()), label="declareServing")
+    event = protocol.registry.events.ServingDeclared().process_receipt(tx)
+    since = f" from epoch {event[0]['args']['fromEpoch']}" if event else ""
+    progress(f"declared serving {serving.label} on chain{since}")
 
 
 def announce_price(protocol: Protocol, price: int, *, progress=print) -> None:

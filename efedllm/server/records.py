@@ -7,6 +7,11 @@ tensors themselves are stored too, so that an opening can hand a verifier the se
 client's signed receipt (table ``paid_by``, a row per paid step), so that the opening can show it. SQLite with
 synchronous commits: a crash or restart loses no served step and no commitment.
 
+The hidden states are kept in the dtype they were served in (the server's declared compute dtype: a bfloat16
+server's records take half a float32 server's bytes), as safetensors bytes compressed with zlib at level 1 (about
+18% off bfloat16 activations, 6% off float32 ones, some 30 us per decode step) in 16 KiB pages (a decode step's row
+no longer takes a 4 KiB page of its own). Stores written before that (format 1) keep their plain tensors and pages.
+
 ``prune`` deletes what settled epochs no longer need: a session's steps go only once every step of it lies in a
 settled epoch and the session is closed, because an opening of a later step carries the inputs of all earlier
 ones (a prefix can span epochs) and a session that goes on needs its last step to chain the next one. Freed
@@ -18,6 +23,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import zlib
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,7 +55,13 @@ CREATE TABLE IF NOT EXISTS commitments (
     epoch INTEGER PRIMARY KEY, root BLOB NOT NULL, work_units INTEGER NOT NULL, tx TEXT
 );
 CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+FORMAT = 2
+"""How tensors are stored: 1, safetensors bytes (stores from before issue 15); 2, zlib-compressed safetensors bytes.
+A store keeps the format it was created with (an empty one takes this one)."""
+PAGE_SIZE = 16384
+"""Bytes per SQLite page of a new store."""
 
 
 class TaskStore:
@@ -57,11 +69,30 @@ class TaskStore:
         self.path, self.server = Path(path), server
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        if self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0:
+            self._db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new file: before WAL, which fixes the page size
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")  # pruning a step prunes its receipt (ON DELETE CASCADE)
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
+        self.format = self._format()
+
+    def _format(self) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+        if row is not None:
+            return int(row[0])
+        empty = self._db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0] == 0
+        chosen = FORMAT if empty else 1
+        self._db.execute("INSERT INTO meta VALUES ('format', ?)", (str(chosen),))
+        return chosen
+
+    def _pack(self, tensor: torch.Tensor) -> bytes:
+        data = wire.encode(tensor)
+        return zlib.compress(data, 1) if self.format >= 2 else data
+
+    def _unpack(self, blob: bytes) -> torch.Tensor:
+        return wire.load(zlib.decompress(blob) if self.format >= 2 else blob)
 
     def record(
         self,
@@ -105,8 +136,8 @@ class TaskStore:
                         prefix,
                         record.input_hash,
                         record.output_hash,
-                        wire.encode(inputs),
-                        wire.encode(outputs),
+                        self._pack(inputs),
+                        self._pack(outputs),
                     ),
                 )
                 if payment is not None:
@@ -143,7 +174,7 @@ class TaskStore:
         rows = self._db.execute(
             "SELECT input FROM tasks WHERE session = ? AND step <= ? ORDER BY step", (session, up_to_step)
         ).fetchall()
-        return [wire.load(row[0]) for row in rows]
+        return [self._unpack(row[0]) for row in rows]
 
     def committed_tree(self, epoch: int, index: int) -> tuple[list[TaskRecord] | None, list[list[bytes]]]:
         """The records and Merkle tree of ``epoch`` as committed (the first ``workUnits`` records), or (None, [])
@@ -169,7 +200,7 @@ class TaskStore:
             proof=merkle.proof(tree, index),
             steps=[t.shape[1] for t in inputs],
             inputs=torch.cat(inputs, dim=1),
-            output=wire.load(self.output(epoch, index)),
+            output=self.output(epoch, index),
             receipt=self.paid_by(epoch, index),
         )
 
@@ -183,8 +214,9 @@ class TaskStore:
                 return False
             return True
 
-    def output(self, epoch: int, index: int) -> bytes:
-        return self._db.execute("SELECT output FROM tasks WHERE epoch = ? AND idx = ?", (epoch, index)).fetchone()[0]
+    def output(self, epoch: int, index: int) -> torch.Tensor:
+        row = self._db.execute("SELECT output FROM tasks WHERE epoch = ? AND idx = ?", (epoch, index)).fetchone()
+        return self._unpack(row[0])
 
     def epochs_with_work(self) -> list[int]:
         return [row[0] for row in self._db.execute("SELECT DISTINCT epoch FROM tasks ORDER BY epoch")]

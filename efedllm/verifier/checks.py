@@ -23,12 +23,6 @@ from efedllm import merkle
 from efedllm.openings import Opening
 from efedllm.receipts import UNPAID, ReceiptDomain
 from efedllm.tasks import ZERO_PREFIX, TaskRecord, next_prefix, tensor_hash
-from efedllm.verifier.config import FLOAT32_TOLERANCE
-
-TOLERANCE = {torch.float32: FLOAT32_TOLERANCE, torch.float16: 2e-2, torch.bfloat16: 6e-2}
-"""Largest accepted relative deviation (see ``deviation``) by the dtype the verifier computes in. Honest float32
-recomputation differs by about 1e-6 (a whole prefix at once instead of step by step, another thread count); the
-bound leaves a wide margin while a perturbation of 1% of the activations' scale is far above it."""
 
 
 @dataclass(frozen=True)
@@ -94,11 +88,14 @@ def check_opening(
     work_units: int,
     num_layers: int,
     recompute: Recompute,
-    tolerance: float,
+    tolerance: Callable[[int], float],
+    dtype: torch.dtype = torch.float32,
     receipts: ReceiptDomain,
 ) -> Verdict:
     """Check ``opening`` of leaf ``index`` against the on-chain commitment (``root``, ``work_units``); the leaf's
-    client receipt against ``receipts`` (the deployment's Payments)."""
+    client receipt against ``receipts`` (the deployment's Payments). ``recompute`` computes as the server declared
+    it serves, ``dtype`` is its declared compute dtype (the opened tensors must be recorded in it) and
+    ``tolerance(layers)`` the largest deviation accepted for a step through that many layers (verifier/rules.py)."""
     try:
         record = TaskRecord.from_fields(opening.record)
     except (KeyError, TypeError, ValueError, AttributeError):
@@ -123,6 +120,8 @@ def check_opening(
         or inputs.dtype != output.dtype
     ):
         return Verdict.caught("the opened tensors do not have the record's shape")
+    if output.dtype != dtype:
+        return Verdict.caught(f"the opened tensors are {output.dtype}, not the declared {dtype}")
     chunks = torch.split(inputs, steps, dim=1)
     prefix = ZERO_PREFIX
     for chunk in chunks[:-1]:
@@ -134,9 +133,9 @@ def check_opening(
     if not torch.isfinite(inputs).all():
         return Verdict.caught("the opened inputs are not finite")
     expected = recompute(inputs, record.start, record.end)[:, -steps[-1] :]
-    error = deviation(output, expected.to(output.dtype))
-    if not error <= tolerance:
-        return Verdict.caught(f"the output deviates from recomputation by {error:.2e} (tolerance {tolerance:.0e})")
+    error, bound = deviation(output, expected.to(output.dtype)), tolerance(record.end - record.start)
+    if not error <= bound:
+        return Verdict.caught(f"the output deviates from recomputation by {error:.2e} (tolerance {bound:.1e})")
     return Verdict.ok(paid=record.receipt != UNPAID)
 
 

@@ -260,6 +260,7 @@ class Verifier:
                 first_layer=s.first_layer,
                 num_layers=s.num_layers,
                 price=self.protocol.payments.functions.priceOf(s.address).call(),
+                serving=self.protocol.serving_of(s.address, epoch),
             )
             tally = verify_server(
                 target,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
+from efedllm.chain.views import FLOAT32_FULL, Serving
 from efedllm.model.decoder import KVCache, Softmax
 from efedllm.model.head import ModelEnds
+from efedllm.model.serving import served_copy
 from efedllm.model.source import resolve
 from efedllm.model.span import LayerSpan, pick_device
 
@@ -18,20 +22,38 @@ class ReferenceModel:
         self.layers = LayerSpan(source.folder, 0, source.num_layers, device=self.device)
         self.num_layers, self.dtype, self.softmax = source.num_layers, self.layers.dtype, softmax
         self.folder = source.folder
+        self._served: dict[Serving, LayerSpan] = {}
         progress(
             f"verifier model: {source.name}, {self.num_layers} layers on {self.device}"
             + (" with the decomposed softmax" if softmax else "")
         )
 
-    def run(self, hidden: torch.Tensor, cache: KVCache, *, past: int, start: int, end: int) -> torch.Tensor:
+    def run(
+        self, hidden: torch.Tensor, cache: KVCache, *, past: int, start: int, end: int, serving: Serving = FLOAT32_FULL
+    ) -> torch.Tensor:
+        """``hidden`` through layers [start, end) computed as ``serving`` declares (its dtype, its weights)."""
         if start == end:
             return hidden
+        layers = self.served(serving)
         kwargs = {"softmax": self.softmax} if self.softmax is not None else {}
-        return self.layers(hidden.to(self.device), cache, past=past, start=start, end=end, **kwargs).to("cpu")
+        hidden = hidden.to(device=self.device, dtype=layers.dtype)
+        return layers(hidden, cache, past=past, start=start, end=end, **kwargs).to("cpu")
 
-    def recompute(self, inputs: torch.Tensor, start: int, end: int) -> torch.Tensor:
-        """Outputs of layers [start, end) for a whole session prefix, computed from scratch."""
-        return self.run(inputs.to(self.dtype), KVCache(), past=0, start=start, end=end)
+    def recompute(self, inputs: torch.Tensor, start: int, end: int, *, serving: Serving = FLOAT32_FULL) -> torch.Tensor:
+        """Outputs of layers [start, end) for a whole session prefix, computed from scratch as ``serving``."""
+        return self.run(inputs, KVCache(), past=0, start=start, end=end, serving=serving)
+
+    def recompute_as(self, serving: Serving):
+        """``recompute`` in ``serving``'s configuration (verifier/checks.py ``Recompute``)."""
+        return partial(self.recompute, serving=serving)
+
+    def served(self, serving: Serving) -> LayerSpan:
+        """The whole model in ``serving``'s configuration: built once from the float32 copy, then kept."""
+        if serving == FLOAT32_FULL:
+            return self.layers
+        if serving not in self._served:
+            self._served[serving] = served_copy(self.layers, serving)
+        return self._served[serving]
 
     @torch.inference_mode()
     def embed(self, token_ids: list[int]) -> torch.Tensor:

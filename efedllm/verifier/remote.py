@@ -17,6 +17,7 @@ from functools import partial
 import requests
 
 from efedllm import wire
+from efedllm.chain.views import FLOAT32_FULL, Serving
 from efedllm.client.answers import BAD_ANSWER, AnswerChecker
 from efedllm.client.payments import Payer
 from efedllm.client.peers import probe
@@ -26,6 +27,7 @@ from efedllm.model.decoder import KVCache
 from efedllm.openings import CONTENT_TYPE, OpeningError, decode_opening, sign_request
 from efedllm.rpc import routes
 from efedllm.rpc.client import ServerClient, ServerFailure, ServerRefused
+from efedllm.verifier import rules
 from efedllm.verifier.checks import Verdict, deviation
 from efedllm.verifier.reference import ReferenceModel
 
@@ -40,6 +42,9 @@ class Target:
     num_layers: int
     price: int = 0
     """Wei per token and layer (Payments.priceOf): a canary pays it as any client does."""
+    serving: Serving = FLOAT32_FULL
+    """The configuration it declared for the epoch checked (ServerRegistry.servingOf): recomputed so, and held
+    to that configuration's bounds (verifier/rules.py)."""
 
 
 def _post(session: requests.Session, url: str, *, timeout: float, fresh=None, **kwargs) -> requests.Response | str:
@@ -136,7 +141,8 @@ def run_canary(
                 model=model,
                 prompt=prompt,
                 decode_steps=decode_steps,
-                tolerance=tolerance,
+                serving=target.serving,
+                tolerance=rules.tolerance(target.serving, end - start, float32=tolerance),
                 answers=answers,
                 payer=payer,
             )
@@ -152,17 +158,19 @@ def _steps(
     model: ReferenceModel,
     prompt: list[int],
     decode_steps: int,
+    serving: Serving,
     tolerance: float,
     answers: AnswerChecker | None,
     payer: Payer | None,
 ) -> list[Verdict]:
     """The verdicts of a canary's steps on an open ``session``; the first answer that could not be had or decoded,
     or failed the signature check, ends it."""
-    cache, verdicts, past, tokens = KVCache(), [], 0, list(prompt)
+    cache, served_cache, verdicts, past, tokens = KVCache(), KVCache(), [], 0, list(prompt)
     for step in range(decode_steps + 1):
         new = tokens if step == 0 else tokens[-1:]
         front = model.run(model.embed(new), cache, past=past, start=0, end=peer.first)
-        expected = model.run(front, cache, past=past, start=peer.first, end=peer.end)
+        # the server's layers as it declared it computes them, step by step as it does, in a cache of their own
+        expected = model.run(front, served_cache, past=past, start=peer.first, end=peer.end, serving=serving)
         send = partial(
             send_step,
             server,
@@ -182,9 +190,11 @@ def _steps(
             return [*verdicts, Verdict.caught(f"canary step {step}: {exc}")]
         if isinstance(got, str):
             return [*verdicts, Verdict.unreachable(f"canary step {step}: {got}")]
-        error = deviation(got, expected) if got.shape == expected.shape else float("inf")
+        error = deviation(got, expected.float()) if got.shape == expected.shape else float("inf")
         verdicts.append(
-            Verdict.ok() if error <= tolerance else Verdict.caught(f"canary step {step} deviates by {error:.2e}")
+            Verdict.ok()
+            if error <= tolerance
+            else Verdict.caught(f"canary step {step} deviates by {error:.2e} (tolerance {tolerance:.1e})")
         )
         back = model.run(expected, cache, past=past, start=peer.end, end=model.num_layers)
         past += len(new)

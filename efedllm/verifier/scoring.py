@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 
 import requests
 
 from efedllm.chain.params import ONE
+from efedllm.chain.views import FLOAT32_FULL, Serving
+from efedllm.model.serving import torch_dtype
 from efedllm.openings import Opening
 from efedllm.receipts import ReceiptDomain, SignedAnswer
+from efedllm.verifier import rules
 from efedllm.verifier.canaries import Canaries
 from efedllm.verifier.checks import PrefixMemo, Verdict, check_opening
 from efedllm.verifier.config import VerifyConfig
@@ -71,9 +75,12 @@ def check_openings(
     model: ReferenceModel,
     tolerance: float,
     receipts: ReceiptDomain,
+    serving: Serving = FLOAT32_FULL,
 ) -> list[Verdict]:
-    """Verdicts on a server's opened tasks, longest prefixes first so that each session is recomputed once."""
-    memo = PrefixMemo(model.recompute)
+    """Verdicts on a server's opened tasks, longest prefixes first so that each session is recomputed once: each
+    recomputed as the server declared it serves (``serving``), within that configuration's bound
+    (verifier/rules.py; ``tolerance`` is the bound of float32 compute)."""
+    memo = PrefixMemo(model.recompute_as(serving))
     return [
         check_opening(
             opened[index],
@@ -84,7 +91,8 @@ def check_openings(
             work_units=work_units,
             num_layers=model.num_layers,
             recompute=memo,
-            tolerance=tolerance,
+            tolerance=partial(rules.tolerance, serving, float32=tolerance),
+            dtype=torch_dtype(serving),
             receipts=receipts,
         )
         for index in sorted(opened, key=lambda i: -opened[i].inputs.shape[1])
@@ -137,6 +145,7 @@ def verify_server(
         model=model,
         tolerance=config.tolerance,
         receipts=receipts,
+        serving=target.serving,
     ):
         tally.add(verdict)
     for index, signed in to_compare.items():

@@ -4,7 +4,7 @@
 // servers share the rest by integer division of (pool - pot) * weight by the epoch's total weight, so pending and
 // earned amounts match the contract to the wei.
 import { epochAt, lastSettled as lastSettledAt, phaseAt, windows } from "./chain.js";
-import { Outcome, Phase, STATUSES } from "./schema.js";
+import { Outcome, Phase, STATUSES, servingLabel } from "./schema.js";
 
 const NO_QUORUM = Outcome.NoQuorum;
 export const STATUS_ORDER = { active: 0, inactive: 1, deactivated: 2, none: 3 };
@@ -62,6 +62,7 @@ export function buildModel({ snapshot, history, schedule }) {
       endpoint: record.endpoint,
       firstLayer: Number(record.firstLayer),
       numLayers: Number(record.numLayers),
+      serving: servingLabel(record.dtype, record.weights),
       status,
       slashed: record.timesSlashed > 0,
       unbondingFlag: record.unbonding > 0n,

@@ -17,4 +17,8 @@ export const Status = values(schema.enums.Status);
 export const PHASES = schema.enums.Phase.map((n) => words(n)[0] + words(n).slice(1).toLowerCase());
 export const OUTCOMES = schema.enums.Outcome.map((n) => words(n).toLowerCase());
 export const STATUSES = schema.enums.Status.map((n) => n.toLowerCase());
+// how a server declared it computes (IServerRegistry.Serving), as the CLI reads it: "bfloat16", "int8/float32"
+export const COMPUTE_DTYPES = schema.enums.ComputeDtype.map((n) => n.toLowerCase());
+export const servingLabel = (dtype, weights) =>
+  (schema.enums.WeightFormat[Number(weights)] === "Int8" ? "int8/" : "") + COMPUTE_DTYPES[Number(dtype)];
 export const SLASHING_RULES = schema.enums.SlashingRule.map((n) => words(n).toLowerCase());

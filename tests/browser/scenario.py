@@ -44,6 +44,7 @@ CLIENT = 7
 BAD = 4  # passes epoch 0, fails (and is slashed) in epoch 1
 GWEI = 10**9
 PRICES = {1: 2 * GWEI, 2: 1_500, 3: 0}  # wei per token-layer (Payments.announcePrice); 4 and 5 announce none
+SERVING = {2: (1, 0), 3: (0, 1)}  # declared configurations (ComputeDtype, WeightFormat): bfloat16; int8/float32
 RECEIPT_TOKENS = {1: 50, 2: 80}  # tokens the client was served in epoch 2, by server; each server's whole span
 HONEST_CHALLENGED = 1  # its answer of epoch 2 is challenged and proven
 EQUIVOCATOR = LATE_SERVER[0]  # signs an answer of epoch 3 it never commits: the challenge is upheld
@@ -200,6 +201,8 @@ def run_history(w3: Web3, deployment: Deployment) -> Scenario:
         s.register(index, *spec)
     for index, price in PRICES.items():
         s.as_(index).tx.send(s.as_(index).payments.functions.announcePrice(price))
+    for index, serving in SERVING.items():
+        s.as_(index).tx.send(s.as_(index).registry.functions.declareServing(serving))
     client = s.as_(CLIENT)
     client.tx.send(client.payments.functions.deposit(), value=ETHER)
     client.tx.send(client.payments.functions.requestWithdrawal(ETHER // 4))  # unlocks before epoch 1

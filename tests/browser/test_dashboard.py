@@ -107,7 +107,7 @@ def row_values(page, address: str) -> dict[str, str]:
         f'#servers tr[data-address="{address.lower()}"]',
         "tr => Object.fromEntries([...tr.querySelectorAll('td')].map(td => [td.dataset.col, "
         "{value: td.dataset.value ?? '', text: td.innerText.trim(), flags: td.dataset.flags ?? '', "
-        "withdrawn: td.dataset.withdrawn ?? ''}]))",
+        "withdrawn: td.dataset.withdrawn ?? '', serving: td.dataset.serving ?? ''}]))",
     )
 
 
@@ -120,6 +120,7 @@ def test_server_table_shows_what_the_registry_holds(page, chain, history):
     for s in servers:
         cells = row_values(page, s.address)
         assert cells["layers"]["value"] == f"{s.first_layer}:{s.first_layer + s.num_layers}"
+        assert cells["layers"]["serving"] == s.serving.label and s.serving.label in cells["layers"]["text"]
         assert cells["status"]["value"] == s.status.name.lower()
         assert ("slashed" in cells["status"]["flags"]) == (s.times_slashed > 0)
         assert ("unbonding" in cells["status"]["flags"]) == (s.unbonding > 0)

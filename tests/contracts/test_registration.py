@@ -28,6 +28,8 @@ def test_register_records_the_server(registry, servers, params):
         "unlockTime": 0,
         "leftEpoch": 0,
         "leftBefore": False,
+        "dtype": 0,
+        "weights": 0,
         "stake": 2 * params.min_stake,
         "unbonding": 0,
         "totalSlashed": 0,

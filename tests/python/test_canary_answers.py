@@ -13,6 +13,7 @@ import torch
 from eth_account import Account
 from eth_utils import keccak
 
+from efedllm.chain.views import Serving
 from efedllm.client.answers import AnswerChecker
 from efedllm.client.routing import Peer
 from efedllm.receipts import ANSWER_HEADER, SIGNATURE_HEADER, UNPAID, Answer, AnswerDomain, digest
@@ -30,7 +31,7 @@ class IdentityModel:
     def embed(self, ids):
         return torch.arange(len(ids) * 4, dtype=torch.float32).reshape(1, len(ids), 4) + 1
 
-    def run(self, hidden, cache, *, past, start, end):
+    def run(self, hidden, cache, *, past, start, end, serving=None):
         return hidden
 
     def next_token(self, hidden):
@@ -75,6 +76,7 @@ def canary(lie: str) -> list[Verdict]:
         model=IdentityModel(),
         prompt=[1, 2, 3],
         decode_steps=2,
+        serving=Serving(),
         tolerance=1e-3,
         answers=AnswerChecker(DOMAIN),
         payer=None,

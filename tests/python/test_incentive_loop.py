@@ -1,12 +1,14 @@
 """The incentive loop end to end: a cheating server is caught, slashed and replaced; honest servers are paid.
 
-Real processes on a real chain: servers A 0:10, B 10:20 and F 20:30 (F adds small noise to every output: the
-text clients get stays the same, but the outputs are not what the layers compute), C 0:10 with rebalancing and
-automatic claims on, three verifiers of which one lies, and a client. Two epochs:
+Real processes on a real chain: servers A 0:10 in bfloat16, B 10:20 with int8 weights and F 20:30 (a precision
+cheat: it declares float32 on chain but computes in bfloat16, so its outputs are not what the declared configuration
+computes), C 0:10 in bfloat16 with rebalancing and automatic claims on, three verifiers of which one lies, and a
+client. Each server declares its configuration on chain; the verifiers recompute as declared. Two epochs:
 
 1. The client generates through A or C, B and F. The verifiers open sampled tasks and send canaries; the liar
    reports acc 1 for everyone. F is deactivated and slashed at the epoch's finalize; nobody else is.
-2. C moves to F's layers; the client generates again, through C, with identical text. The liar now reports acc 0
+2. C moves to F's layers; the client generates again, through C, with identical text (C computes in bfloat16, as F
+   did behind its float32 declaration). The liar now reports acc 0
    for everyone; still nobody honest is slashed. After both epochs settle, A and B claim with
    ``efedllm server claim``, C has claimed on its own, and the claims add up to each epoch's pool (funding plus
    F's slashed stake) in proportion to S_i * workUnits_i.
@@ -46,11 +48,12 @@ from efedllm.localnet import (
 pytestmark = pytest.mark.parametrize("node_kind", NODE_KINDS, scope="module")  # Anvil and Ganache
 
 SERVERS = {
-    "A": (1, "0:10", []),
-    "B": (2, "10:20", []),
-    "F": (3, "20:30", ["--fault", "noise", "--fault-scale", "0.005"]),
-    "C": (4, "0:10", ["--rebalance", "--auto-claim"]),
+    "A": (1, "0:10", ["--dtype", "bfloat16"]),
+    "B": (2, "10:20", ["--quantize", "int8"]),
+    "F": (3, "20:30", ["--fault", "lower", "--fault-as", "bfloat16"]),
+    "C": (4, "0:10", ["--dtype", "bfloat16", "--rebalance", "--auto-claim"]),
 }
+DECLARED = {"A": "bfloat16", "B": "int8/float32", "F": "float32", "C": "bfloat16"}
 VERIFIERS = (7, 8, 9)  # granted VERIFIER_ROLE at deployment (tests/support/chain.py)
 PARAMS = dataclasses.replace(WALKED_PARAMS, min_verifiers=2)
 LIAR = 9
@@ -92,6 +95,10 @@ def test_cheater_caught_slashed_replaced_and_honest_servers_paid(w3, anvil, depl
     addr = {name: w3.eth.accounts[account] for name, (account, _, _) in SERVERS.items()}
     verifiers = [w3.eth.accounts[v] for v in VERIFIERS]
     stake = {s.address: s.stake for s in protocol.servers()}
+    e0 = protocol.current_epoch()
+    for name, label in DECLARED.items():
+        assert protocol.server(addr[name]).serving.label == label, name
+        assert protocol.serving_of(addr[name], e0 + 1).label == label, name
 
     # ---- epoch 1: F cheats while serving
     e1 = walker.fresh_epoch()
@@ -129,6 +136,14 @@ def test_cheater_caught_slashed_replaced_and_honest_servers_paid(w3, anvil, depl
         processes=net["verifiers"].values(),
     )
     assert scores1[addr["F"]].outcome == Outcome.SLASHED and scores1[addr["F"]].acc == 0
+    caught_f = [
+        line
+        for v in VERIFIERS
+        if v != LIAR
+        for line in net["verifiers"][v].log_tail(10**6).splitlines()
+        if f"epoch {e1}: {addr['F']} acc 0.000" in line
+    ]
+    assert caught_f and all("deviates" in line for line in caught_f), caught_f  # the precision, not a timeout
     assert ONE in protocol.scoring.functions.revealedAccuracies(e1, addr["F"]).call()  # the liar's vote
     for name in "ABC":
         assert scores1[addr[name]].outcome == Outcome.PASSED, name

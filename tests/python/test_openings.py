@@ -157,7 +157,7 @@ def checker(w3, deployment, store, index: int):
             work_units=commitment[1],
             num_layers=30,
             recompute=lambda x, start, end: layers(x),
-            tolerance=1e-3,
+            tolerance=lambda layers: 1e-3,
             receipts=Protocol(w3, deployment).receipt_domain,
         )
         return check_opening(o, **{**args, **kw})

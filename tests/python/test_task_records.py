@@ -16,8 +16,8 @@ from efedllm.tasks import TaskRecord, tensor_hash
 SERVER = "0x" + "11" * 20
 
 
-def step(store, epoch, session, past, tokens):
-    x = torch.randn(1, tokens, 8)
+def step(store, epoch, session, past, tokens, width: int = 8):
+    x = torch.randn(1, tokens, width)
     return store.record(epoch=epoch, session=session, start=0, end=4, past=past, inputs=x, outputs=x * 2), x
 
 
@@ -90,7 +90,7 @@ def test_a_steadily_serving_store_stops_growing_when_pruned(tmp_path):
     for epoch in range(8):
         for store in (pruned, kept):
             for s in range(4):
-                step(store, epoch, f"{epoch}-{s}", 0, 64)
+                step(store, epoch, f"{epoch}-{s}", 0, 64, width=128)  # far more than a 16 KiB page per epoch
         pruned.prune(settled_before=epoch - 1)
         sizes.append((pruned.stored_bytes(), kept.stored_bytes()))
     assert sizes[-1][0] <= sizes[3][0] * 1.1
@@ -162,3 +162,36 @@ def test_pruning_a_paid_step_prunes_its_receipt(tmp_path):
     assert store.paid_by(0, 0) is not None
     assert store.prune(settled_before=1) == 1
     assert store.paid_by(0, 0) is None  # else a later step numbered (0, 0) would show it
+
+
+def test_records_keep_the_served_dtype_compressed_and_older_stores_stay_readable(tmp_path, monkeypatch):
+    """Issue 15: a bfloat16 server's records are bfloat16 (half a float32 server's bytes), zlib-compressed, in
+    16 KiB pages; a store written before (plain tensors, no format row) still opens and reads as it was."""
+    import sqlite3
+
+    from efedllm.server import records
+
+    store = TaskStore(tmp_path / "new.sqlite", server=SERVER)
+    assert store.format == records.FORMAT == 2
+    assert store._db.execute("PRAGMA page_size").fetchone()[0] == records.PAGE_SIZE
+    x = torch.randn(1, 5, 8).to(torch.bfloat16)
+    store.record(epoch=1, session="s", start=0, end=4, past=0, inputs=x, outputs=x * 2)
+    store.save_commitment(1, merkle.root([r.leaf(SERVER) for r in store.records(1)]), 1, None)
+    opening = store.opening(1, 0)
+    assert opening.inputs.dtype == torch.bfloat16 and torch.equal(opening.inputs, x)
+    assert torch.equal(opening.output, x * 2)
+    blob = store._db.execute("SELECT output FROM tasks").fetchone()[0]
+    assert blob[:1] == b"x"  # a zlib stream, not safetensors bytes
+    store.close()
+
+    monkeypatch.setattr(records, "FORMAT", 1)  # a store as version 1 wrote it: plain tensors, then no format row
+    old = TaskStore(tmp_path / "old.sqlite", server=SERVER)
+    y = torch.randn(1, 3, 8)
+    old.record(epoch=1, session="s", start=0, end=4, past=0, inputs=y, outputs=y)
+    old.close()
+    with sqlite3.connect(tmp_path / "old.sqlite") as db:
+        db.execute("DELETE FROM meta")
+    monkeypatch.setattr(records, "FORMAT", 2)
+    reopened = TaskStore(tmp_path / "old.sqlite", server=SERVER)
+    assert reopened.format == 1
+    assert torch.equal(reopened.session_inputs("s", up_to_step=0)[0], y)

@@ -181,7 +181,7 @@ function serverRows(model) {
     const pass = s && s.score >= theta;
     return html`<tr data-address="${r.address}" data-status="${r.status}">
       <td data-col="address" data-label="Server">${serverLink(r.address)}<div class="endpoint">${r.endpoint}</div></td>
-      <td data-col="layers" data-label="Layers" data-value="${span(r.firstLayer, r.numLayers)}">${span(r.firstLayer, r.numLayers)}</td>
+      <td data-col="layers" data-label="Layers" data-value="${span(r.firstLayer, r.numLayers)}" data-serving="${r.serving}" title="declared on chain: computes in ${r.serving}">${span(r.firstLayer, r.numLayers)}<div class="sub">${r.serving}</div></td>
       <td data-col="status" data-label="Status" data-value="${r.status}" data-flags="${[r.slashed && "slashed", r.unbondingFlag && "unbonding"].filter(Boolean).join(" ")}">${statusBadges(r)}</td>
       <td class="num" data-col="stake" data-label="Stake" data-value="${r.stake}" title="${decimal18(r.stake)} ETH">${eth(r.stake)}</td>
       <td class="num" data-col="unbonding" data-label="Unbonding" data-value="${r.unbonding}" title="${r.unbonding ? `unlocks ${new Date(r.unlockTime * 1000).toISOString()}` : ""}">${r.unbonding ? eth(r.unbonding) : "—"}</td>

@@ -31,7 +31,7 @@ export function update(root, model, { address }) {
     <section class="card server-head">
       <div><h1 class="mono">${checksum(row.address)}</h1>
         <div class="endpoint big">${row.endpoint}</div></div>
-      <div class="head-badges">${statusBadges(row)}<span class="chip">layers ${span(row.firstLayer, row.numLayers)}</span></div>
+      <div class="head-badges">${statusBadges(row)}<span class="chip">layers ${span(row.firstLayer, row.numLayers)}</span><span class="chip" data-kpi="serving" title="declared on chain (IServerRegistry.declareServing); verifiers recompute so">${row.serving}</span></div>
     </section>
     <section class="kpis">
       ${kpi("Stake", html`<span data-kpi="stake" data-value="${row.stake}">${eth(row.stake)}</span>`, `min ${eth(model.snapshot.params.minStake)}`)}
