@@ -1,14 +1,14 @@
 """The main job: a whole eFedLLM network on this machine, run through two epochs, reported as it happens.
 
 Anvil with the contracts; five servers over the default model's 30 layers, each announcing a price per token-layer
-and declaring on chain how it computes (IServerRegistry.declareServing): A 0:10 in float32, B 10:20 with int8
-weights, F 20:30 (a precision cheat on purpose: it declares float32 but computes in bfloat16, so its answers look
-fine but are not what the declared configuration computes), C 0:10 in bfloat16 (spare capacity, rebalancing on,
-automatic claims) and E 10:20 with int8 weights, the cheapest, which equivocates on purpose (it records and commits
+and declaring on chain how it computes (IServerRegistry.declareServing): A 0:10 in float32, F 10:20 (a precision
+cheat on purpose: it declares float32 but computes in bfloat16, so its answers look fine but are not what the
+declared configuration computes), B 20:30 with int8 weights, C 0:10 in bfloat16 (spare capacity, rebalancing on,
+automatic claims) and E 20:30 with int8 weights, the cheapest, which equivocates on purpose (it records and commits
 the honest output but sends the client a slightly wrong one, signed); two verifiers, which recompute every server's
 opened steps as it declared (its dtype, its int8 weights) and hold them to that configuration's bound
 (efedllm/verifier/rules.py); a client that deposits into Payments and pays every step with a signed receipt.
-Epoch 1: the client generates through the network (E is cheaper than B, so it carries layers 10:20); once the epoch's
+Epoch 1: the client generates through the network (E is cheaper than B, so it carries layers 20:30); once the epoch's
 work is over the servers redeem the client's receipts, each for price x tokens x layers to the wei. F gets caught by
 the verifiers (its outputs are 2e-2 off the float32 it declared, the bound is 1e-3), deactivated and slashed; E passes their checks (what it recorded is honest, and what it sends is off
 by less than a recomputation's tolerance, so their paid canaries pass too), but once the epoch's seed is drawn the
@@ -65,12 +65,12 @@ class Role:
 GWEI = 10**9
 ROLES = (
     Role(name="A", account=1, layers="0:10", price=10 * GWEI, note="float32"),
-    Role(name="B", account=2, layers="10:20", price=30 * GWEI, extra=("--quantize", "int8"), note="int8 weights"),
+    Role(name="B", account=2, layers="20:30", price=30 * GWEI, extra=("--quantize", "int8"), note="int8 weights"),
     # declares float32 and computes bfloat16: what C computes after it takes these layers over, so the text stays
     Role(
         name="F",
         account=3,
-        layers="20:30",
+        layers="10:20",
         price=10 * GWEI,
         extra=("--fault", "lower", "--fault-as", "bfloat16"),
         note="declares float32, computes bfloat16 on purpose",
@@ -84,14 +84,15 @@ ROLES = (
         extra=("--dtype", "bfloat16", "--rebalance", "--auto-claim"),
         note="bfloat16, spare, rebalancing",
     ),
-    # the cheapest on 10:20 by far (the route planner weighs price against speed), so the client takes it in epoch 1;
+    # the cheapest on 20:30 by far (the route planner weighs price against speed), so the client takes it in epoch 1;
     # noise of 4e-6 of its outputs' spread puts its answers about 2e-4 off per token (the spread is set by a few
     # huge activations), within a verifier's recomputation tolerance (1e-3): no canary catches it and the client's
-    # text stays the same (B computes as E does: int8 weights); the hash it signs is exact, and so is a challenge
+    # text stays the same (B computes as E does: int8 weights; E is the last hop, so no bfloat16 layer after it
+    # rounds its noise into a different ulp); the hash it signs is exact, and so is a challenge
     Role(
         name="E",
         account=6,
-        layers="10:20",
+        layers="20:30",
         price=1 * GWEI,
         extra=("--quantize", "int8", "--fault", "equivocate", "--fault-scale", "4e-6"),
         note="int8 weights, equivocates on purpose",

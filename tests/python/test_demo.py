@@ -96,7 +96,7 @@ def test_the_demo_reports_what_the_chain_holds(w3, anvil, tmp_path):
 
     takeover = report["takeover"]
     moved = servers[takeover["address"]]
-    assert takeover["layers"] == f"{moved.first_layer}:{moved.first_layer + moved.num_layers}" == "20:30"
+    assert takeover["layers"] == f"{moved.first_layer}:{moved.first_layer + moved.num_layers}" == "10:20"
     assert protocol.missing_layers() == []
 
     events = protocol.pool.events.RewardsClaimed().get_logs(from_block=deployment.block)
