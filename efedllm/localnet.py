@@ -147,6 +147,27 @@ class ServerProcess(EfedllmProcess):
             return ServerClient(self.url, http=http).info(timeout=5)
 
 
+class ApiProcess(EfedllmProcess):
+    """``efedllm api --port PORT ARGS...``; ready when it answers ``GET /v1/models``."""
+
+    def __init__(self, port: int, args: list[str] | None = None, *, env=None, log_path: Path | None = None):
+        super().__init__(["api", "--port", str(port), *(args or [])], env=env or {}, log_path=log_path, launcher=[])
+        self.port = port
+
+    def __str__(self) -> str:
+        return f"api on port {self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def ready(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/models", timeout=2).status_code in (200, 401)  # 401: it wants a key
+        except requests.RequestException:
+            return False
+
+
 class VerifierProcess(EfedllmProcess):
     """``efedllm verifier run --stake STAKE ARGS...``; ready once it says it is running. ``stake`` (ETH) is the bond
     it reaches on start when below minVerifierStake (None: no --stake, so an unstaked verifier refuses to start)."""

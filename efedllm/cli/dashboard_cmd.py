@@ -19,6 +19,7 @@ from efedllm.cli.common import add_chain_options
 from efedllm.dashboard.app import DashboardConfig, create_app
 from efedllm.dashboard.bundle import ensure_bundle
 from efedllm.errors import EfedError
+from efedllm.http import AppRunner
 
 DEFAULT_PORT = 8600
 
@@ -69,7 +70,7 @@ def deployment_source(config: DashboardConfig) -> str:
 
 
 async def serve(config: DashboardConfig, *, host: str, port: int) -> None:
-    runner = web.AppRunner(create_app(config), access_log=None)
+    runner = AppRunner(create_app(config), access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()

@@ -23,8 +23,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from aiohttp import web
-
+    from efedllm.http import serve_forever
     from efedllm.model.source import resolve
     from efedllm.weights.app import create_app
     from efedllm.weights.source import WeightSource
@@ -36,5 +35,5 @@ def run(args: argparse.Namespace) -> int:
         model.folder, name=model.name, method=config.svd_method, cache_bytes=config.cache_bytes, progress=say
     )
     say(f"serving the weights of {model.name} ({source.num_layers} layers) on http://{config.host}:{config.port}")
-    web.run_app(create_app(source), host=config.host, port=config.port, print=None, access_log=None)
+    serve_forever(create_app(source), host=config.host, port=config.port)
     return 0

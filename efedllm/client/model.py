@@ -202,6 +202,10 @@ class DistributedModel:
         ids = torch.tensor([new_tokens], dtype=torch.long)
         return (ids, all_logits) if output_logits else ids
 
+    def eos_ids(self) -> set[int]:
+        """The token ids that end a generation by default (the model's generation config)."""
+        return self._eos(None)
+
     def _eos(self, eos_token_id) -> set[int]:
         eos = eos_token_id if eos_token_id is not None else self.generation_config.eos_token_id
         if eos is None:

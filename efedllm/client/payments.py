@@ -34,6 +34,8 @@ class Paid:
     headers: dict[str, str]
     digest: bytes
     served: Callable[[], None]
+    abandon: Callable[[], None] = lambda: None
+    """What to call instead of ``served`` when the step was not served (an error, no answer)."""
 
 
 class Payer:
@@ -54,6 +56,10 @@ class Payer:
         """server -> the epoch of its last signed answer."""
         self._chain_epoch, self._read_at = 0, float("-inf")
         self._reading = threading.Lock()
+        self._servers: dict[str, threading.Lock] = {}
+        """Per server, held from a receipt's signing until its step is served or abandoned: receipts are cumulative,
+        so concurrent generations (efedllm api) pay one server one step at a time, each on top of the last."""
+        self._making = threading.Lock()
 
     def chain_epoch(self) -> int:
         """The chain's epoch: read now when never read (or after ``start``); once stale, re-read in the background
@@ -79,19 +85,33 @@ class Payer:
         if not peer.price or peer.address is None:
             return Paid(headers={}, digest=UNPAID, served=lambda: None)
         server = peer.address
-        epoch = max(self.epochs.get(server, 0), self.chain_epoch())
-        amount = self.owed.get((server, epoch), 0) + peer.price * tokens * layers
-        receipt = Receipt(client=self.client, server=server, epoch=epoch, amount=amount)
-        digest = self.domain.digest(receipt)
-        headers = {
-            RECEIPT_HEADER: receipt.to_header(),
-            RECEIPT_SIGNATURE_HEADER: "0x" + self._signature(receipt, digest).hex(),
-        }
+        with self._making:
+            turn = self._servers.setdefault(server, threading.Lock())
+        turn.acquire()
+        try:
+            epoch = max(self.epochs.get(server, 0), self.chain_epoch())
+            amount = self.owed.get((server, epoch), 0) + peer.price * tokens * layers
+            receipt = Receipt(client=self.client, server=server, epoch=epoch, amount=amount)
+            digest = self.domain.digest(receipt)
+            headers = {
+                RECEIPT_HEADER: receipt.to_header(),
+                RECEIPT_SIGNATURE_HEADER: "0x" + self._signature(receipt, digest).hex(),
+            }
+        except BaseException:
+            turn.release()
+            raise
+        held = [True]
+
+        def release() -> None:
+            if held[0]:
+                held[0] = False
+                turn.release()
 
         def served() -> None:
             self.owed[(server, epoch)] = amount
+            release()
 
-        return Paid(headers=headers, digest=digest, served=served)
+        return Paid(headers=headers, digest=digest, served=served, abandon=release)
 
     def _signature(self, receipt: Receipt, digest: bytes) -> bytes:
         if isinstance(self.sign, TypedSigner):  # signs the digest, without building the typed data

@@ -247,6 +247,10 @@ def send_step(
             if payer is not None and peer.address is not None:
                 payer.saw_epoch(peer.address, kept.answer.epoch)
 
-    output = client.forward(session, hidden, max_tokens=max_tokens, answered=checked, headers=paid.headers)
+    try:
+        output = client.forward(session, hidden, max_tokens=max_tokens, answered=checked, headers=paid.headers)
+    except BaseException:
+        paid.abandon()
+        raise
     paid.served()
     return output

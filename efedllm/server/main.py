@@ -21,6 +21,7 @@ from aiohttp import web
 
 from efedllm.chain.protocol import Protocol, Status
 from efedllm.chain.views import Serving
+from efedllm.http import AppRunner
 from efedllm.model.serving import apply_serving
 from efedllm.model.source import resolve
 from efedllm.model.span import LayerSpan, pick_device
@@ -145,7 +146,7 @@ async def serve(
     app: web.Application, config: ServerConfig, *, background=(), progress=print, sock: socket.socket | None = None
 ) -> None:
     tasks = [asyncio.create_task(job()) for job in background]
-    runner = web.AppRunner(app, access_log=None)
+    runner = AppRunner(app, access_log=None)
     await runner.setup()
     site = web.SockSite(runner, sock) if sock is not None else web.TCPSite(runner, config.host, config.port)
     await site.start()

@@ -31,7 +31,7 @@ from pathlib import Path
 import requests
 from aiohttp import web
 
-from efedllm.http import json_errors
+from efedllm.http import AppRunner, json_errors
 from efedllm.receipts import AnswerDomain, SignedAnswer
 from efedllm.rpc.routes import ANSWERS, INFO
 
@@ -212,7 +212,7 @@ class InboxService:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        runner = web.AppRunner(self.app, access_log=None)
+        runner = AppRunner(self.app, access_log=None)
         try:
             self._loop.run_until_complete(runner.setup())
             self._loop.run_until_complete(web.TCPSite(runner, self.host, self.port).start())

@@ -11,6 +11,8 @@ import threading
 
 from aiohttp import web
 
+from efedllm.http import AppRunner
+
 HOST = "127.0.0.1"
 
 
@@ -25,7 +27,7 @@ class ServedApp:
         self.app, self.timeout = app, timeout
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="served-app", daemon=True)
-        self.runner = web.AppRunner(app, access_log=None)
+        self.runner = AppRunner(app, access_log=None)  # the services' own runner: JSON even for parser errors
         self.port = 0
 
     @property
