@@ -9,6 +9,7 @@ output is the same, only later. Bad requests (4xx other than those) are the clie
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 import requests
@@ -16,7 +17,7 @@ import torch
 
 from efedllm.client.answers import AnswerChecker
 from efedllm.client.payments import Paid, Payer
-from efedllm.client.routing import Hop, Peer, plan_route
+from efedllm.client.routing import Hop, NoRouteError, Peer, plan_route
 from efedllm.client.spotcheck import Dispute, SpotChecker
 from efedllm.errors import EfedError
 from efedllm.receipts import UNPAID
@@ -30,6 +31,11 @@ from efedllm.rpc.client import (  # noqa: F401 - RETRYABLE_STATUS, CONNECT_TIMEO
 from efedllm.verifier.checks import deviation
 
 log = logging.getLogger("efedllm.client")
+
+BUSY_WAIT_S = 120.0
+"""How long a client waits, in all, for a busy server (429) to free a session slot before it gives up."""
+BUSY_BACKOFF_S, BUSY_BACKOFF_MAX_S = 0.5, 8.0
+"""First pause between tries while every server of some layers is busy, and the longest (doubling)."""
 
 
 @dataclass
@@ -48,6 +54,7 @@ class InferenceSession:
         http: requests.Session | None = None,
         timeout: float = REQUEST_TIMEOUT_S,
         max_failovers: int = 8,
+        busy_wait: float = BUSY_WAIT_S,
         answers: AnswerChecker | None = None,
         payer: Payer | None = None,
         spot: SpotChecker | None = None,
@@ -72,6 +79,8 @@ class InferenceSession:
         self.failed: set[str] = set()
         self.failovers = 0
         self.max_failovers = max_failovers
+        self.busy_wait = busy_wait
+        """Seconds to keep retrying while every server of some layers is busy (429) before giving up."""
         self.hops: list[RemoteHop] = self._reroute(0, num_layers, [], last=None)
 
     @property
@@ -156,15 +165,40 @@ class InferenceSession:
     def _reroute(
         self, start: int, end: int, history: list[torch.Tensor], *, last: ServerFailure | None
     ) -> list[RemoteHop]:
-        """Hops over layers [start, end) on servers not known to have failed, with ``history`` replayed."""
+        """Hops over layers [start, end) on servers not known to have failed, with ``history`` replayed.
+
+        A server that answers 429 (its session limit, or this client's share of it) is busy, not failed: it is
+        left out of this plan only, and when every server of some layer is busy the client waits (exponential
+        backoff up to ``busy_wait`` seconds in all) and tries again, saying so, rather than giving up with "no
+        reachable server"."""
+        busy: set[str] = set()
+        waited, pause = 0.0, BUSY_BACKOFF_S
         while True:
             if self.failovers > self.max_failovers:
                 raise EfedError(f"gave up after {self.max_failovers} failovers; last failure: {last}")
-            alive = [p for p in self.peers if p.endpoint not in self.failed]
-            route = plan_route(alive, start, end)  # NoRouteError names missing layers
+            alive = [p for p in self.peers if p.endpoint not in self.failed and p.endpoint not in busy]
+            try:
+                route = plan_route(alive, start, end)
+            except NoRouteError:
+                if not busy or not any(p.endpoint not in self.failed for p in self.peers):
+                    raise  # names the missing layers
+                if waited >= self.busy_wait:
+                    raise EfedError(
+                        f"busy: every server that could serve layers {start}:{end} held its limit of sessions for "
+                        f"{waited:.0f} s; try again later"
+                    ) from None
+                log.warning("busy: %d server(s) at their session limit; retrying in %.1f s", len(busy), pause)
+                time.sleep(pause)
+                waited += pause
+                pause = min(pause * 2, BUSY_BACKOFF_MAX_S)
+                busy.clear()
+                continue
             try:
                 return self._rebuild(route, history)
             except ServerFailure as again:
+                if again.status == 429:
+                    busy.add(again.endpoint)
+                    continue
                 log.warning("server %s failed too (%s)", again.endpoint, again)
                 self._mark_failed(again)
                 last = again
@@ -177,13 +211,18 @@ class InferenceSession:
         """Open sessions along ``route`` and replay ``history`` through them, hop after hop."""
         replay = torch.cat(history, dim=1) if history else None
         rebuilt = []
-        for hop in route:
-            remote = self._open(hop)
-            if replay is not None:
-                output = self._forward(remote, replay)
-                remote.history.append(replay)
-                replay = output
-            rebuilt.append(remote)
+        try:
+            for hop in route:
+                remote = self._open(hop)
+                rebuilt.append(remote)
+                if replay is not None:
+                    output = self._forward(remote, replay)
+                    remote.history.append(replay)
+                    replay = output
+        except ServerFailure:
+            for remote in rebuilt:  # give back what this attempt took: a busy network needs every slot
+                self._client(remote.hop.peer).close(remote.session_id)
+            raise
         return rebuilt
 
     def _client(self, peer: Peer) -> ServerClient:

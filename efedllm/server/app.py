@@ -116,7 +116,7 @@ async def open_session(request: web.Request) -> web.Response:
         raise SessionError(
             400, f"layers {start}:{end} are not within this server's span {span.first}:{span.first + span.count}"
         )
-    session = store.open(start, end, span.new_cache())
+    session = store.open(start, end, span.new_cache(), client=request.remote or "")
     return web.json_response(
         SessionOpened(session=session.id, start=start, end=end, dtype=describe(span)[0]).to_json(), status=201
     )

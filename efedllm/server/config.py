@@ -16,6 +16,9 @@ COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 class ServerLimits:
     max_sessions: int = 64
     """Inference sessions open at once; more get HTTP 429."""
+    max_sessions_per_client: int = 32
+    """Sessions one client (one peer address) may hold at once; more get HTTP 429, so that no client can take
+    every slot and lock the others out for the idle timeout."""
     max_sequence: int = 2048
     """Tokens one session may hold, prompt and generated; more get HTTP 413."""
     max_step_tokens: int = 1024

@@ -27,6 +27,8 @@ class Session:
     end: int
     cache: KVCache
     length: int = 0
+    client: str = ""
+    """Who opened it (the peer's address as the server sees it): sessions count against that client's quota."""
     last_used: float = field(default_factory=time.monotonic)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -52,11 +54,22 @@ class SessionStore:
     def cache_bytes(self) -> int:
         return self.cached_tokens * self.bytes_per_token
 
-    def open(self, start: int, end: int, cache: KVCache) -> Session:
+    def open(self, start: int, end: int, cache: KVCache, *, client: str = "") -> Session:
+        """A new session for ``client``; 429 (busy) when the server holds ``max_sessions`` or this client holds
+        ``max_sessions_per_client``, so that one client cannot lock everyone else out for the idle timeout."""
         self.expire()
         if len(self._sessions) >= self.limits.max_sessions:
-            raise SessionError(429, f"too many sessions (limit {self.limits.max_sessions}); retry later")
-        session = Session(id=secrets.token_hex(16), start=start, end=end, cache=cache)
+            raise SessionError(
+                429, f"busy: this server holds its limit of {self.limits.max_sessions} sessions; retry later"
+            )
+        held = sum(s.client == client for s in self._sessions.values())
+        if held >= self.limits.max_sessions_per_client:
+            raise SessionError(
+                429,
+                f"busy: this client holds {held} sessions, the most one client may (max_sessions_per_client); "
+                "close some or retry later",
+            )
+        session = Session(id=secrets.token_hex(16), start=start, end=end, cache=cache, client=client)
         self._sessions[session.id] = session
         return session
 
