@@ -30,6 +30,20 @@ def body_error(exc: BaseException) -> str:
     return text.splitlines()[0] if text.strip() else "malformed body"
 
 
+BODY_TIMEOUT_S = 30.0
+"""Seconds a request's body may take to arrive once its headers have (a stalled body holds a connection)."""
+
+
+async def read_body(request: web.Request, *, timeout: float = BODY_TIMEOUT_S) -> bytes:
+    """The request's body; 408 (JSON, through ``json_errors``) when it has not all arrived within ``timeout``."""
+    import asyncio
+
+    try:
+        return await asyncio.wait_for(request.read(), timeout)
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(text=f"the request body did not arrive within {timeout:g} s") from None
+
+
 def too_large(request: web.Request) -> bool:
     """A declared Content-Length over the app's body limit: refused at once, before a byte of the body is read
     (aiohttp alone would read up to the limit first)."""

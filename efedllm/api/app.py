@@ -20,7 +20,7 @@ from efedllm.api.config import ApiConfig
 from efedllm.api.engine import Engine, Result
 from efedllm.api.requests import ApiError, Generation, parse
 from efedllm.errors import EfedError
-from efedllm.http import body_error, too_large
+from efedllm.http import body_error, read_body, too_large
 
 log = logging.getLogger("efedllm.api")
 
@@ -92,8 +92,8 @@ async def completions(request: web.Request) -> web.StreamResponse:
 async def _complete(request: web.Request, *, chat: bool) -> web.StreamResponse:
     config = request.app[CONFIG]
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = json.loads(await read_body(request))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise ApiError("the request body is not valid JSON") from None
     generation = parse(
         body,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from aiohttp import web
 
 from efedllm import wire
-from efedllm.http import json_errors
+from efedllm.http import json_errors, read_body
 from efedllm.model.serving import describe
 from efedllm.model.span import LayerSpan
 from efedllm.receipts import ANSWER_HEADER, SIGNATURE_HEADER, Answer
@@ -127,7 +127,7 @@ async def forward(request: web.Request) -> web.Response:
     now, limits = serving(app), app[CONFIG].limits
     span, store = now.span, now.store
     session = store.get(request.match_info["session_id"])
-    data = await request.read()
+    data = await read_body(request, timeout=limits.body_timeout)
     hidden = wire.decode(data, hidden_size=span.config.hidden_size, dtype=span.dtype, max_tokens=limits.max_step_tokens)
     paywall = app[PAYWALL][0] if app[PAYWALL] else None
     payment = (
@@ -174,7 +174,7 @@ async def _json_body(request: web.Request) -> dict:
     if not request.can_read_body:
         return {}
     try:
-        body = json.loads(await request.read() or b"{}")  # bytes: UTF-8 whatever charset the header names
+        body = json.loads(await read_body(request, timeout=request.app[CONFIG].limits.body_timeout) or b"{}")  # UTF-8
     except (ValueError, RecursionError):  # syntax, bad UTF-8, a number past the digit limit, too deep
         raise SessionError(400, "body must be JSON") from None
     if not isinstance(body, dict):

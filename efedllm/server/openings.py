@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from efedllm.chain.protocol import Protocol
+from efedllm.http import read_body
 from efedllm.openings import CONTENT_TYPE, MAX_TTL, OpeningError, OpeningRequest, encode_opening
 from efedllm.server.records import TaskStore
 from efedllm.server.sessions import SessionError
@@ -44,7 +45,7 @@ def handler(*, store: TaskStore, roles: VerifierRoles, chain_id: int):
 
     async def openings(request: web.Request) -> web.Response:
         try:
-            req = OpeningRequest.from_json(json.loads(await request.read() or b"null"))  # UTF-8, any charset header
+            req = OpeningRequest.from_json(json.loads(await read_body(request) or b"null"))  # UTF-8, any charset header
         except OpeningError as exc:
             raise SessionError(400, str(exc)) from None
         except (ValueError, RecursionError):  # syntax, bad UTF-8, a number past the digit limit, too deep

@@ -20,4 +20,5 @@ LIMITS = ServerLimits(
     max_body_bytes=256 * 1024,
     max_cache_bytes=3 * 64 * 2 * LAYERS * 2 * 16 * 4,
     session_ttl=300,
+    body_timeout=1.0,
 )

@@ -101,3 +101,14 @@ def test_a_dropped_connection_is_no_error_and_the_server_serves_on(services, cap
     status, body, _ = exchange(port, b"GET /info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert status == 200 and body["num_layers"] > 0
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_stalled_body_times_out_with_408(services, caplog):
+    """Headers, then 10 of 100 promised bytes, then nothing: 408 after the server's body_timeout (1 s here)."""
+    caplog.set_level(logging.DEBUG)
+    raw = (
+        b'POST /sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"start": '
+    )
+    status, body, seconds = exchange(services["server"].port, raw)
+    assert status == 408 and "did not arrive" in body["error"] and 0.9 < seconds < 5
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
