@@ -90,6 +90,13 @@ class ServerInfo:
     """Open sessions right now."""
     cache_bytes: int
     """Bytes of KV cache its open sessions hold right now."""
+    free_cache_bytes: int = 0
+    """KV-cache bytes still free under its limit (``--max-cache-bytes``): what a new session can take."""
+    queued: int = 0
+    """Steps waiting for the compute thread right now (its load)."""
+    steps: int = 0
+    batches: int = 0
+    """Steps served since start, and the forward passes they took (``steps / batches``: the mean batch)."""
 
     def to_json(self) -> dict:
         body = dataclasses.asdict(self)

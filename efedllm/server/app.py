@@ -27,6 +27,7 @@ from efedllm.model.span import LayerSpan
 from efedllm.receipts import ANSWER_HEADER, SIGNATURE_HEADER, Answer
 from efedllm.rpc import routes
 from efedllm.rpc.messages import MessageError, OpenSession, ServerInfo, SessionOpened, Throughput
+from efedllm.server.batching import Batcher
 from efedllm.server.config import ServerConfig
 from efedllm.server.sessions import SessionError, SessionStore
 from efedllm.tasks import TaskRecord, tensor_hash
@@ -46,6 +47,8 @@ SERVING = web.AppKey("serving", list)
 """A one-element list holding the current Serving (an app's keys may not be reassigned once it runs)."""
 CONFIG = web.AppKey("config", ServerConfig)
 EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
+BATCHER = web.AppKey("batcher", Batcher)
+"""Runs the steps on the executor, batching the decode steps of sessions that are ready together."""
 ANNOUNCED = web.AppKey("announced", dict)
 """The fields of ``GET /info`` fixed at start: throughput and address (see server_info)."""
 LIVE_INFO = web.AppKey("live_info", dict)
@@ -76,7 +79,8 @@ def serving(app: web.Application) -> Serving:
 
 
 def server_info(app: web.Application) -> ServerInfo:
-    """What ``GET /info`` answers: built here and nowhere else."""
+    """What ``GET /info`` answers: built here and nowhere else. Clients route by the load it reports (``queued``,
+    ``free_cache_bytes``) besides the throughput measured at start."""
     config, now = app[CONFIG], serving(app)
     span, limits = now.span, config.limits
     live = {name: value() for name, value in app[LIVE_INFO].items()}
@@ -96,6 +100,10 @@ def server_info(app: web.Application) -> ServerInfo:
         **live,
         sessions=len(now.store),
         cache_bytes=now.store.cache_bytes,
+        free_cache_bytes=max(0, limits.max_cache_bytes - now.store.cache_bytes),
+        queued=app[BATCHER].queued,
+        steps=app[BATCHER].steps,
+        batches=app[BATCHER].batches,
     )
 
 
@@ -137,13 +145,9 @@ async def forward(request: web.Request) -> web.Response:
     )
     async with session.lock:
         store.reserve(session, hidden.shape[1])
-        loop = asyncio.get_running_loop()
         past = session.length
-        step = loop.run_in_executor(
-            app[EXECUTOR],
-            lambda: span(hidden.to(span.device), session.cache, past=past, start=session.start, end=session.end),
-        )
-        output = (await asyncio.wait_for(step, limits.step_timeout)).to("cpu")
+        step = app[BATCHER].run(span, session, hidden, past)  # alone, or batched with other sessions' decode steps
+        output = await asyncio.wait_for(step, limits.step_timeout)
         session.length += hidden.shape[1]
     for answer in app[FILTERS]:
         output = answer(inputs=hidden, outputs=output)
@@ -212,6 +216,7 @@ def create_app(
     app[SERVING] = [None]
     use_span(app, span)
     app[EXECUTOR] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="efedllm-compute")
+    app[BATCHER] = Batcher(app[EXECUTOR], max_batch=config.limits.max_batch)
     app[FILTERS], app[HOOKS], app[OUTGOING], app[SIGNER], app[PAYWALL], app[LIVE_INFO] = [], [], [], [], [], {}
     app.router.add_get(routes.INFO, info)
     app.router.add_post(routes.SESSIONS, open_session)

@@ -29,6 +29,8 @@ class ServerLimits:
     """KV-cache memory of all sessions together, in bytes; a step beyond it gets HTTP 507."""
     session_ttl: float = 300.0
     """Seconds a session may stay idle before it is dropped."""
+    max_batch: int = 32
+    """Most decode steps of different sessions run as one forward pass (continuous batching)."""
     body_timeout: float = 30.0
     """Seconds a request's body may take to arrive after its headers; a stalled body gets HTTP 408."""
     step_timeout: float = 120.0

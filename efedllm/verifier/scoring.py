@@ -80,6 +80,8 @@ def check_openings(
     """Verdicts on a server's opened tasks, longest prefixes first so that each session is recomputed once: each
     recomputed as the server declared it serves (``serving``), within that configuration's bound
     (verifier/rules.py; ``tolerance`` is the bound of float32 compute)."""
+    if not opened:
+        return []
     memo = PrefixMemo(model.recompute_as(serving))
     return [
         check_opening(
