@@ -163,6 +163,8 @@ class ServerMemory:
     peak_cache_bytes: int = 0
     peak_sessions: int = 0
     samples: int = 0
+    steps: tuple[int, int] = (0, 0)
+    """(steps, forward passes) the server ran during the load: their ratio is its mean batch."""
 
 
 @dataclass
@@ -178,6 +180,8 @@ class MemoryWatch:
         for m in self.memory:
             Path(f"/proc/{m.server.process.pid}/clear_refs").write_text("5")  # peak RSS := current RSS
             m.rest_rss = status_bytes(m.server, "VmRSS")
+            info = requests.get(m.server.url + "/info", timeout=10).json()
+            m.steps = (-info.get("steps", 0), -info.get("batches", 0))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="memory-watch")
         self._thread.start()
@@ -189,6 +193,8 @@ class MemoryWatch:
         self._sample()
         for m in self.memory:
             m.peak_rss = max(m.peak_rss, status_bytes(m.server, "VmHWM"))
+            info = requests.get(m.server.url + "/info", timeout=10).json()
+            m.steps = (m.steps[0] + info.get("steps", 0), m.steps[1] + info.get("batches", 0))
 
     def _loop(self) -> None:
         http = requests.Session()
@@ -250,6 +256,7 @@ def report(single: Run, load: Run, memory: list[ServerMemory], *, sessions: int,
                 "RSS at rest MiB",
                 "peak RSS MiB",
                 "growth MiB",
+                "mean batch",
             ],
             [
                 [
@@ -260,6 +267,7 @@ def report(single: Run, load: Run, memory: list[ServerMemory], *, sessions: int,
                     mib(m.rest_rss),
                     mib(m.peak_rss),
                     mib(m.peak_rss - m.rest_rss),
+                    f"{m.steps[0] / max(m.steps[1], 1):.1f}",
                 ]
                 for m in memory
             ],
