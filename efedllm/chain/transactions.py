@@ -9,13 +9,14 @@ minimum 1.000000 ETH`` rather than a hex blob.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_utils import function_signature_to_4byte_selector
 from web3 import Web3
-from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
+from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception, Web3RPCError
 
 from efedllm.chain.connection import Signer
 from efedllm.chain.explain import describe, show
@@ -80,6 +81,11 @@ class RevertError(EfedError):
         self.error = error
 
 
+NONCE_RETRIES = 3
+"""Times a transaction refused for its nonce is sent again (a node-assigned nonce can clash on Ganache when the
+account's transactions come close together; a signed one when another process used the account meanwhile)."""
+
+
 class Transactor:
     """Sends transactions for one signer, waiting for each receipt, and raises RevertError on a revert."""
 
@@ -92,14 +98,14 @@ class Transactor:
         label = label or getattr(call, "fn_name", None) or "constructor"
         params: dict[str, Any] = {"from": self.signer.address, "value": value}
         params["gas"] = gas or int(self.simulate(call, value=value, label=label) * 1.2) + 21_000
-        if self.signer.account is None:
-            tx_hash = call.transact(params)
-        else:
-            params["nonce"] = self.w3.eth.get_transaction_count(self.signer.address, "pending")
-            params["chainId"] = self.w3.eth.chain_id
-            tx = call.build_transaction(params)
-            signed = self.signer.account.sign_transaction(tx)
-            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        for attempt in range(NONCE_RETRIES + 1):
+            try:
+                tx_hash = self._submit(call, dict(params))
+                break
+            except Web3RPCError as exc:  # a nonce taken meanwhile (Ganache assigns one twice under load): try again
+                if "nonce" not in str(exc).lower() or attempt == NONCE_RETRIES:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
         try:
             receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.timeout)
         except TimeExhausted:
@@ -107,6 +113,14 @@ class Transactor:
         if receipt["status"] != 1:
             raise self._mined_revert(call, value=value, label=label, block=receipt["blockNumber"])
         return receipt
+
+    def _submit(self, call, params: dict):
+        if self.signer.account is None:
+            return call.transact(params)
+        params["nonce"] = self.w3.eth.get_transaction_count(self.signer.address, "pending")
+        params["chainId"] = self.w3.eth.chain_id
+        signed = self.signer.account.sign_transaction(call.build_transaction(params))
+        return self.w3.eth.send_raw_transaction(signed.raw_transaction)
 
     def simulate(self, call, *, value: int = 0, label: str | None = None) -> int:
         """Gas ``call`` would use, sending nothing; a revert raises RevertError with the error's name and meaning

@@ -1,8 +1,9 @@
 """Taking over layers nobody serves (``--rebalance``), as Petals servers move to the weakest blocks.
 
 When a server is deactivated its layers may be left without any active server, and no client can generate. A
-rebalancing server watches the chain's coverage; when layers are uncovered and every layer of its own span is
-also served by someone else (so moving uncovers nothing), it loads the first uncovered run (up to ``max_layers``),
+rebalancing server watches the chain's coverage; when layers that a server left (deactivated or inactive) are
+uncovered and every layer of its own span is also served by someone else (so moving uncovers nothing), it loads
+the first uncovered run (up to ``max_layers``),
 starts serving it, and moves its on-chain record there with ``updateServer``. A random delay and a second look
 at the coverage just before moving keep two idle servers from rushing to the same gap.
 """
@@ -53,11 +54,17 @@ class Rebalancer:
 
     def _plan(self) -> range | None:
         me = self.protocol.signer.address
-        record = next((s for s in self.protocol.servers() if s.address == me), None)
+        servers = self.protocol.servers()
+        record = next((s for s in servers if s.address == me), None)
         if record is None or record.status != Status.ACTIVE:
             return None
         capacity = self.config.max_layers or record.num_layers
-        return target_span(self.protocol.coverage(), mine=record.layers, capacity=capacity)
+        target = target_span(self.protocol.coverage(), mine=record.layers, capacity=capacity)
+        if target is None or not any(
+            s.status != Status.ACTIVE and set(s.layers) & set(target) for s in servers
+        ):  # only layers a server left: not layers whose servers are still starting up (and registering)
+            return None
+        return target
 
     async def step(self) -> bool:
         """One look at the chain; moves and returns True when there was somewhere to go."""
