@@ -14,7 +14,7 @@ export const HISTORY_EVENTS = [
   "VerifierStaked", "VerifierUnstakeRequested", "VerifierWithdrawn", "VerifierSlashed", "NoRevealPenalized",
   "DeviationPenalized", "SeedShareCommitted", "SeedShareRevealed", "SeedWithheldPenalized", "VerifierAdded",
   "VerifierRemoved", "PriceAnnounced", "Deposited", "WithdrawalRequested", "Redeemed", "FeesWithdrawn", "Challenged",
-  "ChallengeAnswered", "ChallengeUpheld", "BondWithdrawn", "VerifierEndpointAnnounced",
+  "ChallengeAnswered", "ChallengeUpheld", "BondWithdrawn", "VerifierEndpointAnnounced", "ServingDeclared",
 ];
 
 const STAKE_EVENTS = new Set(["ServerRegistered", "StakeAdded", "UnstakeRequested", "Withdrawn", "Slashed"]);

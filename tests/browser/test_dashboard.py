@@ -347,6 +347,7 @@ def test_event_feed_lists_every_event_with_block_and_tx(page, chain, history):
     kinds = {e[0] for e in expected}
     assert {
         "ServerRegistered",
+        "ServingDeclared",
         "WorkCommitted",
         "ScoresCommitted",
         "ScoresRevealed",

@@ -2,7 +2,7 @@
 import { checksum } from "../abi.js";
 import { html } from "../dom.js";
 import { compactLayers, dateTime, decimal18, eth, frac, price, short, span, wei } from "../format.js";
-import { OUTCOMES, STATUSES } from "../schema.js";
+import { OUTCOMES, STATUSES, servingLabel } from "../schema.js";
 
 export function serverLink(address) {
   return html`<a class="addr" href="#/server/${checksum(address)}" title="${checksum(address)}">${short(address)}</a>`;
@@ -27,7 +27,8 @@ export function emptyState(title, detail) {
 }
 
 export const CATEGORIES = {
-  servers: ["ServerRegistered", "ServerUpdated", "StakeAdded", "UnstakeRequested", "Withdrawn", "StatusChanged", "WeightSet"],
+  servers: ["ServerRegistered", "ServerUpdated", "ServingDeclared", "StakeAdded", "UnstakeRequested", "Withdrawn", "StatusChanged",
+    "WeightSet"],
   work: ["WorkCommitted", "SeedShareCommitted", "SeedShareRevealed", "SeedDrawn", "LossDeclared"],
   scores: ["ScoresCommitted", "ScoresRevealed", "ServerScored"],
   slashing: ["Slashed", "SlashDeposited"],
@@ -69,6 +70,8 @@ export function describe(ev) {
       return html`${srv} registered layers ${span(a.firstLayer, a.numLayers)} at <span class="endpoint">${a.endpoint}</span>, staking ${eth(a.stake)}`;
     case "ServerUpdated":
       return html`${srv} moved to layers ${span(a.firstLayer, a.numLayers)} at <span class="endpoint">${a.endpoint}</span>`;
+    case "ServingDeclared":
+      return html`${srv} declared it computes in ${servingLabel(a.dtype, a.weights)} from epoch ${a.fromEpoch}`;
     case "StakeAdded":
       return html`${srv} added ${eth(a.amount)} (stake ${eth(a.stake)})`;
     case "UnstakeRequested":
