@@ -151,7 +151,17 @@ class Demo:
             f"starting {len(ROLES)} servers and {len(VERIFIERS)} verifiers (each loads its part of the model; "
             f"logs in {logs})"
         )
-        start_all(self.processes, timeout=600)
+        # two servers at a time, then the verifiers: all at once, seven processes measuring their speed and loading
+        # models left a 2-core machine's chain node (Ganache, single-threaded) too little CPU to answer in 30 s
+        started: list[EfedllmProcess] = []
+        try:
+            for wave in [self.processes[i : i + 2] for i in range(0, len(ROLES), 2)] + [self.processes[len(ROLES) :]]:
+                start_all(wave, timeout=600)
+                started += wave
+        except Exception:
+            for process in started:
+                process.stop()
+            raise
         for role in ROLES:
             note = f", {role.note}" if role.note else ""
             declared = self.protocol.server(self.address(role.account)).serving.label
