@@ -11,7 +11,9 @@ line. A client that drops its connection is not an error either.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
@@ -36,8 +38,6 @@ BODY_TIMEOUT_S = 30.0
 
 async def read_body(request: web.Request, *, timeout: float = BODY_TIMEOUT_S) -> bytes:
     """The request's body; 408 (JSON, through ``json_errors``) when it has not all arrived within ``timeout``."""
-    import asyncio
-
     try:
         return await asyncio.wait_for(request.read(), timeout)
     except TimeoutError:
@@ -133,8 +133,6 @@ class AppRunner(web.AppRunner):
 
 def serve_forever(app: web.Application, *, host: str, port: int) -> None:
     """Serve ``app`` with ``AppRunner`` until SIGINT or SIGTERM (what ``web.run_app`` does, with JSON errors)."""
-    import asyncio
-    import signal
 
     async def main() -> None:
         runner = AppRunner(app, access_log=None)

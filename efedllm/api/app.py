@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web, web_protocol
 
+from efedllm.api.bodies import ApiError, Generation, parse
 from efedllm.api.config import ApiConfig
 from efedllm.api.engine import Engine, Result
-from efedllm.api.requests import ApiError, Generation, parse
 from efedllm.errors import EfedError
 from efedllm.http import body_error, read_body, too_large
 

@@ -8,12 +8,11 @@ sequence never reaches the client and is cut where it begins, as OpenAI does.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from efedllm.api.requests import Generation
+from efedllm.api.bodies import Generation
 
 
 class Cancelled(Exception):
@@ -81,16 +80,12 @@ class Engine:
     def __init__(self, model):
         self.model = model
         self.tokenizer = model.tokenizer
-        self.active = 0
-        self._lock = threading.Lock()
 
     def run(
         self, request: Generation, *, on_text: Callable[[str], None] | None = None, cancelled=lambda: False
     ) -> Result:
         """Generate for ``request`` in this thread; ``on_text`` gets each safe increment of text (streaming);
         ``cancelled()`` is asked after every token (the client went away)."""
-        with self._lock:
-            self.active += 1
         started = time.monotonic()
         stream = TextStream(self.tokenizer, request.stop)
         messages = list(request.messages) if request.messages is not None else None
@@ -120,9 +115,6 @@ class Engine:
             finish = "length" if count >= request.max_tokens and not self._ended(stream) else "stop"
         except Cancelled:
             finish = "stop"
-        finally:
-            with self._lock:
-                self.active -= 1
         if on_text is not None and (rest := stream.flush()):
             on_text(rest)
         return Result(
