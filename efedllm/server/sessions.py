@@ -59,9 +59,7 @@ class SessionStore:
         ``max_sessions_per_client``, so that one client cannot lock everyone else out for the idle timeout."""
         self.expire()
         if len(self._sessions) >= self.limits.max_sessions:
-            raise SessionError(
-                429, f"busy: this server holds its limit of {self.limits.max_sessions} sessions; retry later"
-            )
+            raise SessionError(429, f"busy: too many sessions (limit {self.limits.max_sessions}); retry later")
         held = sum(s.client == client for s in self._sessions.values())
         if held >= self.limits.max_sessions_per_client:
             raise SessionError(
