@@ -155,7 +155,8 @@ class Demo:
         # models left a 2-core machine's chain node (Ganache, single-threaded) too little CPU to answer in 30 s
         started: list[EfedllmProcess] = []
         try:
-            for wave in [self.processes[i : i + 2] for i in range(0, len(ROLES), 2)] + [self.processes[len(ROLES) :]]:
+            servers, verifiers = self.processes[: len(ROLES)], self.processes[len(ROLES) :]
+            for wave in [servers[i : i + 2] for i in range(0, len(servers), 2)] + [verifiers]:
                 start_all(wave, timeout=600)
                 started += wave
         except Exception:
