@@ -1,11 +1,13 @@
 """Can the verifier tell an honest low-precision server from a cheat? Measured, per declared serving configuration.
 
-    python bench/precision.py [--verifier float32|declared] [--steps 16] [--quick] [--k 32] [--headroom 2]
+    python bench/precision.py [--verifier float32|declared] [--steps 16 | --decode 304] [--spans few|wide] [--quick]
+                              [--k 32] [--headroom 2]
 
 Serving configurations: float32, bfloat16, float16, int8 weights with float32 compute, int8 with bfloat16
 compute (efedllm/model/quantize.py). For each, a server span serves every prompt (chat, code, a ~500-token
 document) as one prefill step and then ``steps`` decode steps (the prompt's last tokens fed one at a time through
-the KV cache, as a real session's generated tokens are), for spans of 1, 5 and 10 layers at the start, middle and
+the KV cache, as a real session's generated tokens are; with ``--decode N``, N tokens of the model's own greedy
+continuation after the whole prompt), for spans of 1, 5 and 10 layers at the start, middle and
 end of the model. Its inputs are the float32 model's hidden states at the span's first layer, cast to the served
 dtype. The verifier recomputes every position from 0 in one pass, in one of two modes:
 
@@ -98,6 +100,9 @@ CONFIGS = {
         Config("int4/bf16", BF16, 7),
     )
 }
+FEW = ((0, 1), (15, 1), (29, 1), (0, 5), (12, 5), (25, 5), (0, 10), (10, 10), (20, 10))
+WIDE = ((0, 1), (7, 1), (15, 1), (22, 1), (29, 1), (0, 5), (12, 5), (25, 5), (0, 10), (10, 10), (20, 10))
+"""``--spans wide`` (bench/gpu.py's): with 3 prompts and ``--decode 304``, 10,065 steps per configuration and case."""
 DECLARED = ("float32", "bfloat16", "float16", "int8/f32", "int8/bf16")
 LOWER = {
     "float32": ("bfloat16",),
@@ -244,23 +249,33 @@ def measure_span(
     return result
 
 
+@torch.inference_mode()
+def continuation(ends: ModelEnds, full: LayerSpan, ids: list[int], n: int) -> list[int]:
+    """``n`` tokens the float32 model generates greedily after ``ids`` (EOS included: the text goes on past it)."""
+    cache, out = full.new_cache(), []
+    h = full(ends.embed_tokens(torch.tensor([ids])), cache, past=0)
+    for _ in range(n):
+        out.append(int(ends.logits(h[:, -1:]).argmax(-1)))
+        h = full(ends.embed_tokens(torch.tensor([[out[-1]]])), cache, past=len(ids) + len(out) - 1)
+    return out
+
+
 def collect(args) -> dict:
     source = resolve()
     tokenizer = AutoTokenizer.from_pretrained(source.folder)
     ends = ModelEnds(source.folder, device=CPU)
     full = LayerSpan(source.folder, 0, source.num_layers, device=CPU)
-    spans = (
-        [(0, 1), (10, 5)]
-        if args.quick
-        else [(0, 1), (15, 1), (29, 1), (0, 5), (12, 5), (25, 5), (0, 10), (10, 10), (20, 10)]
-    )
+    spans = [(0, 1), (10, 5)] if args.quick else WIDE if args.spans == "wide" else FEW
     values: dict = {d: {} for d in DECLARED}
     for pname, ids in prompts(tokenizer, args.quick).items():
+        if args.decode:  # the model's own greedy continuation, served one token at a time as a session's would be
+            ids = ids + continuation(ends, full, ids, args.decode)
         hidden = [ends.embed_tokens(torch.tensor([ids]))]
         for i in range(source.num_layers):  # the float32 model's input to every layer, for every position
             hidden.append(full(hidden[-1], full.new_cache(), past=0, start=i, end=i + 1))
-        prefill = len(ids) - args.steps
-        print(f"{pname}: {len(ids)} tokens (prefill {prefill}, {args.steps} decode steps)", flush=True)
+        steps = args.decode or args.steps
+        prefill = len(ids) - steps
+        print(f"{pname}: {len(ids)} tokens (prefill {prefill}, {steps} decode steps)", flush=True)
         for first, count in spans:
             base = LayerSpan(source.folder, first, count, device=CPU)
             for dname, cases in measure_span(base, hidden[first], prefill, args.k, args.verifier).items():
@@ -332,6 +347,14 @@ def main() -> int:
         help="the recomputation's precision: float32, or the declared configuration's own (default: %(default)s)",
     )
     p.add_argument("--steps", type=int, default=16, help="decode steps per prompt and span (default: %(default)s)")
+    p.add_argument(
+        "--decode",
+        type=int,
+        default=0,
+        help="decode steps of the model's own greedy continuation after each whole prompt, instead of --steps of "
+        "the prompt's last tokens (default: off)",
+    )
+    p.add_argument("--spans", choices=("few", "wide"), default="few", help="9 spans, or 11 (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="two short prompts, two spans (a smoke run, < 3 minutes)")
     p.add_argument("--k", type=int, default=32, help="top-k size of the TOPLOC-like statistics (default: %(default)s)")
     p.add_argument(
@@ -355,7 +378,8 @@ def main() -> int:
     name = "precision" + ("-declared" if args.verifier == "declared" else "") + ("-quick" if args.quick else "")
     out = args.out or Path(__file__).parent / "results" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"verifier": args.verifier, "steps": args.steps, "quick": args.quick, "k": args.k}
+    meta = {"verifier": args.verifier, "steps": args.decode or args.steps, "decode": args.decode, "quick": args.quick}
+    meta |= {"spans": args.spans, "k": args.k}
     meta |= {"headroom": args.headroom}
     meta |= {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": "cpu"}
     out.write_text(json.dumps({"meta": meta, "values": values}, indent=1))

@@ -1,9 +1,11 @@
 """The verifier's rule per declared configuration (efedllm/verifier/rules.py) scored on measured deviations: honest
 false fraud, and the detection of each cheat per opened step and per epoch.
 
-    python bench/precision.py --verifier declared     # the cheats (459 steps per configuration and case)
+    python bench/precision.py --verifier declared --spans wide --decode 304 --out bench/results/precision-declared-10k.json
     python bench/gpu.py --device cpu --verifiers cpu --spans wide --decode 300 --out bench/results/gpu-cpu-10k.json
     python bench/rule.py                              # this: tables, and docs/precision-rule.png
+
+(The first run: honest and cheats, 10,065 steps per configuration and case; the second: honest, 9,933.)
 
 Reads the raw values those two runs wrote (``--cheats``, ``--honest``): every step's ``deviation`` from the
 verifier's recomputation in the declared configuration, with its span length. A step is fraud when its deviation
@@ -38,7 +40,7 @@ def ratio(record: dict, label: str) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cheats", type=Path, default=Path("bench/results/precision-declared.json"))
+    parser.add_argument("--cheats", type=Path, default=Path("bench/results/precision-declared-10k.json"))
     parser.add_argument("--honest", type=Path, default=Path("bench/results/gpu-cpu-10k.json"))
     parser.add_argument("--openings", type=int, default=DEFAULT_SAMPLES)
     parser.add_argument("--plot", type=Path, default=Path("docs/precision-rule.png"))
