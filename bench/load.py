@@ -20,7 +20,7 @@ import statistics
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `efedllm generate` runs the client
@@ -67,6 +67,14 @@ class Generation:
 class Run:
     generations: list[Generation]
     wall_s: float
+    client_cpu_s: float = 0.0
+    """CPU seconds this (the client's) process spent, all threads."""
+    server_cpu_s: float = 0.0
+    """CPU seconds the three server processes spent."""
+
+    def cpu_ms_per_token(self, which: str) -> float:
+        tokens = sum(len(g.tokens) for g in self.completed)
+        return 1000 * getattr(self, f"{which}_cpu_s") / max(tokens, 1)
 
     @property
     def completed(self) -> list[Generation]:
@@ -210,6 +218,27 @@ class MemoryWatch:
             m.samples += 1
 
 
+def cpu_seconds(servers: list[ServerProcess]) -> float:
+    """CPU seconds (user and system) the ``servers``' processes spent so far."""
+    ticks = 0
+    for server in servers:
+        fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat(5))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def measured(run, servers: list[ServerProcess]) -> Run:
+    """``run()`` (a Run) with the CPU time the client and the servers spent on it."""
+    client, server = os.times(), cpu_seconds(servers)
+    result = run()
+    after = os.times()
+    return replace(
+        result,
+        client_cpu_s=after.user + after.system - client.user - client.system,
+        server_cpu_s=cpu_seconds(servers) - server,
+    )
+
+
 def status_bytes(server: ServerProcess, key: str) -> int:
     for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():
         if line.startswith(key + ":"):
@@ -238,11 +267,26 @@ def report(single: Run, load: Run, memory: list[ServerMemory], *, sessions: int,
             f"{run.tokens_per_s:.1f}",
             f"{run.latency(0.5):.2f}",
             f"{run.latency(0.95):.2f}",
+            f"{run.cpu_ms_per_token('client'):.1f}",
+            f"{run.cpu_ms_per_token('server'):.1f}",
         ]
         for name, run in (("1 client, one request at a time", single), (f"{sessions} concurrent sessions", load))
     ]
     lines = [
-        table(["load", "requests", "tokens", "wall s", "tokens/s", "p50 latency s", "p95 latency s"], rows),
+        table(
+            [
+                "load",
+                "requests",
+                "tokens",
+                "wall s",
+                "tokens/s",
+                "p50 latency s",
+                "p95 latency s",
+                "client CPU ms/token",
+                "servers CPU ms/token",
+            ],
+            rows,
+        ),
         f"\nthroughput {sessions} concurrent / single: {load.tokens_per_s / single.tokens_per_s:.2f}x; "
         f"p50 latency {load.latency(0.5) / single.latency(0.5):.1f}x",
         f"identical to the single client: {len(load.generations) - len(mismatches(single, load))} of "
@@ -295,11 +339,16 @@ def main() -> int:
         inputs = [template.encode(prompt=p) for p in PROMPTS]
         template.generate(inputs[0], max_new_tokens=2, eos_token_id=[])  # warm-up every path
         print(f"one client: {len(inputs)} generations ...", file=sys.stderr, flush=True)
-        single = run_single(template, inputs, tokens=args.tokens)
+        single = measured(lambda: run_single(template, inputs, tokens=args.tokens), servers)
         print(f"{args.sessions} sessions x {args.rounds} generations ...", file=sys.stderr, flush=True)
         models = clients(template, urls, args.sessions)
         with MemoryWatch(servers) as watch:
-            load = run_concurrent(models, inputs, rounds=args.rounds, tokens=args.tokens, deadline_s=args.deadline)
+            load = measured(
+                lambda: run_concurrent(
+                    models, inputs, rounds=args.rounds, tokens=args.tokens, deadline_s=args.deadline
+                ),
+                servers,
+            )
     finally:
         stop_all(servers)
     print(

@@ -21,6 +21,7 @@ from efedllm.api.config import ApiConfig
 from efedllm.api.engine import Engine, Result
 from efedllm.errors import EfedError
 from efedllm.http import body_error, read_body, too_large
+from efedllm.rpc import routes
 
 log = logging.getLogger("efedllm.api")
 
@@ -205,10 +206,10 @@ def create_app(engine: Engine, config: ApiConfig, *, name: str, key: str = "") -
     app = web.Application(middlewares=[openai_errors], client_max_size=config.max_body_bytes)
     app[ENGINE], app[CONFIG], app[NAME], app[KEY] = engine, config, name, key
     app[EXECUTOR] = ThreadPoolExecutor(max_workers=config.max_concurrent, thread_name_prefix="api-generation")
-    app.router.add_get("/v1/models", models)
-    app.router.add_get("/v1/models/{model}", model)
-    app.router.add_post("/v1/chat/completions", chat_completions)
-    app.router.add_post("/v1/completions", completions)
+    app.router.add_get(routes.API_MODELS, models)
+    app.router.add_get(routes.API_MODEL, model)
+    app.router.add_post(routes.API_CHAT, chat_completions)
+    app.router.add_post(routes.API_COMPLETIONS, completions)
 
     async def shutdown(app: web.Application) -> None:
         app[EXECUTOR].shutdown(wait=False, cancel_futures=True)

@@ -179,7 +179,7 @@ class DistributedModel:
             for _ in range(max_new_tokens):
                 hidden = self.ends.embed_tokens(step_input)
                 hidden = session.step(hidden)
-                logits = self.ends.logits(hidden.to(self.ends.device))[:, -1, :].float().cpu()
+                logits = self.ends.next_logits(hidden)  # batched with other generations of this process
                 if output_logits:
                     all_logits.append(logits)
                 token = self._next_token(logits, input_ids, new_tokens, warpers, do_sample, generator)

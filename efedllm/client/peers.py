@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
@@ -51,13 +53,32 @@ def serving_label(info: ServerInfo) -> str:
     return f"int8/{info.dtype}" if info.weights == "int8" else info.dtype
 
 
-class StaticPeers:
-    """Servers given by URL; their spans come from /info."""
+PROBE_TTL_S = 5.0
+"""How long StaticPeers reuses its last probe of the servers' /info: generations that follow each other closely
+(a chat, an API's requests) do not pay three round trips before their first token each time."""
 
-    def __init__(self, endpoints: list[str]):
+
+class StaticPeers:
+    """Servers given by URL; their spans come from /info (probed at most every ``ttl`` seconds; a server that
+    fails meanwhile is routed around by the session, client/session.py)."""
+
+    def __init__(self, endpoints: list[str], *, ttl: float = PROBE_TTL_S):
         self.endpoints = endpoints
+        self.ttl = ttl
+        self._probed: tuple[float, list[Peer]] | None = None
+        self._lock = threading.Lock()
 
     def peers(self) -> list[Peer]:
+        with self._lock:
+            if self._probed is not None and time.monotonic() - self._probed[0] < self.ttl:
+                return list(self._probed[1])
+        peers = self._probe()
+        if len(peers) == len(self.endpoints):  # one that did not answer is probed again next time
+            with self._lock:
+                self._probed = (time.monotonic(), peers)
+        return list(peers)
+
+    def _probe(self) -> list[Peer]:
         return [
             Peer(
                 endpoint=url,

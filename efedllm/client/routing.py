@@ -2,12 +2,14 @@
 
 Each hop runs a server from a layer inside its span to the end of its span (or to ``end``). The estimated
 cost of a hop is a fixed network latency plus the layers it runs times the server's time per layer, scaled up
-for servers with a lower trust score, plus its price turned into seconds (``WEI_PER_SECOND``); a dynamic programme over layer positions finds the cheapest chain.
+for servers with a lower trust score, plus its price turned into seconds (``WEI_PER_SECOND``); a dynamic programme
+over layer positions finds the cheapest chain. A server's time per layer is what this client measured of it
+(client/latency.py: round trips included) once it has, and until then the throughput the server claims.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from efedllm.errors import EfedError
@@ -52,9 +54,14 @@ class NoRouteError(EfedError):
         self.missing = missing
 
 
-def plan_route(peers: Iterable[Peer], start: int, end: int) -> list[Hop]:
-    """The cheapest chain of hops over layers [start, end); raises NoRouteError naming uncovered layers."""
+def plan_route(
+    peers: Iterable[Peer], start: int, end: int, *, measured: Mapping[str, float] | None = None
+) -> list[Hop]:
+    """The cheapest chain of hops over layers [start, end); raises NoRouteError naming uncovered layers.
+    ``measured``: seconds per layer and token that the client measured, by endpoint (it overrides the claim; the
+    fixed hop latency is then already in it)."""
     peers = list(peers)
+    measured = measured or {}
     missing = [layer for layer in range(start, end) if not any(p.first <= layer < p.end for p in peers)]
     if missing:
         raise NoRouteError(missing)
@@ -65,7 +72,9 @@ def plan_route(peers: Iterable[Peer], start: int, end: int) -> list[Hop]:
             if peer.first <= position < peer.end:
                 stop = min(peer.end, end)
                 layers = stop - position
-                cost = HOP_LATENCY_S + layers * peer.seconds_per_layer() / (0.5 + 0.5 * peer.trust)
+                seen = measured.get(peer.endpoint)
+                per_layer = seen if seen is not None else peer.seconds_per_layer()
+                cost = (0.0 if seen is not None else HOP_LATENCY_S) + layers * per_layer / (0.5 + 0.5 * peer.trust)
                 cost += layers * peer.price / WEI_PER_SECOND
                 rest_cost, rest = best[stop]
                 options.append((cost + rest_cost, [Hop(peer, position, stop), *rest]))

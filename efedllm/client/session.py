@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import requests
 import torch
 
 from efedllm.client.answers import AnswerChecker
+from efedllm.client.latency import MEASURED, Latencies
 from efedllm.client.payments import Paid, Payer
 from efedllm.client.routing import Hop, NoRouteError, Peer, plan_route
 from efedllm.client.spotcheck import Dispute, SpotChecker
@@ -58,8 +60,11 @@ class InferenceSession:
         answers: AnswerChecker | None = None,
         payer: Payer | None = None,
         spot: SpotChecker | None = None,
+        latencies: Latencies = MEASURED,
     ):
         self.peers = list(peers)
+        self.latencies = latencies
+        """Each decode step's round trip per server, shared by the process's sessions; routes follow it."""
         self.answers = answers
         """Checks every answer's signature and keeps the signed answers (None: unchecked, e.g. servers given by
         URL, whose addresses no chain vouches for)."""
@@ -178,7 +183,7 @@ class InferenceSession:
                 raise EfedError(f"gave up after {self.max_failovers} failovers; last failure: {last}")
             alive = [p for p in self.peers if p.endpoint not in self.failed and p.endpoint not in busy]
             try:
-                route = plan_route(alive, start, end)
+                route = plan_route(alive, start, end, measured=self.latencies.seconds_per_layer())
             except NoRouteError:
                 if not busy or not any(p.endpoint not in self.failed for p in self.peers):
                     raise  # names the missing layers
@@ -211,6 +216,8 @@ class InferenceSession:
         """Open sessions along ``route`` and replay ``history`` through them, hop after hop."""
         replay = torch.cat(history, dim=1) if history else None
         rebuilt = []
+        if replay is None and len(route) > 1:  # nothing to replay: open every hop's session at once
+            return self._open_all(route)
         try:
             for hop in route:
                 remote = self._open(hop)
@@ -225,6 +232,25 @@ class InferenceSession:
             raise
         return rebuilt
 
+    def _open_all(self, route: list[Hop]) -> list[RemoteHop]:
+        """Sessions on every hop of ``route``, opened in parallel (one round trip before the first token, not one
+        per hop); if any fails, the others are closed and its error (ServerFailure: route around it) raised."""
+        for hop in route:
+            self._client(hop.peer)  # created here, not by racing threads
+        with ThreadPoolExecutor(max_workers=len(route)) as pool:
+            futures = [pool.submit(self._open, hop) for hop in route]
+        opened, failure = [], None
+        for future in futures:
+            try:
+                opened.append(future.result())
+            except Exception as exc:  # noqa: BLE001 - ServerFailure (failover) or a refusal: raised below either way
+                failure = failure or exc
+        if failure is not None:
+            for remote in opened:
+                self._client(remote.hop.peer).close(remote.session_id)
+            raise failure
+        return opened
+
     def _client(self, peer: Peer) -> ServerClient:
         if peer.endpoint not in self.clients:
             self.clients[peer.endpoint] = ServerClient(peer.endpoint, http=self.http, timeout=self.timeout[1])
@@ -235,7 +261,8 @@ class InferenceSession:
 
     def _forward(self, remote: RemoteHop, hidden: torch.Tensor) -> torch.Tensor:
         hop = remote.hop
-        return send_step(
+        began = time.monotonic()
+        output = send_step(
             self._client(hop.peer),
             peer=hop.peer,
             session=remote.session_id,
@@ -246,6 +273,9 @@ class InferenceSession:
             answers=self.answers,
             payer=self.payer,
         )
+        if hidden.shape[1] == 1:  # decode steps are comparable across servers; prefills and replays vary in length
+            self.latencies.observe(hop.peer.endpoint, seconds=time.monotonic() - began, layers=hop.end - hop.start)
+        return output
 
 
 def send_step(

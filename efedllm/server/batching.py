@@ -6,11 +6,19 @@ batcher takes every queued one-token step over the same layers as the first in l
 runs them together; a step of several tokens (a prefill, a replay after failover) runs alone, in arrival order.
 Each session still has at most one step in flight (its lock in server/app.py), so a batch never holds two steps
 of one session.
+
+Waiting for the others: many sessions in step through a pipeline of servers arrive at each server spread over a
+few milliseconds (their client answers them one after another). Run at once, the first would go alone and the
+rest in small batches, and the sessions would stay spread out; so when fewer steps are queued than sessions have
+stepped lately over the same layers, the batcher waits for more, as long as they keep arriving (``GAP_S`` apart),
+up to ``wait_s`` in all. Once a batch went together, its sessions come back together, and every server of the route
+runs them as one batch. A session alone, or every active session already queued, never waits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -38,11 +46,20 @@ class Step:
         return (id(self.span), self.session.start, self.session.end)
 
 
+ACTIVE_S = 1.0
+"""A session that sent a decode step within this many seconds counts as stepping now (a batch may wait for it)."""
+GAP_S = 0.002
+"""A batch stops waiting when no step arrived for this long."""
+
+
 class Batcher:
-    def __init__(self, executor: Executor, *, max_batch: int = 32):
-        self.executor, self.max_batch = executor, max_batch
+    def __init__(self, executor: Executor, *, max_batch: int = 32, wait_s: float = 0.0):
+        self.executor, self.max_batch, self.wait_s = executor, max_batch, wait_s
         self.queue: list[Step] = []
         self.running = False
+        self.arrived = asyncio.Event()
+        self.stepping: dict[tuple, dict[str, float]] = {}
+        """Layers key -> session id -> when it last queued a decode step."""
         self.batches = 0
         """Forward passes run so far."""
         self.steps = 0
@@ -56,10 +73,18 @@ class Batcher:
         """The output of ``hidden`` through ``session``'s layers, computed alone or in a batch."""
         step = Step(span=span, session=session, hidden=hidden, past=past)
         self.queue.append(step)
+        if step.batchable:
+            self.stepping.setdefault(step.key, {})[session.id] = time.monotonic()
+        self.arrived.set()
         if not self.running:
             self.running = True
             asyncio.get_running_loop().create_task(self._drain())
         return await step.done
+
+    def forget(self, session_id: str) -> None:
+        """A closed session: no batch waits for it any more."""
+        for recent in self.stepping.values():
+            recent.pop(session_id, None)
 
     def _take(self) -> list[Step]:
         first = self.queue[0]
@@ -70,10 +95,32 @@ class Batcher:
         self.queue = [s for s in self.queue if id(s) not in taken]
         return batch
 
+    async def _gather(self) -> None:
+        """Wait, within ``wait_s``, for the decode steps of the sessions stepping over the first step's layers."""
+        first = self.queue[0]
+        if not first.batchable or self.wait_s <= 0:
+            return
+        now = time.monotonic()
+        recent = self.stepping.get(first.key, {})
+        for sid in [sid for sid, t in recent.items() if now - t > ACTIVE_S]:
+            del recent[sid]
+        deadline = now + self.wait_s
+        while True:
+            queued = sum(1 for s in self.queue if s.batchable and s.key == first.key)
+            left = deadline - time.monotonic()
+            if queued >= min(len(recent), self.max_batch) or left <= 0:
+                return
+            self.arrived.clear()
+            try:
+                await asyncio.wait_for(self.arrived.wait(), min(GAP_S, left))
+            except TimeoutError:
+                return
+
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         try:
             while self.queue:
+                await self._gather()
                 batch = self._take()
                 try:
                     outputs = await loop.run_in_executor(self.executor, _compute, batch)

@@ -48,7 +48,8 @@ class SessionStore:
 
     @property
     def cached_tokens(self) -> int:
-        return sum(s.length for s in self._sessions.values())
+        """Positions allocated across the sessions' caches: whole blocks (model/decoder.py, ``KVCache``)."""
+        return sum(KVCache.blocks(s.length) for s in self._sessions.values())
 
     @property
     def cache_bytes(self) -> int:
@@ -84,7 +85,8 @@ class SessionStore:
             raise SessionError(
                 413, f"sequence would reach {session.length + tokens} tokens; the limit is {self.limits.max_sequence}"
             )
-        if self.cache_bytes + tokens * self.bytes_per_token > self.limits.max_cache_bytes:
+        grows = KVCache.blocks(session.length + tokens) - KVCache.blocks(session.length)
+        if self.cache_bytes + grows * self.bytes_per_token > self.limits.max_cache_bytes:
             raise SessionError(507, "KV-cache memory of this server is full; retry later or use another server")
 
     def close(self, session_id: str) -> bool:

@@ -57,3 +57,22 @@ def test_layer_text():
             parse_span(bad)
     with pytest.raises(EfedError, match="out of range of a 30-layer model"):
         parse_span("20:31", 30)
+
+
+def test_measured_speed_overrides_the_claim():
+    """A server that claims 10x the speed of another but answered slower is routed around once measured."""
+    from efedllm.client.latency import MIN_STEPS, Latencies
+
+    peers = [Peer("claims-fast", 0, 30, decode_tokens_per_s=500), Peer("honest", 0, 30, decode_tokens_per_s=50)]
+    seen = Latencies()
+    assert [h.peer.endpoint for h in plan_route(peers, 0, 30, measured=seen.seconds_per_layer())] == ["claims-fast"]
+    for _ in range(MIN_STEPS):
+        seen.observe("claims-fast", seconds=0.300, layers=30)
+        seen.observe("honest", seconds=0.030, layers=30)
+    assert seen.seconds_per_layer() == pytest.approx({"claims-fast": 0.01, "honest": 0.001})
+    assert [h.peer.endpoint for h in plan_route(peers, 0, 30, measured=seen.seconds_per_layer())] == ["honest"]
+    for _ in range(20):  # it got faster: the moving average follows
+        seen.observe("claims-fast", seconds=0.003, layers=30)
+    assert [h.peer.endpoint for h in plan_route(peers, 0, 30, measured=seen.seconds_per_layer())] == ["claims-fast"]
+    seen.forget("claims-fast")
+    assert list(seen.seconds_per_layer()) == ["honest"]
