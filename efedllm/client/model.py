@@ -193,6 +193,8 @@ class DistributedModel:
                 self.last_hit_limit = max_new_tokens > 0
         finally:
             self.last_route, self.last_failovers = session.route, session.failovers
+            if session.failed and hasattr(self.peer_source, "invalidate"):
+                self.peer_source.invalidate()  # a failed server is probed again before the next generation
             self.current_session = None
             session.close()
             if self.reporter is not None:

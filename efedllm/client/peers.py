@@ -78,6 +78,11 @@ class StaticPeers:
                 self._probed = (time.monotonic(), peers)
         return list(peers)
 
+    def invalidate(self) -> None:
+        """Probe again next time (a session found a server failed: its /info decides whether it is left out)."""
+        with self._lock:
+            self._probed = None
+
     def _probe(self) -> list[Peer]:
         return [
             Peer(
