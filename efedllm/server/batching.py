@@ -11,8 +11,9 @@ Waiting for the others: many sessions in step through a pipeline of servers arri
 few milliseconds (their client answers them one after another). Run at once, the first would go alone and the
 rest in small batches, and the sessions would stay spread out; so when fewer steps are queued than sessions have
 stepped lately over the same layers, the batcher waits for more, as long as they keep arriving (``GAP_S`` apart),
-up to ``wait_s`` in all. Once a batch went together, its sessions come back together, and every server of the route
-runs them as one batch. A session alone, or every active session already queued, never waits.
+up to ``wait_s`` in all. A session alone, or every active session already queued, never waits. Measured
+(bench/load.py, 16 sessions from one client process on 2 cores) the mean batch grows only from about 2.5 to 3: that
+client spreads its sessions' steps over longer than the wait, so the wait stays short rather than held for them.
 """
 
 from __future__ import annotations
