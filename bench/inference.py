@@ -30,7 +30,9 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `efedllm generate` runs the client
+from efedllm.openmp import OPENMP_ENV
+
+os.environ.update({k: os.environ.get(k, v) for k, v in OPENMP_ENV.items()})  # before torch loads
 
 import torch
 
@@ -47,6 +49,8 @@ from efedllm.localnet import WALKED_PARAMS, ServerProcess, chain_args, start_all
 from efedllm.model.source import packaged_gguf, resolve
 
 PROMPT = "Write a short story about a lighthouse keeper."
+SERVERS_POLICY = "single process (OpenMP as servers run)"
+"""The single process under the servers' own OpenMP settings (efedllm/openmp.py)."""
 SINGLE_PROCESS_WORKER = """
 import json, sys, time, torch
 from transformers import AutoModelForCausalLM
@@ -181,17 +185,18 @@ def main() -> int:
         )
     print(f"starting {len(servers) + len(paid_servers)} servers and the single-process baseline ...", file=sys.stderr)
     start_all(servers + paid_servers)
-    default_env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}  # transformers as users run it
+    openmp = {k: v for k, v in os.environ.items() if k in (*OPENMP_ENV, "GOMP_SPINCOUNT")}  # as the servers run
+    default_env = {k: v for k, v in os.environ.items() if k not in openmp}  # transformers as users run it
     envs = {
         "single process (OpenMP default)": default_env,
-        "single process (OpenMP passive)": {**default_env, "OMP_WAIT_POLICY": "PASSIVE"},
+        SERVERS_POLICY: {**default_env, **openmp},
     }
     try:
         client = DistributedModel.from_pretrained(servers=[s.url for s in servers])
         ids = client.encode(prompt=PROMPT)
         n = args.tokens
         scripts = {name: (SINGLE_PROCESS_WORKER, str(source.folder), env) for name, env in envs.items()}
-        scripts[OURS_SINGLE] = (OUR_SINGLE_PROCESS_WORKER, str(source.folder), envs["single process (OpenMP passive)"])
+        scripts[OURS_SINGLE] = (OUR_SINGLE_PROCESS_WORKER, str(source.folder), envs[SERVERS_POLICY])
         if gguf is not None:
             scripts[LLAMA_CPP] = (LLAMA_CPP_WORKER, str(gguf), default_env)
         workers = {

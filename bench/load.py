@@ -1,12 +1,15 @@
 """Load: many concurrent client sessions against three servers, vs one client, side by side in one run.
 
     python bench/load.py [--sessions 16] [--rounds 2] [--tokens 8] [--max-cache-mib 32] [--deadline 300]
+                         [--no-unpaced]
 
 Three `efedllm server --no-chain` processes hold layers 0:10, 10:20 and 20:30 of the default model, each with
 ``--max-cache-bytes``. First one client generates every prompt in turn (its tokens are the reference); then
 ``--sessions`` threads, each with its own DistributedModel (sharing the loaded embeddings and head, which are only
 read), run ``--rounds`` generations each at once: a fixed number of requests that must all end by ``--deadline``
-seconds. Every concurrent generation must equal its single-client tokens. Meanwhile each server's ``/info``
+seconds. The same load runs first with the client's lockstep off (each session sends its steps as soon as it can;
+``--no-unpaced`` skips it), then on (client/lockstep.py: the process's sessions send their steps to each server
+together, for it to batch), side by side. Every concurrent generation must equal its single-client tokens. Meanwhile each server's ``/info``
 (KV-cache bytes, open sessions) and resident memory are sampled; its peak RSS counter is reset when the load
 starts (``/proc/PID/clear_refs``), so the growth reported is what the load added over the server at rest.
 tests/network/test_load.py runs the same load and asserts correctness and the memory bounds (not speed).
@@ -23,7 +26,9 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `efedllm generate` runs the client
+from efedllm.openmp import OPENMP_ENV
+
+os.environ.update({k: os.environ.get(k, v) for k, v in OPENMP_ENV.items()})  # before torch loads
 
 import requests
 import torch
@@ -31,10 +36,13 @@ import torch
 from efedllm.chain.anvil import free_port
 from efedllm.cli.common import table
 from efedllm.client import DistributedModel
+from efedllm.client.lockstep import Lockstep
 from efedllm.client.peers import StaticPeers
 from efedllm.localnet import ServerProcess, start_all, stop_all
 
 SPANS = ("0:10", "10:20", "20:30")
+ACTIVE_PAUSE_S = 1.5
+"""Longer than server/batching.py's ACTIVE_S: a server's batches stop waiting for the sessions of a load that ended."""
 PROMPTS = (
     "Name a large animal.",
     "What is the capital of Italy?",
@@ -104,10 +112,12 @@ def start_servers(*, max_cache_bytes: int, log_dir: Path | None = None) -> list[
     return start_all(servers)
 
 
-def clients(template: DistributedModel, urls: list[str], count: int) -> list[DistributedModel]:
+def clients(
+    template: DistributedModel, urls: list[str], count: int, *, lockstep: Lockstep | None = None
+) -> list[DistributedModel]:
     """``count`` clients that share ``template``'s loaded ends (read only) but each keep their own sessions; they
-    time requests out as the template does."""
-    return [
+    time requests out as the template does. ``lockstep``: theirs (default: the process's)."""
+    models = [
         DistributedModel(
             ends=template.ends,
             tokenizer=template.tokenizer,
@@ -117,6 +127,9 @@ def clients(template: DistributedModel, urls: list[str], count: int) -> list[Dis
         )
         for _ in range(count)
     ]
+    for model in models:
+        model.lockstep = lockstep or model.lockstep
+    return models
 
 
 def generate(model: DistributedModel, prompt: int, ids: torch.Tensor, tokens: int) -> Generation:
@@ -256,7 +269,19 @@ def mismatches(reference: Run, load: Run) -> list[str]:
     ]
 
 
-def report(single: Run, load: Run, memory: list[ServerMemory], *, sessions: int, max_cache_bytes: int) -> str:
+def report(
+    single: Run,
+    load: Run,
+    memory: list[ServerMemory],
+    *,
+    sessions: int,
+    max_cache_bytes: int,
+    unpaced: Run | None = None,
+) -> str:
+    runs = [("1 client, one request at a time", single)]
+    if unpaced is not None:
+        runs.append((f"{sessions} concurrent sessions, lockstep off", unpaced))
+    runs.append((f"{sessions} concurrent sessions", load))
     mib = lambda b: f"{b / 2**20:.1f}"  # noqa: E731
     rows = [
         [
@@ -270,7 +295,7 @@ def report(single: Run, load: Run, memory: list[ServerMemory], *, sessions: int,
             f"{run.cpu_ms_per_token('client'):.1f}",
             f"{run.cpu_ms_per_token('server'):.1f}",
         ]
-        for name, run in (("1 client, one request at a time", single), (f"{sessions} concurrent sessions", load))
+        for name, run in runs
     ]
     lines = [
         table(
@@ -288,7 +313,13 @@ def report(single: Run, load: Run, memory: list[ServerMemory], *, sessions: int,
             rows,
         ),
         f"\nthroughput {sessions} concurrent / single: {load.tokens_per_s / single.tokens_per_s:.2f}x; "
-        f"p50 latency {load.latency(0.5) / single.latency(0.5):.1f}x",
+        f"p50 latency {load.latency(0.5) / single.latency(0.5):.1f}x"
+        + (
+            f"; lockstep off: {unpaced.tokens_per_s / single.tokens_per_s:.2f}x (lockstep on / off: "
+            f"{load.tokens_per_s / unpaced.tokens_per_s:.2f}x)"
+            if unpaced is not None
+            else ""
+        ),
         f"identical to the single client: {len(load.generations) - len(mismatches(single, load))} of "
         f"{len(load.generations)}\n",
         table(
@@ -329,6 +360,9 @@ def main() -> int:
         "--max-cache-mib", type=float, default=32, help="each server's --max-cache-bytes, in MiB (default: %(default)s)"
     )
     parser.add_argument("--deadline", type=float, default=300, help="seconds the load may take (default: %(default)s)")
+    parser.add_argument(
+        "--no-unpaced", action="store_true", help="skip the run with the client's lockstep off (client/lockstep.py)"
+    )
     args = parser.parse_args()
     max_cache_bytes = int(args.max_cache_mib * 2**20)
     print(f"starting servers {', '.join(SPANS)} ...", file=sys.stderr, flush=True)
@@ -340,6 +374,18 @@ def main() -> int:
         template.generate(inputs[0], max_new_tokens=2, eos_token_id=[])  # warm-up every path
         print(f"one client: {len(inputs)} generations ...", file=sys.stderr, flush=True)
         single = measured(lambda: run_single(template, inputs, tokens=args.tokens), servers)
+        print(f"{args.sessions} sessions x {args.rounds} generations ...", file=sys.stderr, flush=True)
+        unpaced = None
+        if not args.no_unpaced:
+            print(
+                f"{args.sessions} sessions x {args.rounds} generations, lockstep off ...", file=sys.stderr, flush=True
+            )
+            plain = clients(template, urls, args.sessions, lockstep=Lockstep(max_wait_s=0))
+            unpaced = measured(
+                lambda: run_concurrent(plain, inputs, rounds=args.rounds, tokens=args.tokens, deadline_s=args.deadline),
+                servers,
+            )
+            time.sleep(ACTIVE_PAUSE_S)  # the servers forget these sessions' recent steps before the next load
         print(f"{args.sessions} sessions x {args.rounds} generations ...", file=sys.stderr, flush=True)
         models = clients(template, urls, args.sessions)
         with MemoryWatch(servers) as watch:
@@ -355,8 +401,8 @@ def main() -> int:
         f"\n{args.tokens} new tokens per generation, float32 on {os.cpu_count()} CPU cores, "
         f"servers {', '.join(SPANS)} on loopback\n"
     )
-    print(report(single, load, watch.memory, sessions=args.sessions, max_cache_bytes=max_cache_bytes))
-    bad = mismatches(single, load)
+    print(report(single, load, watch.memory, sessions=args.sessions, max_cache_bytes=max_cache_bytes, unpaced=unpaced))
+    bad = mismatches(single, load) + (mismatches(single, unpaced) if unpaced is not None else [])
     for line in bad[:5]:
         print("MISMATCH:", line)
     return 1 if bad else 0

@@ -59,7 +59,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from efedllm.openmp import OPENMP_ENV
+
+os.environ.update({k: os.environ.get(k, v) for k, v in OPENMP_ENV.items()})  # before torch loads
 
 import numpy as np
 import torch

@@ -19,7 +19,9 @@ import argparse
 import os
 import time
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from efedllm.openmp import OPENMP_ENV
+
+os.environ.update({k: os.environ.get(k, v) for k, v in OPENMP_ENV.items()})  # before torch loads
 
 import torch
 

@@ -10,9 +10,10 @@ import sys
 # Ctrl-C while the command is still importing ends it quietly; main() restores Python's handler.
 signal.signal(signal.SIGINT, signal.SIG_DFL)
 
-# Pipeline stages that share CPU cores (a client and servers on one machine, or several servers) must not spin
-# while they wait: OpenMP's default busy-wait burns the cores the active stage needs. Set before torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Pipeline stages that share CPU cores must not spin long while they wait (efedllm/openmp.py). Before torch loads.
+from efedllm.openmp import OPENMP_ENV
+
+os.environ.update({k: os.environ.get(k, v) for k, v in OPENMP_ENV.items()})  # before torch loads
 
 from web3.exceptions import BadFunctionCallOutput, ContractLogicError, MismatchedABI
 

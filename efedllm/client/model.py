@@ -24,6 +24,7 @@ from transformers import (
 )
 
 from efedllm.client.answers import AnswerChecker
+from efedllm.client.lockstep import LOCKSTEP, Lockstep
 from efedllm.client.peers import ChainPeers, StaticPeers
 from efedllm.client.reports import HANDED_PER_SERVER, AnswerReporter
 from efedllm.client.routing import Hop
@@ -72,6 +73,9 @@ class DistributedModel:
         self.last_hit_limit = False
         """Whether the last ``generate`` stopped at ``max_new_tokens`` rather than at an end-of-sequence token."""
         self.current_session: InferenceSession | None = None
+        self.lockstep: Lockstep = LOCKSTEP
+        """Sends the decode steps of this process's generations to each server together, for the server to batch
+        (client/lockstep.py); ``Lockstep(max_wait_s=0)`` sends each at once."""
         """The session of the generation under way (for progress displays and tests)."""
         domain = getattr(peers, "answer_domain", None)
         self.answers = AnswerChecker(domain) if domain is not None else None
@@ -169,6 +173,7 @@ class DistributedModel:
             answers=self.answers,
             payer=self.payer,
             spot=self.spot,
+            lockstep=self.lockstep,
         )
         new_tokens, all_logits = [], []
         first_answer = len(self.answers.kept) if self.answers is not None else 0

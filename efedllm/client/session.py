@@ -18,6 +18,7 @@ import torch
 
 from efedllm.client.answers import AnswerChecker
 from efedllm.client.latency import MEASURED, Latencies
+from efedllm.client.lockstep import LOCKSTEP, Group, GroupTimeout, Lockstep
 from efedllm.client.payments import Paid, Payer
 from efedllm.client.routing import Hop, NoRouteError, Peer, plan_route
 from efedllm.client.spotcheck import Dispute, SpotChecker
@@ -29,6 +30,7 @@ from efedllm.rpc.client import (  # noqa: F401 - RETRYABLE_STATUS, CONNECT_TIMEO
     RETRYABLE_STATUS,
     ServerClient,
     ServerFailure,
+    ServerRefused,
 )
 from efedllm.verifier.checks import deviation
 
@@ -61,10 +63,13 @@ class InferenceSession:
         payer: Payer | None = None,
         spot: SpotChecker | None = None,
         latencies: Latencies = MEASURED,
+        lockstep: Lockstep = LOCKSTEP,
     ):
         self.peers = list(peers)
         self.latencies = latencies
         """Each decode step's round trip per server, shared by the process's sessions; routes follow it."""
+        self.lockstep = lockstep
+        """Sends this session's decode steps together with the process's other sessions' (client/lockstep.py)."""
         self.answers = answers
         """Checks every answer's signature and keeps the signed answers (None: unchecked, e.g. servers given by
         URL, whose addresses no chain vouches for)."""
@@ -98,15 +103,23 @@ class InferenceSession:
         return [t.shape[1] for t in self.hops[0].history] if self.hops else []
 
     def step(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Run new hidden states through every layer, failing over as needed."""
+        """Run new hidden states through every layer, failing over as needed. A decode step (one token) goes to
+        each server together with the process's other sessions' steps for it (client/lockstep.py)."""
+        decode = hidden.shape[1] == 1
+        if not decode:  # a prefill: its decode steps come next; the process's other sessions wait for them
+            self.lockstep.coming(id(self), self._lockstep_route())
         i = 0
         while i < len(self.hops):
             remote = self.hops[i]
+            group = self.lockstep.arrive(id(self), self._lockstep_route(), i) if decode else None
             try:
-                output = self._forward(remote, hidden)
+                output = self._forward(remote, hidden, group=group)
             except ServerFailure as exc:
+                self.lockstep.leave(id(self))  # replaying on new servers: nobody waits for it meanwhile
                 self._fail_over(i, exc)
                 continue  # retry position i with the replacement hops
+            if decode:
+                self.lockstep.answered(id(self), self._lockstep_route(), i)
             remote.history.append(hidden)
             if self.spot is not None and self.spot.due():
                 self._spot_check(remote, output)
@@ -153,10 +166,14 @@ class InferenceSession:
             self.spot.disputes.append(Dispute(first=first, second=self.answers.kept[-1], deviation=error))
 
     def close(self) -> None:
+        self.lockstep.leave(id(self))
         for remote in self.hops:
             self._client(remote.hop.peer).close(remote.session_id)
 
     # ------------------------------------------------------------------ internals
+
+    def _lockstep_route(self) -> list[tuple[str, int]]:
+        return [(h.hop.peer.endpoint, h.hop.start) for h in self.hops]
 
     def _fail_over(self, index: int, exc: ServerFailure) -> None:
         """Replace hop ``index`` by a new route over its layers, rebuilt from its input history."""
@@ -259,7 +276,7 @@ class InferenceSession:
     def _open(self, hop: Hop) -> RemoteHop:
         return RemoteHop(hop, self._client(hop.peer).open_session(hop.start, hop.end).session)
 
-    def _forward(self, remote: RemoteHop, hidden: torch.Tensor) -> torch.Tensor:
+    def _forward(self, remote: RemoteHop, hidden: torch.Tensor, *, group: Group | None = None) -> torch.Tensor:
         hop = remote.hop
         began = time.monotonic()
         output = send_step(
@@ -272,6 +289,7 @@ class InferenceSession:
             hidden=hidden,
             answers=self.answers,
             payer=self.payer,
+            group=(group, id(self)) if group is not None else None,
         )
         if hidden.shape[1] == 1:  # decode steps are comparable across servers; prefills and replays vary in length
             self.latencies.observe(hop.peer.endpoint, seconds=time.monotonic() - began, layers=hop.end - hop.start)
@@ -290,15 +308,29 @@ def send_step(
     answers: AnswerChecker | None,
     payer: Payer | None,
     max_tokens: int = 1 << 30,
+    group: tuple[Group, int] | None = None,
 ) -> torch.Tensor:
     """``hidden`` through layers [start, end) of ``peer``'s ``session`` (``past`` tokens in): paid with a receipt
     when ``peer`` has a price, and its signed answer checked before the output is used. The one place a client step
     is sent from: users' sessions and verifiers' canaries (verifier/canaries.py) alike, so that a server cannot tell
-    them apart by their requests. ``max_tokens``: the most tokens the answer may decode to."""
+    them apart by their requests. ``max_tokens``: the most tokens the answer may decode to. ``group``: (the group
+    of steps this one goes to its server with, this session's place in it; client/lockstep.py): the step travels in
+    one request with the others' (``POST /steps``), is paid and checked all the same; when the server refuses that
+    request before running any of it (a 4xx), the step goes again alone."""
     checked = None
     paid = Paid(headers={}, digest=UNPAID, served=lambda: None)
+    if group is not None and payer is not None and peer.price and peer.address is not None:
+        # A paid step goes alone: the receipts a client signs a server are cumulative, one step after the other
+        # (client/payments.py holds each server's turn from receipt to answer), so they cannot share a request.
+        group[0].withdraw(group[1])
+        group = None
     if payer is not None:
-        paid = payer.pay(peer=peer, tokens=hidden.shape[1], layers=end - start)
+        try:
+            paid = payer.pay(peer=peer, tokens=hidden.shape[1], layers=end - start)
+        except BaseException:
+            if group is not None:
+                group[0].withdraw(group[1])  # the others go without this step
+            raise
     if answers is not None:
 
         def checked(output, headers):
@@ -317,9 +349,44 @@ def send_step(
                 payer.saw_epoch(peer.address, kept.answer.epoch)
 
     try:
-        output = client.forward(session, hidden, max_tokens=max_tokens, answered=checked, headers=paid.headers)
+        output = _with_group(client, group, session=session, hidden=hidden, answered=checked, headers=paid.headers)
+        if output is None:
+            output = client.forward(session, hidden, max_tokens=max_tokens, answered=checked, headers=paid.headers)
     except BaseException:
+        if group is not None:
+            group[0].withdraw(group[1])
         paid.abandon()
         raise
     paid.served()
     return output
+
+
+REFUSED_BEFORE_RUNNING = {402, 404, 408, 413, 429, 507}
+"""Statuses a server answers ``POST /steps`` with before it runs any of the steps (server/app.py
+``forward_steps``): every session is as it was, and each step may go again alone."""
+
+
+def _with_group(
+    client: ServerClient, group: tuple[Group, int] | None, *, session: str, hidden: torch.Tensor, answered, headers
+) -> torch.Tensor | None:
+    """The step's output, sent with its group (None: no group, or the server refused the group's request before
+    running it: the caller sends the step alone)."""
+    if group is None:
+        return None
+    together, member = group
+    wire_dtype = client.wire_dtype(session, hidden.dtype)
+    try:
+        output, answer_headers = together.exchange(
+            member, (session, hidden.to(wire_dtype), headers), client.forward_steps
+        )
+    except GroupTimeout as exc:
+        raise ServerFailure(client.endpoint, str(exc), cause="group timeout") from None
+    except ServerRefused:
+        return None
+    except ServerFailure as exc:
+        if exc.status not in REFUSED_BEFORE_RUNNING:
+            raise
+        return None
+    if answered is not None:
+        answered(output, answer_headers)
+    return output.to(hidden.dtype)

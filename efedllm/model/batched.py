@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from efedllm.model.decoder import KVCache, _rotate_half, attention_mask, rotary
+from efedllm.model.decoder import KVCache, _rotate_half, attention_mask, one_thread, rotary
 from efedllm.model.span import LayerSpan
 
 
@@ -40,13 +40,16 @@ def decode_batch(
         q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
         groups = attn.heads // attn.kv_heads
         outs = []
-        for i in range(b):  # per session, over its own cache: exactly what it computes alone
-            ki, vi = caches[i].append(index, k[i : i + 1], v[i : i + 1])
-            if groups > 1:
-                ki, vi = ki.repeat_interleave(groups, dim=1), vi.repeat_interleave(groups, dim=1)
-            mask = attention_mask(pasts[i], 1, layer.sliding_window, device=x.device)
-            outs.append(F.scaled_dot_product_attention(q[i : i + 1], ki, vi, attn_mask=mask, scale=attn.head_dim**-0.5))
-        out = torch.cat(outs, dim=0)
+        with one_thread():  # tiny operations, one session at a time (decoder.one_thread says why)
+            for i in range(b):  # per session, over its own cache: exactly what it computes alone
+                ki, vi = caches[i].append(index, k[i : i + 1], v[i : i + 1])
+                if groups > 1:
+                    ki, vi = ki.repeat_interleave(groups, dim=1), vi.repeat_interleave(groups, dim=1)
+                mask = attention_mask(pasts[i], 1, layer.sliding_window, device=x.device)
+                outs.append(
+                    F.scaled_dot_product_attention(q[i : i + 1], ki, vi, attn_mask=mask, scale=attn.head_dim**-0.5)
+                )
+            out = torch.cat(outs, dim=0)
         x = x + attn.o_proj(out.transpose(1, 2).reshape(b, 1, -1))
         x = x + layer.mlp(layer.post_attention_layernorm(x))
     return list(x.split(1, dim=0))

@@ -123,6 +123,32 @@ class ServerClient:
             answered(output, response.headers)
         return output.to(hidden.dtype)
 
+    def forward_steps(
+        self, steps: list[tuple[str, torch.Tensor, dict[str, str]]]
+    ) -> list[tuple[torch.Tensor, dict[str, str]]]:
+        """One decode step of each of several sessions of this server in one request (``POST /steps``): ``steps``
+        are (session, hidden [1, 1, hidden] in the session's wire dtype, the step's headers, e.g. its payment);
+        the answer is (output in that dtype, the step's answer headers, e.g. its signature) per step, in order.
+        wire.WireError when the answer does not decode."""
+        hidden = torch.cat([h for _, h, _ in steps], dim=0)
+        response = self.send(
+            "post",
+            routes.STEPS,
+            data=wire.encode_steps(hidden, headers=[h for _, _, h in steps], sessions=[s for s, _, _ in steps]),
+            headers={"Content-Type": wire.CONTENT_TYPE},
+            timeout=self.timeout,
+        )
+        answer = wire.decode_steps(
+            response.content, hidden_size=hidden.shape[-1], dtype=hidden.dtype, max_steps=len(steps), sessions=False
+        )
+        if answer.hidden.shape[0] != len(steps):
+            raise wire.WireError(f"{len(steps)} steps sent, {answer.hidden.shape[0]} answered")
+        return list(zip(answer.hidden.split(1, dim=0), answer.headers))
+
+    def wire_dtype(self, session: str, default: torch.dtype) -> torch.dtype:
+        """The dtype ``session``'s hidden states travel in (told when it opened)."""
+        return self._wire_dtypes.get(session, default)
+
     def close(self, session: str, *, timeout: float = CLOSE_TIMEOUT_S) -> bool:
         """Close ``session`` (best effort: never raises); whether the server confirmed."""
         self._wire_dtypes.pop(session, None)

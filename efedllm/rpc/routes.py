@@ -11,6 +11,9 @@ SESSION = "/sessions/{session_id}"
 """``DELETE``: close a session (the aiohttp pattern; ``session(id)`` is a concrete path)."""
 FORWARD = "/sessions/{session_id}/forward"
 """``POST``: run hidden states (efedllm/wire.py) through a session (``forward(id)`` is a concrete path)."""
+STEPS = "/steps"
+"""``POST``: one decode step of each of several sessions in one request (efedllm/wire.py ``encode_steps``): a client
+process's concurrent sessions, sent together (client/lockstep.py) and run as one batch."""
 OPENINGS = "/openings"
 """``POST``: reveal a committed task to a verifier (efedllm/openings.py; servers on chain only)."""
 

@@ -3,6 +3,7 @@
 ``GET /info``                         what this server serves and how fast
 ``POST /sessions``                    open a session over layers [start, end) of the span (JSON, optional)
 ``POST /sessions/{id}/forward``       run new hidden states (safetensors body) -> output hidden states
+``POST /steps``                       one decode step of each of several sessions (a steps message) -> outputs
 ``DELETE /sessions/{id}``             close a session
 ``POST /openings``                    reveal a committed task to a verifier (server/openings.py; on chain only)
 
@@ -13,6 +14,7 @@ disturbs other sessions. Compute runs on one worker thread, so the event loop ke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -160,17 +162,60 @@ async def forward(request: web.Request) -> web.Response:
     answer = functools.partial(
         _record_and_sign, app, session=session, hidden=hidden, output=output, past=past, payment=payment
     )
+    (output,), (headers,) = await _answered(app, [answer])
+    return web.Response(body=wire.encode(output), content_type=wire.CONTENT_TYPE, headers=headers)
+
+
+async def forward_steps(request: web.Request) -> web.Response:
+    """One decode step of each of several sessions, sent together by a client process (client/lockstep.py).
+
+    Everything a step could be refused for (the message, an unknown session, its payment, its sequence or cache
+    limit) is checked for every step before any runs, so a refusal leaves every session as it was and the client
+    may send the steps again, one by one. The steps then run as one batch (with any other session's steps ready at
+    the same time), and each is recorded, paid and signed exactly as if it had come alone."""
+    app = request.app
+    now, limits = serving(app), app[CONFIG].limits
+    span, store = now.span, now.store
+    data = await read_body(request, timeout=limits.body_timeout)
+    steps = wire.decode_steps(data, hidden_size=span.config.hidden_size, dtype=span.dtype, max_steps=limits.max_batch)
+    sessions = [store.get(session_id) for session_id in steps.sessions]
+    paywall = app[PAYWALL][0] if app[PAYWALL] else None
+    payments = [
+        paywall.check(tokens=1, layers=session.end - session.start, headers=headers) if paywall else None
+        for session, headers in zip(sessions, steps.headers)
+    ]
+    hidden = list(steps.hidden.split(1, dim=0))
+    async with contextlib.AsyncExitStack() as locks:
+        for session in sorted(sessions, key=lambda s: s.id):  # one order for every request: no deadlock
+            await locks.enter_async_context(session.lock)
+        for session in sessions:
+            store.reserve(session, 1)
+        pasts = [session.length for session in sessions]
+        runs = [app[BATCHER].run(span, s, h, past) for s, h, past in zip(sessions, hidden, pasts)]
+        outputs = await asyncio.wait_for(asyncio.gather(*runs), limits.step_timeout)
+        for session in sessions:
+            session.length += 1
+    answers = [
+        functools.partial(_record_and_sign, app, session=s, hidden=h, output=o, past=past, payment=payment)
+        for s, h, o, past, payment in zip(sessions, hidden, outputs, pasts, payments)
+    ]
+    outputs, headers = await _answered(app, answers)
+    return web.Response(body=wire.encode_steps(torch.cat(outputs), headers=headers), content_type=wire.CONTENT_TYPE)
+
+
+async def _answered(app: web.Application, answers: list) -> tuple[list[torch.Tensor], list[dict[str, str]]]:
+    """Run each step's ``_record_and_sign``, in order: (outputs sent, their headers)."""
     if not (app[FILTERS] or app[HOOKS] or app[PAYWALL] or app[OUTGOING] or app[SIGNER]):
-        body, headers = answer()  # nothing to record or sign (a server off chain): no thread to wait for
+        done = [answer() for answer in answers]  # nothing to record or sign (a server off chain): no thread
     else:
-        body, headers = await asyncio.get_running_loop().run_in_executor(app[RECORDER], answer)
-    return web.Response(body=body, content_type=wire.CONTENT_TYPE, headers=headers)
+        done = await asyncio.get_running_loop().run_in_executor(app[RECORDER], lambda: [a() for a in answers])
+    return [output for output, _ in done], [headers for _, headers in done]
 
 
 def _record_and_sign(
     app: web.Application, *, session, hidden: torch.Tensor, output: torch.Tensor, past: int, payment
 ) -> tuple[bytes, dict[str, str]]:
-    """Record a served step, book its payment, and sign the answer: (the body sent, its headers)."""
+    """Record a served step, book its payment, and sign the answer: (the output sent, its headers)."""
     for answer in app[FILTERS]:
         output = answer(inputs=hidden, outputs=output)
     records = [hook(session=session, inputs=hidden, outputs=output, past=past, payment=payment) for hook in app[HOOKS]]
@@ -186,7 +231,7 @@ def _record_and_sign(
         if output is not recorded:
             signed = replace(signed, output_hash=tensor_hash(output))
         headers = {ANSWER_HEADER: signed.to_header(), SIGNATURE_HEADER: "0x" + app[SIGNER][0](signed).hex()}
-    return wire.encode(output), headers
+    return output, headers
 
 
 async def close_session(request: web.Request) -> web.Response:
@@ -241,11 +286,15 @@ def create_app(
     use_span(app, span)
     app[EXECUTOR] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="efedllm-compute")
     app[RECORDER] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="efedllm-record")
-    app[BATCHER] = Batcher(app[EXECUTOR], max_batch=config.limits.max_batch, wait_s=config.limits.batch_wait_ms / 1000)
+    limits = config.limits
+    app[BATCHER] = Batcher(
+        app[EXECUTOR], max_batch=limits.max_batch, wait_s=limits.batch_wait_ms / 1000, gap_s=limits.batch_gap_ms / 1000
+    )
     app[FILTERS], app[HOOKS], app[OUTGOING], app[SIGNER], app[PAYWALL], app[LIVE_INFO] = [], [], [], [], [], {}
     app.router.add_get(routes.INFO, info)
     app.router.add_post(routes.SESSIONS, open_session)
     app.router.add_post(routes.FORWARD, forward)
+    app.router.add_post(routes.STEPS, forward_steps)
     app.router.add_delete(routes.SESSION, close_session)
     app.cleanup_ctx.append(_expire_sessions)
     return app

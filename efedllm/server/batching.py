@@ -10,10 +10,12 @@ of one session.
 Waiting for the others: many sessions in step through a pipeline of servers arrive at each server spread over a
 few milliseconds (their client answers them one after another). Run at once, the first would go alone and the
 rest in small batches, and the sessions would stay spread out; so when fewer steps are queued than sessions have
-stepped lately over the same layers, the batcher waits for more, as long as they keep arriving (``GAP_S`` apart),
-up to ``wait_s`` in all. A session alone, or every active session already queued, never waits. Measured
-(bench/load.py, 16 sessions from one client process on 2 cores) the mean batch grows only from about 2.5 to 3: that
-client spreads its sessions' steps over longer than the wait, so the wait stays short rather than held for them.
+stepped lately over the same layers, the batcher waits for more, as long as they keep arriving (``gap_s`` apart),
+up to ``wait_s`` in all. A session alone, or every active session already queued, never waits. A client process
+sends its sessions' steps to a server together (client/lockstep.py); they arrive over a few milliseconds (each is
+its own HTTP request), which the wait covers. Measured with bench/load.py (16 sessions from one client process on
+2 cores): without the client's lockstep the mean batch was 2.4 to 3 (a wait of 10 ms, gap 2 ms); with it, 4.3 to 5
+at that wait and 8 to 10 at 30 ms / 5 ms (the defaults) or 60 ms / 10 ms.
 """
 
 from __future__ import annotations
@@ -49,13 +51,13 @@ class Step:
 
 ACTIVE_S = 1.0
 """A session that sent a decode step within this many seconds counts as stepping now (a batch may wait for it)."""
-GAP_S = 0.002
-"""A batch stops waiting when no step arrived for this long."""
+GAP_S = 0.005
+"""A batch stops waiting when no step arrived for this long (ServerConfig's ``batch_gap_ms``)."""
 
 
 class Batcher:
-    def __init__(self, executor: Executor, *, max_batch: int = 32, wait_s: float = 0.0):
-        self.executor, self.max_batch, self.wait_s = executor, max_batch, wait_s
+    def __init__(self, executor: Executor, *, max_batch: int = 32, wait_s: float = 0.0, gap_s: float = GAP_S):
+        self.executor, self.max_batch, self.wait_s, self.gap_s = executor, max_batch, wait_s, gap_s
         self.queue: list[Step] = []
         self.running = False
         self.arrived = asyncio.Event()
@@ -113,7 +115,7 @@ class Batcher:
                 return
             self.arrived.clear()
             try:
-                await asyncio.wait_for(self.arrived.wait(), min(GAP_S, left))
+                await asyncio.wait_for(self.arrived.wait(), min(self.gap_s, left))
             except TimeoutError:
                 return
 

@@ -31,9 +31,12 @@ class ServerLimits:
     """Seconds a session may stay idle before it is dropped."""
     max_batch: int = 32
     """Most decode steps of different sessions run as one forward pass (continuous batching)."""
-    batch_wait_ms: float = 10.0
+    batch_wait_ms: float = 30.0
     """Longest a batch waits for the decode steps of other sessions that are stepping now (server/batching.py);
     0: run whatever is queued at once. A session alone never waits."""
+    batch_gap_ms: float = 5.0
+    """Longest pause between arriving steps that a waiting batch sits through (the steps of different clients
+    reach the server a few milliseconds apart; one client's come in one request, POST /steps)."""
     body_timeout: float = 30.0
     """Seconds a request's body may take to arrive after its headers; a stalled body gets HTTP 408."""
     step_timeout: float = 120.0

@@ -7,6 +7,7 @@ real handler over a real task store; the verifier role comes from a fixed set in
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -16,6 +17,7 @@ from eth_account.messages import encode_defunct
 from harness import METHODS, assert_well_formed
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from safetensors.torch import save as wire_save
 from server_setup import CHAIN_ID, COMMITTED_EPOCH, HIDDEN, LAYERS, LIMITS, SERVER, VERIFIER
 from strategies import (
     ANY_INT,
@@ -171,6 +173,46 @@ def target(served_server):
     max_tokens=MAX_TOKENS,
     examples={"info": 100, "open_session": 500, "forward": 1000, "session_paths": 400, "any_route": 300},
 )
+
+
+# ------------------------------------------------------------------------------------------------ steps
+
+
+@st.composite
+def steps_bodies(draw, sessions: list[str]):
+    """``POST /steps`` bodies: safetensors messages whose rows, dtype, session ids and per-step headers are each
+    right or wrong (ids of the open sessions, repeated, unknown, too few; metadata that is not JSON, not lists, not
+    objects), or any forward body at all."""
+    rows = draw(st.integers(1, 3))
+    hidden = torch.randn(
+        rows, draw(st.sampled_from([1, 1, 1, 2])), draw(st.sampled_from([HIDDEN, HIDDEN, HIDDEN + 1]))
+    ).to(draw(st.sampled_from([torch.float32, torch.float32, torch.float16])))
+    ids = draw(st.lists(st.sampled_from(sessions) | TEXT, min_size=rows - 1, max_size=rows + 1))
+    headers = draw(st.lists(st.dictionaries(TEXT, TEXT, max_size=2) | JSON_VALUES, min_size=rows - 1, max_size=rows))
+    metadata = {}
+    for key, value in (("sessions", ids), ("headers", headers)):
+        if draw(st.integers(0, 5)):
+            metadata[key] = json.dumps(value) if draw(st.integers(0, 5)) else draw(TEXT)
+    return wire_save({"hidden": hidden.contiguous()}, metadata=metadata)
+
+
+@settings(max_examples=500)
+@given(data=st.data(), content_type=CONTENT_TYPES)
+def test_steps_with_any_body(served_server, data, content_type):
+    sessions = [open_session(served_server) for _ in range(2)]
+    try:
+        body = data.draw(
+            steps_bodies(sessions) | forward_bodies(hidden_size=HIDDEN, max_tokens=MAX_TOKENS), label="body"
+        )
+        answer = served_server.request("POST", "/steps", body, headers_with(content_type))
+        assert_well_formed(answer)
+        assert answer.status in (200, 400, 404, 413, 507), answer
+        if answer.status == 200:
+            steps = wire.decode_steps(answer.body, hidden_size=HIDDEN, dtype=torch.float32, max_steps=2, sessions=False)
+            assert steps.hidden.shape[1:] == (1, HIDDEN)
+    finally:
+        for sid in sessions:
+            close(served_server, sid)
 
 
 # ------------------------------------------------------------------------------------------------ openings

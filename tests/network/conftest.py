@@ -6,5 +6,7 @@ the same cores: OpenMP threads must wait passively, as every ``efedllm`` process
 
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from efedllm.openmp import OPENMP_ENV
+
+os.environ.update({k: os.environ.get(k, v) for k, v in OPENMP_ENV.items()})  # before torch loads
 from tests.support.chain import *  # noqa: F403

@@ -16,6 +16,7 @@ import torch
 
 from efedllm.chain.anvil import free_port
 from efedllm.client import DistributedModel
+from efedllm.client.lockstep import LOCKSTEP
 from efedllm.localnet import ServerProcess, start_all, stop_all
 from efedllm.model.batched import decode_batch
 from efedllm.server.config import ServerConfig
@@ -65,6 +66,7 @@ def test_concurrent_sessions_are_batched_and_get_their_own_tokens(server):
     model = DistributedModel.from_pretrained(servers=[server.url])
     alone = {p: model.generate(prompt=p, max_new_tokens=8, eos_token_id=[]).tolist() for p in PROMPTS}
     before = requests.get(f"{server.url}/info", timeout=10).json()
+    groups = LOCKSTEP.groups
 
     def run(prompt):
         own = DistributedModel(
@@ -82,3 +84,4 @@ def test_concurrent_sessions_are_batched_and_get_their_own_tokens(server):
     steps, batches = after["steps"] - before["steps"], after["batches"] - before["batches"]
     assert steps == 8 * len(PROMPTS) and batches < steps, (steps, batches)  # some steps ran together
     assert after["free_cache_bytes"] > 0 and after["queued"] == 0
+    assert LOCKSTEP.groups > groups  # the client sent steps of several sessions in one request (POST /steps)

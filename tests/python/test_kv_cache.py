@@ -115,21 +115,18 @@ def test_few_rows_linear_matches_f_linear(rows):
     assert torch.equal(half, torch.nn.functional.linear(x.bfloat16(), weight.bfloat16()))
 
 
-def test_batcher_waits_for_the_sessions_stepping_now(span, monkeypatch):
+def test_batcher_waits_for_the_sessions_stepping_now(span):
     """Two sessions stepping: a step that arrives alone waits (within wait_s) for the other's and they run as one
     batch; a session stepping alone never waits."""
     import asyncio
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    from efedllm.server import batching
     from efedllm.server.batching import Batcher
     from efedllm.server.sessions import Session
 
-    monkeypatch.setattr(batching, "GAP_S", 0.2)  # the test's second step comes 50 ms after the first
-
-    async def scenario():
-        batcher = Batcher(ThreadPoolExecutor(1), max_batch=8, wait_s=0.5)
+    async def scenario():  # the test's second step comes 50 ms after the first: a gap of 0.2 s covers it
+        batcher = Batcher(ThreadPoolExecutor(1), max_batch=8, wait_s=0.5, gap_s=0.2)
         sessions = [Session(id=f"s{i}", start=3, end=7, cache=span.new_cache()) for i in range(2)]
         for s in sessions:  # a prefill each, then one decode step together: both count as stepping now
             await batcher.run(span, s, torch.randn(1, 4, 576), 0)
