@@ -16,7 +16,7 @@ import argparse
 from transformers import AutoTokenizer
 
 from efedllm.cli.common import table
-from efedllm.model.batched import decode_batch
+from efedllm.model.batched import forward_batch
 from efedllm.server.config import ServerConfig
 from efedllm.server.main import load_span
 from efedllm.verifier import rules
@@ -58,7 +58,7 @@ def main() -> int:
         outs = [[span(x[:, :p].to(span.dtype), c, past=0)] for x, c, p in zip(inputs, caches, pasts)]
         for _ in range(args.decode):
             steps = [x[:, p : p + 1].to(span.dtype) for x, p in zip(inputs, pasts)]
-            for o, r in zip(outs, decode_batch(span, steps, caches, pasts, start=10, end=20)):
+            for o, r in zip(outs, forward_batch(span, steps, caches, pasts, start=10, end=20)):
                 o.append(r)
             pasts = [p + 1 for p in pasts]
         bound, worst, count = rules.tolerance(config.serving, 10), 0.0, 0

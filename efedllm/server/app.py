@@ -288,7 +288,12 @@ def create_app(
     app[RECORDER] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="efedllm-record")
     limits = config.limits
     app[BATCHER] = Batcher(
-        app[EXECUTOR], max_batch=limits.max_batch, wait_s=limits.batch_wait_ms / 1000, gap_s=limits.batch_gap_ms / 1000
+        app[EXECUTOR],
+        max_batch=limits.max_batch,
+        wait_s=limits.batch_wait_ms / 1000,
+        gap_s=limits.batch_gap_ms / 1000,
+        max_tokens=limits.max_step_tokens,
+        one_thread_tokens=limits.one_thread_tokens,
     )
     app[FILTERS], app[HOOKS], app[OUTGOING], app[SIGNER], app[PAYWALL], app[LIVE_INFO] = [], [], [], [], [], {}
     app.router.add_get(routes.INFO, info)

@@ -37,6 +37,9 @@ class ServerLimits:
     batch_gap_ms: float = 5.0
     """Longest pause between arriving steps that a waiting batch sits through (the steps of different clients
     reach the server a few milliseconds apart; one client's come in one request, POST /steps)."""
+    one_thread_tokens: int = 16
+    """A forward pass of at most this many tokens in all (a decode step, a batch of up to this many) runs on one
+    CPU thread (server/batching.py says why); 0: every pass uses all of torch's threads. No effect on a GPU."""
     body_timeout: float = 30.0
     """Seconds a request's body may take to arrive after its headers; a stalled body gets HTTP 408."""
     step_timeout: float = 120.0

@@ -18,7 +18,7 @@ from efedllm.chain.anvil import free_port
 from efedllm.client import DistributedModel
 from efedllm.client.lockstep import LOCKSTEP
 from efedllm.localnet import ServerProcess, start_all, stop_all
-from efedllm.model.batched import decode_batch
+from efedllm.model.batched import forward_batch
 from efedllm.server.config import ServerConfig
 from efedllm.server.main import load_span
 from efedllm.verifier.checks import deviation
@@ -41,14 +41,38 @@ def test_a_batched_decode_step_is_each_sessions_own_step():
     for _ in range(3):  # three decode steps in a row, each batched
         steps = [torch.randn(1, 1, 576) * 3 for _ in prompts]
         single = [span(s, c, past=n) for s, c, n in zip(steps, alone, pasts)]
-        batched = decode_batch(span, steps, together, pasts, start=5, end=11)
+        batched = forward_batch(span, steps, together, pasts, start=5, end=11)
         worst = max(deviation(b, s) for b, s in zip(batched, single))
         assert worst < FLOAT32_TOLERANCE / 100, worst
         pasts = [n + 1 for n in pasts]
     for a, t in zip(alone, together):  # the caches grew the same, session by session
         assert all(torch.allclose(a.filled(i)[0], t.filled(i)[0], atol=1e-5) for i in a.keys)
     with pytest.raises(ValueError):
-        decode_batch(span, [torch.randn(1, 2, 576)], [span.new_cache()], [0], start=5, end=11)
+        forward_batch(span, [torch.randn(2, 1, 576)], [span.new_cache()], [0], start=5, end=11)
+
+
+def test_prefills_and_decode_steps_batched_together_are_each_sessions_own():
+    """A ragged batch: prompts of different lengths (a fresh prefill, a later chunk after earlier tokens, a replay)
+    and decode steps in one pass, each session's output and cache as when it runs alone."""
+    span = load_span(
+        ServerConfig(model="smollm2-135m-instruct", first_layer=0, num_layers=4, device="cpu"), 0, 4, **quiet
+    )
+    torch.manual_seed(1)
+    earlier = [0, 7, 0, 12, 3]  # tokens each session's cache already holds
+    steps = [torch.randn(1, n, 576) * 3 for n in (9, 5, 1, 1, 23)]
+    alone, together = [span.new_cache() for _ in steps], [span.new_cache() for _ in steps]
+    for n, a, t in zip(earlier, alone, together):
+        if n:
+            history = torch.randn(1, n, 576) * 3
+            span(history, a, past=0)
+            span(history, t, past=0)
+    single = [span(s, c, past=n) for s, c, n in zip(steps, alone, earlier)]
+    batched = forward_batch(span, steps, together, earlier, start=0, end=4)
+    assert [b.shape for b in batched] == [s.shape for s in single]
+    worst = max(deviation(b, s) for b, s in zip(batched, single))
+    assert worst < FLOAT32_TOLERANCE / 100, worst
+    for a, t in zip(alone, together):
+        assert all(torch.allclose(a.filled(i)[0], t.filled(i)[0], atol=1e-5) for i in a.keys)
 
 
 @pytest.fixture(scope="module")

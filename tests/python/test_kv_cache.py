@@ -145,3 +145,55 @@ def test_batcher_waits_for_the_sessions_stepping_now(span):
     together, alone_s = asyncio.run(scenario())
     assert together == 1  # one forward pass for both steps
     assert alone_s < 0.4  # and the lone session did not wait out the 0.5 s
+
+
+def test_batcher_runs_small_passes_on_one_thread(span, monkeypatch):
+    """A pass of at most ``one_thread_tokens`` tokens runs on one CPU thread (server/batching.py says why); a
+    prefill longer than that keeps torch's threads, and the thread count is restored after each pass."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from efedllm.server import batching
+    from efedllm.server.sessions import Session
+
+    seen, compute = [], batching._compute
+    monkeypatch.setattr(batching, "_compute", lambda batch: seen.append(torch.get_num_threads()) or compute(batch))
+    torch.set_num_threads(2)
+
+    async def scenario():
+        batcher = batching.Batcher(ThreadPoolExecutor(1), max_batch=8, one_thread_tokens=4)
+        session = Session(id="s", start=3, end=7, cache=span.new_cache())
+        await batcher.run(span, session, torch.randn(1, 6, 576), 0)  # a prefill of 6 tokens: both threads
+        await batcher.run(span, session, torch.randn(1, 1, 576), 6)  # a decode step: one thread
+        await batcher.run(span, session, torch.randn(1, 4, 576), 7)  # 4 tokens: one thread
+        batcher.executor.submit(lambda: seen.append(torch.get_num_threads())).result()  # restored afterwards
+
+    asyncio.run(scenario())
+    assert seen == [2, 1, 1, 2]
+
+
+def test_batcher_runs_prefills_of_different_sessions_together(span):
+    """Prompts that reach the server together (a client's concurrent generations starting) run as one ragged
+    batch with the decode steps queued beside them, up to ``max_tokens`` tokens; each session gets its own output,
+    the same as its step alone."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from efedllm.server.batching import Batcher
+    from efedllm.server.sessions import Session
+
+    torch.manual_seed(3)
+    steps = [torch.randn(1, n, 576) for n in (6, 9, 1, 4)]
+
+    async def scenario(max_tokens):
+        batcher = Batcher(ThreadPoolExecutor(1), max_batch=8, max_tokens=max_tokens)
+        sessions = [Session(id=f"s{i}", start=3, end=7, cache=span.new_cache()) for i in range(len(steps))]
+        outputs = await asyncio.gather(*(batcher.run(span, s, h, 0) for s, h in zip(sessions, steps)))
+        return outputs, batcher.batches
+
+    together, batches = asyncio.run(scenario(1024))
+    assert batches == 1
+    alone = [span(h, span.new_cache(), past=0, start=3, end=7) for h in steps]
+    assert all(torch.allclose(t, a, atol=1e-4) for t, a in zip(together, alone))
+    _, batches = asyncio.run(scenario(10))  # 6 + 9 > 10: the second prompt waits for the next pass
+    assert batches == 3  # [6, 1], [9], [4]: a step that does not fit waits at the head of the line
