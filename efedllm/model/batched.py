@@ -3,7 +3,7 @@
 A decode step carries one new token per session. Run alone, each step pays the whole cost of reading the span's
 weights for a single row; run together, B sessions share that read: every linear layer and norm runs once on all
 their rows. A prompt's prefill (several tokens) gains less, since its product already has many rows, but still:
-16 prefills of 35 tokens through 10 layers of SmolLM2 took 848 ms one by one and 459 ms as one pass on the 2-core
+16 prefills of 35 tokens through 10 layers of SmolLM2 took 765 ms one by one and 362 ms as one pass on the 2-core
 machine. So the steps are laid end to end, [1, total tokens, hidden] (a ragged batch: no padding), and attention
 stays per session, over that session's own KV cache and its own new tokens (its causal mask, no attention across
 sessions), so each session's keys, values and attention are computed exactly as when it runs alone; only the
