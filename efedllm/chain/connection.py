@@ -27,10 +27,17 @@ KEYSTORE_PASSWORD_ENV = "EFEDLLM_KEYSTORE_PASSWORD"
 DEFAULT_RPC_URL = "http://127.0.0.1:8545"
 
 
-def connect(rpc_url: str, *, timeout: float = 30.0) -> Web3:
+RPC_TIMEOUT_S = 120.0
+"""Seconds one RPC request may take before it fails. Ganache answering seven processes starting at once on a busy
+2-core machine (each loading torch and a model, then timing its layers) took over 10 s, and then over 30 s (the
+previous limit): a transaction the node signs (``eth_sendTransaction``) returns only once mined, and a starting
+verifier died of it in a full test run on 2026-12-07 (a starting server in another run). A node that is down is refused at once, not
+waited for; a hung one is reported after this long."""
+
+
+def connect(rpc_url: str, *, timeout: float = RPC_TIMEOUT_S) -> Web3:
     """A Web3 connected to ``rpc_url``; raises EfedError when nothing answers there. ``timeout``: seconds one
-    request may take (Ganache answering seven processes starting at once on a busy 2-core machine took over 10 s,
-    and a verifier starting up died of it; a node that is down is refused at once, not waited for)."""
+    request may take (``RPC_TIMEOUT_S`` says why it is long)."""
     if not rpc_url.lower().startswith(("http://", "https://")):
         raise EfedError(f"the RPC URL {rpc_url} needs a scheme: http://{rpc_url.split('://')[-1]}")
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
