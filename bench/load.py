@@ -1,7 +1,7 @@
 """Load: many concurrent client sessions against three servers, vs one client, side by side in one run.
 
     python bench/load.py [--sessions 16] [--rounds 2] [--tokens 8] [--max-cache-mib 32] [--deadline 300]
-                         [--no-unpaced]
+                         [--no-unpaced] [--pay]
 
 Three `efedllm server --no-chain` processes hold layers 0:10, 10:20 and 20:30 of the default model, each with
 ``--max-cache-bytes``. First one client generates every prompt in turn (its tokens are the reference); then
@@ -12,6 +12,9 @@ seconds. The same load runs first with the client's lockstep off (each session s
 together, for it to batch), side by side. Every concurrent generation must equal its single-client tokens. Meanwhile each server's ``/info``
 (KV-cache bytes, open sessions) and resident memory are sampled; its peak RSS counter is reset when the load
 starts (``/proc/PID/clear_refs``), so the growth reported is what the load added over the server at rest.
+With ``--pay`` the servers run on Anvil, priced, and every session pays from one client account (its steps carry
+signed cumulative receipts, its answers' signatures are checked): the cost of paying under load; with the lockstep
+off every paid step goes alone, as all paid steps did before they travelled grouped (client/steps.py).
 tests/network/test_load.py runs the same load and asserts correctness and the memory bounds (not speed).
 """
 
@@ -23,6 +26,7 @@ import statistics
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -33,6 +37,7 @@ os.environ.update({k: os.environ.get(k, v) for k, v in OPENMP_ENV.items()})  # b
 import requests
 import torch
 
+from bench.network import PRICE, ChainNetwork, chain_network
 from efedllm.chain.anvil import free_port
 from efedllm.cli.common import table
 from efedllm.client import DistributedModel
@@ -99,12 +104,18 @@ class Run:
         return statistics.quantiles(seconds, n=100, method="inclusive")[round(quantile * 100) - 1]
 
 
-def start_servers(*, max_cache_bytes: int, log_dir: Path | None = None) -> list[ServerProcess]:
+def start_servers(
+    *, max_cache_bytes: int, log_dir: Path | None = None, network: ChainNetwork | None = None
+) -> list[ServerProcess]:
+    """Servers of ``SPANS``: off chain, or registered on ``network``'s chain and priced (``--pay``)."""
+    cache = ("--max-cache-bytes", str(max_cache_bytes))
+    if network is not None:
+        return start_all([network.server(1 + i, span, price=PRICE, args=cache) for i, span in enumerate(SPANS)])
     servers = [
         ServerProcess(
             span,
             free_port(),
-            ["--no-chain", "--max-cache-bytes", str(max_cache_bytes)],
+            ["--no-chain", *cache],
             log_path=log_dir / f"server-{span.replace(':', '-')}.log" if log_dir else None,
         )
         for span in SPANS
@@ -116,13 +127,14 @@ def clients(
     template: DistributedModel, urls: list[str], count: int, *, lockstep: Lockstep | None = None
 ) -> list[DistributedModel]:
     """``count`` clients that share ``template``'s loaded ends (read only) but each keep their own sessions; they
-    time requests out as the template does. ``lockstep``: theirs (default: the process's)."""
+    time requests out as the template does. ``lockstep``: theirs (default: the process's). A paying template's
+    clients share its peers, and with them its payer: one client account, as ``efedllm api --pay`` runs."""
     models = [
         DistributedModel(
             ends=template.ends,
             tokenizer=template.tokenizer,
             generation_config=template.generation_config,
-            peers=StaticPeers(urls),
+            peers=template.peer_source if template.payer is not None else StaticPeers(urls),
             timeout=template.timeout,
         )
         for _ in range(count)
@@ -363,13 +375,23 @@ def main() -> int:
     parser.add_argument(
         "--no-unpaced", action="store_true", help="skip the run with the client's lockstep off (client/lockstep.py)"
     )
+    parser.add_argument(
+        "--pay",
+        action="store_true",
+        help=f"servers on Anvil at {PRICE} wei per token-layer, one paying client account for every session",
+    )
     args = parser.parse_args()
     max_cache_bytes = int(args.max_cache_mib * 2**20)
-    print(f"starting servers {', '.join(SPANS)} ...", file=sys.stderr, flush=True)
-    servers = start_servers(max_cache_bytes=max_cache_bytes)
+    print(f"starting servers {', '.join(SPANS)}{' (priced, on Anvil)' if args.pay else ''} ...", file=sys.stderr)
+    stack, servers = ExitStack(), []
     try:
+        network = chain_network(stack) if args.pay else None
+        servers = start_servers(max_cache_bytes=max_cache_bytes, network=network)
         urls = [s.url for s in servers]
-        template = DistributedModel.from_pretrained(servers=urls)
+        if network is not None:
+            template = DistributedModel.from_pretrained(protocol=network.client())
+        else:
+            template = DistributedModel.from_pretrained(servers=urls)
         inputs = [template.encode(prompt=p) for p in PROMPTS]
         template.generate(inputs[0], max_new_tokens=2, eos_token_id=[])  # warm-up every path
         print(f"one client: {len(inputs)} generations ...", file=sys.stderr, flush=True)
@@ -397,10 +419,15 @@ def main() -> int:
             )
     finally:
         stop_all(servers)
+        stack.close()
+    paid = f", every step paid ({PRICE} wei per token-layer, receipts checked)" if args.pay else ""
     print(
         f"\n{args.tokens} new tokens per generation, float32 on {os.cpu_count()} CPU cores, "
-        f"servers {', '.join(SPANS)} on loopback\n"
+        f"servers {', '.join(SPANS)} on loopback{paid}\n"
     )
+    if network is not None:
+        owed = template.payer.total()
+        print(f"paid: {owed} wei in receipts from one client account, to {len(servers)} servers\n")
     print(report(single, load, watch.memory, sessions=args.sessions, max_cache_bytes=max_cache_bytes, unpaced=unpaced))
     bad = mismatches(single, load) + (mismatches(single, unpaced) if unpaced is not None else [])
     for line in bad[:5]:

@@ -82,21 +82,30 @@ class Payer:
 
     def pay(self, *, peer: Peer, tokens: int, layers: int) -> Paid:
         """The headers that pay for a step, the receipt's digest and what to call once the server has served it."""
+        return self.pay_steps(peer=peer, steps=[(tokens, layers)])[0]
+
+    def pay_steps(self, *, peer: Peer, steps: list[tuple[int, int]]) -> list[Paid]:
+        """Receipts for several steps that go to ``peer`` in one request (``POST /steps``), each (tokens, layers):
+        cumulative in that order, each on top of the one before (the server checks them in the request's order).
+        The server's turn is held for all of them: calling any step's ``served`` (or ``abandon``) settles them all."""
         if not peer.price or peer.address is None:
-            return Paid(headers={}, digest=UNPAID, served=lambda: None)
+            return [Paid(headers={}, digest=UNPAID, served=lambda: None) for _ in steps]
         server = peer.address
         with self._making:
             turn = self._servers.setdefault(server, threading.Lock())
         turn.acquire()
         try:
             epoch = max(self.epochs.get(server, 0), self.chain_epoch())
-            amount = self.owed.get((server, epoch), 0) + peer.price * tokens * layers
-            receipt = Receipt(client=self.client, server=server, epoch=epoch, amount=amount)
-            digest = self.domain.digest(receipt)
-            headers = {
-                RECEIPT_HEADER: receipt.to_header(),
-                RECEIPT_SIGNATURE_HEADER: "0x" + self._signature(receipt, digest).hex(),
-            }
+            amount, signed = self.owed.get((server, epoch), 0), []
+            for tokens, layers in steps:
+                amount += peer.price * tokens * layers
+                receipt = Receipt(client=self.client, server=server, epoch=epoch, amount=amount)
+                digest = self.domain.digest(receipt)
+                headers = {
+                    RECEIPT_HEADER: receipt.to_header(),
+                    RECEIPT_SIGNATURE_HEADER: "0x" + self._signature(receipt, digest).hex(),
+                }
+                signed.append((headers, digest))
         except BaseException:
             turn.release()
             raise
@@ -108,10 +117,11 @@ class Payer:
                 turn.release()
 
         def served() -> None:
-            self.owed[(server, epoch)] = amount
+            if held[0]:
+                self.owed[(server, epoch)] = amount
             release()
 
-        return Paid(headers=headers, digest=digest, served=served, abandon=release)
+        return [Paid(headers=headers, digest=digest, served=served, abandon=release) for headers, digest in signed]
 
     def _signature(self, receipt: Receipt, digest: bytes) -> bytes:
         if isinstance(self.sign, TypedSigner):  # signs the digest, without building the typed data

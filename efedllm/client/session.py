@@ -18,12 +18,12 @@ import torch
 
 from efedllm.client.answers import AnswerChecker
 from efedllm.client.latency import MEASURED, Latencies
-from efedllm.client.lockstep import LOCKSTEP, Group, GroupTimeout, Lockstep
-from efedllm.client.payments import Paid, Payer
+from efedllm.client.lockstep import LOCKSTEP, Group, Lockstep
+from efedllm.client.payments import Payer
 from efedllm.client.routing import Hop, NoRouteError, Peer, plan_route
 from efedllm.client.spotcheck import Dispute, SpotChecker
+from efedllm.client.steps import send_step
 from efedllm.errors import EfedError
-from efedllm.receipts import UNPAID
 from efedllm.rpc.client import (  # noqa: F401 - RETRYABLE_STATUS, CONNECT_TIMEOUT_S: re-exported for callers
     CONNECT_TIMEOUT_S,
     REQUEST_TIMEOUT_S,
@@ -294,99 +294,3 @@ class InferenceSession:
         if hidden.shape[1] == 1:  # decode steps are comparable across servers; prefills and replays vary in length
             self.latencies.observe(hop.peer.endpoint, seconds=time.monotonic() - began, layers=hop.end - hop.start)
         return output
-
-
-def send_step(
-    client: ServerClient,
-    *,
-    peer: Peer,
-    session: str,
-    start: int,
-    end: int,
-    past: int,
-    hidden: torch.Tensor,
-    answers: AnswerChecker | None,
-    payer: Payer | None,
-    max_tokens: int = 1 << 30,
-    group: tuple[Group, int] | None = None,
-) -> torch.Tensor:
-    """``hidden`` through layers [start, end) of ``peer``'s ``session`` (``past`` tokens in): paid with a receipt
-    when ``peer`` has a price, and its signed answer checked before the output is used. The one place a client step
-    is sent from: users' sessions and verifiers' canaries (verifier/canaries.py) alike, so that a server cannot tell
-    them apart by their requests. ``max_tokens``: the most tokens the answer may decode to. ``group``: (the group
-    of steps this one goes to its server with, this session's place in it; client/lockstep.py): the step travels in
-    one request with the others' (``POST /steps``), is paid and checked all the same; when the server refuses that
-    request before running any of it (a 4xx), the step goes again alone."""
-    checked = None
-    paid = Paid(headers={}, digest=UNPAID, served=lambda: None)
-    if group is not None and payer is not None and peer.price and peer.address is not None:
-        # A paid step goes alone: the receipts a client signs a server are cumulative, one step after the other
-        # (client/payments.py holds each server's turn from receipt to answer), so they cannot share a request.
-        group[0].withdraw(group[1])
-        group = None
-    if payer is not None:
-        try:
-            paid = payer.pay(peer=peer, tokens=hidden.shape[1], layers=end - start)
-        except BaseException:
-            if group is not None:
-                group[0].withdraw(group[1])  # the others go without this step
-            raise
-    if answers is not None:
-
-        def checked(output, headers):
-            kept = answers.check(
-                endpoint=peer.endpoint,
-                address=peer.address,
-                session=session,
-                start=start,
-                end=end,
-                past=past,
-                output=output,
-                receipt=paid.digest,
-                headers=headers,
-            )
-            if payer is not None and peer.address is not None:
-                payer.saw_epoch(peer.address, kept.answer.epoch)
-
-    try:
-        output = _with_group(client, group, session=session, hidden=hidden, answered=checked, headers=paid.headers)
-        if output is None:
-            output = client.forward(session, hidden, max_tokens=max_tokens, answered=checked, headers=paid.headers)
-    except BaseException:
-        if group is not None:
-            group[0].withdraw(group[1])
-        paid.abandon()
-        raise
-    paid.served()
-    return output
-
-
-REFUSED_BEFORE_RUNNING = {402, 404, 408, 413, 429, 507}
-"""Statuses a server answers ``POST /steps`` with before it runs any of the steps (server/app.py
-``forward_steps``): every session is as it was, and each step may go again alone."""
-
-
-def _with_group(
-    client: ServerClient, group: tuple[Group, int] | None, *, session: str, hidden: torch.Tensor, answered, headers
-) -> torch.Tensor | None:
-    """The step's output, sent with its group (None: no group, or the server refused the group's request before
-    running it: the caller sends the step alone)."""
-    if group is None:
-        return None
-    together, member = group
-    wire_dtype = client.wire_dtype(session, hidden.dtype)
-    try:
-        output, answer_headers = together.exchange(
-            member, (session, hidden.to(wire_dtype), headers), client.forward_steps
-        )
-    except GroupTimeout as exc:
-        raise ServerFailure(client.endpoint, str(exc), cause="group timeout") from None
-    except ServerRefused:
-        return None
-    except ServerFailure as exc:
-        if exc.status not in REFUSED_BEFORE_RUNNING:
-            raise
-        return None
-    if answered is not None:
-        answered(output, answer_headers)
-    return output.to(hidden.dtype)

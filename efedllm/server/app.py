@@ -149,21 +149,34 @@ async def forward(request: web.Request) -> web.Response:
         if paywall
         else None
     )
-    async with session.lock:
-        store.reserve(session, hidden.shape[1])
-        past = session.length
-        step = app[BATCHER].run(span, session, hidden, past)  # alone, or batched with other sessions' decode steps
-        output = await asyncio.wait_for(step, limits.step_timeout)
-        session.length += hidden.shape[1]
-    # Recording (hashes, compression, a transaction to disk), booking the receipt and signing the answer take
-    # milliseconds: they run on their own thread, not on the event loop that every other request waits on. One
-    # thread, first in first out: a session's steps are recorded in their order (its next step can only come after
-    # this answer, which waits for them).
-    answer = functools.partial(
-        _record_and_sign, app, session=session, hidden=hidden, output=output, past=past, payment=payment
-    )
-    (output,), (headers,) = await _answered(app, [answer])
+    with _released_unless_served(paywall, [payment]):
+        async with session.lock:
+            store.reserve(session, hidden.shape[1])
+            past = session.length
+            step = app[BATCHER].run(span, session, hidden, past)  # alone, or batched with other sessions' steps
+            output = await asyncio.wait_for(step, limits.step_timeout)
+            session.length += hidden.shape[1]
+        # Recording (hashes, compression, a transaction to disk), booking the receipt and signing the answer take
+        # milliseconds: they run on their own thread, not on the event loop that every other request waits on. One
+        # thread, first in first out: a session's steps are recorded in their order (its next step can only come
+        # after this answer, which waits for them).
+        answer = functools.partial(
+            _record_and_sign, app, session=session, hidden=hidden, output=output, past=past, payment=payment
+        )
+        (output,), (headers,) = await _answered(app, [answer])
     return web.Response(body=wire.encode(output), content_type=wire.CONTENT_TYPE, headers=headers)
+
+
+@contextlib.contextmanager
+def _released_unless_served(paywall, payments: list):
+    """The payments of steps that end in an error before they were served no longer count as in flight
+    (server/payments.py Paywall)."""
+    try:
+        yield
+    except BaseException:
+        if paywall is not None:
+            paywall.release(payments)
+        raise
 
 
 async def forward_steps(request: web.Request) -> web.Response:
@@ -180,26 +193,28 @@ async def forward_steps(request: web.Request) -> web.Response:
     steps = wire.decode_steps(data, hidden_size=span.config.hidden_size, dtype=span.dtype, max_steps=limits.max_batch)
     sessions = [store.get(session_id) for session_id in steps.sessions]
     paywall = app[PAYWALL][0] if app[PAYWALL] else None
-    payments = [
-        paywall.check(tokens=1, layers=session.end - session.start, headers=headers) if paywall else None
-        for session, headers in zip(sessions, steps.headers)
-    ]
+    payments: list = []
     hidden = list(steps.hidden.split(1, dim=0))
-    async with contextlib.AsyncExitStack() as locks:
-        for session in sorted(sessions, key=lambda s: s.id):  # one order for every request: no deadlock
-            await locks.enter_async_context(session.lock)
-        for session in sessions:
-            store.reserve(session, 1)
-        pasts = [session.length for session in sessions]
-        runs = [app[BATCHER].run(span, s, h, past) for s, h, past in zip(sessions, hidden, pasts)]
-        outputs = await asyncio.wait_for(asyncio.gather(*runs), limits.step_timeout)
-        for session in sessions:
-            session.length += 1
-    answers = [
-        functools.partial(_record_and_sign, app, session=s, hidden=h, output=o, past=past, payment=payment)
-        for s, h, o, past, payment in zip(sessions, hidden, outputs, pasts, payments)
-    ]
-    outputs, headers = await _answered(app, answers)
+    with _released_unless_served(paywall, payments):
+        for session, headers in zip(sessions, steps.headers):  # in the request's order: receipts add up in it
+            payments.append(
+                paywall.check(tokens=1, layers=session.end - session.start, headers=headers) if paywall else None
+            )
+        async with contextlib.AsyncExitStack() as locks:
+            for session in sorted(sessions, key=lambda s: s.id):  # one order for every request: no deadlock
+                await locks.enter_async_context(session.lock)
+            for session in sessions:
+                store.reserve(session, 1)
+            pasts = [session.length for session in sessions]
+            runs = [app[BATCHER].run(span, s, h, past) for s, h, past in zip(sessions, hidden, pasts)]
+            outputs = await asyncio.wait_for(asyncio.gather(*runs), limits.step_timeout)
+            for session in sessions:
+                session.length += 1
+        answers = [
+            functools.partial(_record_and_sign, app, session=s, hidden=h, output=o, past=past, payment=payment)
+            for s, h, o, past, payment in zip(sessions, hidden, outputs, pasts, payments)
+        ]
+        outputs, headers = await _answered(app, answers)
     return web.Response(body=wire.encode_steps(torch.cat(outputs), headers=headers), content_type=wire.CONTENT_TYPE)
 
 
@@ -292,7 +307,7 @@ def create_app(
         max_batch=limits.max_batch,
         wait_s=limits.batch_wait_ms / 1000,
         gap_s=limits.batch_gap_ms / 1000,
-        max_tokens=limits.max_step_tokens,
+        max_tokens=limits.batch_tokens,
         one_thread_tokens=limits.one_thread_tokens,
     )
     app[FILTERS], app[HOOKS], app[OUTGOING], app[SIGNER], app[PAYWALL], app[LIVE_INFO] = [], [], [], [], [], {}

@@ -77,12 +77,12 @@ class Batcher:
         max_batch: int = 32,
         wait_s: float = 0.0,
         gap_s: float = GAP_S,
-        max_tokens: int = 1024,
+        max_tokens: int = 128,
         one_thread_tokens: int = 0,
     ):
         self.executor, self.max_batch, self.wait_s, self.gap_s = executor, max_batch, wait_s, gap_s
         self.max_tokens = max_tokens
-        """Most tokens of one batch (a longer step runs alone): ServerLimits' ``max_step_tokens``."""
+        """Most tokens of one batch (a longer step runs alone): ServerLimits' ``batch_tokens``."""
         self.one_thread_tokens = one_thread_tokens
         """Passes of at most this many tokens in all run on one CPU thread (0: none); see the module's docstring."""
         self.queue: list[Step] = []

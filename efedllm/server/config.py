@@ -37,6 +37,11 @@ class ServerLimits:
     batch_gap_ms: float = 5.0
     """Longest pause between arriving steps that a waiting batch sits through (the steps of different clients
     reach the server a few milliseconds apart; one client's come in one request, POST /steps)."""
+    batch_tokens: int = 128
+    """Most tokens of all steps together in one batched forward pass (a step longer than this runs alone). A pass
+    holds every token's activations at once: 16 prompts of 35 tokens in one pass grew a server's memory by 45 MiB;
+    at 128 tokens a pass holds about a quarter of that, and passes of 128 rows already keep the cores busy
+    (server/batching.py has the figures)."""
     one_thread_tokens: int = 16
     """A forward pass of at most this many tokens in all (a decode step, a batch of up to this many) runs on one
     CPU thread (server/batching.py says why); 0: every pass uses all of torch's threads. No effect on a GPU."""

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +67,12 @@ class ReceiptBook:
         return -1 if row[1] else int(row[0])
 
     def book(self, receipt: Receipt, signature: bytes) -> None:
+        """Keep ``receipt`` as the (epoch, client)'s latest unless one of a larger amount is kept already (receipts
+        are cumulative: the largest one pays for everything below it)."""
         with self._lock:
+            before = self.owed(receipt.epoch, receipt.client)
+            if before is not None and (before == -1 or before >= receipt.amount):  # -1: redeemed already
+                return
             self._db.execute(
                 "INSERT INTO receipts VALUES (?, ?, ?, ?, NULL) ON CONFLICT (epoch, client) DO UPDATE SET "
                 "amount = excluded.amount, signature = excluded.signature WHERE redeemed IS NULL",
@@ -97,11 +102,25 @@ class Payment:
 
 
 class Paywall:
+    """Checks each step's receipt before the step runs and books it once the step is served.
+
+    Receipts are cumulative, so a step's receipt must cover everything the client owes for the epoch: the latest
+    receipt booked, every step checked and not yet served (still running, or sent in the same request before it),
+    and this step. Counting the steps in flight is what stops a client from sending several steps at once (in
+    concurrent requests, or in one ``POST /steps``) with receipts that each pay for one step on top of the last
+    booked receipt, and getting them all served for the price of one: each would be checked before any is booked.
+    A client's own steps to one server go one after the other (client/payments.py), or in one request with
+    receipts that add up in the request's order, so an honest client never meets the difference."""
+
     def __init__(self, *, price: int, me: str, domain: ReceiptDomain, epoch: Callable[[], int], book: ReceiptBook):
         self.price, self.me, self.domain, self.epoch, self.book = price, me, domain, epoch, book
+        self._lock = threading.Lock()
+        self._in_flight: dict[tuple[int, str], list[Payment]] = {}
+        """(epoch, client) -> the payments checked whose steps are neither served nor refused yet."""
 
     def check(self, *, tokens: int, layers: int, headers: Mapping[str, str]) -> Payment | None:
-        """The payment for a step of ``tokens`` over ``layers`` layers; SessionError 402 when none pays for it."""
+        """The payment for a step of ``tokens`` over ``layers`` layers, counted in flight until ``accept`` or
+        ``release``; SessionError 402 when none pays for it."""
         if self.price == 0:
             return None
         cost = self.price * tokens * layers
@@ -122,18 +141,44 @@ class Paywall:
         now = self.epoch()
         if abs(receipt.epoch - now) > 1:
             raise SessionError(402, f"bad receipt: epoch {receipt.epoch}, and this server records epoch {now}")
-        before = self.book.owed(receipt.epoch, receipt.client)
-        if before == -1:
-            raise SessionError(402, f"bad receipt: epoch {receipt.epoch} of this client was redeemed already")
-        due = (before or 0) + cost
-        if receipt.amount < due:
-            raise SessionError(402, f"receipt covers {receipt.amount} wei; {due} wei are due with this step")
-        return Payment(signed=SignedReceipt(receipt=receipt, signature=sig), digest=digest)
+        key = (receipt.epoch, receipt.client)
+        with self._lock:
+            before = self.book.owed(*key)
+            if before == -1:
+                raise SessionError(402, f"bad receipt: epoch {receipt.epoch} of this client was redeemed already")
+            covered = max([before or 0, *(p.signed.receipt.amount for p in self._in_flight.get(key, []))])
+            due = covered + cost
+            if receipt.amount < due:
+                running = len(self._in_flight.get(key, []))
+                also = f" (with {running} of its steps running or sent before it)" if running else ""
+                raise SessionError(402, f"receipt covers {receipt.amount} wei; {due} wei are due with this step{also}")
+            payment = Payment(signed=SignedReceipt(receipt=receipt, signature=sig), digest=digest)
+            self._in_flight.setdefault(key, []).append(payment)
+        return payment
 
     def accept(self, payment: Payment | None) -> None:
         """Book a checked payment, once its step was served."""
         if payment is not None:
-            self.book.book(payment.signed.receipt, payment.signed.signature)
+            with self._lock:
+                self._forget(payment)
+                self.book.book(payment.signed.receipt, payment.signed.signature)
+
+    def release(self, payments: Iterable[Payment | None]) -> None:
+        """Steps checked and then not served (refused, failed, timed out): what they promised no longer counts.
+        Payments already accepted are left as they are."""
+        with self._lock:
+            for payment in payments:
+                if payment is not None:
+                    self._forget(payment)
+
+    def _forget(self, payment: Payment) -> None:
+        receipt = payment.signed.receipt
+        key = (receipt.epoch, receipt.client)
+        flying = self._in_flight.get(key, [])
+        if any(p is payment for p in flying):
+            flying[:] = [p for p in flying if p is not payment]
+            if not flying:
+                del self._in_flight[key]
 
 
 class Redeemer:

@@ -5,7 +5,7 @@ canaries honestly and cheats everyone else. So a canary differs from a client's 
 
 - its prompt is new each time (verifier/prompts.py: a fixed list is trivially recognised);
 - its requests are a client's, in a client's order, through the client's own code (verifier/remote.py
-  ``run_canary``): the probe of ``/info``, a session, each step sent by client/session.py ``send_step`` with the
+  ``run_canary``): the probe of ``/info``, a session, each step sent by client/steps.py ``send_step`` with the
   server's signed answer checked (client/answers.py; an answer that fails the check is fraud, since the server
   signed it), on connections of its own, never those of the verifier's signed openings;
 - it pays a priced server as a client does (client/payments.py), with receipts signed by a *canary account*, a

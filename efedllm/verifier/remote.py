@@ -3,7 +3,7 @@
 A transport failure (connection refused, timeout, 5xx) is retried and then counted as ``unreachable``; an
 explicit refusal to open a leaf the server committed to, or a wrong canary answer (a wrong output, or a signed
 answer that fails the client's check), is ``fraud`` (verifier/checks.py says why the two differ). A canary goes
-through the client's own code (rpc.ServerClient, client/session.py ``send_step``), over a one-hop route on its
+through the client's own code (rpc.ServerClient, client/steps.py ``send_step``), over a one-hop route on its
 target alone: a failure there is ``unreachable``, never a failover. verifier/canaries.py says why a canary must
 look like any client's session.
 """
@@ -22,7 +22,7 @@ from efedllm.client.answers import BAD_ANSWER, AnswerChecker
 from efedllm.client.payments import Payer
 from efedllm.client.peers import probe
 from efedllm.client.routing import Peer
-from efedllm.client.session import send_step
+from efedllm.client.steps import send_step
 from efedllm.model.decoder import KVCache
 from efedllm.openings import CONTENT_TYPE, OpeningError, decode_opening, sign_request
 from efedllm.rpc import routes

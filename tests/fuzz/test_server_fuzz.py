@@ -7,6 +7,7 @@ real handler over a real task store; the verifier role comes from a fixed set in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 
@@ -36,6 +37,7 @@ from strategies import (
 )
 
 from efedllm import wire
+from efedllm.model.decoder import one_thread
 from efedllm.openings import OpeningRequest, decode_opening
 
 MAX_TOKENS = LIMITS.max_step_tokens
@@ -299,7 +301,8 @@ def test_openings_with_signed_requests_at_every_bound(served_server, request):
 
 
 def test_still_serving_correctly_after_the_abuse(served_server, span):
-    """Runs last in this module: a healthy session computes exactly what the span computes."""
+    """Runs last in this module: a healthy session computes exactly what the span computes, run as the server runs
+    it (a pass of at most ``one_thread_tokens`` tokens on one CPU thread: products summed in another order)."""
     info = served_server.request("GET", "/info").json()
     assert info["sessions"] == 0, "every fuzzed session was closed: none may leak"
     sid = open_session(served_server)
@@ -309,7 +312,9 @@ def test_still_serving_correctly_after_the_abuse(served_server, span):
     for hidden in steps:
         answer = served_server.request("POST", f"/sessions/{sid}/forward", wire.encode(hidden))
         assert answer.status == 200, answer
-        expected = span(hidden, cache, past=past)
+        few = hidden.shape[1] <= LIMITS.one_thread_tokens
+        with one_thread() if few else contextlib.nullcontext():
+            expected = span(hidden, cache, past=past)
         past += hidden.shape[1]
         assert torch.equal(wire.load(answer.body), expected)
     close(served_server, sid)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,18 @@ from efedllm.demo import CLIENT, EQUIVOCATOR, ROLES
 from efedllm.localnet import EFEDLLM
 
 pytestmark = pytest.mark.parametrize("node_kind", NODE_KINDS, scope="module")  # Anvil and Ganache
+
+
+def _why(result: subprocess.CompletedProcess, logs: Path) -> str:
+    """Why the demo failed: its error lines first (the CLI's one-line error is its last), then its output's tails
+    and the tail of each process's log."""
+    lines = (result.stdout + "\n" + result.stderr).splitlines()
+    errors = [line for line in lines if "error" in line.lower() or "traceback" in line.lower()]
+    parts = [f"efedllm demo exited {result.returncode}", *errors[-20:], "--- stdout", result.stdout[-3000:]]
+    parts += ["--- stderr", result.stderr[-3000:]]
+    for log in sorted(logs.glob("*.log")) if logs.is_dir() else []:
+        parts += [f"--- {log.name}", log.read_text(errors="replace")[-1500:]]
+    return "\n".join(parts)
 
 
 def test_the_demo_reports_what_the_chain_holds(w3, anvil, tmp_path):
@@ -41,7 +54,8 @@ def test_the_demo_reports_what_the_chain_holds(w3, anvil, tmp_path):
         text=True,
         timeout=900,
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    if result.returncode != 0:  # pytest.fail: an assert's message would be cut to its first lines
+        pytest.fail(_why(result, tmp_path / "work" / "logs"), pytrace=False)
     assert "identical text before and after the takeover: yes" in result.stdout
     report = json.loads(summary.read_text())
     deployment = Deployment.load(tmp_path / "work" / "deployments" / f"{w3.eth.chain_id}.json")

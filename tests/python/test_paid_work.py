@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -24,6 +26,7 @@ from eth_account import Account
 from eth_utils import keccak
 from test_cli import run
 
+from efedllm import wire
 from efedllm.chain.anvil import free_port
 from efedllm.chain.connection import Signer, message_signer
 from efedllm.chain.params import ETHER
@@ -35,6 +38,8 @@ from efedllm.localnet import ServerProcess, Walker, start_all, stop_all, wait_fo
 from efedllm.model.source import DEFAULT_MODEL
 from efedllm.receipts import (
     ANSWER_HEADER,
+    RECEIPT_HEADER,
+    RECEIPT_SIGNATURE_HEADER,
     SIGNATURE_HEADER,
     UNPAID,
     Answer,
@@ -44,6 +49,7 @@ from efedllm.receipts import (
     SignedReceipt,
     digest,
 )
+from efedllm.rpc import routes
 from efedllm.rpc.client import ServerFailure
 from efedllm.tasks import TaskRecord, tensor_hash
 from efedllm.verifier.config import FLOAT32_TOLERANCE
@@ -213,3 +219,90 @@ def test_a_client_refuses_an_answer_that_names_another_receipt():
             answer(names=names, sent_with=sent_with)
         assert refused.value.cause == "bad-answer" and "receipt" in str(refused.value)
     assert len(checker.kept) == 2
+
+
+def receipt_headers(domain, client: Account, *, server: str, epoch: int, amount: int) -> dict[str, str]:
+    receipt = Receipt(client=client.address, server=server, epoch=epoch, amount=amount)
+    signature = client.unsafe_sign_hash(domain.digest(receipt)).signature
+    return {RECEIPT_HEADER: receipt.to_header(), RECEIPT_SIGNATURE_HEADER: "0x" + bytes(signature).hex()}
+
+
+def test_several_steps_at_once_cannot_be_served_for_the_price_of_one(w3, deployment, network):
+    """The attack, as a client would run it over HTTP against the priced server of layers 0:12: several decode steps
+    sent at once, each with a receipt for one step on top of the last receipt the server booked. Checked before any
+    of them was booked, each used to pass, and the client had all of them served for the price of one. The server
+    counts the steps it is running: in one ``POST /steps`` the request is refused (402) before any step runs; sent
+    as concurrent requests, one is served and the others are refused. Receipts that add up in the request's order
+    (what an honest client sends, client/steps.py) are served."""
+    server, address = network[0], w3.eth.accounts[1]
+    protocol = Protocol(w3, deployment)
+    domain, epoch, attacker = protocol.receipt_domain, protocol.current_epoch(), Account.create()
+    cost = PRICES["0:12"] * 12  # one token through the server's 12 layers
+    pay = lambda amount: receipt_headers(domain, attacker, server=address, epoch=epoch, amount=amount)  # noqa: E731
+    binary = {"Content-Type": wire.CONTENT_TYPE}
+    sessions = []
+    for i in range(4):
+        opened = requests.post(server.url + routes.SESSIONS, json={"start": 0, "end": 12}, timeout=30)
+        assert opened.status_code == 201, opened.text
+        sessions.append(opened.json()["session"])
+        step = requests.post(
+            server.url + routes.forward(sessions[-1]),
+            data=wire.encode(torch.randn(1, 1, 576)),
+            headers={**binary, **pay((i + 1) * cost)},
+            timeout=60,
+        )
+        assert step.status_code == 200, step.text
+    booked = 4 * cost
+
+    def steps(amounts: list[int]) -> requests.Response:
+        body = wire.encode_steps(torch.randn(4, 1, 576), headers=[pay(a) for a in amounts], sessions=sessions)
+        return requests.post(server.url + routes.STEPS, data=body, headers=binary, timeout=60)
+
+    refused = steps([booked + cost] * 4)
+    assert refused.status_code == 402, refused.text
+    assert "running or sent before it" in refused.json()["error"]
+    together = steps([booked + (i + 1) * cost for i in range(4)])  # cumulative in the request's order
+    assert together.status_code == 200, together.text
+    booked += 4 * cost
+
+    start = threading.Barrier(4)
+
+    def alone(session: str) -> int:
+        body = wire.encode(torch.randn(1, 1, 576))
+        start.wait()
+        answer = requests.post(
+            server.url + routes.forward(session), data=body, headers={**binary, **pay(booked + cost)}, timeout=60
+        )
+        return answer.status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        statuses = sorted(pool.map(alone, sessions))
+    assert statuses == [200, 402, 402, 402], statuses
+
+
+def test_concurrent_paid_generations_travel_grouped_and_pay_every_step(anvil, w3, deployment, network):
+    """One paying client process, four generations at once (as ``efedllm api --pay`` runs them): their decode steps
+    travel grouped (``POST /steps``), each with its own receipt, cumulative in the request's order; every step is
+    paid, and each server redeems, to the wei, price x tokens x layers of all four generations."""
+    protocol = Protocol(w3, deployment)
+    client = Protocol(w3, deployment, Signer(w3.eth.accounts[CLIENT]))
+    client.tx.send(client.payments.functions.deposit(), value=ETHER, label="deposit")
+    walker = Walker(protocol, network)
+    servers = {w3.eth.accounts[1]: (12, 1_000), w3.eth.accounts[2]: (18, 3_000)}
+    epoch = walker.fresh_epoch()
+    model = DistributedModel.from_pretrained(protocol=client)
+    prompts = ["Tell me about the sea.", "Name a colour.", "What is two plus two?", "Say hello in French."]
+    groups, new = model.lockstep.groups, 5
+    with ThreadPoolExecutor(len(prompts)) as pool:
+        list(pool.map(lambda p: model.generate(prompt=p, max_new_tokens=new, eos_token_id=[]), prompts))
+    assert model.lockstep.groups > groups  # decode steps went to the servers grouped
+    tokens = sum(model.encode(prompt=p).shape[1] + new - 1 for p in prompts)
+    owed = {address: tokens * layers * price for address, (layers, price) in servers.items()}
+    assert {s: a for (s, e), a in model.payer.owed.items() if e == epoch} == owed
+    kept = [a.answer for a in model.answers.kept]
+    assert len({a.receipt for a in kept}) == len(kept)  # every answer names its own receipt
+
+    walker.commitments(epoch, servers)
+    redeemed = lambda s: client.payments.functions.redeemed(epoch, client.signer.address, s).call()  # noqa: E731
+    wait_for(lambda: all(redeemed(s) for s in servers), "the servers to redeem the receipts", processes=network)
+    assert {s: redeemed(s) for s in servers} == owed
