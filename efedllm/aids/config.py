@@ -6,7 +6,19 @@ from dataclasses import dataclass
 
 from efedllm.errors import EfedError
 
-KINDS = ("noise", "replay", "skip", "inflate", "refuse", "equivocate", "lower", "layer", "model", "svd")
+KINDS = (
+    "noise",
+    "replay",
+    "skip",
+    "inflate",
+    "refuse",
+    "equivocate",
+    "equivocate-grouped",
+    "lower",
+    "layer",
+    "model",
+    "svd",
+)
 """Server faults: see faults.py for what each kind does (substitutes.py: lower, layer, model, svd)."""
 SUBSTITUTE_KINDS = ("lower", "layer", "model", "svd")
 """The faults that compute something other than the declared configuration (substitutes.py)."""
@@ -14,6 +26,9 @@ COMPUTE_AS = ("float32", "bfloat16", "float16", "int8/float32", "int8/bfloat16",
 """What ``lower`` may compute as instead of the declared configuration."""
 STEP_KINDS = ("noise", "replay", "skip")
 """The faults that change a step's output."""
+EQUIVOCATING_KINDS = ("equivocate", "equivocate-grouped")
+"""The faults that send an answer other than the one recorded (equivocate-grouped: only to steps that came
+grouped, in one ``POST /steps``)."""
 LIES = ("always-0", "always-1")
 """Verifier lies: the accuracy reported for every server, whatever the checks say."""
 

@@ -12,6 +12,9 @@ server deactivated and slashed. Kinds:
 ``equivocate`` records and commits the honest output but sends the client a noisy one (``scale`` as for noise),
              signed: "serve wrong, record right". Its openings pass; the client's signed answer does not match
              its committed leaf, so a challenge (ServingChallenges) slashes it.
+``equivocate-grouped`` does so only to steps that came grouped (``POST /steps``, as a busy client's decode
+             steps travel) and answers steps sent alone honestly: a server that guesses a verifier's canaries come
+             one at a time. The verifier's grouped canaries (verifier/canaries.py) catch it.
 
 ``lower``, ``layer``, ``model``, ``svd`` compute something other than the declared configuration: substitutes.py.
 
@@ -29,7 +32,7 @@ import random
 
 import torch
 
-from efedllm.aids.config import STEP_KINDS, SUBSTITUTE_KINDS, FaultConfig
+from efedllm.aids.config import EQUIVOCATING_KINDS, STEP_KINDS, SUBSTITUTE_KINDS, FaultConfig
 from efedllm.aids.substitutes import substitute
 from efedllm.server.app import CONFIG, FILTERS, OUTGOING, serving
 from efedllm.server.main import ServerParts, load_span
@@ -50,11 +53,12 @@ class Fault:
             return served
         return served + max(1, math.ceil(served * self.config.rate))
 
-    def apply(self, *, inputs: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
-        """The answer a faulty server gives for a step whose honest output is ``outputs``."""
+    def apply(self, *, inputs: torch.Tensor, outputs: torch.Tensor, grouped: bool = False) -> torch.Tensor:
+        """The answer a faulty server gives for a step whose honest output is ``outputs`` (``grouped``: the step
+        came with others in one ``POST /steps``)."""
         kind = self.config.kind
-        if kind == "equivocate":
-            if self._rng.random() >= self.config.rate:
+        if kind in EQUIVOCATING_KINDS:
+            if (kind == "equivocate-grouped" and not grouped) or self._rng.random() >= self.config.rate:
                 return outputs
             self.steps_faulted += 1
             noise = torch.randn(outputs.shape, generator=self._noise, dtype=outputs.dtype)
@@ -90,7 +94,7 @@ def install_server_aid(server: ServerParts, config: FaultConfig, *, progress=pri
         )
     elif config.kind in STEP_KINDS:
         server.app[FILTERS].append(fault.apply)
-    elif config.kind == "equivocate":
+    elif config.kind in EQUIVOCATING_KINDS:
         server.app[OUTGOING].append(fault.apply)
     elif config.kind == "inflate" and server.committer is not None:
         server.committer.claim_units = fault.work_units

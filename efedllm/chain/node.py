@@ -274,7 +274,14 @@ def warp_to(w3, timestamp: int) -> None:
     if "error" not in response:
         w3.provider.make_request("evm_mine", [])
         return
-    if "error" not in w3.provider.make_request("evm_mine", [target]):
+    for _ in range(WARP_TRIES):
+        if "error" in w3.provider.make_request("evm_mine", [target]):
+            break
+        if _reached(w3, target, within=WARP_WAIT_S):
+            return
+        # Ganache answered and mined no block at ``target`` (seen under load): mine again
+        target = int(max(target, w3.eth.get_block("latest")["timestamp"] + 1))
+    else:
         return
     # the plainest dev node: a delta from the latest block (it may overshoot by the time the chain sat idle)
     delta = target - w3.eth.get_block("latest")["timestamp"]
@@ -282,6 +289,22 @@ def warp_to(w3, timestamp: int) -> None:
     if "error" in moved:
         raise EfedError(f"this node cannot move its clock: {moved['error'].get('message', moved['error'])}")
     w3.provider.make_request("evm_mine", [])
+
+
+WARP_TRIES = 3
+WARP_WAIT_S = 5.0
+"""How long ``warp_to`` waits for the block Ganache's ``evm_mine`` makes to be the latest (under interval mining it
+may come a moment after the answer; under load Ganache has answered and mined none), before it mines again."""
+
+
+def _reached(w3, timestamp: int, *, within: float) -> bool:
+    """Whether the latest block's timestamp reaches ``timestamp`` within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while w3.eth.get_block("latest")["timestamp"] < timestamp:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def give_ether(w3, address: str, wei: int, *, faucets: list[str]) -> None:

@@ -69,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     say = setup_logging(args, name="efedllm.verifier")
     if args.samples < 0 or args.canaries < 0 or args.canary_steps < 0 or not args.tolerance > 0:
         raise EfedError("--samples, --canaries and --canary-steps must not be negative; --tolerance must be positive")
+    if not 0 <= args.grouped_canaries <= 1 or args.canary_group < 2:
+        raise EfedError("--grouped-canaries must be between 0 and 1, and --canary-group at least 2")
     stop = StopSignal()
     protocol = open_protocol(args, signs=True)
     if not protocol.is_verifier(protocol.signer.address):

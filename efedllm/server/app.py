@@ -68,8 +68,9 @@ HOOKS = web.AppKey("hooks", list)
 outputs, past and payment (the Paywall's checked receipt for the step, or None): the task recorder (server/work.py)
 hooks in here, and returns the step's TaskRecord."""
 OUTGOING = web.AppKey("outgoing", list)
-"""Callables that may replace the output actually sent, after it was recorded (keyword arguments inputs and
-outputs): only a test aid uses it (``equivocate``: record right, serve wrong)."""
+"""Callables that may replace the output actually sent, after it was recorded (keyword arguments inputs, outputs
+and grouped, whether the step came in one ``POST /steps`` with others): only a test aid uses it (``equivocate``:
+record right, serve wrong)."""
 PAYWALL = web.AppKey("paywall", list)
 """At most one server/payments.Paywall: when set, a step is served only with the client's receipt paying for it."""
 SIGNER = web.AppKey("signer", list)
@@ -211,7 +212,9 @@ async def forward_steps(request: web.Request) -> web.Response:
             for session in sessions:
                 session.length += 1
         answers = [
-            functools.partial(_record_and_sign, app, session=s, hidden=h, output=o, past=past, payment=payment)
+            functools.partial(
+                _record_and_sign, app, session=s, hidden=h, output=o, past=past, payment=payment, grouped=True
+            )
             for s, h, o, past, payment in zip(sessions, hidden, outputs, pasts, payments)
         ]
         outputs, headers = await _answered(app, answers)
@@ -228,9 +231,17 @@ async def _answered(app: web.Application, answers: list) -> tuple[list[torch.Ten
 
 
 def _record_and_sign(
-    app: web.Application, *, session, hidden: torch.Tensor, output: torch.Tensor, past: int, payment
+    app: web.Application,
+    *,
+    session,
+    hidden: torch.Tensor,
+    output: torch.Tensor,
+    past: int,
+    payment,
+    grouped: bool = False,
 ) -> tuple[bytes, dict[str, str]]:
-    """Record a served step, book its payment, and sign the answer: (the output sent, its headers)."""
+    """Record a served step, book its payment, and sign the answer: (the output sent, its headers). ``grouped``:
+    the step came with others in one ``POST /steps`` (the outgoing filters, test aids, may tell the two apart)."""
     for answer in app[FILTERS]:
         output = answer(inputs=hidden, outputs=output)
     records = [hook(session=session, inputs=hidden, outputs=output, past=past, payment=payment) for hook in app[HOOKS]]
@@ -238,7 +249,7 @@ def _record_and_sign(
         app[PAYWALL][0].accept(payment)
     recorded = output
     for answer in app[OUTGOING]:
-        output = answer(inputs=hidden, outputs=output)
+        output = answer(inputs=hidden, outputs=output, grouped=grouped)
     headers = {}
     record = next((r for r in records if isinstance(r, TaskRecord)), None)
     if record is not None and app[SIGNER]:

@@ -22,6 +22,10 @@ epochs not yet redeemed), canaries to priced servers are skipped, and the verifi
 still get theirs. Give each verifier an account of its own (two payers of one account would sign clashing
 receipts).
 
+A busy client's concurrent sessions send their decode steps to a server together, in one request (client/lockstep.py):
+in an epoch drawn at random per server (``--grouped-canaries``) the canaries run ``--canary-group`` at once and
+their decode steps travel so too, through a lockstep of their own; otherwise one at a time, as a quiet client's.
+
 What remains linkable: the canary account is one pseudonym, used every epoch, in the CommitScores window, from the
 verifier's network address; a server profiling its clients over many epochs may single it out (docs/SECURITY.md).
 """
@@ -31,6 +35,8 @@ from __future__ import annotations
 import logging
 import os
 import random
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 from eth_account import Account
 from eth_utils import keccak
@@ -42,17 +48,21 @@ from efedllm.chain.node import give_ether
 from efedllm.chain.params import ETHER
 from efedllm.chain.protocol import Protocol
 from efedllm.client.answers import AnswerChecker
+from efedllm.client.lockstep import Lockstep
 from efedllm.client.payments import Payer
 from efedllm.errors import EfedError
 from efedllm.receipts import AnswerDomain, dev_account, typed_signer
 from efedllm.verifier.checks import Verdict
 from efedllm.verifier.config import VerifierAccount, VerifyConfig
 from efedllm.verifier.prompts import fresh_prompt
-from efedllm.verifier.remote import Target, run_canary
+from efedllm.verifier.remote import Target, canary_route, run_canary
 
 log = logging.getLogger("efedllm.verifier")
 CANARY_KEY_ENV = "EFEDLLM_CANARY_PRIVATE_KEY"
 CANARY_KEYSTORE_PASSWORD_ENV = "EFEDLLM_CANARY_KEYSTORE_PASSWORD"
+CANARY_WAIT_S = 5.0
+"""How long a grouped canary's decode step waits for the others (client/lockstep.py): each canary computes the
+verifier's own reference between its steps, and the canaries start their prompts at once."""
 
 
 def load_canary_signer(protocol: Protocol, account: VerifierAccount) -> Signer | None:
@@ -160,27 +170,54 @@ class Canaries:
         self._said_no_account = False
 
     def check(self, target: Target) -> list[Verdict]:
-        """Verdicts of ``target``'s canaries; none for a priced server while there is no account to pay it with."""
+        """Verdicts of ``target``'s canaries; none for a priced server while there is no account to pay it with.
+
+        In an epoch drawn for grouped canaries (``config.grouped_canaries`` of them, drawn per server) they run
+        ``config.canary_group`` at once (at least that many in all), their decode steps sent together, as the
+        concurrent sessions of a busy client are: a server that answered grouped steps wrongly and steps sent alone
+        honestly would otherwise pass every canary while it cheated every busy client."""
+        if self.config.canaries <= 0:
+            return []
+        grouped = self.rng.random() < self.config.grouped_canaries
+        size = self.config.canary_group if grouped else 1
+        total = max(self.config.canaries, size)
         verdicts: list[Verdict] = []
-        for _ in range(self.config.canaries):
-            prompt = fresh_prompt(self.model, self.tokenizer, seed=self.rng.getrandbits(64))
-            payer = None
-            if target.price:
-                tokens = len(prompt.ids) + self.config.canary_steps
-                payer = self._payer(cost=target.price * tokens * target.num_layers)
-                if payer is None:
-                    log.info("no canary for %s: it has a price and the canary account cannot pay", target.address)
-                    break
-            verdicts += run_canary(
-                target,
-                self.model,
-                prompt.ids,
-                decode_steps=self.config.canary_steps,
-                tolerance=self.config.tolerance,
-                answers=AnswerChecker(self.domain),
-                payer=payer,
-            )
+        while total > 0:
+            round_ = self._round(target, min(size, total) if grouped else 1)
+            if round_ is None:
+                break
+            verdicts += round_
+            total -= min(size, total) if grouped else 1
         return verdicts
+
+    def _round(self, target: Target, size: int) -> list[Verdict] | None:
+        """The verdicts of ``size`` canaries sent at once (their decode steps grouped, one payer for all); None
+        when a priced server cannot be paid."""
+        prompts = [fresh_prompt(self.model, self.tokenizer, seed=self.rng.getrandbits(64)) for _ in range(size)]
+        payer = None
+        if target.price:
+            tokens = sum(len(p.ids) for p in prompts) + size * self.config.canary_steps
+            payer = self._payer(cost=target.price * tokens * target.num_layers)
+            if payer is None:
+                log.info("no canary for %s: it has a price and the canary account cannot pay", target.address)
+                return None
+        run = partial(
+            run_canary,
+            target,
+            self.model,
+            decode_steps=self.config.canary_steps,
+            tolerance=self.config.tolerance,
+            answers=AnswerChecker(self.domain),
+            payer=payer,
+        )
+        if size == 1:
+            return run(prompts[0].ids)
+        lockstep = Lockstep(max_wait_s=CANARY_WAIT_S)
+        for member in range(size):  # each waits for the others from the start: none runs ahead alone
+            lockstep.coming(member, canary_route(target))
+        with ThreadPoolExecutor(max_workers=size, thread_name_prefix="canary") as pool:
+            runs = [pool.submit(run, p.ids, lockstep=(lockstep, i)) for i, p in enumerate(prompts)]
+            return [verdict for r in runs for verdict in r.result()]
 
     def _payer(self, *, cost: int) -> Payer | None:
         if self.account is not None:

@@ -34,6 +34,12 @@ class VerifyConfig:
     (verifier/canaries.py)."""
     canary_steps: int = 2
     """Decode steps after each canary's prefill (greedy)."""
+    grouped_canaries: float = 0.5
+    """Fraction of epochs, drawn at random per server, whose canaries run several at once, their decode steps
+    travelling in one request (``POST /steps``) as a busy client's do: a server cannot answer grouped steps wrongly
+    and pass canaries that only ever come alone (verifier/canaries.py)."""
+    canary_group: int = 2
+    """Canaries at once in such an epoch (at least this many are sent to the server then)."""
     tolerance: float = field(default=FLOAT32_TOLERANCE, metadata={"default_help": "%(default)s, for float32"})
     """Largest relative deviation of a recomputed output."""
     policy: Policy = "strict"

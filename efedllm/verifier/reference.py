@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from functools import partial
 
 import torch
@@ -23,6 +24,7 @@ class ReferenceModel:
         self.num_layers, self.dtype, self.softmax = source.num_layers, self.layers.dtype, softmax
         self.folder = source.folder
         self._served: dict[Serving, LayerSpan] = {}
+        self._building = threading.Lock()
         progress(
             f"verifier model: {source.name}, {self.num_layers} layers on {self.device}"
             + (" with the decomposed softmax" if softmax else "")
@@ -48,12 +50,14 @@ class ReferenceModel:
         return partial(self.recompute, serving=serving)
 
     def served(self, serving: Serving) -> LayerSpan:
-        """The whole model in ``serving``'s configuration: built once from the float32 copy, then kept."""
+        """The whole model in ``serving``'s configuration: built once from the float32 copy, then kept (under a
+        lock: grouped canaries run on threads of their own, and each would build its copy)."""
         if serving == FLOAT32_FULL:
             return self.layers
-        if serving not in self._served:
-            self._served[serving] = served_copy(self.layers, serving)
-        return self._served[serving]
+        with self._building:
+            if serving not in self._served:
+                self._served[serving] = served_copy(self.layers, serving)
+            return self._served[serving]
 
     @torch.inference_mode()
     def embed(self, token_ids: list[int]) -> torch.Tensor:

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from functools import partial
 
 import requests
+import torch
 
 from efedllm import wire
 from efedllm.chain.views import FLOAT32_FULL, Serving
 from efedllm.client.answers import BAD_ANSWER, AnswerChecker
+from efedllm.client.lockstep import Lockstep
 from efedllm.client.payments import Payer
 from efedllm.client.peers import probe
 from efedllm.client.routing import Peer
@@ -117,14 +119,41 @@ def run_canary(
     answers: AnswerChecker | None,
     payer: Payer | None,
     timeout: float = 60.0,
+    lockstep: tuple[Lockstep, int] | None = None,
 ) -> list[Verdict]:
     """Send ``prompt`` through ``target``'s span (prefill, then greedy decode steps) exactly as a client would,
-    and compare each answer with the verifier's own computation. One verdict per step.
+    and compare each answer with the verifier's own computation. One verdict per step. ``lockstep``: (the lockstep
+    of the canaries running at once with this one, this canary's place in it, registered as ``coming`` to
+    ``canary_route(target)`` before any of them starts): its decode steps travel grouped with theirs, as a client
+    process's concurrent sessions' steps do (client/lockstep.py).
 
     The requests are a client's, in a client's order, on connections of their own (never those of the verifier's
     signed openings): ``GET /info`` as a client's probe, ``POST /sessions``, each step through client/session.py
     ``send_step`` (paid by ``payer``'s receipt when the server has a price, its signed answer checked by
     ``answers``), ``DELETE``. A signed answer that fails that check is fraud: the server signed what it sent."""
+    try:
+        return _canary(
+            target,
+            model,
+            prompt,
+            decode_steps=decode_steps,
+            tolerance=tolerance,
+            answers=answers,
+            payer=payer,
+            timeout=timeout,
+            lockstep=lockstep,
+        )
+    finally:
+        if lockstep is not None:
+            lockstep[0].leave(lockstep[1])  # it blocks the others no more, however it ended
+
+
+def canary_route(target: Target) -> tuple[tuple[str, int], ...]:
+    """A canary's route as the lockstep sees it: one hop, its target."""
+    return ((target.endpoint, target.first_layer),)
+
+
+def _canary(target, model, prompt, *, decode_steps, tolerance, answers, payer, timeout, lockstep) -> list[Verdict]:
     start, end = target.first_layer, target.first_layer + target.num_layers
     peer = Peer(endpoint=target.endpoint, first=start, end=end, address=target.address, price=target.price)
     with requests.Session() as http:
@@ -145,6 +174,7 @@ def run_canary(
                 tolerance=rules.tolerance(target.serving, end - start, float32=tolerance),
                 answers=answers,
                 payer=payer,
+                lockstep=lockstep,
             )
         finally:
             server.close(opened.session)
@@ -162,17 +192,25 @@ def _steps(
     tolerance: float,
     answers: AnswerChecker | None,
     payer: Payer | None,
+    lockstep: tuple[Lockstep, int] | None = None,
 ) -> list[Verdict]:
     """The verdicts of a canary's steps on an open ``session``; the first answer that could not be had or decoded,
-    or failed the signature check, ends it."""
+    or failed the signature check, ends it. With a ``lockstep``, each decode step is sent with the other canaries'
+    steps released with it (its first try only: a retry goes alone, as a client's does)."""
     cache, served_cache, verdicts, past, tokens = KVCache(), KVCache(), [], 0, list(prompt)
+    route = ((peer.endpoint, peer.first),)
     for step in range(decode_steps + 1):
         new = tokens if step == 0 else tokens[-1:]
         front = model.run(model.embed(new), cache, past=past, start=0, end=peer.first)
         # the server's layers as it declared it computes them, step by step as it does, in a cache of their own
         expected = model.run(front, served_cache, past=past, start=peer.first, end=peer.end, serving=serving)
+        group = None
+        if lockstep is not None and step > 0:
+            released = lockstep[0].arrive(lockstep[1], route, 0)
+            group = (released, lockstep[1]) if released is not None else None
         send = partial(
-            send_step,
+            _first_grouped,
+            [group],
             server,
             peer=peer,
             session=session,
@@ -188,6 +226,9 @@ def _steps(
             got = _retried(send)
         except (wire.WireError, ServerFailure) as exc:  # an undecodable answer, or a BAD_ANSWER (``_retried``)
             return [*verdicts, Verdict.caught(f"canary step {step}: {exc}")]
+        finally:
+            if lockstep is not None and step > 0:
+                lockstep[0].answered(lockstep[1], route, 0)
         if isinstance(got, str):
             return [*verdicts, Verdict.unreachable(f"canary step {step}: {got}")]
         error = deviation(got, expected.float()) if got.shape == expected.shape else float("inf")
@@ -200,3 +241,9 @@ def _steps(
         past += len(new)
         tokens.append(model.next_token(back))
     return verdicts
+
+
+def _first_grouped(groups: list, *args, **kwargs) -> torch.Tensor:
+    """``send_step`` with the group in ``groups`` (a one-item list, emptied on use): a group is sent once, so a
+    retry of the step goes alone."""
+    return send_step(*args, group=groups.pop() if groups else None, **kwargs)

@@ -84,7 +84,16 @@ def network(network_files):
         args = [*chain(1 + i), "--price", str(price), "--public-url", relay.url]
         servers.append(ServerProcess(layers, port, args, log_path=root / f"s{i}.log"))
         relays.append(relay)
-    verifier = VerifierProcess([*chain(VERIFIER), "--canary-node-account", str(CANARY)], log_path=root / "verifier.log")
+    verifier = VerifierProcess(
+        [
+            *chain(VERIFIER),
+            "--canary-node-account",
+            str(CANARY),
+            "--grouped-canaries",
+            "0",
+        ],  # one at a time, as the client
+        log_path=root / "verifier.log",
+    )
     start_all([*servers, verifier])
     yield {"relays": relays, "all": [*servers, verifier]}
     stop_all([*servers, verifier])

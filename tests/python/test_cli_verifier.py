@@ -85,6 +85,16 @@ def test_run_refuses_a_verifier_as_its_canary_account_before_loading_the_model(a
     )
 
 
+@pytest.mark.parametrize(
+    "options", [("--grouped-canaries", "1.5"), ("--grouped-canaries", "-0.1"), ("--canary-group", "1")]
+)
+def test_bad_canary_options_are_one_line_errors(anvil, env, options):
+    assert_one_line_error(
+        cli(anvil, env, "verifier", "run", *options, account=9),
+        "--grouped-canaries must be between 0 and 1, and --canary-group at least 2",
+    )
+
+
 def test_penalize_a_commit_without_reveal(anvil, env, w3, deployment):
     silent = Protocol(w3, deployment, Signer(w3.eth.accounts[9]))
     epoch = silent.current_epoch()
