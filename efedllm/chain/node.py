@@ -163,6 +163,11 @@ class LocalNode:
         return cmd
 
     def _ganache_command(self) -> list[str]:
+        """Without a block time Ganache mines each transaction as it comes. Its default ("eager") holds the answer to
+        ``eth_sendTransaction`` until the block is mined, and under concurrent senders it has held one past the RPC
+        timeout (120 s; a CI run of the demo lost a server that way, Ganache 7.9.2; its transaction pool's races are
+        open upstream: ganache#2489, #4487). "strict" answers with the hash at once, as a real node does; the
+        transactor then waits for the receipt with a timeout of its own and says which transaction was not mined."""
         c = self.config
         cmd = [
             str(node_binary("ganache")),
@@ -185,6 +190,8 @@ class LocalNode:
         ]
         if c.block_time:
             cmd += ["--miner.blockTime", str(c.block_time)]
+        else:
+            cmd += ["--miner.instamine", "strict"]
         if c.state is not None:
             Path(c.state).mkdir(parents=True, exist_ok=True)
             cmd += ["--database.dbPath", str(c.state)]

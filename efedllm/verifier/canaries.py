@@ -183,11 +183,11 @@ class Canaries:
         total = max(self.config.canaries, size)
         verdicts: list[Verdict] = []
         while total > 0:
-            round_ = self._round(target, min(size, total) if grouped else 1)
+            round_ = self._round(target, min(size, total))
             if round_ is None:
                 break
             verdicts += round_
-            total -= min(size, total) if grouped else 1
+            total -= min(size, total)
         return verdicts
 
     def _round(self, target: Target, size: int) -> list[Verdict] | None:

@@ -131,18 +131,31 @@ def run_canary(
     signed openings): ``GET /info`` as a client's probe, ``POST /sessions``, each step through client/session.py
     ``send_step`` (paid by ``payer``'s receipt when the server has a price, its signed answer checked by
     ``answers``), ``DELETE``. A signed answer that fails that check is fraud: the server signed what it sent."""
+    start, end = target.first_layer, target.first_layer + target.num_layers
+    peer = Peer(endpoint=target.endpoint, first=start, end=end, address=target.address, price=target.price)
     try:
-        return _canary(
-            target,
-            model,
-            prompt,
-            decode_steps=decode_steps,
-            tolerance=tolerance,
-            answers=answers,
-            payer=payer,
-            timeout=timeout,
-            lockstep=lockstep,
-        )
+        with requests.Session() as http:
+            probe(target.endpoint)  # what ChainPeers asks every server before a client opens a session on it
+            server = ServerClient(target.endpoint, http=http, timeout=timeout)
+            opened = _retried(lambda: server.open_session(start, end))
+            if isinstance(opened, str):
+                return [Verdict.unreachable(f"canary: cannot open a session ({opened})")]
+            try:
+                return _steps(
+                    server,
+                    peer,
+                    opened.session,
+                    model=model,
+                    prompt=prompt,
+                    decode_steps=decode_steps,
+                    serving=target.serving,
+                    tolerance=rules.tolerance(target.serving, end - start, float32=tolerance),
+                    answers=answers,
+                    payer=payer,
+                    lockstep=lockstep,
+                )
+            finally:
+                server.close(opened.session)
     finally:
         if lockstep is not None:
             lockstep[0].leave(lockstep[1])  # it blocks the others no more, however it ended
@@ -151,33 +164,6 @@ def run_canary(
 def canary_route(target: Target) -> tuple[tuple[str, int], ...]:
     """A canary's route as the lockstep sees it: one hop, its target."""
     return ((target.endpoint, target.first_layer),)
-
-
-def _canary(target, model, prompt, *, decode_steps, tolerance, answers, payer, timeout, lockstep) -> list[Verdict]:
-    start, end = target.first_layer, target.first_layer + target.num_layers
-    peer = Peer(endpoint=target.endpoint, first=start, end=end, address=target.address, price=target.price)
-    with requests.Session() as http:
-        probe(target.endpoint)  # what ChainPeers asks every server before a client opens a session on it
-        server = ServerClient(target.endpoint, http=http, timeout=timeout)
-        opened = _retried(lambda: server.open_session(start, end))
-        if isinstance(opened, str):
-            return [Verdict.unreachable(f"canary: cannot open a session ({opened})")]
-        try:
-            return _steps(
-                server,
-                peer,
-                opened.session,
-                model=model,
-                prompt=prompt,
-                decode_steps=decode_steps,
-                serving=target.serving,
-                tolerance=rules.tolerance(target.serving, end - start, float32=tolerance),
-                answers=answers,
-                payer=payer,
-                lockstep=lockstep,
-            )
-        finally:
-            server.close(opened.session)
 
 
 def _steps(

@@ -31,7 +31,11 @@ def _why(result: subprocess.CompletedProcess, logs: Path) -> str:
     parts = [f"efedllm demo exited {result.returncode}", *errors[-20:], "--- stdout", result.stdout[-3000:]]
     parts += ["--- stderr", result.stderr[-3000:]]
     for log in sorted(logs.glob("*.log")) if logs.is_dir() else []:
-        parts += [f"--- {log.name}", log.read_text(errors="replace")[-1500:]]
+        text = log.read_text(errors="replace")
+        ours = [line for line in text.splitlines() if "efedllm/" in line and line.lstrip().startswith("File ")]
+        if ours:  # which of our calls a traceback went through (its tail below is mostly the libraries')
+            parts += [f"--- {log.name}: our frames of its traceback", *ours[-12:]]
+        parts += [f"--- {log.name}", text[-1500:]]
     return "\n".join(parts)
 
 
