@@ -3,8 +3,8 @@
 The load of bench/load.py (which also reports the throughput): servers 0:10, 10:20 and 20:30, each with
 ``--max-cache-bytes``; one client generates each prompt for the reference, then 16 sessions generate two rounds
 each at once. Every one of the 32 generations must end within the deadline and equal its single-client tokens;
-no server's KV cache (its own count, sampled from /info) nor its resident memory may grow past the configured
-cache size; and when the load is over every session is closed and its cache freed. Speed is reported, not
+no server's KV cache (its own count, sampled from /info) nor, once a first load has warmed it, its resident memory
+may grow past the configured cache size; and when the load is over every session is closed and its cache freed. Speed is reported, not
 asserted.
 """
 
@@ -36,6 +36,15 @@ def test_sixteen_concurrent_sessions_complete_identically_within_the_memory_boun
     single = load.run_single(template, inputs, tokens=TOKENS)
     assert not [g.error for g in single.generations if g.error]
     assert all(len(g.tokens) == TOKENS for g in single.generations)
+
+    # the first concurrent load leaves the servers some 20-25 MiB more resident memory for good (38 MiB once in CI):
+    # the batched code paths' first use (the allocator's pools, torch's buffers), not the cache; later loads of the
+    # same size grow 0-10 MiB above that rest and the rest stays put (2026-12-07, four loads in a row). The bound
+    # below is on a warm server, so that what it measures is what the cache takes.
+    warm = load.run_concurrent(
+        load.clients(template, urls, SESSIONS), inputs, rounds=1, tokens=TOKENS, deadline_s=DEADLINE_S
+    )
+    assert load.mismatches(single, warm) == []
 
     with load.MemoryWatch(servers) as watch:
         run = load.run_concurrent(
