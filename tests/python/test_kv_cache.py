@@ -67,7 +67,9 @@ def test_concurrent_heads_share_a_batch_and_match_alone(ends):
     torch.manual_seed(2)
     rows = [torch.randn(1, 1 + i % 3, 576) for i in range(12)]
     alone = [ends.logits(r[:, -1:])[0].float() for r in rows]
-    assert torch.allclose(ends.next_logits(rows[0]), alone[0], atol=1e-5)  # a caller alone
+    # a caller alone; `weight @ rows.T` (model/linear.py) and F.linear sum in different orders: their float32
+    # logits (up to about 10) differ by up to 2e-5, so the tolerance is the batched callers' below
+    assert torch.allclose(ends.next_logits(rows[0]), alone[0], atol=1e-4)
     calls = []
     compute = ends._head_batch.compute
     ends._head_batch.compute = lambda batch: calls.append(batch.shape[0]) or compute(batch)
