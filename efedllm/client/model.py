@@ -184,7 +184,8 @@ class DistributedModel:
             for _ in range(max_new_tokens):
                 hidden = self.ends.embed_tokens(step_input)
                 hidden = session.step(hidden)
-                logits = self.ends.next_logits(hidden)  # batched with other generations of this process
+                # batched with the generations of this process whose steps came back with this one
+                logits = self.ends.next_logits(hidden, together=session.arrived_with)
                 if output_logits:
                     all_logits.append(logits)
                 token = self._next_token(logits, input_ids, new_tokens, warpers, do_sample, generator)

@@ -92,6 +92,9 @@ class InferenceSession:
         self.busy_wait = busy_wait
         """Seconds to keep retrying while every server of some layers is busy (429) before giving up."""
         self.hops: list[RemoteHop] = self._reroute(0, num_layers, [], last=None)
+        self.arrived_with = 1
+        """How many sessions' steps (this one's included) the last hop of the last step answered together: they
+        reach the LM head together, and it runs them as one batch (model/head.py ``next_logits(together=)``)."""
 
     @property
     def route(self) -> list[Hop]:
@@ -120,6 +123,7 @@ class InferenceSession:
                 continue  # retry position i with the replacement hops
             if decode:
                 self.lockstep.answered(id(self), self._lockstep_route(), i)
+            self.arrived_with = group.size if group is not None else 1
             remote.history.append(hidden)
             if self.spot is not None and self.spot.due():
                 self._spot_check(remote, output)

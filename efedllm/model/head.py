@@ -10,6 +10,7 @@ hidden: 113 MB in float32 for SmolLM2-135M) and one pass over it serves a whole 
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import torch
@@ -55,14 +56,20 @@ class ModelEnds(torch.nn.Module):
         self.eval()
 
     @torch.inference_mode()
-    def next_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+    def next_logits(self, hidden: torch.Tensor, *, together: int = 1) -> torch.Tensor:
         """Float32 logits ([1, vocabulary], on the CPU) of the last position of ``hidden`` ([1, tokens, hidden]).
 
         Safe to call from many threads: calls that arrive while the head is busy wait and then run as one batch
         (the first waiting caller computes it for all), so N concurrent generations read the head's weights once
         per round instead of N times. Only the last position goes through the head: a prompt's other positions
-        would cost a vocabulary-wide row each and are never used."""
-        return self._head_batch.run(hidden[:, -1, :].to(self.device))
+        would cost a vocabulary-wide row each and are never used.
+
+        ``together``: how many callers (this one included) are known to come at once, e.g. the sessions whose
+        decode steps one server answered in one request (client/lockstep.py). They wake one after the other, and
+        the first would otherwise run the head alone while the rest queue for a second pass (bench/load.py, 16
+        sessions: 83 passes of 1 row and 61 of 15); the caller that computes waits up to ``GATHER_S`` for that
+        many rows. A caller alone never waits."""
+        return self._head_batch.run(hidden[:, -1, :].to(self.device), together=together)
 
     @torch.inference_mode()
     def embed_tokens(self, token_ids: torch.Tensor) -> torch.Tensor:
@@ -71,6 +78,12 @@ class ModelEnds(torch.nn.Module):
     @torch.inference_mode()
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.lm_head(self.norm(hidden))
+
+
+GATHER_S = 0.005
+"""The longest the head waits for callers known to come at once (``next_logits(together=)``): they are woken
+together, so they come within a millisecond or two even on 2 busy cores; one that does not (its session failed
+meanwhile) costs the others this much once."""
 
 
 class _Waiter:
@@ -90,16 +103,19 @@ class _Combiner:
 
     def __init__(self, compute):
         self.compute = compute
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()
         self.queue: list[_Waiter] = []
         self.busy = False
 
-    def run(self, row: torch.Tensor) -> torch.Tensor:
+    def run(self, row: torch.Tensor, *, together: int = 1) -> torch.Tensor:
+        """``compute`` of ``row`` ([1, hidden]), batched with the rows of concurrent callers; the caller that
+        computes first waits (up to ``GATHER_S``) until ``together`` rows are queued."""
         me = _Waiter(row)
         with self.lock:
             self.queue.append(me)
             me.lead = not self.busy
             self.busy = True
+            self.lock.notify_all()
         if not me.lead:
             me.ready.wait()
             if not me.lead:  # computed by another caller's batch
@@ -107,6 +123,9 @@ class _Combiner:
                     raise me.error
                 return me.result
         with self.lock:
+            deadline = time.monotonic() + GATHER_S
+            while len(self.queue) < together and (left := deadline - time.monotonic()) > 0:
+                self.lock.wait(left)
             batch, self.queue = self.queue, []
         try:
             out = self.compute(torch.cat([w.row for w in batch], dim=0))

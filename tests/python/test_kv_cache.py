@@ -6,6 +6,7 @@ Real model (SmolLM2-135M layers and head), no servers: the kernels themselves.""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import torch
@@ -95,6 +96,51 @@ def test_concurrent_heads_share_a_batch_and_match_alone(ends):
     assert sum(calls) == 5 * len(rows)
     assert max(calls) > 1  # concurrent callers were batched
     assert len(calls) < 5 * len(rows)
+
+
+def _staggered(ends, rows, *, together):
+    """Head passes (rows each) and results when ``rows``' callers come one after the other, half a millisecond
+    apart, as the sessions of one group are woken."""
+    calls, results = [], [None] * len(rows)
+    compute = ends._head_batch.compute
+    ends._head_batch.compute = lambda batch: calls.append(batch.shape[0]) or compute(batch)
+
+    gate = threading.Barrier(len(rows))
+
+    def call(i):
+        gate.wait()
+        time.sleep(0.0005 * i)
+        results[i] = ends.next_logits(rows[i], together=together)
+
+    try:
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(len(rows))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        ends._head_batch.compute = compute
+    return calls, results
+
+
+def test_callers_known_to_come_together_share_one_pass(ends, monkeypatch):
+    """Sessions whose steps one server answered together wake one after the other: told how many they are, the
+    first waits for the rest instead of running the head alone (and the rest in a second pass)."""
+    import efedllm.model.head as head
+
+    torch.manual_seed(3)
+    rows = [torch.randn(1, 1, 576) for _ in range(6)]
+    alone = [ends.logits(r)[0].float() for r in rows]
+    with monkeypatch.context() as patched:
+        patched.setattr(head, "GATHER_S", 30.0)  # the mechanism, not the machine's speed: wait for all of them
+        calls, results = _staggered(ends, rows, together=len(rows))
+    assert calls == [len(rows)]
+    assert all(torch.allclose(got, want, atol=1e-4) for got, want in zip(results, alone))
+    calls, results = _staggered(ends, rows, together=1)  # without the hint, whatever queued meanwhile
+    assert sum(calls) == len(rows)
+    assert all(torch.allclose(got, want, atol=1e-4) for got, want in zip(results, alone))
+    # more announced than come: it waits a moment (GATHER_S), then runs what it has
+    assert torch.allclose(ends.next_logits(rows[0], together=4), alone[0], atol=1e-4)
 
 
 def test_an_error_reaches_every_caller_of_its_batch(ends):
