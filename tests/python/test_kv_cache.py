@@ -64,53 +64,19 @@ def test_decode_through_blocks_matches_one_pass(span):
     assert cache.capacity == KVCache.blocks(50)
 
 
-def test_concurrent_heads_share_a_batch_and_match_alone(ends):
-    torch.manual_seed(2)
-    rows = [torch.randn(1, 1 + i % 3, 576) for i in range(12)]
-    alone = [ends.logits(r[:, -1:])[0].float() for r in rows]
-    # a caller alone; `weight @ rows.T` (model/linear.py) and F.linear sum in different orders: their float32
-    # logits (up to about 10) differ by up to 2e-5, so the tolerance is the batched callers' below
-    assert torch.allclose(ends.next_logits(rows[0]), alone[0], atol=1e-4)
-    calls = []
-    compute = ends._head_batch.compute
-    ends._head_batch.compute = lambda batch: calls.append(batch.shape[0]) or compute(batch)
-    try:
-        results: list = [None] * len(rows)
-        gate = threading.Barrier(len(rows))
-
-        def call(i):
-            gate.wait()
-            for _ in range(5):
-                results[i] = ends.next_logits(rows[i])
-
-        threads = [threading.Thread(target=call, args=(i,)) for i in range(len(rows))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-    finally:
-        ends._head_batch.compute = compute
-    for got, want in zip(results, alone):
-        assert got.shape == (1, want.shape[-1]) and torch.allclose(got, want, atol=1e-4)
-        assert int(got.argmax()) == int(want.argmax())
-    assert sum(calls) == 5 * len(rows)
-    assert max(calls) > 1  # concurrent callers were batched
-    assert len(calls) < 5 * len(rows)
-
-
-def _staggered(ends, rows, *, together):
-    """Head passes (rows each) and results when ``rows``' callers come one after the other, half a millisecond
-    apart, as the sessions of one group are woken."""
+def _concurrent(ends, rows, *, together=1, stagger=0.0, repeat=1):
+    """Head passes (rows each) and results when ``rows``' callers call at once, ``repeat`` times each; with
+    ``stagger``, caller i comes i x ``stagger`` seconds after the first, as the sessions of one group are woken."""
     calls, results = [], [None] * len(rows)
     compute = ends._head_batch.compute
     ends._head_batch.compute = lambda batch: calls.append(batch.shape[0]) or compute(batch)
-
     gate = threading.Barrier(len(rows))
 
     def call(i):
         gate.wait()
-        time.sleep(0.0005 * i)
-        results[i] = ends.next_logits(rows[i], together=together)
+        time.sleep(stagger * i)
+        for _ in range(repeat):
+            results[i] = ends.next_logits(rows[i], together=together)
 
     try:
         threads = [threading.Thread(target=call, args=(i,)) for i in range(len(rows))]
@@ -123,6 +89,22 @@ def _staggered(ends, rows, *, together):
     return calls, results
 
 
+def test_concurrent_heads_share_a_batch_and_match_alone(ends):
+    torch.manual_seed(2)
+    rows = [torch.randn(1, 1 + i % 3, 576) for i in range(12)]
+    alone = [ends.logits(r[:, -1:])[0].float() for r in rows]
+    # a caller alone; `weight @ rows.T` (model/linear.py) and F.linear sum in different orders: their float32
+    # logits (up to about 10) differ by up to 2e-5, so the tolerance is the batched callers' below
+    assert torch.allclose(ends.next_logits(rows[0]), alone[0], atol=1e-4)
+    calls, results = _concurrent(ends, rows, repeat=5)
+    for got, want in zip(results, alone):
+        assert got.shape == (1, want.shape[-1]) and torch.allclose(got, want, atol=1e-4)
+        assert int(got.argmax()) == int(want.argmax())
+    assert sum(calls) == 5 * len(rows)
+    assert max(calls) > 1  # concurrent callers were batched
+    assert len(calls) < 5 * len(rows)
+
+
 def test_callers_known_to_come_together_share_one_pass(ends, monkeypatch):
     """Sessions whose steps one server answered together wake one after the other: told how many they are, the
     first waits for the rest instead of running the head alone (and the rest in a second pass)."""
@@ -133,10 +115,10 @@ def test_callers_known_to_come_together_share_one_pass(ends, monkeypatch):
     alone = [ends.logits(r)[0].float() for r in rows]
     with monkeypatch.context() as patched:
         patched.setattr(head, "GATHER_S", 30.0)  # the mechanism, not the machine's speed: wait for all of them
-        calls, results = _staggered(ends, rows, together=len(rows))
+        calls, results = _concurrent(ends, rows, together=len(rows), stagger=0.0005)
     assert calls == [len(rows)]
     assert all(torch.allclose(got, want, atol=1e-4) for got, want in zip(results, alone))
-    calls, results = _staggered(ends, rows, together=1)  # without the hint, whatever queued meanwhile
+    calls, results = _concurrent(ends, rows, stagger=0.0005)  # without the hint, whatever queued meanwhile
     assert sum(calls) == len(rows)
     assert all(torch.allclose(got, want, atol=1e-4) for got, want in zip(results, alone))
     # more announced than come: it waits a moment (GATHER_S), then runs what it has
