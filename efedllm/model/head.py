@@ -81,9 +81,9 @@ class ModelEnds(torch.nn.Module):
 
 
 GATHER_S = 0.005
-"""The longest the head waits for callers known to come at once (``next_logits(together=)``): they are woken
-together, so they come within a millisecond or two even on 2 busy cores; one that does not (its session failed
-meanwhile) costs the others this much once."""
+"""The longest the head waits for callers known to come at once (``next_logits(together=)``). They are woken
+together: in bench/load.py's load (16 sessions, 64 decode rounds, 32 prompts) the head ran 90 passes with it against
+152-154 without. One that does not come (its session failed meanwhile) costs the others this much once."""
 
 
 class _Waiter:
